@@ -1,0 +1,84 @@
+// The CUDA entry points of core/device.h. Every runtime call is checked.
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "core/device.h"
+#include "core/error.h"
+
+#define LOOM_CUDA_CHECK(expr)                                                               \
+  do {                                                                                      \
+    cudaError_t loom_cuda_status_ = (expr);                                                 \
+    if (loom_cuda_status_ != cudaSuccess)                                                   \
+      ::loom::detail::throw_library_error("CUDA", #expr, __FILE__, __LINE__,                \
+                                          cudaGetErrorString(loom_cuda_status_));           \
+  } while (0)
+
+namespace loom {
+
+int cuda_device_count() {
+  int n = 0;
+  // No driver or no device is not an error here: it means zero devices.
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+std::string cuda_device_name(int index) {
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, index) != cudaSuccess) return {};
+  return std::string(prop.name) + ", " + std::to_string(prop.totalGlobalMem >> 30) + " GiB";
+}
+
+std::string cuda_runtime_version() {
+  int v = 0;
+  if (cudaRuntimeGetVersion(&v) != cudaSuccess) return "unknown";
+  return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
+}
+
+namespace detail {
+
+void* cuda_malloc(size_t bytes, int index) {
+  DeviceGuard guard(Device::cuda(index));
+  void* ptr = nullptr;
+  LOOM_CUDA_CHECK(cudaMalloc(&ptr, bytes));
+  return ptr;
+}
+
+void cuda_free(void* ptr, int index) noexcept {
+  int prev = 0;
+  if (cudaGetDevice(&prev) == cudaSuccess && cudaSetDevice(index) == cudaSuccess) {
+    cudaFree(ptr);
+    cudaSetDevice(prev);
+  }
+}
+
+void* cuda_malloc_host(size_t bytes) {
+  void* ptr = nullptr;
+  LOOM_CUDA_CHECK(cudaMallocHost(&ptr, bytes));
+  return ptr;
+}
+
+void cuda_free_host(void* ptr) noexcept { cudaFreeHost(ptr); }
+
+void cuda_memcpy(void* dst, Device, const void* src, Device, size_t bytes) {
+  LOOM_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault));
+}
+
+void cuda_memset_zero(void* ptr, size_t bytes, int index) {
+  DeviceGuard guard(Device::cuda(index));
+  LOOM_CUDA_CHECK(cudaMemset(ptr, 0, bytes));
+}
+
+int cuda_get_device() {
+  int d = 0;
+  LOOM_CUDA_CHECK(cudaGetDevice(&d));
+  return d;
+}
+
+void cuda_set_device(int index) { LOOM_CUDA_CHECK(cudaSetDevice(index)); }
+
+}  // namespace detail
+}  // namespace loom

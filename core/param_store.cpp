@@ -1,0 +1,64 @@
+#include "core/param_store.h"
+
+namespace loom {
+namespace {
+constexpr int64_t kAlignElements = static_cast<int64_t>(Buffer::kAlignment / sizeof(float));
+}
+
+int ParamStore::declare(std::string_view name, Shape shape) {
+  LOOM_ASSERT(!finalized_, "ParamStore::declare after finalize");
+  LOOM_CHECK(find(name) < 0, Error, "parameter '" + std::string(name) + "' declared twice");
+  Entry e;
+  e.name = std::string(name);
+  e.shape = shape;
+  e.numel = shape.numel();
+  e.offset = total_;
+  total_ += (e.numel + kAlignElements - 1) / kAlignElements * kAlignElements;
+  entries_.push_back(std::move(e));
+  return static_cast<int>(entries_.size()) - 1;
+}
+
+void ParamStore::finalize(Device device) {
+  LOOM_ASSERT(!finalized_, "ParamStore::finalize called twice");
+  size_t bytes = static_cast<size_t>(total_) * sizeof(float);
+  values_ = Buffer(bytes, device);
+  grads_ = Buffer(bytes, device);
+  finalized_ = true;
+}
+
+const ParamStore::Entry& ParamStore::entry(int index) const {
+  LOOM_ASSERT(index >= 0 && index < size(), "parameter index out of range");
+  return entries_[static_cast<size_t>(index)];
+}
+
+int ParamStore::find(std::string_view name) const {
+  for (size_t i = 0; i < entries_.size(); ++i)
+    if (entries_[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+int ParamStore::index_of(std::string_view name) const {
+  int i = find(name);
+  LOOM_CHECK(i >= 0, Error, "no parameter named '" + std::string(name) + "'");
+  return i;
+}
+
+Tensor ParamStore::value(int index) const {
+  LOOM_ASSERT(finalized_, "ParamStore used before finalize");
+  const Entry& e = entry(index);
+  return values().slice(e.offset, e.numel).view(e.shape);
+}
+
+Tensor ParamStore::grad(int index) const {
+  LOOM_ASSERT(finalized_, "ParamStore used before finalize");
+  const Entry& e = entry(index);
+  return grads().slice(e.offset, e.numel).view(e.shape);
+}
+
+int64_t ParamStore::parameter_count() const {
+  int64_t n = 0;
+  for (const Entry& e : entries_) n += e.numel;
+  return n;
+}
+
+}  // namespace loom

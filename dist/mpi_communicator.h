@@ -1,0 +1,64 @@
+#pragma once
+// MpiCommunicator: the world communicator over MPI, for host buffers. Started without a
+// launcher, the process is a singleton of size 1 (no mpirun needed). Started by a launcher
+// that announces N > 1 ranks while MPI reports 1 (an srun without PMIx, say), init_world
+// throws a CommError that says how to launch correctly.
+//
+// mpi.h is included only in mpi_communicator.cpp: state lives behind a pimpl.
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "dist/communicator.h"
+
+namespace loom {
+
+class Watchdog;
+
+class MpiCommunicator final : public Communicator {
+ public:
+  // Initialises MPI once (thread level MULTIPLE, so the watchdog thread may act while a
+  // collective blocks), checks the launcher's announced size, sets the log rank prefix.
+  static MpiCommunicator& init_world(int* argc = nullptr, char*** argv = nullptr);
+  static MpiCommunicator& world();        // after init_world (asserts)
+  static bool world_initialized();
+  static void shutdown_world();           // MPI_Finalize; idempotent; safe without init
+
+  ~MpiCommunicator() override;
+
+  int rank() const override;
+  int size() const override;
+  std::string_view backend() const override { return "mpi"; }
+  void allreduce(Tensor buf, const CollectiveOptions& opt) override;
+  std::unique_ptr<Work> allreduce_async(Tensor buf, const CollectiveOptions& opt) override;
+  void broadcast(Tensor buf, int root) override;
+  void allgatherv(Tensor mine, Tensor all, std::span<const int64_t> counts) override;
+  void alltoallv(Tensor send, std::span<const int64_t> send_counts, Tensor recv,
+                 std::span<const int64_t> recv_counts) override;
+  void barrier() override;
+  [[noreturn]] void abort(std::string_view why, int exit_code) override;
+  using Communicator::allreduce;
+
+  // Deadline for blocking collectives whose options give none (default 600 s;
+  // config key comm.timeout_s).
+  void set_default_timeout(std::chrono::milliseconds timeout);
+  std::chrono::milliseconds default_timeout() const;
+  Watchdog& watchdog();
+
+  // MPI_Get_processor_name of this rank.
+  std::string host_name() const;
+  // MPI_Get_library_version, first line ("Open MPI v4.1.4, ...").
+  static std::string library_version();
+
+ private:
+  MpiCommunicator();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The number of ranks the launcher announced through its environment (Open MPI's
+// OMPI_COMM_WORLD_SIZE, SLURM's SLURM_STEP_NUM_TASKS inside an srun step, PMI_SIZE,
+// PMIX_SIZE...), or 0 when no launcher started this process.
+int launcher_world_size();
+
+}  // namespace loom

@@ -1,0 +1,3 @@
+#include <cstdio>
+#include "core/version.h"
+int main() { std::printf("loom %s\n", loom::kVersion); return 0; }

@@ -1,0 +1,78 @@
+#pragma once
+// Helpers shared by loom's tests: temporary directories, child processes with captured
+// output and deadlines, the path of the `loom` binary and of mpirun.
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace loom::test {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction
+// unless LOOM_KEEP_TEST_DIRS=1.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// The `loom` binary under test ($LOOM_BINARY, set by ctest).
+std::string loom_binary();
+// The mpirun program and the flags ctest uses (oversubscribe, no binding, yield when idle).
+std::vector<std::string> mpirun_prefix(int np);
+
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& text);
+
+// A child process in its own process group, stdout and stderr captured to files.
+class Process {
+ public:
+  explicit Process(std::vector<std::string> argv, std::vector<std::string> extra_env = {});
+  ~Process();  // kills the process group if still running
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Waits up to `timeout`; returns true if it exited (then exit_status() is valid).
+  bool wait_for(std::chrono::milliseconds timeout);
+  bool running();
+  // Exit status as a shell reports it: the code, or 128 + signal if killed.
+  int exit_status() const { return status_; }
+  void signal(int sig);            // to the process itself
+  void signal_group(int sig);      // to its whole process group
+  std::string out() const;         // captured stdout so far
+  std::string err() const;         // captured stderr so far
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+  bool exited_ = false;
+  std::string out_path_;
+  std::string err_path_;
+  TempDir dir_;
+};
+
+// Runs argv to completion (or kills it after `timeout`); returns {status, stdout+stderr}.
+struct RunResult {
+  int status = -1;
+  bool timed_out = false;
+  std::string out;
+  std::string err;
+};
+RunResult run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+              const std::vector<std::string>& extra_env = {});
+
+// Child pids of `pid` (from /proc), for finding the ranks under an mpirun.
+std::vector<pid_t> child_pids(pid_t pid);
+// All descendants of `pid` whose /proc/<pid>/comm equals `name`.
+std::vector<pid_t> descendants_named(pid_t pid, const std::string& name);
+
+}  // namespace loom::test
