@@ -1,0 +1,82 @@
+#pragma once
+// Optimizers over a ParamStore's packed buffers. Each keeps its state in named slots with
+// the ParamStore's layout (one buffer per slot), so a checkpoint writes
+// /optimizer/<param>/<slot> from slot_view(param, slot) and resumes by reading it back.
+//
+// step() reads the gradient buffer, updates the value buffer, and leaves the gradients as
+// they were (the Trainer zeroes them). Host (CPU) parameters; CUDA versions come with the
+// transformers.
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/buffer.h"
+#include "core/param_store.h"
+
+namespace loom {
+
+class Optimizer {
+ public:
+  explicit Optimizer(const ParamStore& params) : params_(params) {}
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  virtual std::string_view name() const = 0;           // "sgd", "adagrad", "adamw"
+  // One update of every parameter with learning rate `lr`.
+  virtual void step(ParamStore& params, double lr) = 0;
+
+  // Slot names in a fixed order ("gradsq"; "m", "v"); empty for SGD.
+  const std::vector<std::string>& slot_names() const { return slot_names_; }
+  // The state of parameter `param_index` in slot `slot`, shaped like the parameter.
+  Tensor slot_view(int param_index, std::string_view slot) const;
+  // Number of steps taken (AdamW's bias correction uses it; checkpointed).
+  int64_t steps_taken() const { return steps_; }
+  void set_steps_taken(int64_t steps) { steps_ = steps; }
+
+ protected:
+  // Adds a slot buffer with the ParamStore's packed layout, filled with `init`.
+  void add_slot(std::string name, float init);
+  float* slot_data(size_t slot) const { return static_cast<float*>(slots_[slot].data()); }
+
+  const ParamStore& params_;
+  std::vector<std::string> slot_names_;
+  std::vector<Buffer> slots_;
+  int64_t steps_ = 0;
+};
+
+class Sgd final : public Optimizer {
+ public:
+  explicit Sgd(const ParamStore& params) : Optimizer(params) {}
+  std::string_view name() const override { return "sgd"; }
+  void step(ParamStore& params, double lr) override;  // w -= lr * g
+};
+
+// AdaGrad as GloVe uses it: gradsq starts at `initial_accumulator` (GloVe: 1.0) and
+// w -= lr * g / sqrt(gradsq) after gradsq += g^2.
+class AdaGrad final : public Optimizer {
+ public:
+  AdaGrad(const ParamStore& params, float initial_accumulator = 1.0f);
+  std::string_view name() const override { return "adagrad"; }
+  void step(ParamStore& params, double lr) override;
+};
+
+struct AdamWOptions {
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;   // decoupled: w -= lr * wd * w
+};
+
+class AdamW final : public Optimizer {
+ public:
+  AdamW(const ParamStore& params, AdamWOptions options);
+  std::string_view name() const override { return "adamw"; }
+  void step(ParamStore& params, double lr) override;
+
+ private:
+  AdamWOptions options_;
+};
+
+}  // namespace loom
