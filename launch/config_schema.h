@@ -1,0 +1,171 @@
+#pragma once
+// The config schema: one table per section, each row one key (name, type, default, range
+// or allowed values, help). The table generates both the typed struct field (config.h)
+// and the schema record that the loader, the TOML writer and `loom config --describe`
+// walk (config.cpp). There is no second list to keep in sync.
+//
+// Adding a key: add one row to its section's table below.
+// Adding a section (e.g. [glove]):
+//   1. write `#define LOOM_CONFIG_GLOVE(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST) ...`
+//      with one row per key, in the order they should be printed;
+//   2. add one line `X(glove, GloveSection, LOOM_CONFIG_GLOVE, "help")` to
+//      LOOM_CONFIG_SECTIONS. That defines `struct GloveSection`, the member
+//      `Config::glove`, its schema record, its TOML output and its --describe rows.
+//
+// Row forms (the key is a bare identifier; it is the TOML key and the struct member):
+//   X_BOOL(key, default, help)                         bool
+//   X_INT (key, default, range, help)                  std::int64_t
+//   X_REAL(key, default, range, help)                  double (integers are accepted too)
+//   X_STR (key, default, help)                         std::string
+//   X_ENUM(key, default, "a|b|c", help)                std::string, one of the allowed values
+//   X_LIST(key, default, help)                         std::vector<std::string>; write the
+//                                                      default `{}` or in parentheses:
+//                                                      `(std::vector<std::string>{"a", "b"})`
+// A range is built by one of the ConfigRange functions below; each says whether its
+// bounds are inclusive ([ ]) or exclusive (( )).
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace loom {
+
+// Allowed interval of a numeric key. Bounds are stored as double: every bound loom uses
+// is an integer below 2^53, so the comparison with an int64 value is exact.
+struct ConfigRange {
+  bool has_lo = false;
+  bool lo_open = false;  // true: value > lo; false: value >= lo
+  double lo = 0;
+  bool has_hi = false;
+  bool hi_open = false;  // true: value < hi; false: value <= hi
+  double hi = 0;
+
+  static constexpr ConfigRange any() { return {}; }
+  static constexpr ConfigRange at_least(double lo) { return {true, false, lo, false, false, 0}; }  // [lo, inf)
+  static constexpr ConfigRange above(double lo) { return {true, true, lo, false, false, 0}; }      // (lo, inf)
+  static constexpr ConfigRange between(double lo, double hi) {                                     // [lo, hi]
+    return {true, false, lo, true, false, hi};
+  }
+  static constexpr ConfigRange above_at_most(double lo, double hi) {                               // (lo, hi]
+    return {true, true, lo, true, false, hi};
+  }
+};
+
+// ---- [run] ----------------------------------------------------------------------------
+#define LOOM_CONFIG_RUN(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                            \
+  X_STR(name, "loom", "run name; fills {name} in run.dir")                                        \
+  X_STR(dir, "runs/loom",                                                                          \
+        "run directory; placeholders {name} (run.name) and {job} (SLURM job id, else 'local') "   \
+        "are expanded")                                                                            \
+  X_INT(seed, 1234, ConfigRange::at_least(0), "base seed; RNG streams derive from (seed, rank, purpose)") \
+  X_INT(threads, 0, ConfigRange::at_least(0), "CPU threads per rank; 0 = all cores")              \
+  X_ENUM(log_level, "info", "debug|info|warn|error", "lowest log level printed")
+
+// ---- [comm] ---------------------------------------------------------------------------
+#define LOOM_CONFIG_COMM(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                           \
+  X_REAL(timeout_s, 600.0, ConfigRange::above_at_most(0, 604800),                                 \
+         "deadline in seconds of a blocking collective; the watchdog aborts the job after it")
+
+// ---- [status] -------------------------------------------------------------------------
+#define LOOM_CONFIG_STATUS(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                         \
+  X_INT(port, -1, ConfigRange::between(-1, 65535),                                                \
+        "status server port: -1 = off, 0 = an ephemeral port (printed), else this port")         \
+  X_STR(bind, "127.0.0.1", "address the status server listens on")
+
+// ---- [progress] -----------------------------------------------------------------------
+#define LOOM_CONFIG_PROGRESS(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                       \
+  X_REAL(interval_s, 10.0, ConfigRange::above(0),                                                 \
+         "seconds between plain progress lines when stderr is not a terminal")                   \
+  X_ENUM(bar, "auto", "auto|on|off", "progress bar: auto = only on a terminal")                   \
+  X_INT(metrics_every, 1, ConfigRange::at_least(1), "write a metrics.jsonl line every N steps")
+
+// ---- [selftest] -----------------------------------------------------------------------
+#define LOOM_CONFIG_SELFTEST(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                       \
+  X_INT(steps, 200, ConfigRange::at_least(1), "number of self-test steps")                        \
+  X_INT(max_bytes, 1 << 22, ConfigRange::between(8, 1 << 30), "largest message in bytes")         \
+  X_INT(step_sleep_ms, 0, ConfigRange::at_least(0), "sleep after each step, milliseconds")        \
+  X_INT(stall_rank, -1, ConfigRange::at_least(-1),                                                \
+        "test switch: this rank sleeps stall_seconds before a collective at stall_step; -1 = off") \
+  X_INT(stall_step, -1, ConfigRange::at_least(-1), "step at which stall_rank stalls; -1 = off")   \
+  X_REAL(stall_seconds, 3600.0, ConfigRange::at_least(0), "how long stall_rank sleeps, seconds")
+
+// Every section, in output order: X(member, StructName, TABLE, help).
+#define LOOM_CONFIG_SECTIONS(X)                                                                  \
+  X(run, RunSection, LOOM_CONFIG_RUN, "the run: name, directory, seed, threads, logging")        \
+  X(comm, CommSection, LOOM_CONFIG_COMM, "collectives and their watchdog")                       \
+  X(status, StatusSection, LOOM_CONFIG_STATUS, "the HTTP status server")                         \
+  X(progress, ProgressSection, LOOM_CONFIG_PROGRESS, "progress lines, bar and metrics")          \
+  X(selftest, SelftestSection, LOOM_CONFIG_SELFTEST, "the collective self-test")
+
+// ---- generators -----------------------------------------------------------------------
+// Struct fields: `struct S { LOOM_CONFIG_FIELDS(TABLE) };`
+#define LOOM_CONFIG_FIELD_BOOL(key, def, help) bool key = def;
+#define LOOM_CONFIG_FIELD_INT(key, def, range, help) std::int64_t key = def;
+#define LOOM_CONFIG_FIELD_REAL(key, def, range, help) double key = def;
+#define LOOM_CONFIG_FIELD_STR(key, def, help) std::string key = def;
+#define LOOM_CONFIG_FIELD_ENUM(key, def, allowed, help) std::string key = def;
+#define LOOM_CONFIG_FIELD_LIST(key, def, help) std::vector<std::string> key = def;
+#define LOOM_CONFIG_FIELDS(TABLE)                                                               \
+  TABLE(LOOM_CONFIG_FIELD_BOOL, LOOM_CONFIG_FIELD_INT, LOOM_CONFIG_FIELD_REAL,                   \
+        LOOM_CONFIG_FIELD_STR, LOOM_CONFIG_FIELD_ENUM, LOOM_CONFIG_FIELD_LIST)
+
+// A struct per section plus `Config` holding one of each, all compared member-wise.
+#define LOOM_CONFIG_DEFINE_SECTION(member, Type, TABLE, help) \
+  struct Type {                                               \
+    LOOM_CONFIG_FIELDS(TABLE)                                 \
+    bool operator==(const Type&) const = default;             \
+  };
+#define LOOM_CONFIG_DECLARE_MEMBER(member, Type, TABLE, help) Type member;
+
+// ---- schema records -------------------------------------------------------------------
+enum class ConfigKind { kBool, kInt, kReal, kString, kEnum, kStringList };
+
+// Where a key's value lives inside one section object.
+using ConfigFieldRef =
+    std::variant<bool*, std::int64_t*, double*, std::string*, std::vector<std::string>*>;
+
+struct ConfigKeyInfo {
+  const char* key;
+  ConfigKind kind;
+  ConfigRange range;     // numbers only
+  const char* allowed;   // enums only: "a|b|c"; "" otherwise
+  const char* help;
+  ConfigFieldRef (*field)(void* section);  // the member inside a section object
+};
+
+struct ConfigSectionInfo {
+  const char* name;
+  const char* help;
+  void* (*section)(void* root);  // the section object inside a root object (e.g. Config)
+  std::vector<ConfigKeyInfo> keys;
+};
+
+// Row macros building ConfigKeyInfo records; `SectionT` is the section's struct type.
+#define LOOM_CONFIG_FIELD_FN(key) \
+  [](void* s) -> ::loom::ConfigFieldRef { return &static_cast<SectionT*>(s)->key; }
+#define LOOM_CONFIG_KEY_BOOL(key, def, help) \
+  ::loom::ConfigKeyInfo{#key, ::loom::ConfigKind::kBool, {}, "", help, LOOM_CONFIG_FIELD_FN(key)},
+#define LOOM_CONFIG_KEY_INT(key, def, range, help) \
+  ::loom::ConfigKeyInfo{#key, ::loom::ConfigKind::kInt, range, "", help, LOOM_CONFIG_FIELD_FN(key)},
+#define LOOM_CONFIG_KEY_REAL(key, def, range, help) \
+  ::loom::ConfigKeyInfo{#key, ::loom::ConfigKind::kReal, range, "", help, LOOM_CONFIG_FIELD_FN(key)},
+#define LOOM_CONFIG_KEY_STR(key, def, help) \
+  ::loom::ConfigKeyInfo{#key, ::loom::ConfigKind::kString, {}, "", help, LOOM_CONFIG_FIELD_FN(key)},
+#define LOOM_CONFIG_KEY_ENUM(key, def, allowed, help) \
+  ::loom::ConfigKeyInfo{#key, ::loom::ConfigKind::kEnum, {}, allowed, help, LOOM_CONFIG_FIELD_FN(key)},
+#define LOOM_CONFIG_KEY_LIST(key, def, help)                                               \
+  ::loom::ConfigKeyInfo{#key, ::loom::ConfigKind::kStringList, {}, "", help,               \
+                        LOOM_CONFIG_FIELD_FN(key)},
+
+// An expression of type ConfigSectionInfo for `Root::member`, whose rows are TABLE.
+#define LOOM_CONFIG_SECTION_INFO(Root, member, TABLE, help_text)                           \
+  [] {                                                                                     \
+    using SectionT = decltype(Root::member);                                               \
+    return ::loom::ConfigSectionInfo{                                                      \
+        #member, help_text,                                                                \
+        [](void* root) -> void* { return &static_cast<Root*>(root)->member; },             \
+        {TABLE(LOOM_CONFIG_KEY_BOOL, LOOM_CONFIG_KEY_INT, LOOM_CONFIG_KEY_REAL,            \
+               LOOM_CONFIG_KEY_STR, LOOM_CONFIG_KEY_ENUM, LOOM_CONFIG_KEY_LIST)}};         \
+  }()
+
+}  // namespace loom

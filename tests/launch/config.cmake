@@ -1,0 +1,4 @@
+# Config: schema tables, TOML + --set loading, errors, round trip, --describe.
+loom_add_test(test_config
+  SOURCES ${LOOM_TEST_DIR}/test_config.cpp
+  LIBS loom_launch)
