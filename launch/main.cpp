@@ -1,3 +1,169 @@
+// The `loom` command: a table of subcommands. Each one parses its arguments with CLI11,
+// runs, and returns an exit status; loom::Error is caught here, printed with the rank
+// prefix, and ends every rank of the job (STYLE.md rule 6).
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
+#include <exception>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/log.h"
 #include "core/version.h"
-int main() { std::printf("loom %s\n", loom::kVersion); return 0; }
+#include "dist/mpi_communicator.h"
+#include "launch/config.h"
+#include "launch/selftest.h"
+#include "launch/session.h"
+
+namespace {
+
+using loom::Error;
+
+constexpr const char* kExitStatusText =
+    "EXIT STATUS\n"
+    "  0    success\n"
+    "  1    an error (bad input, I/O, a failed check); the message names what and where\n"
+    "  2    bad command line or config (the message names the key and file:line)\n"
+    "  3    watchdog: a collective did not finish within comm.timeout_s (names op, step, ranks)\n"
+    "  4    another rank failed and this one was stopped\n"
+    "  128+N  clean stop on signal N (130 SIGINT, 138 SIGUSR1, 143 SIGTERM)\n";
+
+std::string version_text() {
+  return std::string("loom ") + loom::kVersion + "\ncommit " + loom::kGitCommit + "\nbuild " +
+         loom::kBuildType + "\nCUDA " + (loom::kWithCuda ? "on" : "off") + "\n";
+}
+
+// Reports a failure. Once MPI is up with several ranks, the communicator's abort ends them
+// all (nobody is left waiting in a collective). Before MPI is up every rank sees the same
+// (config) error, so only rank 0 of the launch prints it.
+int fail(const std::string& command, const std::string& msg, int code) {
+  if (loom::MpiCommunicator::world_initialized() && loom::MpiCommunicator::world().size() > 1)
+    loom::MpiCommunicator::world().abort(msg, code);
+  if (!loom::MpiCommunicator::world_initialized() && loom::RunEnv::detect().announced_rank != 0)
+    return code;
+  loom::log::error(command, msg);
+  return code;
+}
+
+// Runs `body` inside a Session. A loom::Error after MPI is up ends every rank: with more
+// than one rank through the communicator's abort (no rank is left in a collective), alone
+// by returning the error's exit status.
+int with_session(const loom::SessionOptions& options, const std::function<int(loom::Session&)>& body) {
+  std::unique_ptr<loom::Session> session;
+  try {
+    session = std::make_unique<loom::Session>(options);
+    return body(*session);
+  } catch (const Error& e) {
+    return fail(options.command, e.what(), e.exit_code());
+  } catch (const std::exception& e) {
+    return fail(options.command, std::string("internal error: ") + e.what(), loom::kExitError);
+  }
+}
+
+void add_config_options(CLI::App* cmd, std::string& config_path, std::vector<std::string>& overrides) {
+  cmd->add_option("config", config_path, "TOML config file (optional: defaults apply)")->check(CLI::ExistingFile);
+  cmd->add_option("--set", overrides, "override one config key: --set section.key=value (repeatable)")
+      ->type_name("KEY=VALUE")
+      ->take_all();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "loom - pretrain text models data-parallel across processes\n\n"
+      "loom trains word embeddings (GloVe, word2vec) and transformers (BERT, GPT) on one\n"
+      "laptop or across a cluster. One binary runs alone, under `mpirun -np N loom ...`, or\n"
+      "as the tasks of a SLURM `srun` step; every run is one TOML config plus --set\n"
+      "overrides, and writes its outputs to a run directory.",
+      "loom"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", version_text(), "print version, git commit, build type, CUDA on/off");
+  app.footer(std::string("Run `loom SUBCOMMAND --help` for the manual of each subcommand.\n\n") + kExitStatusText);
+
+  // ---- selftest ---------------------------------------------------------------------
+  std::string selftest_config;
+  std::vector<std::string> selftest_set;
+  CLI::App* selftest = app.add_subcommand(
+      "selftest",
+      "run every collective on checked data across all ranks (loom's main job until a model lands)\n\n"
+      "DESCRIPTION\n"
+      "  Each step runs allreduce (sum, avg, max, min; blocking and async), broadcast from a\n"
+      "  rotating root, allgatherv with uneven counts, alltoallv and barrier, on integer data\n"
+      "  whose result is known exactly, and checks every element. Message sizes cycle from 0\n"
+      "  bytes to selftest.max_bytes. Progress, metrics.jsonl, the status server, stop signals\n"
+      "  and the watchdog behave as in training.");
+  add_config_options(selftest, selftest_config, selftest_set);
+  selftest->footer(
+      "EXAMPLES\n"
+      "  mpirun -np 2 loom selftest examples/selftest.toml\n"
+      "  loom selftest --set selftest.steps=50 --set status.port=0\n"
+      "  srun --mpi=pmix -n 4 loom selftest --set comm.timeout_s=60\n\n"
+      "FILES\n"
+      "  RUN_DIR/config.toml   the resolved config\n"
+      "  RUN_DIR/metrics.jsonl one JSON object per step\n\n" +
+      std::string(kExitStatusText));
+
+  // ---- env --------------------------------------------------------------------------
+  CLI::App* env = app.add_subcommand(
+      "env",
+      "print the run environment: launcher, world size, rank -> host map, threads, GPUs, versions\n\n"
+      "DESCRIPTION\n"
+      "  Detects how the job was launched (singleton, mpirun, SLURM srun), brings up the\n"
+      "  world communicator, and prints from rank 0 one line per rank (host, local rank, pid,\n"
+      "  threads, GPU) and the versions of MPI, HDF5, NCCL and CUDA. Run it under the same\n"
+      "  launcher as the job to check a cluster allocation.");
+  env->footer("EXAMPLES\n  loom env\n  mpirun -np 4 loom env\n  srun --mpi=pmix -n 2 loom env\n\n" +
+              std::string(kExitStatusText));
+
+  // ---- config -----------------------------------------------------------------------
+  std::string config_path;
+  std::vector<std::string> config_set;
+  bool describe = false;
+  CLI::App* config = app.add_subcommand(
+      "config",
+      "check a config and print it resolved, or describe every key\n\n"
+      "DESCRIPTION\n"
+      "  With --describe, prints the schema: every section.key with its type, default, allowed\n"
+      "  range and meaning. Otherwise loads CONFIG (and --set overrides), reports the first\n"
+      "  error with its key and file:line, and prints the full resolved config as TOML.");
+  add_config_options(config, config_path, config_set);
+  config->add_flag("--describe", describe, "print every key: type, default, range, help");
+  config->footer("EXAMPLES\n  loom config --describe\n  loom config examples/selftest.toml --set run.seed=7\n\n" +
+                 std::string(kExitStatusText));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : loom::kExitUsage;
+  }
+
+  if (*selftest) {
+    return with_session({selftest_config, selftest_set, true, "selftest"},
+                        [](loom::Session& s) { return loom::run_selftest(s); });
+  }
+  if (*env) {
+    return with_session({"", {}, false, "env"}, [](loom::Session& s) {
+      std::string text = loom::describe_environment(s.comm(), s.env());
+      std::fputs(text.c_str(), stdout);
+      return 0;
+    });
+  }
+  if (*config) {
+    try {
+      if (describe) {
+        std::fputs(loom::describe_config_schema().c_str(), stdout);
+      } else {
+        std::fputs(loom::config_to_toml(loom::load_config_for_cli(config_path, config_set)).c_str(), stdout);
+      }
+      return 0;
+    } catch (const Error& e) {
+      loom::log::error("config", e.what());
+      return e.exit_code();
+    }
+  }
+  return loom::kExitUsage;
+}

@@ -1,0 +1,121 @@
+#include "launch/session.h"
+
+#include <omp.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/device.h"
+#include "core/log.h"
+#include "core/version.h"
+#include "dist/mpi_communicator.h"
+#include "dist/backend_info.h"
+#include "io/h5.h"
+
+namespace loom {
+namespace {
+
+log::Level parse_level(const std::string& name) {
+  if (name == "debug") return log::Level::kDebug;
+  if (name == "warn") return log::Level::kWarn;
+  if (name == "error") return log::Level::kError;
+  return log::Level::kInfo;
+}
+
+// Writes `text` to `path` through a temporary file and a rename, so a reader never sees
+// half a file.
+void write_file_atomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw IoError("cannot write " + tmp + ": " + std::strerror(errno));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw IoError("cannot rename " + tmp + " to " + path + ": " + ec.message());
+}
+
+}  // namespace
+
+Config load_config_for_cli(const std::string& path, const std::vector<std::string>& overrides) {
+  return load_config(path, overrides);
+}
+
+Session::Session(const SessionOptions& options) {
+  env_ = RunEnv::detect();
+  log::set_rank(env_.announced_rank, env_.announced_size);   // until MPI says
+  config_ = load_config(options.config_path, options.overrides);
+  log::set_level(parse_level(config_.run.log_level));
+  int threads = config_.run.threads > 0 ? static_cast<int>(config_.run.threads) : env_.threads;
+  env_.threads = threads > 0 ? threads : 1;
+  omp_set_num_threads(env_.threads);
+
+  comm_ = &MpiCommunicator::init_world();
+  comm_->set_default_timeout(std::chrono::milliseconds(
+      static_cast<int64_t>(config_.comm.timeout_s * 1000.0)));
+  if (!options.create_run_dir) return;
+
+  run_dir_ = expand_run_dir(config_.run.dir, config_.run.name, env_.job_id);
+  if (comm_->rank() == 0) {
+    std::error_code ec;
+    std::filesystem::create_directories(run_dir_, ec);
+    if (ec) throw IoError("cannot create run directory " + run_dir_ + ": " + ec.message());
+    std::string resolved = config_to_toml(config_);
+    write_file_atomically(run_dir_ + "/config.toml", resolved);
+    log::info("config", "run directory " + run_dir_ + "; resolved config (also in " + run_dir_ +
+                            "/config.toml):\n" + resolved);
+  }
+}
+
+Session::~Session() { MpiCommunicator::shutdown_world(); }
+
+std::string describe_environment(MpiCommunicator& comm, const RunEnv& env) {
+  // Each rank contributes one fixed-size record: "host local_rank pid threads gpu".
+  constexpr int kRecord = 256;
+  std::array<char, kRecord> mine{};
+  std::string gpu = env.gpu >= 0 ? "cuda:" + std::to_string(env.gpu) + " " + cuda_device_name(env.gpu)
+                                 : std::string("-");
+  std::snprintf(mine.data(), kRecord, "%s|%d|%d|%d|%s", comm.host_name().c_str(), env.local_rank,
+                static_cast<int>(getpid()), env.threads, gpu.c_str());
+  std::vector<char> all(static_cast<size_t>(kRecord) * static_cast<size_t>(comm.size()));
+  comm.allgather(Tensor(mine.data(), {kRecord}, DType::kU8),
+                 Tensor(all.data(), {kRecord * comm.size()}, DType::kU8));
+  if (comm.rank() != 0) return {};
+
+  std::ostringstream out;
+  out << "loom " << kVersion << " (commit " << kGitCommit << ", " << kBuildType << ", CUDA "
+      << (kWithCuda ? "on" : "off") << ")\n";
+  out << "launcher       " << launcher_name(env.launcher);
+  if (!env.job_id.empty()) out << " (SLURM job " << env.job_id << ", restart " << env.restart_count << ")";
+  out << "\nworld size     " << comm.size() << "\n";
+  out << "threads        " << env.threads << " per rank\n";
+  out << "visible GPUs   CUDA_VISIBLE_DEVICES=" << env.visible_gpus << ", " << cuda_device_count()
+      << " device(s) seen by rank 0\n";
+  out << "rank  host                 local  pid      threads  gpu\n";
+  for (int r = 0; r < comm.size(); ++r) {
+    std::string rec(all.data() + static_cast<size_t>(r) * kRecord);
+    std::array<std::string, 5> f;
+    std::istringstream ss(rec);
+    for (auto& field : f) std::getline(ss, field, '|');
+    char line[512];
+    std::snprintf(line, sizeof line, "%-5d %-20s %-6s %-8s %-8s %s\n", r, f[0].c_str(), f[1].c_str(),
+                  f[2].c_str(), f[3].c_str(), f[4].c_str());
+    out << line;
+  }
+  out << "MPI            " << MpiCommunicator::library_version() << "\n";
+  out << "HDF5           " << hdf5_version() << "\n";
+  out << "NCCL           " << nccl_version() << "\n";
+  out << "CUDA runtime   " << cuda_runtime_version() << "\n";
+  return out.str();
+}
+
+}  // namespace loom

@@ -1,0 +1,113 @@
+// Fault tests on the real `loom` binary under mpirun: a stop signal to one rank stops all
+// ranks at the same step; a stalled rank trips the watchdog (exit 3, op and rank named);
+// a SIGKILLed rank ends the job promptly.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <regex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/test_support.h"
+
+namespace loom::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::vector<std::string> mpi_selftest(int np, const std::string& run_dir, std::vector<std::string> sets) {
+  std::vector<std::string> cmd = mpirun_prefix(np);
+  cmd.insert(cmd.end(), {loom_binary(), "selftest", "--set", "run.dir=" + run_dir, "--set",
+                         "selftest.max_bytes=65536", "--set", "progress.interval_s=0.5"});
+  for (const std::string& s : sets) {
+    cmd.push_back("--set");
+    cmd.push_back(s);
+  }
+  return cmd;
+}
+
+// Waits until `n` loom ranks run under the mpirun process `p`; returns their pids.
+std::vector<pid_t> wait_for_ranks(Process& p, size_t n) {
+  for (int i = 0; i < 600; ++i) {
+    std::vector<pid_t> ranks = descendants_named(p.pid(), "loom");
+    if (ranks.size() >= n) return ranks;
+    std::this_thread::sleep_for(50ms);
+  }
+  return {};
+}
+
+// Waits until the job's stderr shows it is inside the step loop (metrics lines appear).
+bool wait_for_text(Process& p, const std::string& text, std::chrono::seconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (p.err().find(text) != std::string::npos) return true;
+    if (!p.running()) return false;
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
+class StopSignal : public ::testing::TestWithParam<std::tuple<int, int>> {};
+
+TEST_P(StopSignal, OneRankSignalledAllStopAtTheSameStep) {
+  auto [np, sig] = GetParam();
+  TempDir dir;
+  Process job(mpi_selftest(np, dir.file("run"), {"selftest.steps=100000", "selftest.step_sleep_ms=20"}));
+  std::vector<pid_t> ranks = wait_for_ranks(job, size_t(np));
+  ASSERT_EQ(ranks.size(), size_t(np)) << job.err();
+  ASSERT_TRUE(wait_for_text(job, "running 100000 steps", 60s)) << job.err();
+  std::this_thread::sleep_for(1500ms);
+  kill(ranks.back(), sig);                         // one rank only, not mpirun
+  ASSERT_TRUE(job.wait_for(60s)) << "job did not stop:\n" << job.err();
+  std::string err = job.err();
+  EXPECT_EQ(job.exit_status(), 128 + sig) << err;
+  std::regex stopped(R"(\[r(\d+)/\d+\]\[selftest\] stop requested \(signal (\d+)\): all ranks stopped after step (\d+))");
+  std::set<int> seen_ranks;
+  std::set<std::string> steps;
+  for (std::sregex_iterator it(err.begin(), err.end(), stopped), end; it != end; ++it) {
+    seen_ranks.insert(std::stoi((*it)[1]));
+    EXPECT_EQ(std::stoi((*it)[2]), sig);
+    steps.insert((*it)[3]);
+  }
+  EXPECT_EQ(seen_ranks.size(), size_t(np)) << err;
+  EXPECT_EQ(steps.size(), 1u) << "ranks stopped at different steps:\n" << err;
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, StopSignal,
+                         ::testing::Values(std::make_tuple(2, SIGTERM), std::make_tuple(3, SIGUSR1),
+                                           std::make_tuple(2, SIGINT)));
+
+TEST(Watchdog, StalledRankEndsTheJobWithStatus3NamingOpAndRank) {
+  TempDir dir;
+  auto start = std::chrono::steady_clock::now();
+  RunResult r = run(mpi_selftest(3, dir.file("run"),
+                                 {"selftest.steps=1000", "selftest.stall_rank=1", "selftest.stall_step=5",
+                                  "selftest.stall_seconds=600", "comm.timeout_s=4"}),
+                    120s);
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_FALSE(r.timed_out) << r.err;
+  EXPECT_EQ(r.status, 3) << r.out << r.err;
+  EXPECT_LT(took, 60.0);
+  EXPECT_NE(r.err.find("allreduce"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("step 5"), std::string::npos) << r.err;
+  std::regex missing(R"(missing[^\n]*\b1\b)");
+  EXPECT_TRUE(std::regex_search(r.err, missing)) << "rank 1 not named as missing:\n" << r.err;
+}
+
+TEST(Kill, SigkilledRankEndsTheWholeJobPromptly) {
+  TempDir dir;
+  Process job(mpi_selftest(3, dir.file("run"), {"selftest.steps=100000", "selftest.step_sleep_ms=10"}));
+  std::vector<pid_t> ranks = wait_for_ranks(job, 3);
+  ASSERT_EQ(ranks.size(), 3u) << job.err();
+  ASSERT_TRUE(wait_for_text(job, "running 100000 steps", 60s)) << job.err();
+  std::this_thread::sleep_for(1s);
+  kill(ranks[1], SIGKILL);
+  ASSERT_TRUE(job.wait_for(60s)) << "job hung after a rank was killed:\n" << job.err();
+  EXPECT_NE(job.exit_status(), 0);
+  for (pid_t p : ranks) EXPECT_NE(kill(p, 0) == 0 && read_file("/proc/" + std::to_string(p) + "/stat").find(" Z ") == std::string::npos, true) << "rank " << p << " still alive";
+}
+
+}  // namespace
+}  // namespace loom::test
