@@ -1,10 +1,150 @@
 #pragma once
-// HDF5 entry points that do not need hdf5.h in the caller.
+// RAII handles over HDF5 with checked calls. hdf5.h stays in io/h5.cpp: an HDF5 id (hid_t)
+// is carried here as an opaque int64_t inside h5::Handle and never handed to callers.
+//
+// Every HDF5 call in h5.cpp goes through LOOM_H5_CHECK, which throws loom::IoError with
+// the expression, file:line, the HDF5 error stack and what was being done (file path and
+// object path, e.g. "ckpt.h5 dataset /model/W").
+//
+// Note [File locking]
+// HDF5 1.10 takes flock() locks on files it opens with the serial drivers. flock fails
+// (or hangs) on NFS and Lustre, and 1.10.8 has no H5Pset_file_locking. The documented
+// switch is the environment variable HDF5_USE_FILE_LOCKING=FALSE, which the library reads
+// when it opens a file, so init_library() sets it (without overriding a value the user
+// set) before loom opens any file. Exclusion comes from loom's protocol instead: writers
+// write NAME.h5.tmp and rename it; readers only open renamed files (DESIGN.md).
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace loom {
 
 // "1.10.8 (parallel)" for the linked library.
 std::string hdf5_version();
 
+namespace h5 {
+
+// Once per process, before any file is opened: file locking off (Note [File locking]) and
+// HDF5's automatic error printing off (errors are reported through IoError instead).
+void init_library();
+
+enum class Kind : uint8_t { kFile, kGroup, kDataset, kDataspace, kAttribute, kPropertyList, kDatatype };
+
+// Owns one HDF5 id and closes it with the call that matches its kind. Move-only.
+class Handle {
+ public:
+  Handle() = default;
+  Handle(int64_t id, Kind kind) : id_(id), kind_(kind) {}
+  ~Handle();
+  Handle(Handle&& other) noexcept;
+  Handle& operator=(Handle&& other) noexcept;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  int64_t id() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  // Closes now and reports a failure (the destructor only logs one).
+  void close();
+
+ private:
+  int64_t id_ = -1;
+  Kind kind_ = Kind::kFile;
+};
+
+// Element types loom stores. File types: IEEE f32 LE, std i64/u64 LE, vlen UTF-8 string.
+enum class ElemType : uint8_t { kF32, kI64, kU64, kString };
+const char* elem_type_name(ElemType type);  // "float32", "int64", "uint64", "string"
+size_t elem_type_size(ElemType type);       // bytes in memory (string: 0)
+
+// How a file is opened: serial sec2 driver, or MPI-IO over MPI_COMM_WORLD with
+// collective metadata (every rank makes every metadata call with the same arguments).
+enum class Driver : uint8_t { kSerial, kMpiWorld };
+// Size of MPI_COMM_WORLD when MPI is initialised (and not finalised), else 0: kMpiWorld
+// can be used only when this equals the communicator's size.
+int mpi_world_size();
+
+class Dataset;
+class Group;
+
+// Something with attributes: the file (root group), a group or a dataset.
+class Object {
+ public:
+  const std::string& file_path() const { return file_; }
+  const std::string& path() const { return path_; }   // "/", "/model/W"
+  std::string where() const;                           // "FILE dataset PATH" for messages
+
+  bool has_attr(const std::string& name) const;
+  void set_attr(const std::string& name, int64_t value);
+  void set_attr(const std::string& name, const std::string& value);  // scalar vlen UTF-8
+  void set_attr_u32(const std::string& name, uint32_t value);
+  // Throw IoError naming the attribute if it is missing or of another type class.
+  int64_t attr_i64(const std::string& name) const;
+  uint32_t attr_u32(const std::string& name) const;
+  std::string attr_string(const std::string& name) const;
+
+ protected:
+  Object(Handle handle, std::string file, std::string path, Driver driver)
+      : handle_(std::move(handle)), file_(std::move(file)), path_(std::move(path)), driver_(driver) {}
+  std::string child_path(const std::string& name) const;
+  Handle handle_;
+  std::string file_;
+  std::string path_;
+  Driver driver_;
+  bool is_dataset_ = false;
+};
+
+class Group : public Object {
+ public:
+  struct Child { std::string name; bool is_group = false; bool is_dataset = false; };
+  bool has(const std::string& name) const;           // a direct child link
+  std::vector<Child> children() const;               // in name order
+  Group create_group(const std::string& name);
+  Group open_group(const std::string& name) const;
+  // Contiguous layout, no fill (every byte is written by the caller).
+  Dataset create_dataset(const std::string& name, ElemType type, const std::vector<int64_t>& dims);
+  Dataset open_dataset(const std::string& name) const;
+
+ protected:
+  using Object::Object;
+};
+
+class File : public Group {
+ public:
+  // Creates (truncating) `path`. With kMpiWorld this is a collective over MPI_COMM_WORLD.
+  static File create(const std::string& path, Driver driver);
+  static File open(const std::string& path, bool writable);   // serial
+  void flush();
+  void close();
+
+ private:
+  using Group::Group;
+};
+
+class Dataset : public Object {
+ public:
+  const std::vector<int64_t>& dims() const { return dims_; }
+  int64_t numel() const;
+  // The element type, or nullopt for a type loom does not store (see type_name()).
+  std::optional<ElemType> type() const { return type_; }
+  std::string type_name() const;                    // "float32", or HDF5's class and size
+  uint64_t storage_bytes() const;                   // bytes allocated in the file
+  std::optional<uint64_t> file_offset() const;      // of the data (contiguous layout)
+
+  // Rows [row_begin, row_begin + row_count) of the first dimension; `data` is row-major of
+  // `type()`. In an MPI-IO file the call is collective (ranks may pass row_count 0).
+  void write_rows(int64_t row_begin, int64_t row_count, const void* data);
+  void read_rows(int64_t row_begin, int64_t row_count, void* data) const;
+  void write_strings(const std::vector<std::string>& values);   // 1-D string dataset
+  std::vector<std::string> read_strings() const;
+
+ private:
+  friend class Group;
+  Dataset(Handle handle, std::string file, std::string path, Driver driver);
+  std::vector<int64_t> dims_;
+  std::optional<ElemType> type_;
+  int64_t row_elems_ = 1;   // elements per row of the first dimension
+};
+
+}  // namespace h5
 }  // namespace loom

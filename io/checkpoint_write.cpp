@@ -1,0 +1,442 @@
+// save_checkpoint: the collective writer. See Note [Write modes] in checkpoint.h and
+// Note [Agreeing on failure] below.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <functional>
+#include <map>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/param_store.h"
+#include "core/version.h"
+#include "dist/communicator.h"
+#include "io/checkpoint.h"
+#include "io/checksum.h"
+#include "io/h5.h"
+
+namespace loom {
+
+const char* write_mode_name(WriteMode mode) {
+  switch (mode) {
+    case WriteMode::kAuto: return "auto";
+    case WriteMode::kGathered: return "gathered";
+    case WriteMode::kParallel: return "parallel";
+  }
+  return "?";
+}
+
+namespace {
+
+// ---- file system helpers (rank 0) -------------------------------------------------------
+
+[[noreturn]] void throw_errno(const std::string& what, const std::string& path, int err) {
+  throw IoError(what + " " + path + ": " + std::strerror(err) + " (errno " + std::to_string(err) + ")");
+}
+
+void fsync_path(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), O_RDONLY | (directory ? O_DIRECTORY : 0));
+  if (fd < 0) throw_errno("cannot open for fsync", path, errno);
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    throw_errno("fsync failed on", path, err);
+  }
+  ::close(fd);
+}
+
+void rename_path(const std::string& from, const std::string& to) {
+  if (std::rename(from.c_str(), to.c_str()) != 0) throw_errno("cannot rename " + from + " to", to, errno);
+}
+
+// DIR/latest := text, atomically (latest.tmp, fsync, rename, fsync DIR).
+void write_latest(const std::string& dir, const std::string& text) {
+  const std::string tmp = dir + "/latest.tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw_errno("cannot create", tmp, errno);
+  ssize_t n = ::write(fd, text.data(), text.size());
+  int err = n < 0 ? errno : (static_cast<size_t>(n) != text.size() ? ENOSPC : 0);
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
+  ::close(fd);
+  if (err != 0) {
+    ::unlink(tmp.c_str());
+    throw_errno("cannot write", tmp, err);
+  }
+  rename_path(tmp, dir + "/latest");
+  fsync_path(dir, true);
+}
+
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// ---- Note [Agreeing on failure] -----------------------------------------------------------
+// Every phase runs under try/catch on every rank, then all ranks agree: the lowest failing
+// rank broadcasts its message and every rank throws it. So no rank continues alone into
+// the next step's collectives, and every rank reports the same cause.
+struct Failure {
+  bool failed = false;
+  bool data_error = false;   // DataError (bad request or data) rather than IoError
+  std::string message;
+};
+
+Failure run_guarded(const std::function<void()>& body) {
+  Failure f;
+  try {
+    body();
+  } catch (const DataError& e) {
+    f = {true, true, e.what()};
+  } catch (const std::exception& e) {
+    f = {true, false, e.what()};
+  }
+  return f;
+}
+
+void agree(Communicator& comm, const Failure& mine, const std::function<void()>& cleanup = {}) {
+  int64_t first = mine.failed ? comm.rank() : INT64_MAX;
+  comm.allreduce(Tensor::of(&first, 1), ReduceOp::kMin);
+  if (first == INT64_MAX) return;
+  int64_t header[2] = {static_cast<int64_t>(mine.message.size()), mine.data_error ? 1 : 0};
+  comm.broadcast(Tensor::of(header, 2), static_cast<int>(first));
+  std::string text(static_cast<size_t>(header[0]), '\0');
+  if (comm.rank() == first) text = mine.message;
+  if (!text.empty())
+    comm.broadcast(Tensor::of(reinterpret_cast<uint8_t*>(text.data()), header[0]), static_cast<int>(first));
+  if (cleanup) cleanup();
+  if (comm.rank() != first) text += " (reported by rank " + std::to_string(first) + ")";
+  if (header[1] != 0) throw DataError(text);
+  throw IoError(text);
+}
+
+// ---- what to write ------------------------------------------------------------------------
+
+// One dataset of the plan. Replicated data (model, optimizer) is split by rows in parallel
+// mode; /state rows belong to their rank.
+struct Item {
+  std::string group;                 // "/model", "/optimizer/<param>", "/state"
+  std::string name;
+  h5::ElemType type = h5::ElemType::kF32;
+  std::vector<int64_t> dims;
+  const void* full = nullptr;        // the whole array (replicated data; gathered state)
+  const void* row_of_rank = nullptr; // /state: this rank's row
+  std::string path() const { return group + "/" + name; }
+  int64_t rows() const { return dims.empty() ? 1 : dims[0]; }
+  uint64_t row_bytes() const {
+    uint64_t n = h5::elem_type_size(type);
+    for (size_t i = 1; i < dims.size(); ++i) n *= static_cast<uint64_t>(dims[i]);
+    return n;
+  }
+};
+
+void check_name(const std::string& name, const std::string& what) {
+  bool bad = name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos;
+  LOOM_CHECK(!bad, DataError, "checkpoint: " + what + " name '" + name + "' is empty, '.', '..' or contains '/'");
+}
+
+std::vector<int64_t> dims_of(const Shape& s) {
+  std::vector<int64_t> d;
+  for (int i = 0; i < s.rank(); ++i) d.push_back(s[i]);
+  return d;
+}
+
+std::vector<Item> plan_items(const SaveRequest& req, int world_size,
+                             const std::vector<std::vector<uint64_t>>& gathered_state) {
+  LOOM_CHECK(req.params != nullptr && req.params->finalized(), DataError,
+             "checkpoint: SaveRequest.params must be a finalized ParamStore");
+  LOOM_CHECK(req.params->device().is_cpu(), DataError, "checkpoint: parameters must be in host memory");
+  std::vector<Item> items;
+  for (int i = 0; i < req.params->size(); ++i) {
+    const auto& e = req.params->entry(i);
+    check_name(e.name, "parameter");
+    items.push_back({"/model", e.name, h5::ElemType::kF32, dims_of(e.shape), req.params->value(i).data(), nullptr});
+  }
+  for (const auto& s : req.slots) {
+    check_name(s.param, "optimizer parameter");
+    check_name(s.slot, "optimizer slot");
+    LOOM_CHECK(s.value.dtype() == DType::kF32 && s.value.device().is_cpu(), DataError,
+               "checkpoint: optimizer slot " + s.param + "/" + s.slot + " must be a host float32 tensor");
+    items.push_back({"/optimizer/" + s.param, s.slot, h5::ElemType::kF32, dims_of(s.value.shape()), s.value.data(), nullptr});
+  }
+  for (size_t i = 0; i < req.state.size(); ++i) {
+    const auto& st = req.state[i];
+    check_name(st.name, "state");
+    const void* full = gathered_state.empty() ? nullptr : gathered_state[i].data();
+    items.push_back({"/state", st.name, h5::ElemType::kU64,
+                     {world_size, static_cast<int64_t>(st.mine.size())}, full, st.mine.data()});
+  }
+  return items;
+}
+
+// FNV-1a over the plan's names and shapes: every rank must describe the same file.
+int64_t plan_hash(const std::vector<Item>& items) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const void* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ull;
+  };
+  for (const auto& it : items) {
+    std::string p = it.path();
+    mix(p.data(), p.size() + 1);
+    mix(it.dims.data(), it.dims.size() * sizeof(int64_t));
+  }
+  return static_cast<int64_t>(h);
+}
+
+// Every rank's request describes the same datasets (max(h) == min(h) across ranks).
+void check_same_plan(Communicator& comm, int64_t hash) {
+  int64_t v[2] = {hash, ~hash};
+  comm.allreduce(Tensor::of(v, 2), ReduceOp::kMax);
+  LOOM_CHECK(v[0] == ~v[1], DataError,
+             "checkpoint: ranks passed different parameters, optimizer slots or state lengths");
+}
+
+// ---- choosing the mode --------------------------------------------------------------------
+
+// 0: not usable for MPI-IO; 1: local (usable when every rank is on one host); 2: parallel FS.
+int64_t fs_class(const std::string& dir) {
+  struct statfs s{};
+  if (statfs(dir.c_str(), &s) != 0) return 0;
+  switch (static_cast<uint64_t>(s.f_type)) {
+    case 0xEF53:              // ext2/3/4
+    case 0x58465342:          // xfs
+    case 0x9123683E:          // btrfs
+    case 0x01021994:          // tmpfs
+    case 0x2FC12FC1:          // zfs
+    case 0x794C7630:          // overlayfs
+      return 1;
+    case 0x0BD00BD0:          // Lustre
+    case 0x47504653:          // GPFS
+    case 0x19830326:          // BeeGFS
+      return 2;
+    default:                  // NFS (0x6969), CIFS/SMB, FUSE, unknown
+      return 0;
+  }
+}
+
+int64_t host_hash() {
+  char name[256] = {};
+  gethostname(name, sizeof name - 1);
+  uint64_t h = 1469598103934665603ull;
+  for (const char* p = name; *p; ++p) h = (h ^ static_cast<uint8_t>(*p)) * 1099511628211ull;
+  return static_cast<int64_t>(h >> 1);
+}
+
+WriteMode choose_mode(Communicator& comm, const std::string& dir, WriteMode asked) {
+  const int size = comm.size();
+  int64_t facts[3] = {fs_class(dir), host_hash(),
+                      (comm.backend() == "mpi" && h5::mpi_world_size() == size) ? 1 : 0};
+  std::vector<int64_t> all(static_cast<size_t>(3 * size));
+  comm.allgather(Tensor::of(facts, 3), Tensor::of(all.data(), 3 * size));
+  bool mpi_ok = true, same_host = true;
+  int64_t worst_fs = 2;
+  for (int r = 0; r < size; ++r) {
+    worst_fs = std::min(worst_fs, all[3 * r]);
+    same_host = same_host && all[3 * r + 1] == all[1];
+    mpi_ok = mpi_ok && all[3 * r + 2] == 1;
+  }
+  if (asked == WriteMode::kParallel) {
+    LOOM_CHECK(mpi_ok, IoError, "checkpoint " + dir + ": parallel write mode needs the MPI world communicator");
+    return WriteMode::kParallel;
+  }
+  if (asked == WriteMode::kGathered) return WriteMode::kGathered;
+  bool fs_ok = worst_fs == 2 || (worst_fs == 1 && same_host);
+  return size > 1 && mpi_ok && fs_ok ? WriteMode::kParallel : WriteMode::kGathered;
+}
+
+// ---- writing ------------------------------------------------------------------------------
+
+std::map<std::string, h5::Group> create_groups(h5::File& file, const std::vector<Item>& items) {
+  std::map<std::string, h5::Group> groups;
+  groups.emplace("/model", file.create_group("model"));
+  groups.emplace("/optimizer", file.create_group("optimizer"));
+  groups.emplace("/state", file.create_group("state"));
+  for (const auto& it : items) {
+    if (groups.count(it.group)) continue;
+    std::string param = it.group.substr(std::string("/optimizer/").size());
+    groups.emplace(it.group, groups.at("/optimizer").create_group(param));
+  }
+  return groups;
+}
+
+// Creates every dataset and writes this rank's rows; returns the CRC of each part written.
+// gathered: rank 0 writes everything. parallel: rows split over ranks (collective calls).
+std::vector<uint32_t> write_items(h5::File& file, const std::vector<Item>& items, bool parallel,
+                                  int rank, int size) {
+  auto groups = create_groups(file, items);
+  std::vector<uint32_t> crcs;
+  for (const auto& it : items) {
+    h5::Dataset ds = groups.at(it.group).create_dataset(it.name, it.type, it.dims);
+    int64_t begin = 0, count = it.rows();
+    const void* src = it.full;
+    if (parallel && it.row_of_rank) {
+      begin = rank, count = 1, src = it.row_of_rank;
+    } else if (parallel) {
+      begin = it.rows() * rank / size;
+      count = it.rows() * (rank + 1) / size - begin;
+      src = static_cast<const uint8_t*>(it.full) + static_cast<uint64_t>(begin) * it.row_bytes();
+    }
+    const uint64_t bytes = static_cast<uint64_t>(count) * it.row_bytes();
+    ds.write_rows(begin, count, src);
+    crcs.push_back(crc32_update(0, src, bytes));
+  }
+  return crcs;
+}
+
+uint32_t tokens_crc(const std::vector<std::string>& tokens) {
+  uint32_t crc = 0;
+  for (const auto& t : tokens) crc = crc32_update(crc, t.c_str(), t.size() + 1);
+  return crc;
+}
+
+// Rank 0, serial: checksum attributes, root attributes and /vocab.
+void write_attributes(h5::File& file, const std::vector<Item>& items, const std::vector<uint32_t>& crcs,
+                      const CheckpointMeta& meta, const std::optional<VocabView>& vocab) {
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::string group = items[i].group.substr(1);
+    h5::Group g = group.find('/') == std::string::npos
+                      ? file.open_group(group)
+                      : file.open_group("optimizer").open_group(group.substr(std::string("optimizer/").size()));
+    g.open_dataset(items[i].name).set_attr_u32("crc32", crcs[i]);
+  }
+  file.set_attr("format", std::string(kCheckpointFormat));
+  file.set_attr("format_version", static_cast<int64_t>(meta.format_version));
+  file.set_attr("loom_version", meta.loom_version);
+  file.set_attr("model_kind", meta.model_kind);
+  file.set_attr("step", meta.step);
+  file.set_attr("epoch", meta.epoch);
+  file.set_attr("tokens_seen", meta.tokens_seen);
+  file.set_attr("world_size", static_cast<int64_t>(meta.world_size));
+  file.set_attr("created_utc", meta.created_utc);
+  file.set_attr("config", meta.config_toml);
+  if (!vocab) return;
+  const auto& tokens = *vocab->tokens;
+  const auto& counts = *vocab->counts;
+  LOOM_CHECK(tokens.size() == counts.size(), DataError, "checkpoint " + file.file_path() +
+             ": /vocab tokens and counts differ in length (" + std::to_string(tokens.size()) +
+             " vs " + std::to_string(counts.size()) + ")");
+  h5::Group v = file.create_group("vocab");
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  h5::Dataset t = v.create_dataset("tokens", h5::ElemType::kString, {n});
+  t.write_strings(tokens);
+  t.set_attr_u32("crc32", tokens_crc(tokens));
+  h5::Dataset c = v.create_dataset("counts", h5::ElemType::kI64, {n});
+  c.write_rows(0, n, counts.data());
+  c.set_attr_u32("crc32", crc32_update(0, counts.data(), counts.size() * sizeof(int64_t)));
+}
+
+// In parallel mode each rank has one CRC per item for its part; rank 0 combines them in
+// rank order (= file order, since rank r's rows follow rank r-1's).
+std::vector<uint32_t> combine_crcs(Communicator& comm, const std::vector<Item>& items,
+                                   const std::vector<uint32_t>& mine) {
+  const int size = comm.size();
+  const int64_t n = static_cast<int64_t>(items.size());
+  std::vector<int64_t> local(mine.begin(), mine.end()), all(static_cast<size_t>(n * size));
+  if (n > 0) comm.allgather(Tensor::of(local.data(), n), Tensor::of(all.data(), n * size));
+  std::vector<uint32_t> out(items.size());
+  for (int64_t i = 0; i < n; ++i) {
+    const Item& it = items[static_cast<size_t>(i)];
+    uint32_t crc = 0;
+    for (int r = 0; r < size; ++r) {
+      int64_t rows = it.row_of_rank ? 1 : it.rows() * (r + 1) / size - it.rows() * r / size;
+      auto part = static_cast<uint32_t>(all[static_cast<size_t>(r * n + i)]);
+      crc = r == 0 ? part : crc32_combine_parts(crc, part, static_cast<uint64_t>(rows) * it.row_bytes());
+    }
+    out[static_cast<size_t>(i)] = crc;
+  }
+  return out;
+}
+
+std::vector<std::vector<uint64_t>> gather_state(Communicator& comm, const SaveRequest& req) {
+  std::vector<std::vector<uint64_t>> out;
+  for (const auto& st : req.state) {
+    const int64_t n = static_cast<int64_t>(st.mine.size());
+    out.emplace_back(static_cast<size_t>(n * comm.size()));
+    if (n == 0) continue;
+    // int64 on the wire: the same bits, and every backend reduces/gathers int64.
+    Tensor mine(const_cast<uint64_t*>(st.mine.data()), {n}, DType::kI64);
+    comm.allgather(mine, Tensor(out.back().data(), {n * comm.size()}, DType::kI64));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string save_checkpoint(Communicator& comm, const std::string& dir, const std::string& name,
+                            const SaveRequest& req, WriteMode mode, WriteMode* used) {
+  h5::init_library();
+  const int rank = comm.rank(), size = comm.size();
+  const std::string final_path = dir + "/" + name + ".h5";
+  const std::string tmp_path = final_path + ".tmp";
+  auto remove_tmp = [&] { if (rank == 0) ::unlink(tmp_path.c_str()); };
+
+  // Phase 0: validate the request (same plan everywhere), make DIR, choose the mode.
+  std::vector<Item> items;
+  int64_t hash = 0;
+  agree(comm, run_guarded([&] {
+    check_name(name, "checkpoint");
+    items = plan_items(req, size, {});
+    hash = plan_hash(items);
+    if (rank == 0 && ::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+      throw_errno("cannot create checkpoint directory", dir, errno);
+  }));
+  check_same_plan(comm, hash);
+  comm.barrier();   // DIR exists for every rank
+  const WriteMode chosen = choose_mode(comm, dir, mode);
+  if (used) *used = chosen;
+  const bool parallel = chosen == WriteMode::kParallel;
+
+  CheckpointMeta meta = req.meta;
+  meta.world_size = size;
+  if (meta.loom_version.empty()) meta.loom_version = kVersion;
+  if (meta.created_utc.empty()) meta.created_utc = utc_now();
+
+  // Phase 1: the data. Gathered: rank 0 writes the whole file.
+  std::vector<std::vector<uint64_t>> gathered;
+  if (!parallel) gathered = gather_state(comm, req);
+  std::vector<uint32_t> crcs;
+  Failure f1 = run_guarded([&] {
+    if (parallel) {
+      h5::File file = h5::File::create(tmp_path, h5::Driver::kMpiWorld);
+      crcs = write_items(file, items, true, rank, size);
+      file.close();
+    } else if (rank == 0) {
+      items = plan_items(req, size, gathered);
+      h5::File file = h5::File::create(tmp_path, h5::Driver::kSerial);
+      crcs = write_items(file, items, false, 0, 1);
+      write_attributes(file, items, crcs, meta, req.vocab);
+      file.close();
+    }
+  });
+  agree(comm, f1, remove_tmp);
+
+  // Phase 2 (parallel mode): rank 0 adds checksums, root attributes and /vocab.
+  if (parallel) crcs = combine_crcs(comm, items, crcs);
+  // Phase 3: rank 0 makes it durable and visible: fsync, rename, fsync DIR, latest.
+  Failure f3 = run_guarded([&] {
+    if (rank != 0) return;
+    if (parallel) {
+      h5::File file = h5::File::open(tmp_path, true);
+      write_attributes(file, items, crcs, meta, req.vocab);
+      file.close();
+    }
+    fsync_path(tmp_path, false);
+    rename_path(tmp_path, final_path);
+    fsync_path(dir, true);
+    write_latest(dir, name + ".h5\n");
+  });
+  agree(comm, f3, remove_tmp);
+  log::info("ckpt", "saved " + final_path + " (step " + std::to_string(meta.step) + ", " +
+                        write_mode_name(chosen) + ")");
+  return final_path;
+}
+
+}  // namespace loom

@@ -1,0 +1,16 @@
+#pragma once
+// CRC-32 (zlib's polynomial, the value `zlib.crc32` and `binascii.crc32` give in Python)
+// over byte ranges of any length, and the combination of two adjacent ranges' CRCs.
+// Checkpoint datasets store the CRC of their logical array (row-major, little-endian
+// elements), so the value does not depend on how ranks split the writing.
+#include <cstddef>
+#include <cstdint>
+
+namespace loom {
+
+// CRC-32 of `bytes` bytes at `data`, continuing from `crc` (0 to start).
+uint32_t crc32_update(uint32_t crc, const void* data, size_t bytes);
+// CRC of A||B from crc(A), crc(B) and the length of B.
+uint32_t crc32_combine_parts(uint32_t crc_a, uint32_t crc_b, uint64_t bytes_b);
+
+}  // namespace loom

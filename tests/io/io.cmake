@@ -1,0 +1,23 @@
+# io/: HDF5 wrapper and checkpoints. Real files, real processes.
+loom_add_test(test_h5
+  SOURCES ${LOOM_TEST_DIR}/test_h5.cpp
+  LIBS loom_io)
+
+add_executable(ckpt_tool ${LOOM_TEST_DIR}/ckpt_tool.cpp)
+loom_target_defaults(ckpt_tool)
+target_link_libraries(ckpt_tool PRIVATE loom_io)
+
+# Damage, resume, retention, disk full, h5py and h5dump: a singleton world suffices.
+loom_add_mpi_test(test_checkpoint_files
+  SOURCES ${LOOM_TEST_DIR}/test_checkpoint_files.cpp ${LOOM_TEST_DIR}/test_checkpoint_external.cpp
+  LIBS loom_io
+  NP 1)
+add_dependencies(test_checkpoint_files ckpt_tool)
+set_property(TEST test_checkpoint_files_singleton APPEND PROPERTY ENVIRONMENT
+             "LOOM_CKPT_TOOL=$<TARGET_FILE:ckpt_tool>")
+
+# The collective: singleton, np 2, np 3 (both write modes).
+loom_add_mpi_test(test_checkpoint_mpi
+  SOURCES ${LOOM_TEST_DIR}/test_checkpoint_mpi.cpp
+  LIBS loom_io
+  NP 1 2 3)

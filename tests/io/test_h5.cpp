@@ -1,0 +1,63 @@
+// The HDF5 wrapper: attributes and datasets round-trip; failures name the file and object.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "io/h5.h"
+#include "tests/support/test_support.h"
+
+namespace loom {
+namespace {
+
+TEST(H5, AttributesAndRowsRoundTrip) {
+  test::TempDir dir;
+  const std::string path = dir.file("x.h5");
+  {
+    h5::File f = h5::File::create(path, h5::Driver::kSerial);
+    f.set_attr("name", std::string("naïve"));
+    f.set_attr("n", int64_t{-5});
+    h5::Group g = f.create_group("g.with.dots");
+    h5::Dataset d = g.create_dataset("d", h5::ElemType::kU64, {3, 2});
+    uint64_t rows[4] = {1, 2, 3, ~uint64_t{0}};
+    d.write_rows(1, 2, rows);
+    uint64_t first[2] = {7, 8};
+    d.write_rows(0, 1, first);
+    d.set_attr_u32("crc32", 0xdeadbeefu);
+  }
+  h5::File f = h5::File::open(path, false);
+  EXPECT_EQ(f.attr_string("name"), "naïve");
+  EXPECT_EQ(f.attr_i64("n"), -5);
+  h5::Dataset d = f.open_group("g.with.dots").open_dataset("d");
+  EXPECT_EQ(d.dims(), (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(d.type(), h5::ElemType::kU64);
+  EXPECT_EQ(d.storage_bytes(), 48u);
+  EXPECT_TRUE(d.file_offset().has_value());
+  EXPECT_EQ(d.attr_u32("crc32"), 0xdeadbeefu);
+  uint64_t all[6] = {};
+  d.read_rows(0, 3, all);
+  EXPECT_EQ(all[0], 7u);
+  EXPECT_EQ(all[5], ~uint64_t{0});
+}
+
+TEST(H5, ErrorsNameTheFileAndObject) {
+  test::TempDir dir;
+  try {
+    h5::File::open(dir.file("missing.h5"), false);
+    FAIL() << "opened a missing file";
+  } catch (const IoError& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("missing.h5"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("H5Fopen"), std::string::npos) << msg;     // the expression
+    EXPECT_NE(msg.find("h5.cpp:"), std::string::npos) << msg;     // file:line
+  }
+  h5::File f = h5::File::create(dir.file("y.h5"), h5::Driver::kSerial);
+  try {
+    f.open_group("model").open_dataset("W");
+    FAIL();
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("group /model"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(f.attr_i64("absent"), IoError);
+}
+
+}  // namespace
+}  // namespace loom
