@@ -154,7 +154,7 @@ class SelfTest {
   // Rank p sends (p + 2q + step) % 13 elements to rank q, valued p * 10^6 + q * 10^3 + i.
   void check_alltoallv(int64_t step) {
     auto count = [&](int from, int to) { return int64_t((from + 2 * to + step) % 13); };
-    std::vector<int64_t> send_counts(size_t(size_)), recv_counts(size_t(size_));
+    std::vector<int64_t> send_counts(static_cast<size_t>(size_)), recv_counts(static_cast<size_t>(size_));
     int64_t send_total = 0, recv_total = 0;
     for (int q = 0; q < size_; ++q) {
       send_total += send_counts[size_t(q)] = count(rank_, q);

@@ -1,0 +1,45 @@
+#pragma once
+// ArrivalTable: where the watchdog learns which ranks never entered a collective.
+//
+// Rank 0 exposes one int64 per rank in an MPI RMA window on a communicator duplicated
+// from the world for this purpose only. Before each collective a rank writes the
+// collective's sequence number into its entry (MPI_Accumulate with MPI_REPLACE, then a
+// flush: one small one-sided write, no message to match, no target involvement with the
+// shared-memory and RDMA one-sided components). On a deadline the watchdog thread reads
+// the whole table (MPI_Get_accumulate with MPI_NO_OP); the ranks whose entry is below the
+// stuck collective's number are the ones that did not arrive. The reader needs no
+// cooperation from the missing rank; if rank 0 itself is stopped the read may not
+// return, which the watchdog bounds and reports (see Note [Watchdog design]).
+//
+// Needs MPI_THREAD_MULTIPLE (the watchdog thread reads while the main thread may be
+// inside a collective). mpi.h stays in the .cpp: state lives behind a pimpl.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace loom {
+
+class ArrivalTable {
+ public:
+  // Collective over MPI_COMM_WORLD (every rank calls it).
+  ArrivalTable(int rank, int size);
+  ~ArrivalTable();  // frees nothing collective; call free() on every rank first
+  ArrivalTable(const ArrivalTable&) = delete;
+  ArrivalTable& operator=(const ArrivalTable&) = delete;
+
+  // This rank has entered collective `seq` (called before the collective starts).
+  void record(int64_t seq);
+  // Every rank's last entered sequence number, indexed by rank (0: none yet).
+  std::vector<int64_t> read();
+  // "rank 2 (last entered #40) did not arrive" for collective `seq`, from read().
+  std::string explain(int64_t seq);
+  // Collective: closes the window and frees the communicator.
+  void free();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace loom

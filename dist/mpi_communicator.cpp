@@ -1,0 +1,186 @@
+// MpiCommunicator: set-up, shutdown and abort. The collectives are in mpi_collectives.cpp,
+// which shares MpiCommunicator::Impl through dist/mpi_impl.h.
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1  // C bindings only: no libmpi_cxx to link
+#endif
+#include <mpi.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "core/log.h"
+#include "dist/arrival_table.h"
+#include "dist/mpi_check.h"
+#include "dist/mpi_impl.h"
+
+namespace loom {
+namespace {
+
+MpiCommunicator* g_world = nullptr;
+
+const char* thread_level_name(int level) {
+  switch (level) {
+    case MPI_THREAD_SINGLE: return "MPI_THREAD_SINGLE";
+    case MPI_THREAD_FUNNELED: return "MPI_THREAD_FUNNELED";
+    case MPI_THREAD_SERIALIZED: return "MPI_THREAD_SERIALIZED";
+    case MPI_THREAD_MULTIPLE: return "MPI_THREAD_MULTIPLE";
+    default: return "an unknown thread level";
+  }
+}
+
+std::string launcher_mismatch(int announced) {
+  std::string n = std::to_string(announced);
+  const char* slurm_step = std::getenv("SLURM_STEP_ID");
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr && slurm_step != nullptr)
+    return "srun started " + n + " tasks but MPI sees a world of 1: each task came up as a "
+           "separate singleton. Launch with `srun --mpi=pmix` (see `srun --mpi=list`; Open MPI "
+           "needs PMIx or PMI2 support in SLURM), or run `mpirun -np " + n +
+           "` inside the allocation";
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr)
+    return "mpirun started " + n + " ranks but MPI sees a world of 1: this program is linked "
+           "against another MPI library than the mpirun that launched it. Use the mpirun of "
+           "the MPI loom was built with (" + MpiCommunicator::library_version() + ")";
+  return "the process manager announced " + n + " ranks (PMI_SIZE/PMIX_SIZE) but MPI sees a "
+         "world of 1: launch with the mpirun of the MPI loom was built with, or with srun "
+         "--mpi=pmix";
+}
+
+// Ends every rank of the job with `exit_code`. If MPI_Abort does not end this process
+// (a wedged runtime), a timer thread _exits it after Watchdog::kAbortGrace.
+[[noreturn]] void abort_job(int exit_code) {
+  std::fflush(stderr);
+  std::thread([exit_code] {
+    std::this_thread::sleep_for(Watchdog::kAbortGrace);
+    std::_Exit(exit_code);
+  }).detach();
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::_Exit(exit_code);
+}
+
+void stop_watchdog_at_exit() {
+  if (g_world != nullptr) g_world->watchdog().stop();
+}
+
+}  // namespace
+
+MpiCommunicator::MpiCommunicator() : impl_(std::make_unique<Impl>()) {}
+
+MpiCommunicator::~MpiCommunicator() = default;
+
+MpiCommunicator& MpiCommunicator::init_world(int* argc, char*** argv) {
+  if (g_world != nullptr) return *g_world;
+  int initialized = 0;
+  LOOM_MPI_CHECK(MPI_Initialized(&initialized));
+  int provided = MPI_THREAD_SINGLE;
+  if (initialized == 0) {
+    LOOM_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided));
+  } else {
+    LOOM_MPI_CHECK(MPI_Query_thread(&provided));
+  }
+  LOOM_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  int rank = 0;
+  int size = 1;
+  LOOM_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+  LOOM_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
+  int announced = launcher_world_size();
+  if (announced > 1 && size == 1) {
+    std::string why = launcher_mismatch(announced);
+    if (initialized == 0) MPI_Finalize();
+    throw CommError(why);
+  }
+  log::set_rank(rank, size);
+  if (announced > 1 && announced != size)
+    log::warn("comm", "the launcher announced " + std::to_string(announced) +
+                          " ranks but MPI sees " + std::to_string(size) + "; using MPI's world");
+
+  auto* world = new MpiCommunicator();
+  Impl& s = *world->impl_;
+  s.rank = rank;
+  s.size = size;
+  s.owns_mpi = initialized == 0;
+  s.thread_level = provided;
+  LOOM_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &s.comm));
+  LOOM_MPI_CHECK(MPI_Comm_set_errhandler(s.comm, MPI_ERRORS_RETURN));
+  bool multiple = provided >= MPI_THREAD_MULTIPLE;
+  if (multiple && size > 1) s.arrivals = std::make_unique<ArrivalTable>(rank, size);
+  if (!multiple)
+    log::warn("comm", std::string("MPI provides ") + thread_level_name(provided) +
+                          ", not MPI_THREAD_MULTIPLE: the watchdog still ends a stuck job but "
+                          "cannot tell which ranks are missing");
+  Watchdog::ExplainFn explain = [&s](int64_t seq) -> std::string {
+    if (s.arrivals) return s.arrivals->explain(seq);
+    if (s.size == 1) return "this is the only rank";
+    return "which ranks are missing is unknown (no MPI_THREAD_MULTIPLE)";
+  };
+  s.watchdog = std::make_unique<Watchdog>(std::move(explain),
+                                          [](const std::string&, int code) { abort_job(code); });
+  g_world = world;
+  std::atexit(stop_watchdog_at_exit);
+  log::debug("comm", "MPI world of " + std::to_string(size) + " ranks, " +
+                         thread_level_name(provided) + ", " + library_version());
+  return *world;
+}
+
+MpiCommunicator& MpiCommunicator::world() {
+  LOOM_ASSERT(g_world != nullptr, "MpiCommunicator::world() before init_world()");
+  return *g_world;
+}
+
+bool MpiCommunicator::world_initialized() { return g_world != nullptr; }
+
+void MpiCommunicator::shutdown_world() {
+  if (g_world == nullptr) return;
+  MpiCommunicator* world = g_world;
+  Impl& s = *world->impl_;
+  // Every rank passes this barrier before the collective frees below, under the watchdog,
+  // so a peer that stalls at the end turns into a report instead of a hung job.
+  world->barrier();
+  s.watchdog->stop();
+  if (s.arrivals) s.arrivals->free();
+  LOOM_MPI_CHECK(MPI_Comm_free(&s.comm));
+  bool owns_mpi = s.owns_mpi;
+  g_world = nullptr;
+  delete world;
+  if (owns_mpi) LOOM_MPI_CHECK(MPI_Finalize());
+}
+
+int MpiCommunicator::rank() const { return impl_->rank; }
+int MpiCommunicator::size() const { return impl_->size; }
+
+void MpiCommunicator::abort(std::string_view why, int exit_code) {
+  log::error("comm", std::string(why) + " (ending the job with exit status " +
+                         std::to_string(exit_code) + ")");
+  abort_job(exit_code);
+}
+
+void MpiCommunicator::set_default_timeout(std::chrono::milliseconds timeout) {
+  impl_->watchdog->set_default_timeout(timeout);
+}
+
+std::chrono::milliseconds MpiCommunicator::default_timeout() const {
+  return impl_->watchdog->default_timeout();
+}
+
+Watchdog& MpiCommunicator::watchdog() { return *impl_->watchdog; }
+
+std::string MpiCommunicator::host_name() const {
+  char name[MPI_MAX_PROCESSOR_NAME] = {};
+  int length = 0;
+  LOOM_MPI_CHECK(MPI_Get_processor_name(name, &length));
+  return std::string(name, static_cast<size_t>(length));
+}
+
+std::string MpiCommunicator::library_version() {
+  char text[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  int length = 0;
+  LOOM_MPI_CHECK(MPI_Get_library_version(text, &length));
+  std::string version(text, static_cast<size_t>(length));
+  size_t end = version.find_first_of("\r\n");
+  if (end != std::string::npos) version.resize(end);
+  while (!version.empty() && (version.back() == ',' || version.back() == ' ')) version.pop_back();
+  return version;
+}
+
+}  // namespace loom

@@ -1,0 +1,134 @@
+// Watchdog without MPI: fake explain/abort hooks record what a real job would do.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "core/error.h"
+#include "dist/watchdog.h"
+
+namespace loom {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Collects abort calls; the real one never returns.
+struct AbortLog {
+  std::mutex mutex;
+  std::vector<std::pair<std::string, int>> calls;
+  Watchdog::AbortFn fn() {
+    return [this](const std::string& message, int code) {
+      std::lock_guard<std::mutex> lock(mutex);
+      calls.emplace_back(message, code);
+    };
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return calls.size();
+  }
+  bool wait_for_calls(size_t n, std::chrono::milliseconds limit) {
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (count() < n && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+    return count() >= n;
+  }
+};
+
+OpInfo allreduce_info(int64_t seq) {
+  OpInfo info;
+  info.op = "allreduce";
+  info.reduce = "sum";
+  info.numel = 1001;
+  info.dtype = DType::kF32;
+  info.seq = seq;
+  info.step = 17;
+  info.rank = 1;
+  info.size = 3;
+  return info;
+}
+
+TEST(Watchdog, DescribeNamesOpSequenceStepAndRank) {
+  EXPECT_EQ(allreduce_info(41).describe(), "allreduce #41 (sum, 1001 x f32) at step 17 on rank 1/3");
+  OpInfo barrier;
+  barrier.op = "barrier";
+  barrier.seq = 2;
+  EXPECT_EQ(barrier.describe(), "barrier #2 outside the step loop on rank 0/1");
+}
+
+TEST(Watchdog, ExpiredDeadlineReportsAndAbortsWithExitCode3) {
+  AbortLog aborts;
+  std::atomic<int64_t> asked{0};
+  Watchdog dog([&](int64_t seq) { asked = seq; return std::string("rank 2 (last entered #40) did not arrive"); },
+               aborts.fn());
+  auto start = std::chrono::steady_clock::now();
+  Watchdog::Guard guard = dog.arm(allreduce_info(41), 100ms);
+  ASSERT_TRUE(aborts.wait_for_calls(1, 5s));
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 100ms);
+  EXPECT_LT(took, 2s);
+  EXPECT_EQ(asked.load(), 41);
+  const auto& [message, code] = aborts.calls[0];
+  EXPECT_EQ(code, kExitWatchdog);
+  EXPECT_NE(message.find("allreduce #41"), std::string::npos) << message;
+  EXPECT_NE(message.find("step 17"), std::string::npos) << message;
+  EXPECT_NE(message.find("rank 1/3"), std::string::npos) << message;
+  EXPECT_NE(message.find("rank 2 (last entered #40) did not arrive"), std::string::npos) << message;
+  EXPECT_NE(message.find("100 ms"), std::string::npos) << message;
+  EXPECT_EQ(dog.expired_count(), 1);
+}
+
+TEST(Watchdog, DisarmedInTimeNeverFires) {
+  AbortLog aborts;
+  Watchdog dog(nullptr, aborts.fn());
+  for (int i = 0; i < 1000; ++i) {
+    Watchdog::Guard guard = dog.arm(allreduce_info(i + 1), 200ms);
+  }
+  std::this_thread::sleep_for(400ms);
+  EXPECT_EQ(aborts.count(), 0u);
+  EXPECT_EQ(dog.expired_count(), 0);
+}
+
+TEST(Watchdog, UnresponsiveExplainIsBoundedByGrace) {
+  AbortLog aborts;
+  // Like reading the arrival table from a SIGSTOPped rank 0: never answers in time.
+  Watchdog dog([](int64_t) { std::this_thread::sleep_for(3s); return std::string("late"); },
+               aborts.fn());
+  dog.set_explain_grace(200ms);
+  auto start = std::chrono::steady_clock::now();
+  Watchdog::Guard guard = dog.arm(allreduce_info(5), 50ms);
+  ASSERT_TRUE(aborts.wait_for_calls(1, 2s));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1500ms);
+  EXPECT_NE(aborts.calls[0].first.find("unresponsive"), std::string::npos) << aborts.calls[0].first;
+}
+
+TEST(Watchdog, EarliestOfSeveralDeadlinesFiresFirstAndDefaultApplies) {
+  AbortLog aborts;
+  Watchdog dog(nullptr, aborts.fn());
+  dog.set_default_timeout(150ms);
+  EXPECT_EQ(dog.default_timeout(), 150ms);
+  Watchdog::Guard late = dog.arm(allreduce_info(1), 5s);
+  Watchdog::Guard by_default = dog.arm(allreduce_info(2), 0ms);
+  ASSERT_TRUE(aborts.wait_for_calls(1, 3s));
+  EXPECT_NE(aborts.calls[0].first.find("#2"), std::string::npos) << aborts.calls[0].first;
+  EXPECT_NE(aborts.calls[0].first.find("150 ms"), std::string::npos) << aborts.calls[0].first;
+  EXPECT_EQ(aborts.count(), 1u);
+  EXPECT_THROW(dog.set_default_timeout(0ms), Error);
+}
+
+TEST(Watchdog, StopIsPromptAndIdempotent) {
+  AbortLog aborts;
+  auto dog = std::make_unique<Watchdog>(nullptr, aborts.fn());
+  Watchdog::Guard guard = dog->arm(allreduce_info(1), 10min);
+  guard.release();
+  auto start = std::chrono::steady_clock::now();
+  dog->stop();
+  dog->stop();
+  dog.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  EXPECT_EQ(aborts.count(), 0u);
+}
+
+}  // namespace
+}  // namespace loom

@@ -1,0 +1,83 @@
+// NcclCommunicator on the GPU this rank drives (label: gpu). Skips when no CUDA device
+// is visible. Integer-valued f32 data, so the sums are exact; compared with the host.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "core/buffer.h"
+#include "core/device.h"
+#include "dist/communicator.h"
+#include "dist/mpi_communicator.h"
+
+namespace loom {
+namespace {
+
+Device my_gpu() { return Device::cuda(MpiCommunicator::world().rank() % cuda_device_count()); }
+
+std::vector<float> to_host(const Buffer& b) {
+  std::vector<float> host(b.size() / sizeof(float));
+  copy_bytes(host.data(), Device::cpu(), b.data(), b.device(), b.size());
+  return host;
+}
+
+TEST(Nccl, AllreduceBroadcastAllgathervAlltoallv) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  MpiCommunicator& world = MpiCommunicator::world();
+  const int rank = world.rank(), size = world.size();
+  Device gpu = my_gpu();
+  Communicator& comm = comm_for(gpu);
+  EXPECT_EQ(comm.backend(), "nccl");
+  const int64_t n = 1001;
+  std::vector<float> host(n);
+  for (int64_t i = 0; i < n; ++i) host[static_cast<size_t>(i)] = static_cast<float>((i * 7 + rank * 13) % 41);
+  Buffer buf(n * sizeof(float), gpu);
+  copy_bytes(buf.data(), gpu, host.data(), Device::cpu(), buf.size());
+  for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kMax, ReduceOp::kMin, ReduceOp::kAvg}) {
+    copy_bytes(buf.data(), gpu, host.data(), Device::cpu(), buf.size());
+    comm.allreduce(buf.as(DType::kF32), op);
+    std::vector<float> got = to_host(buf);
+    for (int64_t i = 0; i < n; ++i) {
+      float want = op == ReduceOp::kMin ? 1e30f : op == ReduceOp::kMax ? -1e30f : 0.0f;
+      for (int r = 0; r < size; ++r) {
+        float v = static_cast<float>((i * 7 + r * 13) % 41);
+        want = op == ReduceOp::kMin ? std::min(want, v) : op == ReduceOp::kMax ? std::max(want, v) : want + v;
+      }
+      if (op == ReduceOp::kAvg) want /= static_cast<float>(size);
+      ASSERT_NEAR(got[static_cast<size_t>(i)], want, 1e-5f) << "op " << reduce_op_name(op) << " index " << i << " rank " << rank;
+    }
+  }
+  copy_bytes(buf.data(), gpu, host.data(), Device::cpu(), buf.size());
+  auto work = comm.allreduce_async(buf.as(DType::kF32), CollectiveOptions{});
+  work->wait();
+  EXPECT_TRUE(work->done());
+  comm.broadcast(buf.as(DType::kF32), size - 1);
+  comm.barrier();
+
+  std::vector<int64_t> counts(static_cast<size_t>(size));
+  int64_t total = 0;
+  for (int q = 0; q < size; ++q) total += counts[static_cast<size_t>(q)] = q == 1 ? 0 : 3 * q + 2;
+  Buffer mine(static_cast<size_t>(counts[static_cast<size_t>(rank)]) * sizeof(float) + 4, gpu);
+  Buffer all(static_cast<size_t>(total) * sizeof(float), gpu);
+  std::vector<float> mine_host(static_cast<size_t>(counts[static_cast<size_t>(rank)]), static_cast<float>(rank + 1));
+  if (!mine_host.empty()) copy_bytes(mine.data(), gpu, mine_host.data(), Device::cpu(), mine_host.size() * sizeof(float));
+  Tensor mine_t(mine.data(), {counts[static_cast<size_t>(rank)]}, DType::kF32, gpu);
+  comm.allgatherv(mine_t, all.as(DType::kF32), counts);
+  std::vector<float> gathered = to_host(all);
+  size_t k = 0;
+  for (int q = 0; q < size; ++q)
+    for (int64_t j = 0; j < counts[static_cast<size_t>(q)]; ++j, ++k)
+      ASSERT_EQ(gathered[k], static_cast<float>(q + 1)) << "allgatherv index " << k << " rank " << rank;
+
+  std::vector<int64_t> ones(static_cast<size_t>(size), 1);
+  Buffer send(static_cast<size_t>(size) * sizeof(float), gpu), recv(static_cast<size_t>(size) * sizeof(float), gpu);
+  std::vector<float> send_host(static_cast<size_t>(size));
+  for (int q = 0; q < size; ++q) send_host[static_cast<size_t>(q)] = static_cast<float>(rank * 16 + q);
+  copy_bytes(send.data(), gpu, send_host.data(), Device::cpu(), send.size());
+  comm.alltoallv(send.as(DType::kF32), ones, recv.as(DType::kF32), ones);
+  std::vector<float> got = to_host(recv);
+  for (int q = 0; q < size; ++q)
+    ASSERT_EQ(got[static_cast<size_t>(q)], static_cast<float>(q * 16 + rank)) << "alltoallv from " << q << " rank " << rank;
+}
+
+}  // namespace
+}  // namespace loom
