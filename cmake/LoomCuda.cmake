@@ -14,6 +14,9 @@ if(NOT _loom_cuda STREQUAL "OFF")
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
       set(CMAKE_CUDA_ARCHITECTURES 90)        # Hopper; override with -DCMAKE_CUDA_ARCHITECTURES
     endif()
+    # CMake 3.25 does not know nvcc 13's C++20 flag; tell it (harmless on newer CMake).
+    set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+    set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
     enable_language(CUDA)
     set(CMAKE_CUDA_STANDARD 20)
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)

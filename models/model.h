@@ -1,38 +1,70 @@
 #pragma once
-// Model: the interface every model (GloVe, word2vec, BERT, GPT) implements over core/,
-// dist/ and io/. The Trainer owns the loop; a model declares its parameters by their
-// DESIGN.md names, initialises them, and runs one step on a batch of its own data.
+// Model: the interface every model (GloVe, word2vec, BERT, GPT) implements for the
+// Trainer (launch/trainer.h). The Trainer owns the loop, the stop agreement, progress and
+// checkpoints; a model owns its parameters (a ParamStore with DESIGN.md names), its data
+// shard, its optimizer state and what a "step" is (a mini-batch, a chunk of non-zeros, a
+// slice of the corpus).
+//
+// Collective discipline: train_step() may run collectives (gradient or parameter
+// averaging), and then every rank runs the same ones in the same order; every rank runs
+// the same number of steps (total_steps() is equal on all ranks).
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
+
+#include "io/checkpoint.h"
 
 namespace loom {
 
-class ParamStore;
-class Rng;
 class Communicator;
+class ParamStore;
 
-// What one step reports; summed or averaged across ranks by the Trainer.
+// What one step reports for this rank.
 struct StepStats {
   double loss_sum = 0.0;   // sum of per-example losses on this rank
-  int64_t examples = 0;    // examples (pairs, windows, tokens) this step on this rank
-  int64_t tokens = 0;      // corpus tokens consumed this step on this rank
+  int64_t examples = 0;    // examples (pairs, windows, sequences) this step on this rank
+  int64_t items = 0;       // items for the rate display (tokens, non-zeros) on this rank
 };
 
-// Per-step context handed to a model: the step number, the learning rate and where
-// gradients are synchronised.
 struct StepContext {
-  int64_t step = 0;
-  double lr = 0.0;
+  int64_t step = 0;          // global step index, from 0; equal on every rank
   Communicator* comm = nullptr;
 };
 
 class Model {
  public:
   virtual ~Model() = default;
-  // "glove", "word2vec", "bert", "gpt": stored as model_kind in checkpoints.
+
+  // "glove", "word2vec", "bert", "gpt": the checkpoint's model_kind.
   virtual std::string_view kind() const = 0;
-  virtual void declare_params(ParamStore& params) = 0;
-  virtual void init(ParamStore& params, Rng& rng) = 0;
+  virtual ParamStore& params() = 0;
+  // Steps of the whole run (all epochs) and per epoch; equal on every rank.
+  virtual int64_t total_steps() const = 0;
+  virtual int64_t steps_per_epoch() const = 0;
+  // What the rate display counts ("tok", "pairs").
+  virtual std::string_view item_unit() const = 0;
+
+  // One step on this rank's share of the data.
+  virtual StepStats train_step(const StepContext& ctx) = 0;
+
+  // Checkpoint contents beyond the parameters: optimizer slots (views into the model's own
+  // buffers, valid until the next step), per-rank state (RNG positions, data cursor; every
+  // rank the same number of words), the vocabulary if the model has one, tokens seen.
+  virtual std::vector<OptimizerSlot> optimizer_slots() = 0;
+  virtual std::vector<RankState> rank_state() const = 0;
+  virtual std::optional<VocabView> vocab() const = 0;
+  virtual int64_t tokens_seen() const = 0;
+
+  // Restores everything but the parameters (the Trainer has read those) from `reader`,
+  // written after `step` steps, possibly at another world size (reader.meta().world_size):
+  // then the model re-splits its data cursor and documents what differs.
+  virtual void restore(const CheckpointReader& reader, int64_t step) = 0;
+
+  // Config keys that fix the model's shape (e.g. "glove.dim"): resuming from a checkpoint
+  // whose stored config differs in any of them is refused, listing the keys.
+  virtual std::vector<std::string> shape_keys() const = 0;
 };
 
 // The model kinds loom knows, in the order `loom --help` lists them.

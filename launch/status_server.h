@@ -1,0 +1,78 @@
+#pragma once
+// StatusServer: a small HTTP endpoint on rank 0 that shows how a run is doing.
+//   GET /status   JSON: step, total_steps, loss, rates, eta_s, per-rank step times, the
+//                 straggler, the last checkpoint, world size, uptime.
+//   GET /metrics  Prometheus text exposition format (loom_step, loom_loss, ...).
+//   Other paths 404, other methods 405, malformed requests 400, oversized ones 431.
+//
+// Note [Status server isolation]
+// A slow, malformed or hostile client must never stall or crash training. The training
+// thread only swaps a shared_ptr to an immutable snapshot under a mutex (publish); all
+// network work happens on the server's own thread (Boost.Asio, behind a pimpl). Every
+// connection has one deadline for reading the request and writing the answer, requests are
+// capped in size, at most max_connections are open at once (the rest wait in the kernel's
+// listen backlog), writes never raise SIGPIPE (MSG_NOSIGNAL), no exception leaves the
+// thread, and stop() returns promptly with clients still connected.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace loom {
+
+// What the endpoint shows; published by RunMonitor on rank 0 after every step.
+struct StatusSnapshot {
+  int64_t step = -1;               // index of the last finished step (-1 = none yet)
+  int64_t total_steps = 0;         // 0 = unknown
+  double loss = 0;                 // mean over ranks of the last step
+  double items_per_s = 0;          // summed over ranks, recent window
+  double steps_per_s = 0;
+  double eta_s = -1;               // -1 = unknown
+  std::string unit = "items";
+  int world_size = 1;
+  std::vector<double> rank_step_seconds;       // (world_size) last step, per rank
+  std::vector<double> rank_mean_step_seconds;  // (world_size) recent window mean, per rank
+  int straggler_rank = -1;         // -1 = none
+  std::string last_checkpoint_path;  // empty = none yet
+  int64_t last_checkpoint_step = -1;
+  int stop_signal = 0;             // agreed stop request, 0 = none
+  bool finished = false;
+};
+
+// The bodies of GET /status and GET /metrics. Pure: unit-tested directly.
+std::string status_json(const StatusSnapshot& snapshot, double uptime_s);
+std::string status_prometheus(const StatusSnapshot& snapshot, double uptime_s);
+
+struct StatusServerOptions {
+  std::string bind_address = "127.0.0.1";   // "0.0.0.0" exposes it to the network
+  int port = 0;                             // 0 = ephemeral (see port())
+  std::chrono::milliseconds io_timeout{5000};   // per connection: read request + write answer
+  size_t max_request_bytes = 8192;          // request line + headers; larger gets 431
+  int max_connections = 64;                 // open at once; more wait in the backlog
+};
+
+class StatusServer {
+ public:
+  // Binds, listens and starts the server thread; logs "listening on http://ADDR:PORT".
+  // Throws ConfigError for an unparsable address, IoError naming address and port when it
+  // cannot listen (the port is busy, say).
+  explicit StatusServer(StatusServerOptions options);
+  ~StatusServer();   // stop()
+  StatusServer(const StatusServer&) = delete;
+  StatusServer& operator=(const StatusServer&) = delete;
+
+  // Replaces what the endpoint shows. Thread-safe; never blocks on the network.
+  void publish(StatusSnapshot snapshot);
+  // The bound port (the actual one when options.port was 0).
+  int port() const;
+  // Closes the listener and every connection and joins the thread. Idempotent.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace loom
