@@ -1,0 +1,189 @@
+// HDF5 output of the vocabulary and of co-occurrence partitions, and GloVe's binary export.
+// hdf5.h stays here; every HDF5 call is checked and its failure names file and object.
+//
+// Note [Cooccur file format]
+// cooccur.part-<r>-of-<W>.h5, one per rank (no collective I/O needed, any file system):
+//   /            attrs format="loom-cooccur", format_version=1, partition, num_partitions,
+//                window, symmetric (0/1), seed, nnz_total, vocab_size
+//   /cooccur     compound {row int32, col int32, value float64}, (nnz of this partition),
+//                0-based ids, rows with row % num_partitions == partition, shuffled
+//   /vocab/tokens, /vocab/counts   the vocabulary (vlen UTF-8 strings, int64)
+#include <fcntl.h>
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "dist/communicator.h"
+#include "io/cooccur.h"
+
+namespace loom {
+namespace {
+
+class H5Id {   // closes with H5Oclose / H5Fclose / H5Sclose / H5Tclose / H5Aclose by kind
+ public:
+  H5Id(hid_t id, herr_t (*close)(hid_t), const std::string& what) : id_(id), close_(close) {
+    if (id < 0) throw IoError("HDF5 failed: " + what);
+  }
+  ~H5Id() { close_(id_); }
+  H5Id(const H5Id&) = delete;
+  H5Id& operator=(const H5Id&) = delete;
+  operator hid_t() const { return id_; }
+
+ private:
+  hid_t id_;
+  herr_t (*close_)(hid_t);
+};
+
+void check(herr_t rc, const std::string& what) {
+  if (rc < 0) throw IoError("HDF5 failed: " + what);
+}
+
+void attr_i64(hid_t obj, const char* name, int64_t v, const std::string& file) {
+  H5Id space(H5Screate(H5S_SCALAR), H5Sclose, "dataspace in " + file);
+  H5Id a(H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+         file + " attribute " + name);
+  check(H5Awrite(a, H5T_NATIVE_INT64, &v), file + " attribute " + name);
+}
+
+void attr_str(hid_t obj, const char* name, const std::string& v, const std::string& file) {
+  H5Id type(H5Tcopy(H5T_C_S1), H5Tclose, "string type");
+  check(H5Tset_size(type, v.size()), "string size");
+  check(H5Tset_cset(type, H5T_CSET_UTF8), "string cset");
+  H5Id space(H5Screate(H5S_SCALAR), H5Sclose, "dataspace in " + file);
+  H5Id a(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+         file + " attribute " + name);
+  check(H5Awrite(a, type, v.data()), file + " attribute " + name);
+}
+
+hid_t entry_type(bool file_type) {
+  hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(CooccurEntry));
+  check(H5Tinsert(t, "row", offsetof(CooccurEntry, row), file_type ? H5T_STD_I32LE : H5T_NATIVE_INT32), "row");
+  check(H5Tinsert(t, "col", offsetof(CooccurEntry, col), file_type ? H5T_STD_I32LE : H5T_NATIVE_INT32), "col");
+  check(H5Tinsert(t, "value", offsetof(CooccurEntry, value), file_type ? H5T_IEEE_F64LE : H5T_NATIVE_DOUBLE), "value");
+  return t;
+}
+
+void write_vocab_group(hid_t file, const Vocab& vocab, const std::string& path) {
+  H5Id group(H5Gcreate2(file, "vocab", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, path + " group /vocab");
+  hsize_t n = static_cast<hsize_t>(vocab.size());
+  H5Id space(H5Screate_simple(1, &n, nullptr), H5Sclose, path + " /vocab dataspace");
+  H5Id str(H5Tcopy(H5T_C_S1), H5Tclose, "string type");
+  check(H5Tset_size(str, H5T_VARIABLE), "vlen string");
+  check(H5Tset_cset(str, H5T_CSET_UTF8), "string cset");
+  std::vector<const char*> ptrs;
+  for (const auto& t : vocab.tokens()) ptrs.push_back(t.c_str());
+  H5Id tokens(H5Dcreate2(group, "tokens", str, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose,
+              path + " dataset /vocab/tokens");
+  if (n) check(H5Dwrite(tokens, str, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), path + " dataset /vocab/tokens");
+  H5Id counts(H5Dcreate2(group, "counts", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+              H5Dclose, path + " dataset /vocab/counts");
+  if (n) check(H5Dwrite(counts, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, vocab.counts().data()),
+               path + " dataset /vocab/counts");
+}
+
+hid_t create_file(const std::string& tmp) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  return H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+}
+
+void rename_into_place(const std::string& tmp, const std::string& path) {
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw IoError("cannot rename " + tmp + " to " + path + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+void write_vocab_h5(const Vocab& vocab, const std::string& path) {
+  std::string tmp = path + ".tmp";
+  {
+    H5Id file(create_file(tmp), H5Fclose, "cannot create " + tmp + " (check the directory)");
+    attr_str(file, "format", "loom-vocab", tmp);
+    attr_i64(file, "format_version", 1, tmp);
+    write_vocab_group(file, vocab, tmp);
+  }
+  rename_into_place(tmp, path);
+}
+
+void write_cooccur_h5(const std::string& path, const CooccurResult& result, const Vocab& vocab,
+                      const CooccurOptions& options) {
+  std::string tmp = path + ".tmp";
+  {
+    H5Id file(create_file(tmp), H5Fclose, "cannot create " + tmp + " (check the output directory)");
+    attr_str(file, "format", "loom-cooccur", tmp);
+    attr_i64(file, "format_version", 1, tmp);
+    attr_i64(file, "partition", result.partition, tmp);
+    attr_i64(file, "num_partitions", result.num_partitions, tmp);
+    attr_i64(file, "window", options.window, tmp);
+    attr_i64(file, "symmetric", options.symmetric ? 1 : 0, tmp);
+    attr_i64(file, "seed", static_cast<int64_t>(options.seed), tmp);
+    attr_i64(file, "nnz_total", result.stats.nnz, tmp);
+    attr_i64(file, "vocab_size", vocab.size(), tmp);
+    hsize_t n = result.entries.size();
+    H5Id space(H5Screate_simple(1, &n, nullptr), H5Sclose, tmp + " /cooccur dataspace");
+    H5Id ftype(entry_type(true), H5Tclose, "compound type");
+    H5Id mtype(entry_type(false), H5Tclose, "compound type");
+    H5Id ds(H5Dcreate2(file, "cooccur", ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose,
+            tmp + " dataset /cooccur");
+    if (n) check(H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, result.entries.data()),
+                 tmp + " dataset /cooccur (disk full?)");
+    write_vocab_group(file, vocab, tmp);
+    check(H5Fflush(file, H5F_SCOPE_GLOBAL), "flush " + tmp);
+  }
+  rename_into_place(tmp, path);
+}
+
+std::vector<CooccurEntry> read_cooccur_h5(const std::string& path) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  H5Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "cannot open " + path);
+  H5Id ds(H5Dopen2(file, "cooccur", H5P_DEFAULT), H5Dclose, path + " dataset /cooccur is missing");
+  H5Id space(H5Dget_space(ds), H5Sclose, path + " dataset /cooccur dataspace");
+  hsize_t n = 0;
+  if (H5Sget_simple_extent_ndims(space) != 1)
+    throw DataError(path + " dataset /cooccur is not 1-D");
+  H5Sget_simple_extent_dims(space, &n, nullptr);
+  std::vector<CooccurEntry> out(n);
+  H5Id mtype(entry_type(false), H5Tclose, "compound type");
+  if (n) check(H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), path + " dataset /cooccur");
+  return out;
+}
+
+void export_glove_cooccurrence(Communicator& comm, const CooccurResult& result, const std::string& path) {
+  int64_t mine = static_cast<int64_t>(result.entries.size());
+  std::vector<int64_t> counts(static_cast<size_t>(comm.size()));
+  comm.allgather(Tensor::of(&mine, 1), Tensor::of(counts.data(), comm.size()));
+  int64_t before = 0;
+  for (int r = 0; r < comm.rank(); ++r) before += counts[static_cast<size_t>(r)];
+  if (comm.rank() == 0) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw IoError("cannot create " + path + ": " + std::strerror(errno));
+    ::close(fd);
+  }
+  comm.barrier();
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) throw IoError("cannot open " + path + " for writing: " + std::strerror(errno));
+  constexpr size_t kBlock = 1 << 16;
+  std::vector<CooccurEntry> block(kBlock);
+  off_t offset = static_cast<off_t>(before) * static_cast<off_t>(sizeof(CooccurEntry));
+  for (size_t i = 0; i < result.entries.size(); i += kBlock) {
+    size_t n = std::min(kBlock, result.entries.size() - i);
+    for (size_t j = 0; j < n; ++j) {
+      const CooccurEntry& e = result.entries[i + j];
+      block[j] = {e.row + 1, e.col + 1, e.value};   // GloVe's ids are 1-based
+    }
+    size_t bytes = n * sizeof(CooccurEntry);
+    if (::pwrite(fd, block.data(), bytes, offset) != static_cast<ssize_t>(bytes)) {
+      ::close(fd);
+      throw IoError("write failed for " + path + ": " + std::strerror(errno) + " (disk full?)");
+    }
+    offset += static_cast<off_t>(bytes);
+  }
+  ::close(fd);
+  comm.barrier();
+}
+
+}  // namespace loom

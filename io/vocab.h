@@ -1,0 +1,86 @@
+#pragma once
+// Vocabulary: tokens with their corpus counts, ordered by count descending, then token
+// bytes ascending, so ids are identical for any world size. Built collectively: each rank
+// counts its CorpusShard, counts are exchanged by token hash (alltoallv) and summed by the
+// owning rank, min_count is applied there, and the survivors are gathered everywhere.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "io/corpus_shard.h"
+
+namespace loom {
+
+class Communicator;
+
+struct VocabOptions {
+  int64_t min_count = 5;   // tokens seen fewer times are dropped
+  int64_t max_vocab = 0;   // 0: no limit; else keep the most frequent (ties by bytes)
+};
+
+// Fast 64-bit hash of a token's bytes (stable across runs and machines).
+uint64_t hash_token(std::string_view token);
+
+// Open-addressing map token -> count; tokens are copied once into an arena, so counting a
+// token already seen allocates nothing.
+class TokenCounter {
+ public:
+  TokenCounter();
+  void add(std::string_view token, int64_t count = 1);
+  size_t size() const { return size_; }
+  // Visits (token, count) in table order.
+  template <typename F> void for_each(F&& f) const {
+    for (const Slot& s : slots_)
+      if (s.count != 0) f(std::string_view(arena_.data() + s.offset, s.length), s.count);
+  }
+
+ private:
+  struct Slot { uint64_t hash = 0; uint64_t offset = 0; uint32_t length = 0; int64_t count = 0; };
+  void grow();
+  std::vector<Slot> slots_;   // (capacity), a power of two
+  std::vector<char> arena_;
+  size_t size_ = 0;
+};
+
+class Vocab {
+ public:
+  Vocab() = default;
+  // Tokens in id order with their counts (already in vocabulary order).
+  Vocab(std::vector<std::string> tokens, std::vector<int64_t> counts);
+
+  int32_t size() const { return static_cast<int32_t>(tokens_.size()); }
+  const std::string& token(int32_t id) const { return tokens_[static_cast<size_t>(id)]; }
+  int64_t count(int32_t id) const { return counts_[static_cast<size_t>(id)]; }
+  const std::vector<std::string>& tokens() const { return tokens_; }
+  const std::vector<int64_t>& counts() const { return counts_; }
+  // The id of `token`, or -1.
+  int32_t find(std::string_view token) const;
+  bool operator==(const Vocab& other) const { return tokens_ == other.tokens_ && counts_ == other.counts_; }
+
+ private:
+  std::vector<std::string> tokens_;
+  std::vector<int64_t> counts_;
+  std::vector<int32_t> index_;   // open addressing over ids, -1 empty; (capacity) power of two
+};
+
+struct VocabStats {
+  int64_t tokens = 0;          // tokens read, all ranks
+  int64_t distinct = 0;        // distinct tokens before min_count / max_vocab
+  uint64_t utf8_replaced = 0;  // invalid sequences replaced, all ranks
+  double seconds = 0;
+};
+
+// Collective. Every rank returns the same Vocab.
+Vocab build_vocab(Communicator& comm, const CorpusLayout& layout, const CorpusOptions& corpus,
+                  const VocabOptions& options, VocabStats* stats = nullptr);
+Vocab build_vocab(Communicator& comm, const CorpusOptions& corpus, const VocabOptions& options);
+
+// GloVe's vocab.txt: "token count\n" per line in id order (written to PATH.tmp, renamed).
+void write_vocab_txt(const Vocab& vocab, const std::string& path);
+Vocab read_vocab_txt(const std::string& path);   // DataError naming path:line if malformed
+// HDF5: attrs format="loom-vocab", format_version=1; /vocab/tokens (vlen UTF-8 strings),
+// /vocab/counts (int64). Written to PATH.tmp, renamed.
+void write_vocab_h5(const Vocab& vocab, const std::string& path);
+
+}  // namespace loom
