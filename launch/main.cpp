@@ -36,18 +36,6 @@ std::string version_text() {
          loom::kBuildType + "\nCUDA " + (loom::kWithCuda ? "on" : "off") + "\n";
 }
 
-// Reports a failure. Once MPI is up with several ranks, the communicator's abort ends them
-// all (nobody is left waiting in a collective). Before MPI is up every rank sees the same
-// (config) error, so only rank 0 of the launch prints it.
-int fail(const std::string& command, const std::string& msg, int code) {
-  if (loom::MpiCommunicator::world_initialized() && loom::MpiCommunicator::world().size() > 1)
-    loom::MpiCommunicator::world().abort(msg, code);
-  if (!loom::MpiCommunicator::world_initialized() && loom::RunEnv::detect().announced_rank != 0)
-    return code;
-  loom::log::error(command, msg);
-  return code;
-}
-
 // Runs `body` inside a Session. A loom::Error after MPI is up ends every rank: with more
 // than one rank through the communicator's abort (no rank is left in a collective), alone
 // by returning the error's exit status.
@@ -57,9 +45,9 @@ int with_session(const loom::SessionOptions& options, const std::function<int(lo
     session = std::make_unique<loom::Session>(options);
     return body(*session);
   } catch (const Error& e) {
-    return fail(options.command, e.what(), e.exit_code());
+    return loom::end_with_error(options.command, e.what(), e.exit_code());
   } catch (const std::exception& e) {
-    return fail(options.command, std::string("internal error: ") + e.what(), loom::kExitError);
+    return loom::end_with_error(options.command, std::string("internal error: ") + e.what(), loom::kExitError);
   }
 }
 

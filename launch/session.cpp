@@ -46,6 +46,14 @@ void write_file_atomically(const std::string& path, const std::string& text) {
 
 }  // namespace
 
+int end_with_error(const std::string& command, const std::string& message, int exit_code) {
+  if (MpiCommunicator::world_initialized() && MpiCommunicator::world().size() > 1)
+    MpiCommunicator::world().abort(message, exit_code);
+  if (!MpiCommunicator::world_initialized() && RunEnv::detect().announced_rank != 0) return exit_code;
+  log::error(command, message);
+  return exit_code;
+}
+
 Config load_config_for_cli(const std::string& path, const std::vector<std::string>& overrides) {
   return load_config(path, overrides);
 }

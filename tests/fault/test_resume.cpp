@@ -1,0 +1,319 @@
+// Checkpoint and resume on real processes: SIGKILL at random moments and during checkpoint
+// writes, then --resume auto, must end bit-for-bit equal to an uninterrupted run (world
+// sizes 1 and 2); resume at another world size; a damaged newest checkpoint; a full disk;
+// a changed model shape; a stop signal. The model is tests/support/regression_model.h run
+// by train_tool through the real Trainer, Session, config and checkpoint code.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/param_store.h"
+#include "io/checkpoint.h"
+#include "tests/support/test_support.h"
+
+namespace loom::test {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+std::string tool() {
+  const char* p = std::getenv("LOOM_TRAIN_TOOL");
+  if (p == nullptr) throw std::runtime_error("LOOM_TRAIN_TOOL is not set (run through ctest)");
+  return p;
+}
+
+struct Job {
+  int np = 1;
+  std::string dir;
+  std::vector<std::string> args;   // model flags and --set overrides
+};
+
+std::vector<std::string> command(const Job& job, const std::string& resume = "") {
+  std::vector<std::string> cmd;
+  if (job.np > 1) cmd = mpirun_prefix(job.np);
+  cmd.insert(cmd.end(), {tool(), "--set", "run.dir=" + job.dir, "--set", "progress.interval_s=5"});
+  cmd.insert(cmd.end(), job.args.begin(), job.args.end());
+  if (!resume.empty()) cmd.insert(cmd.end(), {"--resume", resume});
+  return cmd;
+}
+
+std::string ckpt_dir(const Job& job) { return job.dir + "/checkpoints"; }
+
+// Final parameters and optimizer state of a finished run, as raw bytes per dataset.
+std::vector<std::vector<float>> final_state(const std::string& path) {
+  CheckpointReader reader;
+  reader.open(path);
+  std::vector<std::vector<float>> out;
+  for (const DatasetInfo& d : reader.list_datasets()) {
+    if (d.path.rfind("/model/", 0) != 0 && d.path.rfind("/optimizer/", 0) != 0) continue;
+    std::vector<float> values(d.bytes / 4);
+    std::string name = d.path.substr(d.path.find('/', 1) + 1);
+    if (d.path.rfind("/model/", 0) == 0) {
+      ParamStore ps;
+      ps.declare(name, Shape::from(d.shape.data(), int(d.shape.size())));
+      ps.finalize();
+      reader.read_model_into(ps);   // checks this one parameter (the others are ignored)
+      std::copy_n(ps.value(0).f32(), values.size(), values.data());
+    } else {
+      size_t slash = name.rfind('/');
+      reader.read_slot(name.substr(0, slash), name.substr(slash + 1),
+                       Tensor(values.data(), Shape::from(d.shape.data(), int(d.shape.size())), DType::kF32));
+    }
+    out.push_back(std::move(values));
+  }
+  return out;
+}
+
+std::string final_checkpoint(const Job& job, int steps) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step_%08d.h5", steps);
+  return ckpt_dir(job) + "/" + name;
+}
+
+// Runs `job` with --resume auto until it exits 0 (at most `tries` times).
+void resume_to_end(const Job& job, int tries = 5) {
+  for (int i = 0; i < tries; ++i) {
+    RunResult r = run(command(job, "auto"), 300s);
+    ASSERT_FALSE(r.timed_out) << r.err;
+    if (r.status == 0) return;
+    ADD_FAILURE() << "resume exited " << r.status << ":\n" << r.err;
+  }
+}
+
+// Waits until a checkpoint write is in progress (a *.h5.tmp appears in `dir`); false if the
+// process ended first or `limit` passed.
+bool wait_for_tmp(const std::string& dir, Process& p, std::chrono::milliseconds limit) {
+  fs::create_directories(dir);
+  int fd = inotify_init1(IN_NONBLOCK);
+  int wd = inotify_add_watch(fd, dir.c_str(), IN_CREATE);
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  bool seen = false;
+  char buf[4096];
+  while (!seen && std::chrono::steady_clock::now() < deadline && p.running()) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    for (ssize_t off = 0; n > 0 && off < n;) {
+      auto* ev = reinterpret_cast<inotify_event*>(buf + off);
+      std::string name = ev->len ? ev->name : "";
+      if (name.size() > 7 && name.ends_with(".h5.tmp")) seen = true;
+      off += ssize_t(sizeof(inotify_event) + ev->len);
+    }
+    if (!seen) std::this_thread::sleep_for(200us);
+  }
+  inotify_rm_watch(fd, wd);
+  close(fd);
+  return seen;
+}
+
+void kill_one_rank(Process& p, int np, std::mt19937& gen) {
+  if (np == 1) {
+    p.signal(SIGKILL);
+    return;
+  }
+  std::vector<pid_t> ranks = descendants_named(p.pid(), "train_tool");
+  if (ranks.empty()) {
+    p.signal_group(SIGKILL);
+    return;
+  }
+  kill(ranks[gen() % ranks.size()], SIGKILL);
+}
+
+class KillResume : public ::testing::TestWithParam<int> {};
+
+// Twenty kills at world size np: odd iterations at a random moment, even ones in the middle
+// of a checkpoint write. Every resumed run must end with the reference's exact bytes.
+TEST_P(KillResume, TwentyKillsEndBitForBitEqualToAnUninterruptedRun) {
+  const int np = GetParam();
+  const std::vector<std::string> args = {"--dim", "65536", "--batch", "16", "--steps", "40", "--seed", "11",
+                                         "--set", "checkpoint.every_steps=4", "--set", "checkpoint.keep_last=2"};
+  TempDir ref_dir;
+  Job ref{np, ref_dir.path(), args};
+  auto t0 = std::chrono::steady_clock::now();
+  RunResult r = run(command(ref), 300s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  const auto reference = final_state(final_checkpoint(ref, 40));
+  ASSERT_FALSE(reference.empty());
+
+  std::mt19937 gen(20261122u + unsigned(np));
+  int during_write = 0;
+  for (int i = 0; i < 20; ++i) {
+    TempDir dir;
+    Job job{np, dir.path(), args};
+    {
+      Process p(command(job));
+      if (i % 2 == 0) {
+        // Skip a random number of writes, then kill inside the next one.
+        int skip = int(gen() % 6);
+        bool in_write = false;
+        for (int s = 0; s <= skip && (in_write = wait_for_tmp(ckpt_dir(job), p, 60s)); ++s) {
+          if (s < skip) std::this_thread::sleep_for(5ms);
+        }
+        during_write += in_write ? 1 : 0;
+      } else {
+        std::uniform_int_distribution<int64_t> when(0, duration.count());
+        std::this_thread::sleep_for(std::chrono::milliseconds(when(gen)));
+      }
+      kill_one_rank(p, np, gen);
+      ASSERT_TRUE(p.wait_for(60s)) << "job did not end after a rank was killed";
+    }
+    resume_to_end(job);
+    const auto resumed = final_state(final_checkpoint(job, 40));
+    ASSERT_EQ(resumed.size(), reference.size()) << "iteration " << i;
+    for (size_t d = 0; d < reference.size(); ++d)
+      for (size_t k = 0; k < reference[d].size(); ++k)
+        ASSERT_EQ(std::memcmp(&resumed[d][k], &reference[d][k], 4), 0)
+            << "iteration " << i << ", dataset " << d << ", element " << k << ": expected " << reference[d][k]
+            << ", got " << resumed[d][k];
+  }
+  EXPECT_GE(during_write, 5) << "too few kills landed inside a checkpoint write";
+  std::printf("np=%d: %d of 20 kills landed inside a checkpoint write\n", np, during_write);
+}
+
+INSTANTIATE_TEST_SUITE_P(WorldSize, KillResume, ::testing::Values(1, 2));
+
+double last_loss(const std::string& run_dir) {
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::string line, last;
+  while (std::getline(in, line)) last = line;
+  size_t at = last.find("\"loss\":");
+  return at == std::string::npos ? -1 : std::stod(last.substr(at + 7));
+}
+
+double first_loss(const std::string& run_dir) {
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::string line;
+  std::getline(in, line);
+  size_t at = line.find("\"loss\":");
+  return at == std::string::npos ? -1 : std::stod(line.substr(at + 7));
+}
+
+class OtherWorldSize : public ::testing::TestWithParam<std::pair<int, int>> {};
+
+TEST_P(OtherWorldSize, ResumesAndConverges) {
+  auto [from, to] = GetParam();
+  TempDir dir;
+  std::vector<std::string> args = {"--dim", "32", "--batch", "24", "--seed", "5"};
+  Job first{from, dir.path(), args};
+  first.args.insert(first.args.end(), {"--steps", "100"});
+  RunResult a = run(command(first), 300s);
+  ASSERT_EQ(a.status, 0) << a.err;
+  Job second{to, dir.path(), args};
+  second.args.insert(second.args.end(), {"--steps", "300"});   // the schedule may grow on resume
+  RunResult b = run(command(second, "auto"), 300s);
+  ASSERT_EQ(b.status, 0) << b.err;
+  EXPECT_NE(b.err.find("resumed from"), std::string::npos) << b.err;
+  EXPECT_NE(b.err.find("written by " + std::to_string(from) + " rank(s), now " + std::to_string(to)),
+            std::string::npos)
+      << b.err;
+  double start = first_loss(dir.path()), end = last_loss(dir.path());
+  EXPECT_GT(start, 0);
+  EXPECT_LT(end, 0.01 * start) << "did not converge after resuming at another world size";
+}
+
+INSTANTIATE_TEST_SUITE_P(Resplit, OtherWorldSize,
+                         ::testing::Values(std::make_pair(3, 2), std::make_pair(2, 3)));
+
+void flip_byte_in_middle(const std::string& path) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(0, std::ios::end);
+  std::streamoff size = f.tellg();
+  f.seekg(size * 3 / 4);   // inside the bulk data of /model and /optimizer
+  char c = 0;
+  f.read(&c, 1);
+  c = char(c ^ 0x5a);
+  f.seekp(size * 3 / 4);
+  f.write(&c, 1);
+}
+
+TEST(ResumeAuto, SkipsADamagedNewestCheckpointAndStillMatches) {
+  std::vector<std::string> args = {"--dim", "4096", "--batch", "8", "--seed", "3", "--set",
+                                   "checkpoint.every_steps=5", "--set", "checkpoint.keep_last=5"};
+  TempDir ref_dir, dir;
+  Job ref{1, ref_dir.path(), args}, job{1, dir.path(), args};
+  ref.args.insert(ref.args.end(), {"--steps", "30"});
+  ASSERT_EQ(run(command(ref), 120s).status, 0);
+  job.args.insert(job.args.end(), {"--steps", "20"});
+  ASSERT_EQ(run(command(job), 120s).status, 0);
+  flip_byte_in_middle(final_checkpoint(job, 20));
+  job.args.back() = "30";
+  RunResult r = run(command(job, "auto"), 120s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("step_00000020.h5"), std::string::npos) << "damage not reported:\n" << r.err;
+  EXPECT_NE(r.err.find("resumed from " + final_checkpoint(job, 15)), std::string::npos) << r.err;
+  EXPECT_EQ(final_state(final_checkpoint(job, 30)), final_state(final_checkpoint(ref, 30)));
+}
+
+TEST(ResumeAuto, RefusesAChangedModelShapeNamingTheKey) {
+  TempDir dir;
+  Job job{1, dir.path(), {"--dim", "64", "--steps", "10", "--seed", "1"}};
+  ASSERT_EQ(run(command(job), 120s).status, 0);
+  job.args[1] = "32";
+  RunResult r = run(command(job, "auto"), 120s);
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("regression.dim: checkpoint 64, now 32"), std::string::npos) << r.err;
+}
+
+TEST(StopSignal, CheckpointsThenExitsAndResumesExactly) {
+  std::vector<std::string> args = {"--dim", "65536", "--batch", "16", "--steps", "200", "--seed", "9"};
+  TempDir ref_dir, dir;
+  Job ref{2, ref_dir.path(), args}, job{2, dir.path(), args};
+  ASSERT_EQ(run(command(ref), 300s).status, 0);
+  {
+    Process p(command(job));
+    ASSERT_TRUE(fs::exists(dir.path()) || true);
+    std::this_thread::sleep_for(2s);
+    std::vector<pid_t> ranks = descendants_named(p.pid(), "train_tool");
+    ASSERT_EQ(ranks.size(), 2u);
+    kill(ranks[1], SIGTERM);
+    ASSERT_TRUE(p.wait_for(120s));
+    EXPECT_EQ(p.exit_status(), 128 + SIGTERM) << p.err();
+    EXPECT_NE(p.err().find("(stop request"), std::string::npos) << p.err();
+  }
+  RunResult r = run(command(job, "auto"), 300s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(final_state(final_checkpoint(job, 200)), final_state(final_checkpoint(ref, 200)));
+}
+
+// A full disk (a 1 MiB tmpfs in a private mount namespace): the failed write names the
+// file and the OS error, the previous checkpoint and `latest` stay good, nothing crashes.
+TEST(DiskFull, PreviousCheckpointSurvivesAndTheErrorSaysWhere) {
+  RunResult probe = run({"unshare", "-m", "true"}, 30s);
+  if (probe.status != 0) GTEST_SKIP() << "cannot create a mount namespace here: " << probe.err;
+  TempDir dir;
+  std::string mnt = dir.file("small");
+  fs::create_directories(mnt);
+  // dim 65536: a checkpoint is ~0.8 MB on disk and reserves ~2 MB while written, so the
+  // first fits in 2.4 MB and the second does not fit next to it.
+  std::string cmd = "mount -t tmpfs -o size=2400k tmpfs " + mnt + " && ";
+  for (const std::string& a : command(Job{1, dir.path(),
+                                          {"--dim", "65536", "--steps", "12", "--seed", "2", "--set",
+                                           "checkpoint.every_steps=5", "--set", "checkpoint.keep_last=3", "--set",
+                                           "checkpoint.dir=" + mnt}}))
+    cmd += " '" + a + "'";
+  cmd += "; echo 'exit status' $? >&2; cp -r " + mnt + " " + dir.file("copy") + "; exit 0";
+  RunResult r = run({"unshare", "-m", "sh", "-c", cmd}, 120s);
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_NE(r.err.find("exit status 1"), std::string::npos) << "expected a clean error exit:\n" << r.err;
+  EXPECT_NE(r.err.find("step_00000010.h5.tmp"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
+  std::string copy = dir.file("copy");
+  EXPECT_EQ(read_file(copy + "/latest").find("step_00000005.h5"), 0u) << read_file(copy + "/latest");
+  EXPECT_FALSE(fs::exists(copy + "/step_00000010.h5.tmp"));
+  bool ok = false;
+  inspect_checkpoint(copy + "/step_00000005.h5", &ok);
+  EXPECT_TRUE(ok);
+}
+
+}  // namespace
+}  // namespace loom::test

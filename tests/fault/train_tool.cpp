@@ -1,0 +1,43 @@
+// train_tool: runs the Trainer on RegressionModel (tests/support/regression_model.h) as
+// `loom train` runs a model: Session, config + --set, checkpoints, resume, signals.
+//   train_tool [--dim N] [--batch N] [--steps N] [--seed N] [--set section.key=value]...
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "dist/mpi_communicator.h"
+#include "launch/session.h"
+#include "launch/signals.h"
+#include "launch/trainer.h"
+#include "tests/support/regression_model.h"
+
+int main(int argc, char** argv) {
+  loom::test::RegressionOptions model_options;
+  loom::SessionOptions session_options;
+  session_options.command = "train";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--dim") model_options.dim = std::atoll(value.c_str());
+    else if (flag == "--batch") model_options.batch = std::atoll(value.c_str());
+    else if (flag == "--steps") model_options.steps = std::atoll(value.c_str());
+    else if (flag == "--seed") model_options.seed = std::strtoull(value.c_str(), nullptr, 10);
+    else if (flag == "--set") session_options.overrides.push_back(value);
+    else if (flag == "--resume") session_options.overrides.push_back("checkpoint.resume=" + value);
+    else return 2;
+  }
+  std::unique_ptr<loom::Session> session;
+  try {
+    session = std::make_unique<loom::Session>(session_options);
+    loom::install_stop_handlers();
+    loom::test::RegressionModel model(model_options, session->comm());
+    loom::TrainerOptions options = loom::trainer_options(session->config(), session->run_dir());
+    options.config_toml += model.config_toml();
+    loom::Trainer trainer(session->comm(), model, options);
+    return trainer.run();
+  } catch (const loom::Error& e) {
+    return loom::end_with_error("train", e.what(), e.exit_code());
+  }
+}
