@@ -14,12 +14,16 @@
 // error that names the file and the dataset path.
 //
 // Note [Write modes]
-// kGathered: rank 0 writes the whole file with the serial sec2 driver; other ranks only
-//   contribute their /state rows (allgatherv). Works on every file system.
-// kParallel: MPI-IO over MPI_COMM_WORLD with collective metadata; each rank writes a
-//   disjoint block of rows of every /model and /optimizer dataset (they are replicated)
-//   and its own /state row. Rank 0 then reopens the file serially to add the checksum and
-//   root attributes and /vocab (variable-length data is not written through MPI-IO).
+// In both modes rank 0 first writes the layout serially with HDF5 (attributes, groups,
+// datasets with their crc32, /vocab) into NAME.h5.tmp, whose space is reserved before
+// HDF5 opens it, so a full disk fails cleanly and HDF5 never holds a failing write; the
+// bulk data then goes to the datasets' file offsets (Note [Layout, then bulk data] in
+// checkpoint_write.cpp, Note [Reserved files] in h5.h).
+// kGathered: rank 0 writes all the data (pwrite); other ranks only contribute their
+//   /state rows (allgatherv). Works on every file system.
+// kParallel: MPI-IO over MPI_COMM_WORLD; each rank writes a disjoint block of rows of
+//   every /model and /optimizer dataset (they are replicated) and its own /state row, and
+//   checksums what it writes (combined in rank order).
 // kAuto picks kParallel when (a) there is more than one rank, (b) the communicator is the
 //   MPI world, and (c) every rank sees the checkpoint directory on a file system that
 //   takes MPI-IO writes: a local one (ext2/3/4, xfs, btrfs, tmpfs, ...) with every rank on

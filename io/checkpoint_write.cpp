@@ -1,5 +1,5 @@
-// save_checkpoint: the collective writer. See Note [Write modes] in checkpoint.h and
-// Note [Agreeing on failure] below.
+// save_checkpoint: the collective writer. See Note [Write modes] in checkpoint.h, and
+// Notes [Agreeing on failure] and [Layout, then bulk data] below.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -17,6 +17,7 @@
 #include "core/version.h"
 #include "dist/communicator.h"
 #include "io/checkpoint.h"
+#include "io/checkpoint_bulk.h"
 #include "io/checksum.h"
 #include "io/h5.h"
 
@@ -252,7 +253,39 @@ WriteMode choose_mode(Communicator& comm, const std::string& dir, WriteMode aske
   return size > 1 && mpi_ok && fs_ok ? WriteMode::kParallel : WriteMode::kGathered;
 }
 
-// ---- writing ------------------------------------------------------------------------------
+// ---- Note [Layout, then bulk data] --------------------------------------------------------
+// HDF5 writes only the layout: root attributes, groups, every dataset (contiguous, space
+// allocated at creation, never filled) with its crc32 attribute, and /vocab. Rank 0 does
+// that serially into a file whose space is reserved first, for an upper bound of the whole
+// file (Note [Reserved files] in io/h5.h): a full disk or a file size limit fails the
+// reservation, as loom's own error, before HDF5 holds the file, and no HDF5 write can meet
+// one afterwards. So the checksums are computed before the layout, from memory: rank 0
+// over whole arrays (gathered), or each rank over its slab, combined in rank order
+// (parallel). Rank 0 closes the file and broadcasts the datasets' offsets; then the data
+// goes to those offsets, into the reserved blocks, by plain pwrite from rank 0 (gathered)
+// or by MPI-IO from every rank (parallel: each its disjoint rows of /model and /optimizer
+// and its own /state row). This is the file HDF5 itself would write, byte for byte in the
+// data, and the readers (loom, h5py, h5dump) see no difference.
+
+// Rows [begin, begin + count) of an item that this rank writes (and checksums) in
+// parallel mode; the whole item in gathered mode (rank 0).
+struct Slab {
+  int64_t begin = 0;
+  int64_t count = 0;
+  const void* src = nullptr;
+  uint64_t bytes(const Item& it) const { return static_cast<uint64_t>(count) * it.row_bytes(); }
+};
+
+
+Slab slab_of(const Item& it, bool parallel, int rank, int size) {
+  if (!parallel) return {0, it.rows(), it.full};
+  if (it.row_of_rank) return {rank, 1, it.row_of_rank};
+  const int64_t begin = it.rows() * rank / size;
+  const int64_t count = it.rows() * (rank + 1) / size - begin;
+  return {begin, count, static_cast<const uint8_t*>(it.full) + static_cast<uint64_t>(begin) * it.row_bytes()};
+}
+
+uint64_t item_bytes(const Item& it) { return static_cast<uint64_t>(it.rows()) * it.row_bytes(); }
 
 std::map<std::string, h5::Group> create_groups(h5::File& file, const std::vector<Item>& items) {
   std::map<std::string, h5::Group> groups;
@@ -267,74 +300,14 @@ std::map<std::string, h5::Group> create_groups(h5::File& file, const std::vector
   return groups;
 }
 
-// Creates every dataset and writes this rank's rows; returns the CRC of each part written.
-// gathered: rank 0 writes everything. parallel: rows split over ranks (collective calls).
-std::vector<uint32_t> write_items(h5::File& file, const std::vector<Item>& items, bool parallel,
-                                  int rank, int size) {
-  auto groups = create_groups(file, items);
-  std::vector<uint32_t> crcs;
-  for (const auto& it : items) {
-    h5::Dataset ds = groups.at(it.group).create_dataset(it.name, it.type, it.dims);
-    int64_t begin = 0, count = it.rows();
-    const void* src = it.full;
-    if (parallel && it.row_of_rank) {
-      begin = rank, count = 1, src = it.row_of_rank;
-    } else if (parallel) {
-      begin = it.rows() * rank / size;
-      count = it.rows() * (rank + 1) / size - begin;
-      src = static_cast<const uint8_t*>(it.full) + static_cast<uint64_t>(begin) * it.row_bytes();
-    }
-    const uint64_t bytes = static_cast<uint64_t>(count) * it.row_bytes();
-    ds.write_rows(begin, count, src);
-    crcs.push_back(crc32_update(0, src, bytes));
-  }
-  return crcs;
-}
-
 uint32_t tokens_crc(const std::vector<std::string>& tokens) {
   uint32_t crc = 0;
   for (const auto& t : tokens) crc = crc32_update(crc, t.c_str(), t.size() + 1);
   return crc;
 }
 
-// Rank 0, serial: checksum attributes, root attributes and /vocab.
-void write_attributes(h5::File& file, const std::vector<Item>& items, const std::vector<uint32_t>& crcs,
-                      const CheckpointMeta& meta, const std::optional<VocabView>& vocab) {
-  for (size_t i = 0; i < items.size(); ++i) {
-    std::string group = items[i].group.substr(1);
-    h5::Group g = group.find('/') == std::string::npos
-                      ? file.open_group(group)
-                      : file.open_group("optimizer").open_group(group.substr(std::string("optimizer/").size()));
-    g.open_dataset(items[i].name).set_attr_u32("crc32", crcs[i]);
-  }
-  file.set_attr("format", std::string(kCheckpointFormat));
-  file.set_attr("format_version", static_cast<int64_t>(meta.format_version));
-  file.set_attr("loom_version", meta.loom_version);
-  file.set_attr("model_kind", meta.model_kind);
-  file.set_attr("step", meta.step);
-  file.set_attr("epoch", meta.epoch);
-  file.set_attr("tokens_seen", meta.tokens_seen);
-  file.set_attr("world_size", static_cast<int64_t>(meta.world_size));
-  file.set_attr("created_utc", meta.created_utc);
-  file.set_attr("config", meta.config_toml);
-  if (!vocab) return;
-  const auto& tokens = *vocab->tokens;
-  const auto& counts = *vocab->counts;
-  LOOM_CHECK(tokens.size() == counts.size(), DataError, "checkpoint " + file.file_path() +
-             ": /vocab tokens and counts differ in length (" + std::to_string(tokens.size()) +
-             " vs " + std::to_string(counts.size()) + ")");
-  h5::Group v = file.create_group("vocab");
-  const int64_t n = static_cast<int64_t>(tokens.size());
-  h5::Dataset t = v.create_dataset("tokens", h5::ElemType::kString, {n});
-  t.write_strings(tokens);
-  t.set_attr_u32("crc32", tokens_crc(tokens));
-  h5::Dataset c = v.create_dataset("counts", h5::ElemType::kI64, {n});
-  c.write_rows(0, n, counts.data());
-  c.set_attr_u32("crc32", crc32_update(0, counts.data(), counts.size() * sizeof(int64_t)));
-}
-
-// In parallel mode each rank has one CRC per item for its part; rank 0 combines them in
-// rank order (= file order, since rank r's rows follow rank r-1's).
+// In parallel mode each rank has one CRC per item for its slab; they are combined in rank
+// order (= file order, since rank r's rows follow rank r-1's). Every rank gets the result.
 std::vector<uint32_t> combine_crcs(Communicator& comm, const std::vector<Item>& items,
                                    const std::vector<uint32_t>& mine) {
   const int size = comm.size();
@@ -346,13 +319,125 @@ std::vector<uint32_t> combine_crcs(Communicator& comm, const std::vector<Item>& 
     const Item& it = items[static_cast<size_t>(i)];
     uint32_t crc = 0;
     for (int r = 0; r < size; ++r) {
-      int64_t rows = it.row_of_rank ? 1 : it.rows() * (r + 1) / size - it.rows() * r / size;
+      const uint64_t bytes = slab_of(it, true, r, size).bytes(it);
       auto part = static_cast<uint32_t>(all[static_cast<size_t>(r * n + i)]);
-      crc = r == 0 ? part : crc32_combine_parts(crc, part, static_cast<uint64_t>(rows) * it.row_bytes());
+      crc = r == 0 ? part : crc32_combine_parts(crc, part, bytes);
     }
     out[static_cast<size_t>(i)] = crc;
   }
   return out;
+}
+
+// Collective: the crc32 of every item's logical array (gathered: meaningful on rank 0 only).
+std::vector<uint32_t> item_crcs(Communicator& comm, const std::vector<Item>& items, bool parallel) {
+  const int rank = comm.rank(), size = comm.size();
+  std::vector<uint32_t> crcs;
+  if (!parallel && rank != 0) return crcs;
+  for (const auto& it : items) {
+    Slab s = slab_of(it, parallel, rank, size);
+    crcs.push_back(crc32_update(0, s.src, s.bytes(it)));
+  }
+  return parallel ? combine_crcs(comm, items, crcs) : crcs;
+}
+
+// An upper bound of the final file size: the data, /vocab (strings in HDF5's global heap:
+// a 16-byte header and 8-byte alignment per string, 16-byte references, collection
+// headers) and the metadata (object headers, symbol tables, B-trees, attributes), each
+// estimated generously. write_layout() re-checks against the real end of allocation.
+uint64_t reserve_bound(const std::vector<Item>& items, const CheckpointMeta& meta,
+                       const std::optional<VocabView>& vocab) {
+  uint64_t bytes = uint64_t{1} << 20;
+  for (const auto& it : items) bytes += item_bytes(it) + 8192 + 4 * it.path().size();
+  bytes += 2 * (meta.config_toml.size() + meta.model_kind.size() + meta.loom_version.size()) + 65536;
+  if (vocab) {
+    uint64_t text = 0;
+    for (const auto& t : *vocab->tokens) text += t.size() + 1;
+    const uint64_t n = vocab->tokens->size();
+    bytes += 2 * (text + 48 * n) + 8 * n + 65536;
+  }
+  return bytes;
+}
+
+void write_root_attributes(h5::File& file, const CheckpointMeta& meta) {
+  file.set_attr("format", std::string(kCheckpointFormat));
+  file.set_attr("format_version", static_cast<int64_t>(meta.format_version));
+  file.set_attr("loom_version", meta.loom_version);
+  file.set_attr("model_kind", meta.model_kind);
+  file.set_attr("step", meta.step);
+  file.set_attr("epoch", meta.epoch);
+  file.set_attr("tokens_seen", meta.tokens_seen);
+  file.set_attr("world_size", static_cast<int64_t>(meta.world_size));
+  file.set_attr("created_utc", meta.created_utc);
+  file.set_attr("config", meta.config_toml);
+}
+
+void write_vocab(h5::File& file, const VocabView& vocab) {
+  const auto& tokens = *vocab.tokens;
+  const auto& counts = *vocab.counts;
+  h5::Group v = file.create_group("vocab");
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  h5::Dataset t = v.create_dataset("tokens", h5::ElemType::kString, {n});
+  t.write_strings(tokens);
+  t.set_attr_u32("crc32", tokens_crc(tokens));
+  h5::Dataset c = v.create_dataset("counts", h5::ElemType::kI64, {n});
+  c.write_rows(0, n, counts.data());
+  c.set_attr_u32("crc32", crc32_update(0, counts.data(), counts.size() * sizeof(int64_t)));
+}
+
+// Rank 0, serial: the whole file but the bulk data of the items (Note [Layout, then bulk
+// data]); returns each item's data offset in the file (-1 for an empty item).
+std::vector<int64_t> write_layout(const std::string& path, const std::vector<Item>& items,
+                                  const std::vector<uint32_t>& crcs, const CheckpointMeta& meta,
+                                  const std::optional<VocabView>& vocab) {
+  if (vocab)
+    LOOM_CHECK(vocab->tokens->size() == vocab->counts->size(), DataError, "checkpoint " + path +
+               ": /vocab tokens and counts differ in length (" + std::to_string(vocab->tokens->size()) +
+               " vs " + std::to_string(vocab->counts->size()) + ")");
+  constexpr uint64_t kCloseMargin = uint64_t{1} << 20;   // what close may still place
+  const uint64_t reserved = reserve_bound(items, meta, vocab);
+  h5::File file = h5::File::create_reserved(path, reserved);
+  std::vector<int64_t> offsets;
+  try {
+    auto groups = create_groups(file, items);
+    for (size_t i = 0; i < items.size(); ++i) {
+      const Item& it = items[i];
+      h5::Dataset ds = groups.at(it.group).create_dataset(it.name, it.type, it.dims);
+      ds.set_attr_u32("crc32", crcs[i]);
+      std::optional<uint64_t> off = ds.file_offset();
+      LOOM_CHECK(off.has_value() || item_bytes(it) == 0, IoError,
+                 ds.where() + ": HDF5 allocated no contiguous storage for the data");
+      offsets.push_back(off ? static_cast<int64_t>(*off) : -1);
+    }
+    write_root_attributes(file, meta);
+    if (vocab) write_vocab(file, *vocab);
+    groups.clear();
+    const uint64_t eoa = file.eoa();
+    if (eoa + kCloseMargin > reserved) {
+      log::warn("ckpt", path + ": the layout reached " + std::to_string(eoa) + " bytes, beyond the " +
+                            std::to_string(reserved) + " reserved; reserving more");
+      file.reserve(eoa + kCloseMargin);
+    }
+    file.close();
+  } catch (...) {
+    file.abandon();
+    throw;
+  }
+  return offsets;
+}
+
+// The pieces of the file this rank writes: everything (gathered, rank 0) or its slabs.
+std::vector<ckpt::BulkPiece> bulk_pieces(const std::vector<Item>& items, const std::vector<int64_t>& offsets,
+                                         bool parallel, int rank, int size) {
+  std::vector<ckpt::BulkPiece> pieces;
+  for (size_t i = 0; i < items.size(); ++i) {
+    Slab s = slab_of(items[i], parallel, rank, size);
+    const uint64_t bytes = s.bytes(items[i]);
+    if (bytes == 0) continue;
+    LOOM_ASSERT(offsets[i] >= 0, "a non-empty dataset has no file offset");
+    const uint64_t at = static_cast<uint64_t>(offsets[i]) + static_cast<uint64_t>(s.begin) * items[i].row_bytes();
+    pieces.push_back({at, s.src, bytes});
+  }
+  return pieces;
 }
 
 std::vector<std::vector<uint64_t>> gather_state(Communicator& comm, const SaveRequest& req) {
@@ -399,41 +484,40 @@ std::string save_checkpoint(Communicator& comm, const std::string& dir, const st
   if (meta.loom_version.empty()) meta.loom_version = kVersion;
   if (meta.created_utc.empty()) meta.created_utc = utc_now();
 
-  // Phase 1: the data. Gathered: rank 0 writes the whole file.
+  // Phase 1: the checksums, from memory (Note [Layout, then bulk data]). Gathered: rank 0
+  // also holds every rank's /state row.
   std::vector<std::vector<uint64_t>> gathered;
   if (!parallel) gathered = gather_state(comm, req);
-  std::vector<uint32_t> crcs;
-  Failure f1 = run_guarded([&] {
+  if (!parallel && rank == 0) items = plan_items(req, size, gathered);
+  const std::vector<uint32_t> crcs = item_crcs(comm, items, parallel);
+
+  // Phase 2: rank 0 writes the layout into the reserved tmp file and shares the offsets.
+  std::vector<int64_t> offsets(items.size(), -1);
+  agree(comm, run_guarded([&] {
+    if (rank == 0) offsets = write_layout(tmp_path, items, crcs, meta, req.vocab);
+  }), remove_tmp);
+  if (!offsets.empty()) comm.broadcast(Tensor::of(offsets.data(), static_cast<int64_t>(offsets.size())), 0);
+
+  // Phase 3: the bulk data, into the reserved blocks, then fsync (every writer).
+  std::string bulk_error;
+  Failure f3 = run_guarded([&] {
     if (parallel) {
-      h5::File file = h5::File::create(tmp_path, h5::Driver::kMpiWorld);
-      crcs = write_items(file, items, true, rank, size);
-      file.close();
+      bulk_error = ckpt::write_pieces_mpiio(tmp_path, bulk_pieces(items, offsets, true, rank, size));
     } else if (rank == 0) {
-      items = plan_items(req, size, gathered);
-      h5::File file = h5::File::create(tmp_path, h5::Driver::kSerial);
-      crcs = write_items(file, items, false, 0, 1);
-      write_attributes(file, items, crcs, meta, req.vocab);
-      file.close();
+      ckpt::write_pieces_posix(tmp_path, bulk_pieces(items, offsets, false, 0, 1));
     }
   });
-  agree(comm, f1, remove_tmp);
+  if (!f3.failed && !bulk_error.empty()) f3 = {true, false, bulk_error};
+  agree(comm, f3, remove_tmp);
 
-  // Phase 2 (parallel mode): rank 0 adds checksums, root attributes and /vocab.
-  if (parallel) crcs = combine_crcs(comm, items, crcs);
-  // Phase 3: rank 0 makes it durable and visible: fsync, rename, fsync DIR, latest.
-  Failure f3 = run_guarded([&] {
+  // Phase 4: rank 0 makes it durable and visible: fsync, rename, fsync DIR, latest.
+  agree(comm, run_guarded([&] {
     if (rank != 0) return;
-    if (parallel) {
-      h5::File file = h5::File::open(tmp_path, true);
-      write_attributes(file, items, crcs, meta, req.vocab);
-      file.close();
-    }
     fsync_path(tmp_path, false);
     rename_path(tmp_path, final_path);
     fsync_path(dir, true);
     write_latest(dir, name + ".h5\n");
-  });
-  agree(comm, f3, remove_tmp);
+  }), remove_tmp);
   log::info("ckpt", "saved " + final_path + " (step " + std::to_string(meta.step) + ", " +
                         write_mode_name(chosen) + ")");
   return final_path;

@@ -1,10 +1,15 @@
 #include "io/h5.h"
 
+#include <fcntl.h>
 #include <hdf5.h>
 #include <mpi.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 #include "core/error.h"
@@ -354,6 +359,92 @@ File File::open(const std::string& path, bool writable) {
   LOOM_H5_CHECK(H5Pset_fapl_sec2(fapl.id()), w);
   hid_t id = LOOM_H5_CHECK(H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl.id()), w);
   return File(Handle(id, Kind::kFile), path, "/", Driver::kSerial);
+}
+
+namespace {
+
+[[noreturn]] void throw_os(const std::string& what, const std::string& path, int err) {
+  throw IoError(what + " " + path + ": " + std::strerror(err) + " (errno " + std::to_string(err) + ")");
+}
+
+// The bytes of a new, empty HDF5 file, built in memory (core driver, no backing store):
+// nothing touches the disk. Same creation properties as File::create.
+std::vector<char> empty_file_image(const std::string& path) {
+  const std::string w = path + " (building an empty HDF5 image in memory)";
+  Handle fapl(LOOM_H5_CHECK(H5Pcreate(H5P_FILE_ACCESS), w), Kind::kPropertyList);
+  LOOM_H5_CHECK(H5Pset_fapl_core(fapl.id(), 64 * 1024, /*backing_store=*/false), w);
+  const std::string name = path + ".in-memory-image";   // never created: no backing store
+  Handle file(LOOM_H5_CHECK(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()), w), Kind::kFile);
+  // 1.10.8's H5Fget_file_image does not flush the metadata cache itself.
+  LOOM_H5_CHECK(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), w);
+  ssize_t n = LOOM_H5_CHECK(H5Fget_file_image(file.id(), nullptr, 0), w);
+  std::vector<char> image(static_cast<size_t>(n));
+  LOOM_H5_CHECK(H5Fget_file_image(file.id(), image.data(), image.size()), w);
+  file.close();
+  return image;
+}
+
+// posix_fallocate(fd, 0, bytes), or throws naming `path` and the OS error.
+void fallocate_or_throw(int fd, uint64_t bytes, const std::string& path) {
+  if (bytes == 0) return;
+  int err = posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+  if (err != 0) throw_os("cannot reserve " + std::to_string(bytes) + " bytes for", path, err);
+}
+
+// The sec2 driver's file descriptor of an open file.
+int vfd_descriptor(hid_t file, const std::string& where) {
+  void* handle = nullptr;
+  LOOM_H5_CHECK(H5Fget_vfd_handle(file, H5P_DEFAULT, &handle), where);
+  LOOM_ASSERT(handle != nullptr, "H5Fget_vfd_handle gave no handle");
+  return *static_cast<int*>(handle);
+}
+
+}  // namespace
+
+File File::create_reserved(const std::string& path, uint64_t reserve_bytes) {
+  init_library();
+  std::vector<char> image = empty_file_image(path);
+  reserve_bytes = std::max<uint64_t>(reserve_bytes, image.size());
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw_os("cannot create", path, errno);
+  int err = posix_fallocate(fd, 0, static_cast<off_t>(reserve_bytes));
+  std::string what = "cannot reserve " + std::to_string(reserve_bytes) + " bytes for";
+  if (err == 0) {   // the image lands in reserved blocks: it cannot fail for lack of space
+    ssize_t n = ::pwrite(fd, image.data(), image.size(), 0);
+    err = n < 0 ? errno : (static_cast<size_t>(n) != image.size() ? EIO : 0);
+    what = "cannot write the HDF5 superblock to";
+  }
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err != 0) {
+    ::unlink(path.c_str());
+    throw_os(what, path, err);
+  }
+  return File::open(path, /*writable=*/true);
+}
+
+uint64_t File::eoa() const {
+  haddr_t a = 0;
+  LOOM_H5_CHECK(H5Fget_eoa(handle_.id(), &a), file_ + " (end of allocation)");
+  return static_cast<uint64_t>(a);
+}
+
+void File::reserve(uint64_t bytes) {
+  LOOM_ASSERT(driver_ == Driver::kSerial, "File::reserve needs a serial (sec2) file");
+  fallocate_or_throw(vfd_descriptor(handle_.id(), file_), bytes, file_);
+}
+
+void File::abandon() noexcept {
+  if (!handle_.valid()) return;
+  hid_t id = handle_.release();
+  void* handle = nullptr;
+  if (driver_ == Driver::kSerial && H5Fget_vfd_handle(id, H5P_DEFAULT, &handle) >= 0 && handle) {
+    int memory = memfd_create("loom-h5-abandoned", MFD_CLOEXEC);
+    if (memory >= 0) {
+      ::dup2(memory, *static_cast<int*>(handle));   // HDF5's pending writes now go to memory
+      ::close(memory);
+    }
+  }
+  if (H5Fclose(id) < 0) log::warn("h5", file_ + ": closing an abandoned file failed: " + error_stack());
 }
 
 void File::flush() { LOOM_H5_CHECK(H5Fflush(handle_.id(), H5F_SCOPE_GLOBAL), file_ + " (flushing)"); }

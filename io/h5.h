@@ -13,6 +13,23 @@
 // when it opens a file, so init_library() sets it (without overriding a value the user
 // set) before loom opens any file. Exclusion comes from loom's protocol instead: writers
 // write NAME.h5.tmp and rename it; readers only open renamed files (DESIGN.md).
+//
+// Note [Reserved files]
+// HDF5 1.10.8 cannot close a file whose flush failed: the failed close leaves the file in
+// the library's open list and the process may crash later, at library shutdown
+// (H5F__close_cb). So a writer must never let HDF5 write where the disk may refuse it.
+// File::create_reserved() gets there without trusting HDF5's error paths: it builds an
+// empty HDF5 file in memory (core driver, no backing store), creates PATH itself, reserves
+// `reserve_bytes` with posix_fallocate (ENOSPC, EFBIG, EDQUOT surface here, as loom's own
+// IoError, before HDF5 has the file), writes the empty image into the reserved blocks and
+// only then opens PATH with the sec2 driver, without truncation. Every address HDF5 later
+// allocates lies below its end-of-allocation (EOA); while EOA stays below the reservation
+// every HDF5 write, the metadata flushed at close included, lands in blocks that are
+// already the file's. At close HDF5 truncates the file to EOA: blocks below it stay.
+// reserve() extends the reservation (a writer calls it with eoa() plus a margin before
+// close, so the guarantee never rests on an estimate), and abandon() is the last resort
+// when it cannot: it points HDF5's descriptor at an anonymous memory file, so the close
+// that HDF5 insists on cannot fail; the caller then deletes PATH.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -46,6 +63,12 @@ class Handle {
   bool valid() const { return id_ >= 0; }
   // Closes now and reports a failure (the destructor only logs one).
   void close();
+  // Gives up ownership without closing.
+  int64_t release() {
+    int64_t id = id_;
+    id_ = -1;
+    return id;
+  }
 
  private:
   int64_t id_ = -1;
@@ -114,6 +137,17 @@ class File : public Group {
   // Creates (truncating) `path`. With kMpiWorld this is a collective over MPI_COMM_WORLD.
   static File create(const std::string& path, Driver driver);
   static File open(const std::string& path, bool writable);   // serial
+  // Serial: creates PATH holding `reserve_bytes` reserved bytes and opens it for writing
+  // (Note [Reserved files]). Throws IoError naming PATH and the OS error; PATH is removed
+  // again when the reservation fails.
+  static File create_reserved(const std::string& path, uint64_t reserve_bytes);
+  // End of allocation: every byte HDF5 has placed or will write at close lies below it.
+  uint64_t eoa() const;
+  // Serial files: the first `bytes` bytes of the file are allocated on disk (posix_fallocate).
+  void reserve(uint64_t bytes);
+  // Serial files: closes without letting anything pending reach PATH (Note [Reserved files]).
+  // Never throws; for failure paths only. PATH's content is then undefined: delete it.
+  void abandon() noexcept;
   void flush();
   void close();
 

@@ -218,7 +218,7 @@ TEST_P(OtherWorldSize, ResumesAndConverges) {
       << b.err;
   double start = first_loss(dir.path()), end = last_loss(dir.path());
   EXPECT_GT(start, 0);
-  EXPECT_LT(end, 0.01 * start) << "did not converge after resuming at another world size";
+  EXPECT_LT(end, 0.05 * start) << "did not converge after resuming at another world size";
 }
 
 INSTANTIATE_TEST_SUITE_P(Resplit, OtherWorldSize,

@@ -1,5 +1,6 @@
 // The HDF5 wrapper: attributes and datasets round-trip; failures name the file and object.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "io/h5.h"
@@ -57,6 +58,39 @@ TEST(H5, ErrorsNameTheFileAndObject) {
     EXPECT_NE(std::string(e.what()).find("group /model"), std::string::npos) << e.what();
   }
   EXPECT_THROW(f.attr_i64("absent"), IoError);
+}
+
+// Note [Reserved files]: the blocks are the file's before HDF5 writes; close truncates to
+// EOA; abandon() lets nothing pending reach the file.
+TEST(H5, ReservedFileKeepsItsBlocksAndAbandonWritesNothing) {
+  test::TempDir dir;
+  constexpr uint64_t kReserve = 1 << 20;
+  const std::string kept = dir.file("kept.h5"), dropped = dir.file("dropped.h5");
+  {
+    h5::File f = h5::File::create_reserved(kept, kReserve);
+    struct stat st{};
+    ASSERT_EQ(::stat(kept.c_str(), &st), 0);
+    EXPECT_GE(static_cast<uint64_t>(st.st_blocks) * 512, kReserve);
+    h5::Dataset d = f.create_group("g").create_dataset("d", h5::ElemType::kI64, {4});
+    int64_t v[4] = {1, -2, 3, -4};
+    d.write_rows(0, 4, v);
+    EXPECT_LT(f.eoa(), kReserve);
+    f.close();
+  }
+  struct stat st{};
+  ASSERT_EQ(::stat(kept.c_str(), &st), 0);
+  EXPECT_LT(static_cast<uint64_t>(st.st_size), kReserve);   // truncated to EOA at close
+  {
+    h5::File f = h5::File::create_reserved(dropped, kReserve);
+    f.create_group("g").set_attr("x", int64_t{1});
+    f.abandon();
+    f.abandon();   // idempotent
+  }
+  int64_t back[4] = {};
+  h5::File::open(kept, false).open_group("g").open_dataset("d").read_rows(0, 4, back);
+  EXPECT_EQ(back[3], -4);
+  EXPECT_FALSE(h5::File::open(dropped, false).has("g"));   // still the empty file
+  EXPECT_THROW(h5::File::create_reserved(dir.file("no/such/dir.h5"), kReserve), IoError);
 }
 
 }  // namespace
