@@ -1,9 +1,12 @@
 # loom_target_defaults(TARGET): warnings, include root, optimisation flags.
+# -Wnull-dereference and -Wrestrict are left out: at -O2 GCC 12 reports them inside
+# libstdc++ and Boost.Asio code inlined into ours (GCC bug 105329 for -Wrestrict), and CI
+# builds Release with -Werror.
 function(loom_target_defaults target)
   target_compile_options(${target} PRIVATE
     $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
-                              -Wcast-align -Wunused -Woverloaded-virtual -Wnull-dereference
-                              -Wimplicit-fallthrough>)
+                              -Wcast-align -Wunused -Woverloaded-virtual -Wimplicit-fallthrough
+                              -Wno-restrict>)
   if(LOOM_WERROR)
     target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Werror>)
   endif()

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <exception>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <string>
@@ -14,6 +16,7 @@
 #include "core/log.h"
 #include "core/version.h"
 #include "dist/mpi_communicator.h"
+#include "io/checkpoint.h"
 #include "launch/config.h"
 #include "launch/selftest.h"
 #include "launch/session.h"
@@ -123,6 +126,22 @@ int main(int argc, char** argv) {
   config->footer("EXAMPLES\n  loom config --describe\n  loom config examples/selftest.toml --set run.seed=7\n\n" +
                  std::string(kExitStatusText));
 
+  // ---- inspect ----------------------------------------------------------------------
+  std::string inspect_path;
+  CLI::App* inspect = app.add_subcommand(
+      "inspect",
+      "show a checkpoint: metadata, config, datasets, checksums\n\n"
+      "DESCRIPTION\n"
+      "  Opens CKPT (an .h5 checkpoint, or a checkpoint directory: its `latest`), verifies\n"
+      "  the format, the version and every dataset's checksum, and prints the metadata\n"
+      "  (model kind, step, epoch, tokens seen, world size, loom version, creation time), the\n"
+      "  stored config and every dataset with its shape, size and checksum status. Needs no\n"
+      "  MPI launcher.");
+  inspect->add_option("checkpoint", inspect_path, "checkpoint file or directory")->required();
+  inspect->footer("EXAMPLES\n  loom inspect runs/glove/checkpoints/step_00001200.h5\n"
+                  "  loom inspect runs/glove/checkpoints\n\n"
+                  "EXIT STATUS\n  0 the checkpoint is valid\n  1 it is damaged or unreadable (the output says where)\n");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -139,6 +158,22 @@ int main(int argc, char** argv) {
       std::fputs(text.c_str(), stdout);
       return 0;
     });
+  }
+  if (*inspect) {
+    std::string path = inspect_path;
+    if (std::filesystem::is_directory(path)) {
+      std::ifstream latest(path + "/latest");
+      std::string name;
+      std::getline(latest, name);
+      if (name.empty()) {
+        loom::log::error("inspect", path + " has no `latest` checkpoint");
+        return loom::kExitError;
+      }
+      path = (std::filesystem::path(path) / name).string();
+    }
+    bool ok = false;
+    std::fputs(loom::inspect_checkpoint(path, &ok).c_str(), stdout);
+    return ok ? 0 : loom::kExitError;
   }
   if (*config) {
     try {
