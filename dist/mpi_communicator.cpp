@@ -176,7 +176,7 @@ std::string MpiCommunicator::library_version() {
   char text[MPI_MAX_LIBRARY_VERSION_STRING] = {};
   int length = 0;
   LOOM_MPI_CHECK(MPI_Get_library_version(text, &length));
-  std::string version(text, static_cast<size_t>(length));
+  std::string version(text);   // length may count a trailing NUL
   size_t end = version.find_first_of("\r\n");
   if (end != std::string::npos) version.resize(end);
   while (!version.empty() && (version.back() == ',' || version.back() == ' ')) version.pop_back();

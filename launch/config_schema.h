@@ -89,13 +89,50 @@ struct ConfigRange {
   X_INT(stall_step, -1, ConfigRange::at_least(-1), "step at which stall_rank stalls; -1 = off")   \
   X_REAL(stall_seconds, 3600.0, ConfigRange::at_least(0), "how long stall_rank sleeps, seconds")
 
+// ---- [checkpoint] ---------------------------------------------------------------------
+#define LOOM_CONFIG_CHECKPOINT(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                     \
+  X_STR(dir, "checkpoints", "checkpoint directory; a relative path is inside the run directory")  \
+  X_INT(every_steps, 0, ConfigRange::at_least(0), "write a checkpoint every N steps; 0 = off")    \
+  X_REAL(every_minutes, 30.0, ConfigRange::at_least(0),                                           \
+         "write a checkpoint when this many minutes passed since the last; 0 = off")             \
+  X_BOOL(at_end, true, "write a checkpoint when training ends")                                   \
+  X_INT(keep_last, 3, ConfigRange::at_least(1), "keep the newest N checkpoints")                  \
+  X_INT(keep_every_steps, 0, ConfigRange::at_least(0),                                            \
+        "also keep every checkpoint whose step is a multiple of N; 0 = none")                    \
+  X_ENUM(write_mode, "auto", "auto|gathered|parallel",                                            \
+         "auto: MPI-IO from every rank where the file system allows it, else rank 0 writes")      \
+  X_ENUM(on_error, "stop", "stop|continue",                                                       \
+         "a failed checkpoint write (disk full, permissions) stops training, or warns and goes on") \
+  X_STR(resume, "", "resume from: '' = start fresh, 'auto' = the newest valid checkpoint, or a path")
+
+// ---- [glove] --------------------------------------------------------------------------
+// Maps one to one onto GloveOptions (models/glove/glove.h).
+#define LOOM_CONFIG_GLOVE(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                          \
+  X_INT(dim, 100, ConfigRange::between(1, 4096), "vector size D of W and W_ctx")                  \
+  X_REAL(x_max, 100.0, ConfigRange::above(0), "weighting cutoff: f(x) = min(1, (x/x_max)^alpha)") \
+  X_REAL(alpha, 0.75, ConfigRange::above(0), "weighting exponent alpha")                          \
+  X_REAL(eta, 0.05, ConfigRange::above(0), "AdaGrad initial step size")                           \
+  X_REAL(grad_clip, 100.0, ConfigRange::above(0), "clip of eta * gradient per component")         \
+  X_INT(epochs, 15, ConfigRange::between(1, 100000), "passes over the co-occurrence non-zeros")   \
+  X_INT(threads, 0, ConfigRange::at_least(0),                                                     \
+        "Hogwild threads per rank (lock-free, timing-dependent results); 0 = run.threads; "       \
+        "1 = deterministic and bit-exact on resume")                                              \
+  X_ENUM(sync, "delta", "delta|average",                                                          \
+         "replica sync after every step: delta = apply the sum of all ranks' changes, "           \
+         "average = average parameters and AdaGrad state")                                        \
+  X_INT(step_nnz, 8388608, ConfigRange::at_least(1),                                              \
+        "non-zeros of the largest partition per step: the sync period across ranks")             \
+  X_ENUM(output, "sum", "sum|w|concat", "exported vectors: W + W_ctx, W alone, or [W, W_ctx]")
+
 // Every section, in output order: X(member, StructName, TABLE, help).
 #define LOOM_CONFIG_SECTIONS(X)                                                                  \
   X(run, RunSection, LOOM_CONFIG_RUN, "the run: name, directory, seed, threads, logging")        \
   X(comm, CommSection, LOOM_CONFIG_COMM, "collectives and their watchdog")                       \
   X(status, StatusSection, LOOM_CONFIG_STATUS, "the HTTP status server")                         \
   X(progress, ProgressSection, LOOM_CONFIG_PROGRESS, "progress lines, bar and metrics")          \
-  X(selftest, SelftestSection, LOOM_CONFIG_SELFTEST, "the collective self-test")
+  X(checkpoint, CheckpointSection, LOOM_CONFIG_CHECKPOINT, "checkpoints: cadence, retention, resume") \
+  X(selftest, SelftestSection, LOOM_CONFIG_SELFTEST, "the collective self-test")                \
+  X(glove, GloveSection, LOOM_CONFIG_GLOVE, "GloVe training (models/glove)")
 
 // ---- generators -----------------------------------------------------------------------
 // Struct fields: `struct S { LOOM_CONFIG_FIELDS(TABLE) };`

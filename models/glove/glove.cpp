@@ -1,0 +1,225 @@
+// Glove: setup, the step, checkpoint hooks and output vectors (glove.h). The cross-rank
+// synchronisation lives in glove_sync.cpp.
+#include "models/glove/glove.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "dist/communicator.h"
+
+namespace loom {
+
+namespace {
+
+void check_options(const GloveOptions& o) {
+  auto bad = [](const char* key, const std::string& why) {
+    throw ConfigError("glove." + std::string(key) + ": " + why);
+  };
+  if (o.dim < 1) bad("dim", "must be >= 1, got " + std::to_string(o.dim));
+  if (!(o.x_max > 0)) bad("x_max", "must be > 0");
+  if (!(o.alpha > 0)) bad("alpha", "must be > 0");
+  if (!(o.eta > 0)) bad("eta", "must be > 0");
+  if (!(o.grad_clip > 0)) bad("grad_clip", "must be > 0");
+  if (o.epochs < 1) bad("epochs", "must be >= 1, got " + std::to_string(o.epochs));
+  if (o.threads < 1) bad("threads", "must be >= 1, got " + std::to_string(o.threads));
+  if (o.step_nnz < 1) bad("step_nnz", "must be >= 1, got " + std::to_string(o.step_nnz));
+}
+
+}  // namespace
+
+GloveSync parse_glove_sync(std::string_view name) {
+  if (name == "delta") return GloveSync::kDelta;
+  if (name == "average") return GloveSync::kAverage;
+  throw ConfigError("glove.sync: unknown scheme '" + std::string(name) + "' (delta|average)");
+}
+
+GloveOutput parse_glove_output(std::string_view name) {
+  if (name == "sum") return GloveOutput::kSum;
+  if (name == "w") return GloveOutput::kW;
+  if (name == "concat") return GloveOutput::kConcat;
+  throw ConfigError("glove.output: unknown value '" + std::string(name) + "' (sum|w|concat)");
+}
+
+const char* glove_sync_name(GloveSync sync) {
+  return sync == GloveSync::kDelta ? "delta" : "average";
+}
+
+const char* glove_output_name(GloveOutput output) {
+  switch (output) {
+    case GloveOutput::kSum: return "sum";
+    case GloveOutput::kW: return "w";
+    case GloveOutput::kConcat: return "concat";
+  }
+  return "?";
+}
+
+Glove::Glove(const GloveOptions& options, Communicator& comm, const Vocab& vocab,
+             std::vector<GloveRecord> records)
+    : options_(options), comm_(comm), vocab_(vocab), records_(std::move(records)) {
+  check_options(options_);
+  const int64_t V = vocab_.size(), D = options_.dim;
+  LOOM_CHECK(V > 0, DataError, "glove: the vocabulary is empty (check vocab.min_count and the corpus)");
+  for (const GloveRecord& r : records_)
+    LOOM_ASSERT(r.row >= 0 && r.row < V && r.col >= 0 && r.col < V, "glove record id out of range");
+  params_.declare("W", {V, D});
+  params_.declare("W_ctx", {V, D});
+  params_.declare("b", {V});
+  params_.declare("b_ctx", {V});
+  params_.finalize();
+  const size_t bytes = static_cast<size_t>(params_.total_elements()) * sizeof(float);
+  gradsq_ = Buffer(bytes);
+  std::fill_n(gradsq().f32(), params_.total_elements(), 1.0f);
+  init_params();
+  setup_steps();
+  if (comm_.size() > 1 && options_.sync == GloveSync::kDelta) {
+    values_base_ = Buffer(bytes);
+    gradsq_base_ = Buffer(bytes);
+    std::memcpy(values_base_.data(), params_.values().data(), bytes);
+    std::memcpy(gradsq_base_.data(), gradsq_.data(), bytes);
+  }
+}
+
+// GloVe's reference initialisation: every parameter (biases too) uniform in
+// [-0.5, 0.5) / D, drawn from one stream keyed by (seed, 0, kInit): equal on every rank.
+void Glove::init_params() {
+  Rng rng(options_.seed, 0, RngPurpose::kInit);
+  const float scale = 1.0f / static_cast<float>(options_.dim);
+  for (int e = 0; e < params_.size(); ++e) {
+    Tensor t = params_.value(e);
+    float* v = t.f32();
+    for (int64_t i = 0; i < t.numel(); ++i) v[i] = (rng.uniform_f32() - 0.5f) * scale;
+  }
+}
+
+// Every rank learns every partition size, so that S is equal everywhere and each rank can
+// count the non-zeros trained by all ranks without another collective per step.
+void Glove::setup_steps() {
+  const int world = comm_.size();
+  partition_nnz_.assign(static_cast<size_t>(world), 0);
+  int64_t mine = static_cast<int64_t>(records_.size());
+  comm_.allgather(Tensor::of(&mine, 1), Tensor::of(partition_nnz_.data(), world));
+  const int64_t largest = *std::max_element(partition_nnz_.begin(), partition_nnz_.end());
+  steps_per_epoch_ = std::max<int64_t>(1, (largest + options_.step_nnz - 1) / options_.step_nnz);
+  total_steps_ = options_.epochs * steps_per_epoch_;
+}
+
+GloveView Glove::view() const {
+  float* g = static_cast<float*>(gradsq_.data());
+  auto off = [&](int e) { return params_.entry(e).offset; };
+  return GloveView{params_.value(0).f32(), params_.value(1).f32(), params_.value(2).f32(),
+                   params_.value(3).f32(), g + off(0), g + off(1), g + off(2), g + off(3),
+                   options_.dim};
+}
+
+int64_t Glove::slice_begin(int64_t n, int64_t slice) const {
+  return n * slice / steps_per_epoch_;
+}
+
+// Hogwild: thread t trains the t-th contiguous chunk of the slice. With one thread the
+// records are visited in order, so the result is deterministic.
+double Glove::train_slice(int64_t begin, int64_t end) {
+  const GloveView p = view();
+  const GloveHyper h{static_cast<float>(options_.eta), static_cast<float>(options_.grad_clip)};
+  const GloveRecord* records = records_.data();
+  const int threads = options_.threads;
+  if (threads == 1) return glove_update_range(p, records, begin, end, h);
+  double loss = 0.0;
+#pragma omp parallel num_threads(threads) reduction(+ : loss)
+  {
+    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads(), n = end - begin;
+    loss += glove_update_range(p, records, begin + n * t / T, begin + n * (t + 1) / T, h);
+  }
+  return loss;
+}
+
+StepStats Glove::train_step(const StepContext& /*ctx*/) {
+  LOOM_ASSERT(epoch_ < options_.epochs, "glove: train_step past the last epoch");
+  const int64_t n = static_cast<int64_t>(records_.size());
+  const int64_t begin = slice_begin(n, slice_), end = slice_begin(n, slice_ + 1);
+  StepStats stats;
+  stats.loss_sum = train_slice(begin, end);
+  stats.examples = end - begin;
+  stats.items = end - begin;
+  if (comm_.size() > 1) synchronize();
+  sync_nnz_seen(slice_);
+  if (++slice_ == steps_per_epoch_) {
+    slice_ = 0;
+    ++epoch_;
+  }
+  return stats;
+}
+
+void Glove::sync_nnz_seen(int64_t slice) {
+  for (int64_t n : partition_nnz_) nnz_seen_ += slice_begin(n, slice + 1) - slice_begin(n, slice);
+}
+
+std::vector<OptimizerSlot> Glove::optimizer_slots() {
+  std::vector<OptimizerSlot> slots;
+  float* g = static_cast<float*>(gradsq_.data());
+  for (const ParamStore::Entry& e : params_.entries())
+    slots.push_back({e.name, "gradsq", Tensor(g + e.offset, e.shape, DType::kF32)});
+  return slots;
+}
+
+// "data": {epoch, slice, steps_per_epoch, partition size} of this rank's cursor. The RNG
+// is used only for initialisation, so there is no RNG state to keep.
+std::vector<RankState> Glove::rank_state() const {
+  return {RankState{"data", {static_cast<uint64_t>(epoch_), static_cast<uint64_t>(slice_),
+                             static_cast<uint64_t>(steps_per_epoch_),
+                             static_cast<uint64_t>(records_.size())}}};
+}
+
+std::optional<VocabView> Glove::vocab() const {
+  return VocabView{&vocab_.tokens(), &vocab_.counts()};
+}
+
+std::vector<float> Glove::output_vectors() const {
+  const int64_t V = vocab_.size(), D = options_.dim, O = output_dim();
+  const float* W = params_.value(0).f32();       // (V, D)
+  const float* C = params_.value(1).f32();       // (V, D)
+  std::vector<float> out(static_cast<size_t>(V * O));   // (V, O)
+  for (int64_t i = 0; i < V; ++i) {
+    float* o = out.data() + i * O;
+    const float* w = W + i * D;
+    const float* c = C + i * D;
+    for (int64_t k = 0; k < D; ++k) {
+      switch (options_.output) {
+        case GloveOutput::kSum: o[k] = w[k] + c[k]; break;
+        case GloveOutput::kW: o[k] = w[k]; break;
+        case GloveOutput::kConcat: o[k] = w[k]; o[D + k] = c[k]; break;
+      }
+    }
+  }
+  return out;
+}
+
+int64_t Glove::output_dim() const {
+  return options_.output == GloveOutput::kConcat ? 2 * options_.dim : options_.dim;
+}
+
+std::unique_ptr<Glove> make_glove(const GloveOptions& options, Communicator& comm,
+                                  const Vocab& vocab, std::vector<CooccurEntry> partition) {
+  check_options(options);
+  std::vector<GloveRecord> records(partition.size());   // (n_r,)
+  for (size_t i = 0; i < partition.size(); ++i) {
+    const CooccurEntry& e = partition[i];
+    const bool ids_ok = e.row >= 0 && e.row < vocab.size() && e.col >= 0 && e.col < vocab.size();
+    LOOM_CHECK(ids_ok && e.value > 0 && std::isfinite(e.value), DataError,
+               "glove: co-occurrence entry " + std::to_string(i) + " of rank " +
+                   std::to_string(comm.rank()) + " is (" + std::to_string(e.row) + ", " +
+                   std::to_string(e.col) + ", " + std::to_string(e.value) +
+                   "): ids must be < the vocabulary size " + std::to_string(vocab.size()) +
+                   " and the value finite and > 0 (was the matrix built with this vocabulary?)");
+    records[i] = GloveRecord{e.row, e.col, static_cast<float>(std::log(e.value)),
+                             static_cast<float>(glove_weight(e.value, options.x_max, options.alpha))};
+  }
+  std::vector<CooccurEntry>().swap(partition);   // free the input before allocating params
+  return std::make_unique<Glove>(options, comm, vocab, std::move(records));
+}
+
+}  // namespace loom

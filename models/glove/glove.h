@@ -1,0 +1,120 @@
+#pragma once
+// Glove: GloVe (Pennington et al. 2014) as a loom Model. Weighted least squares on the
+// co-occurrence non-zeros this rank owns, per-example AdaGrad (Note [GloVe AdaGrad] in
+// glove_kernel.h), Hogwild threads inside a rank, and replicas kept equal across ranks by
+// a synchronisation at the end of every step (Note [GloVe synchronisation] in glove.cpp).
+//
+// Parameters (DESIGN.md names): W (V, D), W_ctx (V, D), b (V,), b_ctx (V,). Optimizer
+// slots: "gradsq" of each, shaped like the parameter.
+//
+// A step is one slice of every rank's partition: steps_per_epoch S = ceil(largest
+// partition / step_nnz), equal on all ranks; rank r's step s of an epoch trains records
+// [s n_r / S, (s+1) n_r / S). The records keep the (already shuffled) order the
+// co-occurrence stage produced, the same every epoch, as GloVe's reference does.
+//
+// Determinism: with threads = 1 a run depends on the seed and the world size only (two
+// runs give bit-identical parameters; resume at the same world size is bit-exact). With
+// threads > 1 the threads update shared rows without locks (Hogwild), so results depend
+// on timing; that is named in the config (glove.threads) and the README.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/buffer.h"
+#include "core/param_store.h"
+#include "io/cooccur.h"
+#include "io/vocab.h"
+#include "models/glove/glove_kernel.h"
+#include "models/model.h"
+
+namespace loom {
+
+// How replicas are kept equal (Note [GloVe synchronisation]).
+enum class GloveSync {
+  kDelta,     // every rank adds the sum of all ranks' changes since the last sync
+  kAverage,   // parameters and accumulators are averaged over ranks
+};
+// What export writes: W + W_ctx (sum), W alone (w), [W, W_ctx] (concat, 2 D columns).
+enum class GloveOutput { kSum, kW, kConcat };
+
+GloveSync parse_glove_sync(std::string_view name);       // "delta" | "average"; ConfigError
+GloveOutput parse_glove_output(std::string_view name);   // "sum" | "w" | "concat"; ConfigError
+const char* glove_sync_name(GloveSync sync);
+const char* glove_output_name(GloveOutput output);
+
+// Plain options; the [glove] config section has the same keys (launch/config_schema.h).
+struct GloveOptions {
+  int64_t dim = 100;           // D
+  double x_max = 100.0;        // weighting cutoff
+  double alpha = 0.75;         // weighting exponent
+  double eta = 0.05;           // AdaGrad initial step
+  double grad_clip = 100.0;    // clip of eta * gradient per component
+  int64_t epochs = 15;         // passes over the non-zeros ("iterations")
+  int threads = 1;             // Hogwild threads per rank; 1 = deterministic
+  GloveSync sync = GloveSync::kDelta;
+  int64_t step_nnz = int64_t{1} << 23;   // non-zeros per step of the largest partition = sync period
+  uint64_t seed = 1234;
+  GloveOutput output = GloveOutput::kSum;
+};
+
+class Glove final : public Model {
+ public:
+  // Use make_glove(). `records` is this rank's partition, already converted.
+  Glove(const GloveOptions& options, Communicator& comm, const Vocab& vocab,
+        std::vector<GloveRecord> records);
+
+  std::string_view kind() const override { return "glove"; }
+  ParamStore& params() override { return params_; }
+  int64_t total_steps() const override { return total_steps_; }
+  int64_t steps_per_epoch() const override { return steps_per_epoch_; }
+  std::string_view item_unit() const override { return "nnz"; }
+  StepStats train_step(const StepContext& ctx) override;
+  std::vector<OptimizerSlot> optimizer_slots() override;
+  std::vector<RankState> rank_state() const override;
+  std::optional<VocabView> vocab() const override;
+  int64_t tokens_seen() const override { return nnz_seen_; }
+  void restore(const CheckpointReader& reader, int64_t step) override;
+  std::vector<std::string> shape_keys() const override { return {"glove.dim"}; }
+
+  // The vectors to export, (V, output_dim()) row-major, from the current parameters.
+  std::vector<float> output_vectors() const;
+  int64_t output_dim() const;
+  const GloveOptions& options() const { return options_; }
+  const Vocab& vocabulary() const { return vocab_; }
+  int64_t epoch() const { return epoch_; }
+  // The accumulators, (total_elements) in the ParamStore's packed layout.
+  Tensor gradsq() const { return gradsq_.as(DType::kF32); }
+
+ private:
+  void init_params();
+  void setup_steps();
+  GloveView view() const;
+  double train_slice(int64_t begin, int64_t end);
+  void synchronize();
+  int64_t slice_begin(int64_t n, int64_t slice) const;
+  void sync_nnz_seen(int64_t slice);
+
+  GloveOptions options_;
+  Communicator& comm_;
+  Vocab vocab_;
+  std::vector<GloveRecord> records_;     // (n_r,) this rank's non-zeros
+  std::vector<int64_t> partition_nnz_;   // (world,) every rank's n_r
+  ParamStore params_;
+  Buffer gradsq_;          // (total_elements) f32, starts at 1
+  Buffer values_base_;     // (total_elements) parameters at the last sync (kDelta, world > 1)
+  Buffer gradsq_base_;     // (total_elements) accumulators at the last sync
+  int64_t steps_per_epoch_ = 1;
+  int64_t total_steps_ = 1;
+  int64_t epoch_ = 0;      // cursor: epoch of the next step
+  int64_t slice_ = 0;      // cursor: slice of the next step within the epoch
+  int64_t nnz_seen_ = 0;   // non-zeros trained, all ranks
+};
+
+// Converts this rank's partition into training records (log x, f(x)), frees the entries,
+// declares and initialises the parameters. Collective (exchanges partition sizes).
+std::unique_ptr<Glove> make_glove(const GloveOptions& options, Communicator& comm,
+                                  const Vocab& vocab, std::vector<CooccurEntry> partition);
+
+}  // namespace loom

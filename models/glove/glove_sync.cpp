@@ -1,0 +1,135 @@
+// Glove's replica state across ranks: the synchronisation at the end of every step and
+// restore() from a checkpoint.
+//
+// Note [GloVe synchronisation]
+// Each rank trains on the non-zeros it owns (rows with row % world == rank) with
+// per-example AdaGrad, so within a step the replicas drift apart; at the end of every step
+// they are made equal again, which also makes every step boundary a consistent state to
+// checkpoint. The step size (glove.step_nnz non-zeros of the largest partition) is the
+// synchronisation period. Candidates:
+//   delta   - every rank keeps the parameters and accumulators of the last sync (base);
+//             at the sync, x <- base + sum over ranks (x_r - base): all ranks' updates are
+//             applied, as if one process had made them (Hogwild across ranks at the
+//             granularity of a step). W and b rows are written by their owner only, so
+//             they get exactly the owner's updates; W_ctx/b_ctx get everyone's; gradsq
+//             accumulates everyone's squared steps, as one AdaGrad would.
+//   average - x <- mean over ranks of x_r, for parameters and accumulators alike (model
+//             averaging). An owner's W row update is divided by the world size, and so
+//             is every gradsq increment: learning slows down as ranks are added.
+//   per-mini-batch gradient allreduce is not a candidate: GloVe updates per example with
+//   AdaGrad, and a dense (V, D) allreduce per mini-batch of a few thousand non-zeros
+//   would cost far more than the updates themselves.
+// Measured (Release, 1 thread per rank, tests/models/test_glove_train.cpp
+// MeasureSyncSchemes; loss = mean weighted loss per non-zero over the last epoch, all ranks;
+// accuracy = analogy total as models/embedding_eval.h defines it):
+//   planted corpus (20k sentences, window 8, D 50, x_max 10, 25 epochs, ~34k nnz in all);
+//   one rank: loss 0.02249, accuracy 0.9924
+//     scheme   step_nnz      2 ranks: loss  accuracy   3 ranks: loss  accuracy
+//     delta    1,024                0.02248  0.9848            0.02266  0.9886
+//     delta    4,096                0.02241  0.9811            0.02260  0.9886
+//     delta    16,384               0.02218  0.9811            0.02742  0.9905
+//     delta    1 sync/epoch         0.02204  0.9867            0.02742  0.9905
+//     average  1,024                0.04007  0.9640            0.06035  0.8826
+//     average  4,096                0.04019  0.9640            0.05990  0.8902
+//     average  1 sync/epoch         0.04002  0.9659            0.05860  0.9091
+//   wiki17m's first 40,000 lines (2.34 M words, min_count 5, window 10, matrix from
+//   io/cooccur, D 100, x_max 10, 5 epochs, ~4.5 M nnz/rank, questions-words.txt), 2 ranks;
+//   one rank: loss 0.03874, 3.44 %, 3.27 M nnz/s on one thread
+//     delta    262,144 (17 syncs/epoch)  0.03905  2.93 %
+//     delta    1,048,576 (5 syncs/epoch) 0.03996  2.80 %
+//     delta    1 sync/epoch              0.04051  2.57 %
+//     average  262,144                   0.04642  0.92 %
+//     average  1,048,576                 0.04622  0.90 %
+//     average  1 sync/epoch              0.04551  1.11 %
+//   one sync at wiki17m's size (V 71,290, D 100: two allreduces of 28.5 M floats):
+//   220-600 ms at 2 ranks, 600-750 ms at 3, on the shared 2-core machine under load
+//   (load average 3-6) from other jobs; the 2-rank training rates there (1.5-2.6 M nnz/s
+//   in all) said more about that load than about loom: the bench must measure scaling
+//   on an idle machine.
+// Choice: delta. Averaging ends with a far higher loss (x1.8 at 2 ranks, x2.7 at 3) and
+// loses analogy accuracy at any period, because it divides the owner's W-row updates and
+// all gradsq increments by the world size; delta stays within 1-5 % of the single-rank
+// loss and degrades slowly with the period (faster with more ranks: 3 ranks at one sync
+// per epoch, +22 %). Default period glove.step_nnz = 2^23: on wiki17m (~28 M nnz per
+// rank at 2 ranks) that is 4 syncs per epoch, 0.9-2.4 s next to ~8.5 s of training per
+// epoch at the cost above (2^24: 2 syncs, half the overhead, slightly higher loss).
+// Not done yet: W, b and their gradsq are written by their owner only, so an allgatherv
+// of owned rows could replace half of the allreduce volume.
+#include <cstring>
+
+#include "core/error.h"
+#include "dist/communicator.h"
+#include "models/glove/glove.h"
+
+namespace loom {
+
+namespace {
+
+// x <- base + sum_r (x_r - base); base <- x. x, base: (n,). `threads` as glove.threads
+// (an OpenMP team larger than the rank's cores would spin against the other ranks).
+void delta_sum(Communicator& comm, float* x, float* base, int64_t n, int threads) {
+#pragma omp parallel for simd num_threads(threads) if (threads > 1)
+  for (int64_t i = 0; i < n; ++i) x[i] -= base[i];
+  comm.allreduce(Tensor::of(x, n), ReduceOp::kSum);
+#pragma omp parallel for simd num_threads(threads) if (threads > 1)
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] += base[i];
+    base[i] = x[i];
+  }
+}
+
+}  // namespace
+
+// Collective; called by every rank at the end of every step when world > 1.
+void Glove::synchronize() {
+  const int64_t n = params_.total_elements();
+  float* values = params_.values().f32();
+  float* gsq = gradsq().f32();
+  if (options_.sync == GloveSync::kDelta) {
+    delta_sum(comm_, values, static_cast<float*>(values_base_.data()), n, options_.threads);
+    delta_sum(comm_, gsq, static_cast<float*>(gradsq_base_.data()), n, options_.threads);
+  } else {
+    comm_.allreduce(Tensor::of(values, n), ReduceOp::kAvg);
+    comm_.allreduce(Tensor::of(gsq, n), ReduceOp::kAvg);
+  }
+}
+
+// The Trainer has read the parameters. Same world size and step count per epoch: the
+// cursor continues exactly where it was (bit-exact with threads = 1). Otherwise the
+// partitions are different ones; the run continues in the same epoch at the same
+// fraction of it (slice * S_new / S_old, rounded down), and total_steps() is adjusted so
+// that the remaining epochs are complete.
+void Glove::restore(const CheckpointReader& reader, int64_t step) {
+  for (const ParamStore::Entry& e : params_.entries()) {
+    LOOM_CHECK(reader.has_slot(e.name, "gradsq"), DataError,
+               reader.path() + ": /optimizer/" + e.name + "/gradsq is missing (not a GloVe checkpoint?)");
+    reader.read_slot(e.name, "gradsq", Tensor(gradsq().f32() + e.offset, e.shape, DType::kF32));
+  }
+  int64_t words = 0;
+  const std::vector<uint64_t> data = reader.read_state("data", &words);
+  LOOM_CHECK(words == 4, DataError, reader.path() + ": /state/data has " + std::to_string(words) +
+                                        " words per rank, GloVe writes 4");
+  const int saved_world = reader.meta().world_size;
+  const int row = saved_world == comm_.size() ? comm_.rank() : 0;
+  const int64_t saved_epoch = static_cast<int64_t>(data[static_cast<size_t>(row) * 4 + 0]);
+  const int64_t saved_slice = static_cast<int64_t>(data[static_cast<size_t>(row) * 4 + 1]);
+  const int64_t saved_steps = static_cast<int64_t>(data[static_cast<size_t>(row) * 4 + 2]);
+  LOOM_CHECK(saved_steps > 0 && saved_slice < saved_steps, DataError,
+             reader.path() + ": /state/data holds an impossible cursor");
+  epoch_ = saved_epoch;
+  if (saved_world == comm_.size() && saved_steps == steps_per_epoch_) {
+    slice_ = saved_slice;
+    LOOM_CHECK(epoch_ * steps_per_epoch_ + slice_ == step, DataError,
+               reader.path() + ": /state/data cursor does not match step " + std::to_string(step));
+  } else {
+    slice_ = saved_slice * steps_per_epoch_ / saved_steps;
+  }
+  total_steps_ = step + (options_.epochs * steps_per_epoch_ - (epoch_ * steps_per_epoch_ + slice_));
+  nnz_seen_ = reader.meta().tokens_seen;
+  if (values_base_.data() != nullptr) {
+    std::memcpy(values_base_.data(), params_.values().data(), values_base_.size());
+    std::memcpy(gradsq_base_.data(), gradsq_.data(), gradsq_base_.size());
+  }
+}
+
+}  // namespace loom
