@@ -17,6 +17,7 @@
 #include "core/version.h"
 #include "dist/mpi_communicator.h"
 #include "io/checkpoint.h"
+#include "launch/cli.h"
 #include "launch/config.h"
 #include "launch/selftest.h"
 #include "launch/session.h"
@@ -24,41 +25,12 @@
 namespace {
 
 using loom::Error;
-
-constexpr const char* kExitStatusText =
-    "EXIT STATUS\n"
-    "  0    success\n"
-    "  1    an error (bad input, I/O, a failed check); the message names what and where\n"
-    "  2    bad command line or config (the message names the key and file:line)\n"
-    "  3    watchdog: a collective did not finish within comm.timeout_s (names op, step, ranks)\n"
-    "  4    another rank failed and this one was stopped\n"
-    "  128+N  clean stop on signal N (130 SIGINT, 138 SIGUSR1, 143 SIGTERM)\n";
+using loom::add_config_options;
+using loom::with_session;
 
 std::string version_text() {
   return std::string("loom ") + loom::kVersion + "\ncommit " + loom::kGitCommit + "\nbuild " +
          loom::kBuildType + "\nCUDA " + (loom::kWithCuda ? "on" : "off") + "\n";
-}
-
-// Runs `body` inside a Session. A loom::Error after MPI is up ends every rank: with more
-// than one rank through the communicator's abort (no rank is left in a collective), alone
-// by returning the error's exit status.
-int with_session(const loom::SessionOptions& options, const std::function<int(loom::Session&)>& body) {
-  std::unique_ptr<loom::Session> session;
-  try {
-    session = std::make_unique<loom::Session>(options);
-    return body(*session);
-  } catch (const Error& e) {
-    return loom::end_with_error(options.command, e.what(), e.exit_code());
-  } catch (const std::exception& e) {
-    return loom::end_with_error(options.command, std::string("internal error: ") + e.what(), loom::kExitError);
-  }
-}
-
-void add_config_options(CLI::App* cmd, std::string& config_path, std::vector<std::string>& overrides) {
-  cmd->add_option("config", config_path, "TOML config file (optional: defaults apply)")->check(CLI::ExistingFile);
-  cmd->add_option("--set", overrides, "override one config key: --set section.key=value (repeatable)")
-      ->type_name("KEY=VALUE")
-      ->take_all();
 }
 
 }  // namespace
@@ -73,74 +45,62 @@ int main(int argc, char** argv) {
       "loom"};
   app.require_subcommand(1);
   app.set_version_flag("--version", version_text(), "print version, git commit, build type, CUDA on/off");
-  app.footer(std::string("Run `loom SUBCOMMAND --help` for the manual of each subcommand.\n\n") + kExitStatusText);
+  app.footer(std::string("Run `loom SUBCOMMAND --help` for the manual of each subcommand.\n\n") + loom::kExitStatusText);
 
   // ---- selftest ---------------------------------------------------------------------
   std::string selftest_config;
   std::vector<std::string> selftest_set;
-  CLI::App* selftest = app.add_subcommand(
-      "selftest",
-      "run every collective on checked data across all ranks (loom's main job until a model lands)\n\n"
-      "DESCRIPTION\n"
+  CLI::App* selftest = loom::add_command(
+      app, "selftest", "run every collective on checked data across all ranks",
       "  Each step runs allreduce (sum, avg, max, min; blocking and async), broadcast from a\n"
       "  rotating root, allgatherv with uneven counts, alltoallv and barrier, on integer data\n"
       "  whose result is known exactly, and checks every element. Message sizes cycle from 0\n"
       "  bytes to selftest.max_bytes. Progress, metrics.jsonl, the status server, stop signals\n"
-      "  and the watchdog behave as in training.");
-  add_config_options(selftest, selftest_config, selftest_set);
-  selftest->footer(
-      "EXAMPLES\n"
+      "  and the watchdog behave as in training.\n",
       "  mpirun -np 2 loom selftest examples/selftest.toml\n"
       "  loom selftest --set selftest.steps=50 --set status.port=0\n"
-      "  srun --mpi=pmix -n 4 loom selftest --set comm.timeout_s=60\n\n"
+      "  srun --mpi=pmix -n 4 loom selftest --set comm.timeout_s=60\n",
       "FILES\n"
       "  RUN_DIR/config.toml   the resolved config\n"
-      "  RUN_DIR/metrics.jsonl one JSON object per step\n\n" +
-      std::string(kExitStatusText));
+      "  RUN_DIR/metrics.jsonl one JSON object per step\n");
+  add_config_options(selftest, selftest_config, selftest_set);
 
   // ---- env --------------------------------------------------------------------------
-  CLI::App* env = app.add_subcommand(
-      "env",
-      "print the run environment: launcher, world size, rank -> host map, threads, GPUs, versions\n\n"
-      "DESCRIPTION\n"
+  CLI::App* env = loom::add_command(
+      app, "env", "print the run environment: launcher, ranks and hosts, threads, GPUs, versions",
       "  Detects how the job was launched (singleton, mpirun, SLURM srun), brings up the\n"
       "  world communicator, and prints from rank 0 one line per rank (host, local rank, pid,\n"
       "  threads, GPU) and the versions of MPI, HDF5, NCCL and CUDA. Run it under the same\n"
-      "  launcher as the job to check a cluster allocation.");
-  env->footer("EXAMPLES\n  loom env\n  mpirun -np 4 loom env\n  srun --mpi=pmix -n 2 loom env\n\n" +
-              std::string(kExitStatusText));
+      "  launcher as the job to check a cluster allocation.\n",
+      "  loom env\n  mpirun -np 4 loom env\n  srun --mpi=pmix -n 2 loom env\n");
 
   // ---- config -----------------------------------------------------------------------
   std::string config_path;
   std::vector<std::string> config_set;
   bool describe = false;
-  CLI::App* config = app.add_subcommand(
-      "config",
-      "check a config and print it resolved, or describe every key\n\n"
-      "DESCRIPTION\n"
+  CLI::App* config = loom::add_command(
+      app, "config", "check a config and print it resolved, or describe every key",
       "  With --describe, prints the schema: every section.key with its type, default, allowed\n"
       "  range and meaning. Otherwise loads CONFIG (and --set overrides), reports the first\n"
-      "  error with its key and file:line, and prints the full resolved config as TOML.");
+      "  error with its key and file:line, and prints the full resolved config as TOML.\n",
+      "  loom config --describe\n  loom config examples/selftest.toml --set run.seed=7\n");
   add_config_options(config, config_path, config_set);
   config->add_flag("--describe", describe, "print every key: type, default, range, help");
-  config->footer("EXAMPLES\n  loom config --describe\n  loom config examples/selftest.toml --set run.seed=7\n\n" +
-                 std::string(kExitStatusText));
 
   // ---- inspect ----------------------------------------------------------------------
   std::string inspect_path;
-  CLI::App* inspect = app.add_subcommand(
-      "inspect",
-      "show a checkpoint: metadata, config, datasets, checksums\n\n"
-      "DESCRIPTION\n"
+  CLI::App* inspect = loom::add_command(
+      app, "inspect", "show a checkpoint: metadata, config, datasets, checksums",
       "  Opens CKPT (an .h5 checkpoint, or a checkpoint directory: its `latest`), verifies\n"
       "  the format, the version and every dataset's checksum, and prints the metadata\n"
       "  (model kind, step, epoch, tokens seen, world size, loom version, creation time), the\n"
       "  stored config and every dataset with its shape, size and checksum status. Needs no\n"
-      "  MPI launcher.");
+      "  MPI launcher. Exit status 1 when the checkpoint is damaged or unreadable.\n",
+      "  loom inspect runs/glove/checkpoints/step_00001200.h5\n  loom inspect runs/glove/checkpoints\n");
   inspect->add_option("checkpoint", inspect_path, "checkpoint file or directory")->required();
-  inspect->footer("EXAMPLES\n  loom inspect runs/glove/checkpoints/step_00001200.h5\n"
-                  "  loom inspect runs/glove/checkpoints\n\n"
-                  "EXIT STATUS\n  0 the checkpoint is valid\n  1 it is damaged or unreadable (the output says where)\n");
+
+  loom::CommandAction chosen;
+  loom::register_embedding_commands(app, chosen);
 
   try {
     app.parse(argc, argv);
@@ -148,6 +108,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : loom::kExitUsage;
   }
 
+  if (chosen) return chosen();
   if (*selftest) {
     return with_session({selftest_config, selftest_set, true, "selftest"},
                         [](loom::Session& s) { return loom::run_selftest(s); });
