@@ -317,3 +317,55 @@ TEST(DiskFull, PreviousCheckpointSurvivesAndTheErrorSaysWhere) {
 
 }  // namespace
 }  // namespace loom::test
+
+namespace loom::test {
+namespace {
+
+TEST(Inspect, ReportsAValidCheckpointAndRefusesADamagedOne) {
+  TempDir dir;
+  Job job{1, dir.path(), {"--dim", "4096", "--steps", "6", "--seed", "4"}};
+  ASSERT_EQ(run(command(job), 120s).status, 0);
+  RunResult good = run({loom_binary(), "inspect", ckpt_dir(job)}, 60s);
+  EXPECT_EQ(good.status, 0) << good.err;
+  for (const char* text : {"model_kind regression", "step 6", "/model/weight", "/optimizer/weight/m", "/state/rng"})
+    EXPECT_NE(good.out.find(text), std::string::npos) << text << " missing:\n" << good.out;
+  flip_byte_in_middle(final_checkpoint(job, 6));
+  RunResult bad = run({loom_binary(), "inspect", final_checkpoint(job, 6)}, 60s);
+  EXPECT_EQ(bad.status, 1) << bad.out << bad.err;
+  EXPECT_NE((bad.out + bad.err).find("/model/weight"), std::string::npos) << bad.out << bad.err;
+}
+
+TEST(Triggers, EveryMinutesWritesOnRankZerosClock) {
+  TempDir dir;
+  // ~0.3 s between checkpoints on a run of a few seconds.
+  Job job{2, dir.path(), {"--dim", "65536", "--batch", "16", "--steps", "120", "--seed", "8", "--set",
+                          "checkpoint.every_minutes=0.005", "--set", "checkpoint.keep_last=50"}};
+  RunResult r = run(command(job), 300s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  size_t timed = 0;
+  for (size_t at = r.err.find("(every_minutes"); at != std::string::npos; at = r.err.find("(every_minutes", at + 1))
+    ++timed;
+  EXPECT_GE(timed, 2u) << r.err;
+}
+
+TEST(DiskFull, OnErrorContinueWarnsAndFinishes) {
+  RunResult probe = run({"unshare", "-m", "true"}, 30s);
+  if (probe.status != 0) GTEST_SKIP() << "cannot create a mount namespace here: " << probe.err;
+  TempDir dir;
+  std::string mnt = dir.file("small");
+  fs::create_directories(mnt);
+  std::string cmd = "mount -t tmpfs -o size=2400k tmpfs " + mnt + " && ";
+  for (const std::string& a : command(Job{1, dir.path(),
+                                          {"--dim", "65536", "--steps", "12", "--seed", "2", "--set",
+                                           "checkpoint.every_steps=5", "--set", "checkpoint.on_error=continue",
+                                           "--set", "checkpoint.dir=" + mnt}}))
+    cmd += " '" + a + "'";
+  cmd += "; echo 'exit status' $? >&2";
+  RunResult r = run({"unshare", "-m", "sh", "-c", cmd}, 120s);
+  EXPECT_NE(r.err.find("exit status 0"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("checkpoint.on_error = continue: training goes on"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("finished step 12/12"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace loom::test
