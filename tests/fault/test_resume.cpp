@@ -285,24 +285,35 @@ TEST(StopSignal, CheckpointsThenExitsAndResumesExactly) {
   EXPECT_EQ(final_state(final_checkpoint(job, 200)), final_state(final_checkpoint(ref, 200)));
 }
 
-// A full disk (a 1 MiB tmpfs in a private mount namespace): the failed write names the
-// file and the OS error, the previous checkpoint and `latest` stay good, nothing crashes.
-TEST(DiskFull, PreviousCheckpointSurvivesAndTheErrorSaysWhere) {
-  RunResult probe = run({"unshare", "-m", "true"}, 30s);
-  if (probe.status != 0) GTEST_SKIP() << "cannot create a mount namespace here: " << probe.err;
-  TempDir dir;
+// Runs train_tool with its checkpoints on a 2.4 MB tmpfs mounted in a private mount
+// namespace (dim 65536: a checkpoint is ~0.8 MB on disk and reserves ~2 MB while written,
+// so the first fits and the second does not fit next to it). The shell prints "exit status
+// N" and copies the tmpfs to DIR/copy before the namespace goes away.
+RunResult run_on_full_disk(const TempDir& dir, const std::vector<std::string>& sets) {
   std::string mnt = dir.file("small");
   fs::create_directories(mnt);
-  // dim 65536: a checkpoint is ~0.8 MB on disk and reserves ~2 MB while written, so the
-  // first fits in 2.4 MB and the second does not fit next to it.
+  std::vector<std::string> args = {"--dim", "65536", "--steps", "12", "--seed", "2", "--set",
+                                   "checkpoint.every_steps=5", "--set", "checkpoint.dir=" + mnt};
+  for (const std::string& s : sets) args.insert(args.end(), {"--set", s});
   std::string cmd = "mount -t tmpfs -o size=2400k tmpfs " + mnt + " && ";
-  for (const std::string& a : command(Job{1, dir.path(),
-                                          {"--dim", "65536", "--steps", "12", "--seed", "2", "--set",
-                                           "checkpoint.every_steps=5", "--set", "checkpoint.keep_last=3", "--set",
-                                           "checkpoint.dir=" + mnt}}))
-    cmd += " '" + a + "'";
+  for (const std::string& a : command(Job{1, dir.path(), args})) cmd += " '" + a + "'";
   cmd += "; echo 'exit status' $? >&2; cp -r " + mnt + " " + dir.file("copy") + "; exit 0";
-  RunResult r = run({"unshare", "-m", "sh", "-c", cmd}, 120s);
+  return run({"unshare", "-m", "sh", "-c", cmd}, 120s);
+}
+
+bool can_unshare_mounts(std::string* why) {
+  RunResult probe = run({"unshare", "-m", "true"}, 30s);
+  *why = probe.err;
+  return probe.status == 0;
+}
+
+// A full disk: the failed write names the file and the OS error, the previous checkpoint
+// and `latest` stay good, nothing crashes.
+TEST(DiskFull, PreviousCheckpointSurvivesAndTheErrorSaysWhere) {
+  std::string why;
+  if (!can_unshare_mounts(&why)) GTEST_SKIP() << "cannot create a mount namespace here: " << why;
+  TempDir dir;
+  RunResult r = run_on_full_disk(dir, {"checkpoint.keep_last=3"});
   ASSERT_FALSE(r.timed_out);
   EXPECT_NE(r.err.find("exit status 1"), std::string::npos) << "expected a clean error exit:\n" << r.err;
   EXPECT_NE(r.err.find("step_00000010.h5.tmp"), std::string::npos) << r.err;
@@ -349,19 +360,10 @@ TEST(Triggers, EveryMinutesWritesOnRankZerosClock) {
 }
 
 TEST(DiskFull, OnErrorContinueWarnsAndFinishes) {
-  RunResult probe = run({"unshare", "-m", "true"}, 30s);
-  if (probe.status != 0) GTEST_SKIP() << "cannot create a mount namespace here: " << probe.err;
+  std::string why;
+  if (!can_unshare_mounts(&why)) GTEST_SKIP() << "cannot create a mount namespace here: " << why;
   TempDir dir;
-  std::string mnt = dir.file("small");
-  fs::create_directories(mnt);
-  std::string cmd = "mount -t tmpfs -o size=2400k tmpfs " + mnt + " && ";
-  for (const std::string& a : command(Job{1, dir.path(),
-                                          {"--dim", "65536", "--steps", "12", "--seed", "2", "--set",
-                                           "checkpoint.every_steps=5", "--set", "checkpoint.on_error=continue",
-                                           "--set", "checkpoint.dir=" + mnt}}))
-    cmd += " '" + a + "'";
-  cmd += "; echo 'exit status' $? >&2";
-  RunResult r = run({"unshare", "-m", "sh", "-c", cmd}, 120s);
+  RunResult r = run_on_full_disk(dir, {"checkpoint.on_error=continue"});
   EXPECT_NE(r.err.find("exit status 0"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("checkpoint.on_error = continue: training goes on"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("finished step 12/12"), std::string::npos) << r.err;
