@@ -1,15 +1,18 @@
 #pragma once
 // ArrivalTable: where the watchdog learns which ranks never entered a collective.
 //
-// Rank 0 exposes one int64 per rank in an MPI RMA window on a communicator duplicated
+// Rank 0 exposes two int64 per rank in an MPI RMA window on a communicator duplicated
 // from the world for this purpose only. Before each collective a rank writes the
-// collective's sequence number into its entry (MPI_Accumulate with MPI_REPLACE, then a
-// flush: one small one-sided write, no message to match, no target involvement with the
-// shared-memory and RDMA one-sided components). On a deadline the watchdog thread reads
-// the whole table (MPI_Get_accumulate with MPI_NO_OP); the ranks whose entry is below the
-// stuck collective's number are the ones that did not arrive. The reader needs no
-// cooperation from the missing rank; if rank 0 itself is stopped the read may not
-// return, which the watchdog bounds and reports (see Note [Watchdog design]).
+// collective's sequence number into its first entry (MPI_Accumulate with MPI_REPLACE,
+// then a flush: one small one-sided write, no message to match, no target involvement
+// with the shared-memory and RDMA one-sided components). A heartbeat thread per rank
+// writes a counter into the second entry every kBeat. On a deadline the watchdog thread
+// reads the whole table (MPI_Get_accumulate with MPI_NO_OP); the ranks whose entry is
+// below the stuck collective's number are the ones that did not arrive. When every rank
+// arrived (a rank was stopped or stalled after entering), the table is read again after a
+// few beats and the ranks whose heartbeat did not move are named as unresponsive. The
+// reader needs no cooperation from the missing rank; if rank 0 itself is stopped the read
+// may not return, which the watchdog bounds and reports (see Note [Watchdog design]).
 //
 // Needs MPI_THREAD_MULTIPLE (the watchdog thread reads while the main thread may be
 // inside a collective). mpi.h stays in the .cpp: state lives behind a pimpl.
@@ -30,11 +33,23 @@ class ArrivalTable {
 
   // This rank has entered collective `seq` (called before the collective starts).
   void record(int64_t seq);
-  // Every rank's last entered sequence number, indexed by rank (0: none yet).
-  std::vector<int64_t> read();
-  // "rank 2 (last entered #40) did not arrive" for collective `seq`, from read().
+  // Host of each rank, indexed by rank: explain() then names the hosts of missing ranks.
+  void set_hosts(std::vector<std::string> hosts);
+  // One beat of the heartbeat thread; explain() waits kBeatsToStale of them.
+  static constexpr int kBeatMs = 150;
+  static constexpr int kBeatsToStale = 5;
+
+  struct Entries {
+    std::vector<int64_t> seqs;   // (size) last entered sequence number, 0: none yet
+    std::vector<int64_t> beats;  // (size) heartbeat counter
+  };
+  // Every rank's entries, indexed by rank.
+  Entries read();
+  // "rank 2 (last entered #40) did not arrive (rank 2 on n2)" for collective `seq`; or,
+  // when every rank entered it, "rank 2 (last entered #41) is unresponsive ...". Blocks
+  // for kBeatsToStale beats in the second case.
   std::string explain(int64_t seq);
-  // Collective: closes the window and frees the communicator.
+  // Collective: stops the heartbeat, closes the window and frees the communicator.
   void free();
 
  private:

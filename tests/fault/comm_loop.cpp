@@ -1,12 +1,16 @@
 // comm_loop: a tiny "training loop" of collectives for the fault tests. Every step runs
 // an allreduce (checked exactly) and every 4th step a broadcast. One rank can be told to
 // stall (sleep) at a step; ranks write their pid to --pid-dir so a test can stop or kill
-// a chosen rank.
+// a chosen rank. --freeze-rank R --freeze-at S makes rank R stop itself (SIGSTOP) while it
+// waits inside the allreduce of step S, which the other ranks enter a second later: every
+// rank has then entered the collective and only the heartbeat can tell who is stopped.
 //
 //   comm_loop [--steps N] [--numel N] [--sleep-ms MS] [--timeout-ms MS]
-//             [--stall-rank R --stall-at S --stall-seconds X] [--pid-dir DIR]
+//             [--stall-rank R --stall-at S --stall-seconds X]
+//             [--freeze-rank R --freeze-at S] [--pid-dir DIR]
 //
 // Exit status: 0 after all steps; a loom::Error's exit code (1, or 3 from the watchdog).
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -32,6 +36,8 @@ struct Options {
   int stall_rank = -1;
   int64_t stall_at = 0;
   int64_t stall_seconds = 0;
+  int freeze_rank = -1;
+  int64_t freeze_at = 0;
   std::string pid_dir;
 };
 
@@ -48,6 +54,8 @@ Options parse(int argc, char** argv) {
     else if (flag == "--stall-rank") o.stall_rank = std::stoi(value);
     else if (flag == "--stall-at") o.stall_at = std::stoll(value);
     else if (flag == "--stall-seconds") o.stall_seconds = std::stoll(value);
+    else if (flag == "--freeze-rank") o.freeze_rank = std::stoi(value);
+    else if (flag == "--freeze-at") o.freeze_at = std::stoll(value);
     else if (flag == "--pid-dir") o.pid_dir = value;
     else throw loom::ConfigError("comm_loop: unknown option " + flag);
   }
@@ -69,6 +77,16 @@ void run_loop(loom::MpiCommunicator& comm, const Options& o) {
     if (comm.rank() == o.stall_rank && step == o.stall_at) {
       loom::log::warn("test", "stalling for " + std::to_string(o.stall_seconds) + " s");
       std::this_thread::sleep_for(std::chrono::seconds(o.stall_seconds));
+    }
+    if (o.freeze_rank >= 0 && step == o.freeze_at) {
+      if (comm.rank() == o.freeze_rank) {
+        std::thread([] {
+          std::this_thread::sleep_for(std::chrono::milliseconds(300));
+          kill(getpid(), SIGSTOP);
+        }).detach();
+      } else {
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      }
     }
     std::fill(grad.begin(), grad.end(), comm.rank() + 1);
     comm.allreduce(loom::Tensor::of(grad.data(), o.numel), loom::ReduceOp::kSum);

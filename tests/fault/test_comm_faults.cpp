@@ -141,6 +141,26 @@ TEST(CommFaults, WatchdogNamesAStoppedRank) {
   }
 }
 
+// The stopped rank has entered the collective, like every other rank: the arrival
+// sequence numbers cannot tell, its stopped heartbeat does.
+TEST(CommFaults, WatchdogNamesARankStoppedInsideACollective) {
+  for (int np : {2, 3}) {
+    int victim = np - 1;
+    auto start = Clock::now();
+    RunResult r = run(comm_loop(np, {"--steps", "20", "--timeout-ms", "2000", "--freeze-rank",
+                                     std::to_string(victim), "--freeze-at", "6"}),
+                      60s);
+    ASSERT_FALSE(r.timed_out) << "np " << np << ": the job hung\n" << describe(r);
+    EXPECT_EQ(r.status, kExitWatchdog) << describe(r);
+    EXPECT_LT(seconds_since(start), 2.0 + 15.0) << describe(r);
+    EXPECT_NE(r.err.find("at step 6"), std::string::npos) << describe(r);
+    EXPECT_NE(r.err.find("rank " + std::to_string(victim) + " (last entered #"),
+              std::string::npos) << describe(r);
+    EXPECT_NE(r.err.find("entered it but is unresponsive"), std::string::npos) << describe(r);
+    EXPECT_EQ(r.err.find("did not arrive"), std::string::npos) << describe(r);
+  }
+}
+
 TEST(CommFaults, StoppedRank0IsReportedNotHung) {
   SignalledJob job = signal_rank_mid_loop(3, 0, SIGSTOP, "2000");
   const RunResult& r = job.result;
