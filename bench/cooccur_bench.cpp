@@ -1,6 +1,7 @@
-// loom_cooccur_bench CORPUS OUT_DIR [window min_count memory_gb]: builds the vocabulary and
-// the co-occurrence partitions (shuffled, ready for training) and prints wall time, peak
-// RSS per rank and non-zeros. Run under mpirun for several ranks (bench/cooccur.sh).
+// loom_cooccur_bench CORPUS OUT_DIR [window min_count memory_gb threads]: builds the
+// vocabulary and the co-occurrence partitions (shuffled, ready for training) and prints
+// wall time per phase, peak RSS per rank and non-zeros. Run under mpirun for several ranks
+// (bench/cooccur.sh); `threads` counting threads per rank.
 #include <sys/resource.h>
 
 #include <chrono>
@@ -16,7 +17,7 @@
 int main(int argc, char** argv) {
   loom::MpiCommunicator& comm = loom::MpiCommunicator::init_world(&argc, &argv);
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s CORPUS OUT_DIR [window min_count memory_gb]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s CORPUS OUT_DIR [window min_count memory_gb threads]\n", argv[0]);
     return loom::kExitUsage;
   }
   try {
@@ -27,6 +28,8 @@ int main(int argc, char** argv) {
     loom::CooccurOptions co;
     co.window = argc > 3 ? std::atoi(argv[3]) : 15;
     co.memory_gb = argc > 5 ? std::atof(argv[5]) : 4.0;
+    co.threads = argc > 6 ? std::atoi(argv[6]) : 1;
+    vo.threads = co.threads;
     auto t0 = std::chrono::steady_clock::now();
     loom::CorpusLayout layout = loom::CorpusLayout::scan(comm, corpus);
     loom::Vocab vocab = loom::build_vocab(comm, layout, corpus, vo);
@@ -36,11 +39,14 @@ int main(int argc, char** argv) {
     double t_all = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     struct rusage ru {};
     ::getrusage(RUSAGE_SELF, &ru);
-    std::printf("rank %d/%d: vocab %d words in %.2f s; total %.2f s; nnz %lld (partition %zu); "
-                "spills %lld; peak RSS %.2f GB\n",
-                comm.rank(), comm.size(), vocab.size(), t_vocab, t_all,
-                static_cast<long long>(res.stats.nnz), res.entries.size(),
-                static_cast<long long>(res.stats.spills), static_cast<double>(ru.ru_maxrss) / 1048576.0);
+    const loom::CooccurStats& s = res.stats;
+    std::printf("rank %d/%d x %d threads: vocab %d words %.2f s | count %.2f | exchange %.2f | "
+                "shuffle %.2f | write %.2f | total %.2f s; nnz %lld (partition %zu); spills %lld; "
+                "peak RSS %.2f GB\n",
+                comm.rank(), comm.size(), co.threads, vocab.size(), t_vocab, s.count_seconds,
+                s.exchange_seconds, s.shuffle_seconds, s.write_seconds, t_all,
+                static_cast<long long>(s.nnz), res.entries.size(), static_cast<long long>(s.spills),
+                static_cast<double>(ru.ru_maxrss) / 1048576.0);
   } catch (const loom::Error& e) {
     std::fprintf(stderr, "%s\n", e.what());
     comm.abort(e.what(), e.exit_code());

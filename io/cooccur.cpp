@@ -1,235 +1,225 @@
-// build_cooccurrence: count (PairCounter), exchange (alltoallv rounds), merge, shuffle.
+// build_cooccurrence: count (io/cooccur_count.cpp), exchange (alltoallv rounds straight
+// into the partition), shuffle, write (behind the shuffle when threads > 1).
 #include "io/cooccur.h"
 
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <bit>
 #include <chrono>
-#include <numeric>
+#include <condition_variable>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "dist/communicator.h"
+#include "io/cooccur_count.h"
 #include "io/cooccur_runs.h"
-#include "io/tokenize.h"
+#include "io/cooccur_write.h"
 
 namespace loom {
 namespace {
-using cooccur::KV;
 using cooccur::RunStore;
 
 constexpr int kMaxWindow = 40;
+constexpr int kMaxThreads = 256;
 
-// Key layout: key = ((row % W) * rows_per_owner + row / W) * V + col, so keys sort by
-// (owner, row, col) and owner q holds keys [q * rows_per_owner * V, (q+1) * ...).
-struct KeyCodec {
-  uint64_t vocab, world, rows_per_owner;
-  uint64_t owner_span() const { return rows_per_owner * vocab; }
-  uint64_t row_base(uint64_t row) const { return ((row % world) * rows_per_owner + row / world) * vocab; }
-  void decode(uint64_t key, int32_t& row, int32_t& col) const {
-    uint64_t q = key / owner_span(), rem = key % owner_span();
-    row = static_cast<int32_t>((rem / vocab) * world + q);
-    col = static_cast<int32_t>(rem % vocab);
-  }
-};
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// LSD radix sort of packed keys with `bits` significant bits; scratch has data's size.
-void radix_sort(std::vector<uint64_t>& data, std::vector<uint64_t>& scratch, size_t n, int bits) {
-  constexpr int kDigit = 11;
-  std::vector<size_t> count(size_t{1} << kDigit);
-  for (int shift = 0; shift < bits; shift += kDigit) {
-    std::fill(count.begin(), count.end(), 0);
-    for (size_t i = 0; i < n; ++i) ++count[(data[i] >> shift) & ((1u << kDigit) - 1)];
-    if (std::ranges::any_of(count, [&](size_t c) { return c == n; })) continue;
-    size_t sum = 0;
-    for (auto& c : count) { size_t t = c; c = sum; sum += t; }
-    for (size_t i = 0; i < n; ++i) scratch[count[(data[i] >> shift) & ((1u << kDigit) - 1)]++] = data[i];
-    std::swap(data, scratch);
-  }
+std::string fixed(double v, int digits) {
+  char s[32];
+  std::snprintf(s, sizeof(s), "%.*f", digits, v);
+  return s;
 }
 
-// Counts pair increments of one rank into sorted runs.
-class PairCounter {
- public:
-  PairCounter(const KeyCodec& codec, int window, bool symmetric, size_t capacity, RunStore& store)
-      : codec_(codec), window_(window), symmetric_(symmetric), store_(store),
-        buf_(capacity), scratch_(capacity), history_(static_cast<size_t>(window)),
-        row_base_(codec.vocab) {
-    uint64_t lcm = 1;
-    for (int d = 1; d <= window; ++d) lcm = std::lcm(lcm, static_cast<uint64_t>(d));
-    weight_.assign(static_cast<size_t>(window) + 1, 0);
-    for (int d = 1; d <= window; ++d) weight_[static_cast<size_t>(d)] = lcm / static_cast<uint64_t>(d);
-    unit_ = lcm;
-    dbits_ = std::bit_width(static_cast<unsigned>(window));
-    key_bits_ = std::bit_width(codec.world * codec.owner_span());
-    if (key_bits_ + dbits_ > 64)
-      throw DataError("vocabulary of " + std::to_string(codec.vocab) + " words is too large for "
-                      "the co-occurrence key (lower vocab.max_vocab)");
-    for (uint64_t r = 0; r < codec.vocab; ++r) row_base_[r] = codec.row_base(r);
+// Rng::below(n) with the same draws and results (Lemire's multiply-and-reject), but the
+// rejection threshold, a 64-bit division, is computed only when it can matter.
+uint64_t below(Rng& rng, uint64_t n) {
+  __extension__ using U128 = unsigned __int128;
+  U128 m = static_cast<U128>(rng.next_u64()) * n;
+  if (static_cast<uint64_t>(m) < n) {
+    uint64_t threshold = (0 - n) % n;
+    while (static_cast<uint64_t>(m) < threshold) m = static_cast<U128>(rng.next_u64()) * n;
   }
-  uint64_t unit() const { return unit_; }
-  int64_t increments() const { return increments_; }
-
-  void reset_line() { seen_ = 0; }
-  void push_history(int32_t id) { history_[seen_++ % history_.size()] = id; }
-  void add(int32_t id) {
-    size_t w = history_.size();
-    uint64_t lim = std::min<uint64_t>(seen_, w);
-    if (n_ + 2 * lim > buf_.size()) flush();
-    for (uint64_t k = 1; k <= lim; ++k) {
-      int32_t prev = history_[(seen_ - k) % w];
-      buf_[n_++] = ((row_base_[static_cast<size_t>(prev)] + static_cast<uint64_t>(id)) << dbits_) | k;
-      if (symmetric_)
-        buf_[n_++] = ((row_base_[static_cast<size_t>(id)] + static_cast<uint64_t>(prev)) << dbits_) | k;
-    }
-    increments_ += static_cast<int64_t>(symmetric_ ? 2 * lim : lim);
-    push_history(id);
-  }
-  void flush() {
-    if (n_ == 0) return;
-    radix_sort(buf_, scratch_, n_, key_bits_ + dbits_);
-    std::vector<KV> run;
-    uint64_t mask = (uint64_t{1} << dbits_) - 1;
-    for (size_t i = 0; i < n_; ++i) {
-      uint64_t key = buf_[i] >> dbits_, v = weight_[buf_[i] & mask];
-      if (!run.empty() && run.back().key == key) run.back().value += v;
-      else run.push_back({key, v});
-    }
-    n_ = 0;
-    store_.add(std::move(run));
-  }
-
- private:
-  KeyCodec codec_;
-  int window_;
-  bool symmetric_;
-  RunStore& store_;
-  std::vector<uint64_t> buf_, scratch_;   // (capacity) packed key << dbits | distance
-  std::vector<int32_t> history_;          // (window) ring of the last kept ids of the line
-  std::vector<uint64_t> row_base_;        // (V)
-  std::vector<uint64_t> weight_;          // (window + 1) L / d
-  uint64_t unit_ = 1, seen_ = 0;
-  size_t n_ = 0;
-  int dbits_ = 0, key_bits_ = 0;
-  int64_t increments_ = 0;
-};
-
-// Fills the counter's history with the kept tokens that precede a shard starting mid-line.
-void load_context(const CorpusShard& shard, const TextChunk& chunk, const Vocab& vocab,
-                  const CorpusOptions& corpus, size_t window, PairCounter& counter) {
-  for (size_t bytes = 4096;; bytes *= 4) {
-    CorpusShard::Before before = shard.text_before(chunk.begin, bytes);
-    std::vector<int32_t> ids;
-    bool skip_first = !before.complete && !before.text.empty() && !is_space(before.text[0]);
-    for_each_token(before.text, corpus.max_token_bytes, [&](std::string_view t) {
-      if (skip_first) { skip_first = false; return; }
-      if (int32_t id = vocab.find(t); id >= 0) ids.push_back(id);
-    }, [] {});
-    if (before.complete || ids.size() >= window) {
-      size_t from = ids.size() > window ? ids.size() - window : 0;
-      for (size_t i = from; i < ids.size(); ++i) counter.push_history(ids[i]);
-      return;
-    }
-  }
+  return static_cast<uint64_t>(m >> 64);
 }
 
-int64_t count_shard(const CorpusLayout& layout, const CorpusOptions& corpus, const Vocab& vocab,
-                    int rank, int world, size_t window, PairCounter& counter) {
-  CorpusShard shard(layout, corpus, rank, world);
-  TextChunk chunk;
-  uint64_t prev_end = UINT64_MAX;
-  int64_t tokens = 0;
-  while (shard.next(chunk)) {
-    if (chunk.begin != prev_end) {
-      counter.reset_line();
-      if (chunk.continues_line) load_context(shard, chunk, vocab, corpus, window, counter);
-    }
-    for_each_token(chunk.text, corpus.max_token_bytes, [&](std::string_view t) {
-      ++tokens;
-      if (int32_t id = vocab.find(t); id >= 0) counter.add(id);
-    }, [&] { counter.reset_line(); });
-    if (!chunk.line_open) counter.reset_line();
-    prev_end = chunk.end;
+// Fisher-Yates with Rng(seed, rank, kShuffle): the same swaps as the plain loop
+// (for i = n..2: swap(e[i-1], e[below(i)])), with the draws made kAhead steps early so
+// the random entry can be prefetched. publish(lo) says [lo, n) is final (Note [Write behind
+// the shuffle] in io/cooccur_write.h); the last call is publish(0).
+template <typename Publish>
+void shuffle(std::vector<CooccurEntry>& entries, Rng& rng, Publish&& publish) {
+  constexpr size_t kAhead = 16;
+  constexpr size_t kPublishEvery = size_t{1} << 20;
+  size_t n = entries.size();
+  if (n < 2) {
+    publish(0);
+    return;
   }
-  counter.flush();
-  return tokens;
+  size_t ring[kAhead];
+  size_t drawn = n;   // the next i whose draw is still to make
+  auto draw = [&] {
+    size_t j = below(rng, drawn);
+    __builtin_prefetch(&entries[j], 1);
+    ring[drawn % kAhead] = j;
+    --drawn;
+  };
+  while (drawn > 1 && n - drawn < kAhead) draw();
+  for (size_t i = n; i > 1; --i) {
+    size_t j = ring[i % kAhead];
+    if (drawn > 1) draw();
+    std::swap(entries[i - 1], entries[j]);
+    if ((i & (kPublishEvery - 1)) == 0) publish(i - 1);
+  }
+  publish(0);
+}
+
+// Shuffles the partition and, when out_dir is set, writes it: behind the shuffle on a
+// second thread when the rank has counting threads to spare (Note [Write behind the
+// shuffle] in io/cooccur_write.h), else after it. Sets the two phase times.
+void shuffle_and_write(CooccurResult& result, const Vocab& vocab, const CooccurOptions& options, Rng& rng) {
+  auto t0 = Clock::now();
+  if (result.h5_path.empty() || options.threads < 2) {
+    shuffle(result.entries, rng, [](size_t) {});
+    result.stats.shuffle_seconds = since(t0);
+    if (!result.h5_path.empty()) write_cooccur_h5(result.h5_path, result, vocab, options);
+    result.stats.write_seconds = since(t0) - result.stats.shuffle_seconds;
+    return;
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t final_from = result.entries.size();
+  std::exception_ptr error;
+  std::thread writer([&] {
+    try {
+      cooccur::write_cooccur_h5_behind(result.h5_path, result, vocab, options, [&](size_t hi) {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return final_from < hi; });
+        return final_from;
+      });
+    } catch (...) {
+      error = std::current_exception();
+    }
+  });
+  shuffle(result.entries, rng, [&](size_t lo) {
+    { std::lock_guard lock(mu); final_from = lo; }
+    cv.notify_one();
+  });
+  result.stats.shuffle_seconds = since(t0);
+  writer.join();
+  result.stats.write_seconds = since(t0) - result.stats.shuffle_seconds;   // what the shuffle did not hide
+  if (error) std::rethrow_exception(error);
+}
+
+void check_options(const CooccurOptions& options) {
+  if (options.window < 1 || options.window > kMaxWindow)
+    throw ConfigError("cooccur.window = " + std::to_string(options.window) + " is out of range 1.." +
+                      std::to_string(kMaxWindow));
+  if (options.threads < 1 || options.threads > kMaxThreads)
+    throw ConfigError("cooccur.threads = " + std::to_string(options.threads) + " is out of range 1.." +
+                      std::to_string(kMaxThreads));
 }
 
 }  // namespace
 
 namespace cooccur_detail {
-int64_t exchange(Communicator& comm, RunStore& sent, RunStore& received, size_t cap);
+// Note [Exchange rounds] in io/cooccur_exchange.cpp; emit gets this rank's partition in key order.
+int64_t exchange(Communicator& comm, const std::vector<const RunStore*>& sent, size_t cap,
+                 const std::function<void(uint64_t, uint64_t)>& emit);
 }
 
 CooccurResult build_cooccurrence(Communicator& comm, const Vocab& vocab, const CorpusLayout& layout,
                                  const CorpusOptions& corpus, const CooccurOptions& options,
                                  const std::string& out_dir) {
-  if (options.window < 1 || options.window > kMaxWindow)
-    throw ConfigError("cooccur.window = " + std::to_string(options.window) + " is out of range 1.." +
-                      std::to_string(kMaxWindow));
-  auto t0 = std::chrono::steady_clock::now();
+  check_options(options);
+  auto t0 = Clock::now();
   const uint64_t world = static_cast<uint64_t>(comm.size());
   const uint64_t vsize = static_cast<uint64_t>(std::max(vocab.size(), 1));
-  KeyCodec codec{vsize, world, (vsize + world - 1) / world};
-  std::vector<uint64_t> bounds;
-  for (uint64_t q = 0; q < world; ++q) bounds.push_back(q * codec.owner_span());
-  bounds.push_back(UINT64_MAX);
-  size_t budget = static_cast<size_t>(std::max(options.memory_gb, 1e-6) * double(1ull << 30));
-  std::string spill = options.spill_dir.empty() ? (out_dir.empty() ? "." : out_dir) : options.spill_dir;
-  std::string tag = "cooccur-r" + std::to_string(comm.rank());
-  RunStore sent(spill, tag + "-count", budget / 2, bounds);
-  int64_t stats[4] = {0, 0, 0, 0};   // tokens, increments, spills, nnz
-  uint64_t unit = 1;
-  {
-    PairCounter counter(codec, options.window, options.symmetric, std::max<size_t>(budget / 64, 4096), sent);
-    stats[0] = count_shard(layout, corpus, vocab, comm.rank(), comm.size(),
-                           static_cast<size_t>(options.window), counter);
-    stats[1] = counter.increments();
-    unit = counter.unit();
-  }
-  log::info("cooccur", "counted " + std::to_string(stats[1]) + " increments on rank 0 in " +
-                           std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()) + " s");
-  RunStore received(spill, tag + "-recv", budget / 2, {0, UINT64_MAX});
-  size_t cap = std::max<size_t>(budget / (64 * sizeof(KV) * world), 1024);
-  cooccur_detail::exchange(comm, sent, received, cap);
-  stats[2] = sent.spills() + received.spills();
-  sent.clear();
+  cooccur::CountSetup setup;
+  setup.codec = {vsize, world, (vsize + world - 1) / world};
+  for (uint64_t q = 0; q < world; ++q) setup.bounds.push_back(q * setup.codec.owner_span());
+  setup.bounds.push_back(UINT64_MAX);
+  setup.window = options.window;
+  setup.symmetric = options.symmetric;
+  setup.threads = options.threads;
+  setup.budget_bytes = static_cast<size_t>(std::max(options.memory_gb, 1e-6) * double(1ull << 30));
+  setup.spill_dir = options.spill_dir.empty() ? (out_dir.empty() ? "." : out_dir) : options.spill_dir;
+  setup.tag = "cooccur-r" + std::to_string(comm.rank());
   CooccurResult result;
+  CooccurStats& st = result.stats;
+  int64_t stats[4] = {0, 0, 0, 0};   // tokens, increments, spills, nnz
+  cooccur::CountOutput counted = cooccur::count_pairs(layout, corpus, vocab, comm.rank(), comm.size(), setup);
+  stats[0] = counted.tokens;
+  stats[1] = counted.increments;
+  st.count_seconds = since(t0);
+  log::info("cooccur", "counted " + fixed(static_cast<double>(counted.increments) / 1e6, 1) +
+                           " M increments on rank 0 in " + fixed(st.count_seconds, 2) + " s (" +
+                           fixed(100.0 * static_cast<double>(counted.dense_increments) /
+                                     static_cast<double>(std::max<int64_t>(counted.increments, 1)), 1) +
+                           "% in the dense block of " + fixed(static_cast<double>(counted.dense_entries) / 1e6, 1) +
+                           " M cells), RSS " + fixed(static_cast<double>(cooccur::current_rss_bytes()) / double(1ull << 30), 2) + " GB");
+
+  auto t1 = Clock::now();
   result.partition = comm.rank();
   result.num_partitions = comm.size();
-  auto cursors = received.cursors(0);
-  double inv_unit = static_cast<double>(unit);
-  cooccur::merge_runs(cursors, [&](uint64_t key, uint64_t value) {
-    CooccurEntry e;
-    codec.decode(key, e.row, e.col);
-    e.value = static_cast<double>(value) / inv_unit;
-    result.entries.push_back(e);
+  std::vector<const RunStore*> sent;
+  std::vector<int64_t> upper(world, 0);   // entries per owner before merging: >= the partition
+  for (auto& s : counted.stores) {
+    sent.push_back(s.get());
+    for (uint64_t q = 0; q < world; ++q) upper[q] += static_cast<int64_t>(s->entries(q));
+  }
+  comm.allreduce(Tensor::of(upper.data(), static_cast<int64_t>(world)), ReduceOp::kSum);
+  result.entries.reserve(static_cast<size_t>(upper[static_cast<size_t>(comm.rank())]));   // untouched pages cost nothing
+  // Entries per destination and round: at most 1 M (16 MiB buffers that stay warm in cache
+  // and are faulted in once; a round's collectives cost far less than its copies) and at
+  // most 1/64 of the budget per buffer.
+  size_t cap = std::clamp<size_t>(setup.budget_bytes / (64 * sizeof(cooccur::KV) * world), 64, size_t{1} << 20);
+  const cooccur::KeyCodec& codec = setup.codec;
+  const double unit = static_cast<double>(counted.unit);
+  uint64_t row_key = 1, row_end = 0;   // keys of the current row: [row_key, row_end)
+  int32_t row = 0;
+  int64_t rounds = cooccur_detail::exchange(comm, sent, cap, [&](uint64_t key, uint64_t value) {
+    if (key >= row_end || key < row_key) {   // keys ascend: decode (two divisions) once per row
+      int32_t col;
+      codec.decode(key, row, col);
+      row_key = key - static_cast<uint64_t>(col);
+      row_end = row_key + codec.vocab;
+    }
+    result.entries.push_back({row, static_cast<int32_t>(key - row_key), static_cast<double>(value) / unit});
   });
-  cursors.clear();
-  received.clear();
-  Rng rng(options.seed, static_cast<uint64_t>(comm.rank()), RngPurpose::kShuffle);
-  for (size_t i = result.entries.size(); i > 1; --i)
-    std::swap(result.entries[i - 1], result.entries[rng.below(i)]);
+  for (auto& s : counted.stores) stats[2] += s->spills();
+  counted.stores.clear();
+  st.exchange_seconds = since(t1);
+
   stats[3] = static_cast<int64_t>(result.entries.size());
   comm.allreduce(Tensor::of(stats, 4), ReduceOp::kSum);
-  struct rusage ru {};
-  ::getrusage(RUSAGE_SELF, &ru);
-  result.stats = {stats[0], stats[1], stats[2], stats[3],
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-                  static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0)};
-  if (!out_dir.empty()) {
+  st.tokens = stats[0];
+  st.increments = stats[1];
+  st.spills = stats[2];
+  st.nnz = stats[3];
+  if (!out_dir.empty())
     result.h5_path = out_dir + "/cooccur.part-" + std::to_string(comm.rank()) + "-of-" +
                      std::to_string(comm.size()) + ".h5";
-    write_cooccur_h5(result.h5_path, result, vocab, options);
-  }
-  log::info("cooccur", std::to_string(stats[0]) + " tokens, " + std::to_string(stats[3]) +
-                           " non-zeros, " + std::to_string(stats[2]) + " spills, " +
-                           std::to_string(result.stats.seconds) + " s, " +
-                           std::to_string(static_cast<double>(stats[0]) / result.stats.seconds) +
-                           " tokens/s, peak RSS rank 0 " + std::to_string(result.stats.peak_rss_gb) + " GB");
+  Rng rng(options.seed, static_cast<uint64_t>(comm.rank()), RngPurpose::kShuffle);
+  shuffle_and_write(result, vocab, options, rng);
+  st.seconds = since(t0);
+  struct rusage ru {};
+  ::getrusage(RUSAGE_SELF, &ru);
+  st.peak_rss_gb = static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);
+  log::info("cooccur", std::to_string(st.tokens) + " tokens, " + std::to_string(st.nnz) + " non-zeros, " +
+                           std::to_string(st.spills) + " spills, " + std::to_string(rounds) + " exchange rounds, " +
+                           fixed(st.seconds, 2) + " s (count " + fixed(st.count_seconds, 2) + ", exchange " +
+                           fixed(st.exchange_seconds, 2) + ", shuffle " +
+                           fixed(st.shuffle_seconds, 2) + ", write " + fixed(st.write_seconds, 2) + "), " +
+                           fixed(static_cast<double>(st.tokens) / st.seconds / 1e6, 2) +
+                           " M tokens/s, peak RSS rank 0 " + fixed(st.peak_rss_gb, 2) + " GB");
   return result;
 }
 

@@ -4,10 +4,12 @@
 // tokens at distance d <= window adds 1/d to (earlier, later) and, when symmetric, also to
 // (later, earlier); the context resets at every line end (and file end).
 //
-// Collective. Each rank counts its CorpusShard into sorted runs (spilled to disk over the
-// memory budget), the runs are merged and exchanged with alltoallv so that rank r owns the
-// rows with row % size == r, and each owner sums duplicates (Note [Exact sums]), shuffles
-// its partition with Rng(seed, rank, kShuffle) and writes it.
+// Collective. Each rank counts its CorpusShard (with options.threads threads) into a dense
+// block for frequent pairs and sorted runs for the rest (spilled to disk over the memory
+// budget; Note [Dense block] in io/cooccur_count.h), the runs are merged and exchanged
+// with alltoallv so that rank r owns the rows with row % size == r, and each owner sums
+// duplicates (Note [Exact sums]), shuffles its partition with Rng(seed, rank, kShuffle)
+// and writes it. Rank 0 logs progress every few seconds and a phase summary at the end.
 //
 // Note [Exact sums]
 // Every increment is 1/d with d <= window, so counts are kept as integers in units of
@@ -32,6 +34,8 @@ struct CooccurOptions {
   double memory_gb = 4.0;        // per-rank budget for counting, runs and the partition
   std::string spill_dir;         // sorted runs over budget go here; empty: out_dir
   uint64_t seed = 1;             // shuffle of each partition
+  int threads = 1;               // counting threads per rank (Note [Counting threads] in
+                                 // io/cooccur_count.h); the result does not depend on it
 };
 
 // 16 bytes, the layout of GloVe's CREC record but with 0-based ids.
@@ -48,6 +52,9 @@ struct CooccurStats {
   int64_t nnz = 0;           // non-zeros of the whole matrix
   double seconds = 0;
   double peak_rss_gb = 0;    // this rank's peak resident set
+  // This rank's phases, seconds: counting, exchange (merges and alltoallv rounds, into the
+  // partition), shuffle, write of the partition file.
+  double count_seconds = 0, exchange_seconds = 0, shuffle_seconds = 0, write_seconds = 0;
 };
 
 struct CooccurResult {

@@ -20,6 +20,7 @@
 #include "core/tensor.h"
 #include "dist/communicator.h"
 #include "io/cooccur.h"
+#include "io/cooccur_write.h"
 
 namespace loom {
 namespace {
@@ -109,8 +110,8 @@ void write_vocab_h5(const Vocab& vocab, const std::string& path) {
   rename_into_place(tmp, path);
 }
 
-void write_cooccur_h5(const std::string& path, const CooccurResult& result, const Vocab& vocab,
-                      const CooccurOptions& options) {
+void cooccur::write_cooccur_h5_behind(const std::string& path, const CooccurResult& result, const Vocab& vocab,
+                                      const CooccurOptions& options, const std::function<size_t(size_t)>& wait_final) {
   std::string tmp = path + ".tmp";
   {
     H5Id file(create_file(tmp), H5Fclose, "cannot create " + tmp + " (check the output directory)");
@@ -129,12 +130,24 @@ void write_cooccur_h5(const std::string& path, const CooccurResult& result, cons
     H5Id mtype(entry_type(false), H5Tclose, "compound type");
     H5Id ds(H5Dcreate2(file, "cooccur", ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose,
             tmp + " dataset /cooccur");
-    if (n) check(H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, result.entries.data()),
-                 tmp + " dataset /cooccur (disk full?)");
+    for (size_t hi = result.entries.size(); hi > 0;) {
+      size_t lo = wait_final(hi);
+      hsize_t start = lo, count = hi - lo;
+      check(H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nullptr, &count, nullptr), tmp + " /cooccur selection");
+      H5Id mem(H5Screate_simple(1, &count, nullptr), H5Sclose, tmp + " /cooccur memory space");
+      check(H5Dwrite(ds, mtype, mem, space, H5P_DEFAULT, result.entries.data() + lo),
+            tmp + " dataset /cooccur (disk full?)");
+      hi = lo;
+    }
     write_vocab_group(file, vocab, tmp);
     check(H5Fflush(file, H5F_SCOPE_GLOBAL), "flush " + tmp);
   }
   rename_into_place(tmp, path);
+}
+
+void write_cooccur_h5(const std::string& path, const CooccurResult& result, const Vocab& vocab,
+                      const CooccurOptions& options) {
+  cooccur::write_cooccur_h5_behind(path, result, vocab, options, [](size_t) { return size_t{0}; });
 }
 
 std::vector<CooccurEntry> read_cooccur_h5(const std::string& path) {

@@ -28,6 +28,11 @@ void write_all(int fd, const void* data, size_t bytes, const std::string& path) 
 
 }  // namespace
 
+void throw_value_overflow() {
+  throw DataError("co-occurrence value overflows 64-bit fixed point; use a smaller "
+                  "cooccur.window (the unit is 1/lcm(1..window))");
+}
+
 RunCursor::RunCursor(const KV* mem, uint64_t begin, uint64_t end) : mem_(mem), pos_(begin), end_(end) {}
 
 RunCursor::RunCursor(const std::string& path, uint64_t begin, uint64_t end)
@@ -92,6 +97,12 @@ std::vector<uint64_t> RunStore::segment_starts(const std::vector<KV>& run) const
   return starts;
 }
 
+uint64_t RunStore::entries(size_t seg) const {
+  uint64_t n = 0;
+  for (const auto& r : runs_) n += r.seg_start[seg + 1] - r.seg_start[seg];
+  return n;
+}
+
 void RunStore::add(std::vector<KV> run) {
   if (run.empty()) return;
   memory_ += run.size() * sizeof(KV);
@@ -100,6 +111,29 @@ void RunStore::add(std::vector<KV> run) {
   r.mem = std::move(run);
   runs_.push_back(std::move(r));
   if (memory_ > budget_) spill_memory_runs();
+  else if (memory_runs() > kMaxMemoryRuns) merge_memory_runs();
+}
+
+size_t RunStore::memory_runs() const {
+  return static_cast<size_t>(std::count_if(runs_.begin(), runs_.end(), [](const Run& r) { return r.path.empty(); }));
+}
+
+void RunStore::merge_memory_runs() {
+  std::vector<RunCursor> cs;
+  uint64_t total = 0;
+  for (auto& r : runs_)
+    if (r.path.empty()) {
+      cs.emplace_back(r.mem.data(), 0, r.mem.size());
+      total += r.mem.size();
+    }
+  std::vector<KV> merged(total);
+  size_t n = 0;
+  merge_runs(cs, [&](uint64_t k, uint64_t v) { merged[n++] = {k, v}; });
+  merged.resize(n);
+  cs.clear();
+  std::erase_if(runs_, [](const Run& r) { return r.path.empty(); });
+  memory_ = 0;
+  add(std::move(merged));
 }
 
 void RunStore::spill_memory_runs() {

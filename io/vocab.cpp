@@ -4,7 +4,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <fstream>
+#include <thread>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -149,21 +151,48 @@ TokenCounter exchange_counts(Communicator& comm, const TokenCounter& local) {
   return merged;
 }
 
+// Counts the rank's shard with `threads` threads (sub-shards rank * threads + t of
+// world * threads, which tile the rank's shard); counts[0] += tokens, counts[2] += replaced.
+TokenCounter count_local(const CorpusLayout& layout, const CorpusOptions& corpus, int rank, int world,
+                         int threads, int64_t* counts) {
+  std::vector<TokenCounter> local(static_cast<size_t>(threads));
+  std::vector<int64_t> tokens(static_cast<size_t>(threads), 0), replaced(static_cast<size_t>(threads), 0);
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
+  auto body = [&](size_t t) {
+    try {
+      CorpusShard shard(layout, corpus, rank * threads + static_cast<int>(t), world * threads);
+      TextChunk chunk;
+      while (shard.next(chunk))
+        for_each_token(chunk.text, corpus.max_token_bytes,
+                       [&](std::string_view tok) { local[t].add(tok); ++tokens[t]; }, [] {});
+      replaced[t] = static_cast<int64_t>(shard.replaced_sequences());
+    } catch (...) {
+      errors[t] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < local.size(); ++t) pool.emplace_back(body, t);
+  body(0);
+  for (auto& th : pool) th.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  for (size_t t = 0; t < local.size(); ++t) {
+    if (t > 0) local[t].for_each([&](std::string_view tok, int64_t c) { local[0].add(tok, c); });
+    counts[0] += tokens[t];
+    counts[2] += replaced[t];
+  }
+  return std::move(local[0]);
+}
+
 }  // namespace
 
 Vocab build_vocab(Communicator& comm, const CorpusLayout& layout, const CorpusOptions& corpus,
                   const VocabOptions& options, VocabStats* stats) {
   auto t0 = std::chrono::steady_clock::now();
-  TokenCounter local;
+  if (options.threads < 1 || options.threads > 256)
+    throw ConfigError("vocab.threads = " + std::to_string(options.threads) + " is out of range 1..256");
   int64_t tokens[3] = {0, 0, 0};   // tokens, distinct (set below), replaced
-  {
-    CorpusShard shard(layout, corpus, comm.rank(), comm.size());
-    TextChunk chunk;
-    while (shard.next(chunk))
-      for_each_token(chunk.text, corpus.max_token_bytes,
-                     [&](std::string_view t) { local.add(t); ++tokens[0]; }, [] {});
-    tokens[2] = static_cast<int64_t>(shard.replaced_sequences());
-  }
+  TokenCounter local = count_local(layout, corpus, comm.rank(), comm.size(), options.threads, tokens);
   TokenCounter owned = exchange_counts(comm, local);
   tokens[1] = static_cast<int64_t>(owned.size());
   std::vector<uint8_t> kept;

@@ -17,6 +17,8 @@ class Communicator;
 struct VocabOptions {
   int64_t min_count = 5;   // tokens seen fewer times are dropped
   int64_t max_vocab = 0;   // 0: no limit; else keep the most frequent (ties by bytes)
+  int threads = 1;         // counting threads per rank, each on sub-shard (rank * threads + t,
+                           // world * threads); the vocabulary does not depend on it
 };
 
 // Fast 64-bit hash of a token's bytes (stable across runs and machines).

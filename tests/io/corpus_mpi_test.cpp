@@ -11,6 +11,7 @@
 #include <numeric>
 #include <random>
 
+#include "core/error.h"
 #include "core/tensor.h"
 #include "dist/mpi_communicator.h"
 #include "io/cooccur.h"
@@ -182,6 +183,55 @@ TEST(Cooccur, SymmetricEqualsBruteForce) { check_cooccur(true, 1.0); }
 TEST(Cooccur, LeftContextEqualsBruteForce) { check_cooccur(false, 1.0); }
 TEST(Cooccur, SymmetricWithSpillsEqualsBruteForce) { check_cooccur(true, 1e-6); }
 TEST(Cooccur, LeftContextWithSpillsEqualsBruteForce) { check_cooccur(false, 1e-6); }
+
+// Counting threads split the shard further (Note [Counting threads] in io/cooccur_count.h);
+// vocabulary, every entry, its value and the shuffled order must not change.
+TEST(Cooccur, ThreadsGiveIdenticalResults) {
+  VocabOptions vo;
+  vo.min_count = 2;
+  Vocab v = build_vocab(world(), corpus_options(), vo);
+  for (int threads : {2, 3}) {
+    vo.threads = threads;
+    EXPECT_EQ(build_vocab(world(), corpus_options(), vo), v) << threads << " threads, rank " << world().rank();
+  }
+  for (bool symmetric : {true, false})
+    for (double memory_gb : {1.0, 1e-6}) {
+      CooccurOptions co;
+      co.window = 5;
+      co.symmetric = symmetric;
+      co.memory_gb = memory_gb;
+      CooccurResult one = build_cooccurrence(world(), v, corpus_options(), co, shared().dir);
+      for (int threads : {2, 3}) {
+        co.threads = threads;
+        CooccurResult many = build_cooccurrence(world(), v, corpus_options(), co, shared().dir);
+        EXPECT_EQ(many.stats.nnz, one.stats.nnz);
+        EXPECT_EQ(many.stats.increments, one.stats.increments);
+        // Written behind the shuffle (Note [Write behind the shuffle]): the file holds the result.
+        std::vector<CooccurEntry> file = read_cooccur_h5(many.h5_path);
+        ASSERT_EQ(file.size(), many.entries.size());
+        EXPECT_EQ(std::memcmp(file.data(), many.entries.data(), file.size() * sizeof(CooccurEntry)), 0)
+            << "rank " << world().rank();
+        ASSERT_EQ(many.entries.size(), one.entries.size()) << threads << " threads, rank " << world().rank();
+        for (size_t i = 0; i < one.entries.size(); ++i) {
+          const CooccurEntry& a = one.entries[i];
+          const CooccurEntry& b = many.entries[i];
+          ASSERT_TRUE(a.row == b.row && a.col == b.col && a.value == b.value)
+              << "entry " << i << ", rank " << world().rank() << ", " << threads << " threads, symmetric "
+              << symmetric << ", memory_gb " << memory_gb << ": expected (" << a.row << "," << a.col << ") "
+              << a.value << ", got (" << b.row << "," << b.col << ") " << b.value;
+        }
+      }
+    }
+}
+
+TEST(Cooccur, RejectsBadThreads) {
+  CooccurOptions co;
+  co.threads = 0;
+  VocabOptions vo;
+  vo.min_count = 2;
+  Vocab v = build_vocab(world(), corpus_options(), vo);
+  EXPECT_THROW(build_cooccurrence(world(), v, corpus_options(), co, shared().dir), ConfigError);
+}
 
 }  // namespace
 }  // namespace loom
