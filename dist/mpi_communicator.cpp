@@ -7,6 +7,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
 #include <string>
 #include <thread>
 
@@ -59,6 +62,50 @@ std::string launcher_mismatch(int announced) {
   std::_Exit(exit_code);
 }
 
+// Every rank's MPI_Get_processor_name, in rank order (collective over `comm`).
+std::vector<std::string> gather_hosts(MPI_Comm comm, int size) {
+  char mine[MPI_MAX_PROCESSOR_NAME] = {};
+  int length = 0;
+  LOOM_MPI_CHECK(MPI_Get_processor_name(mine, &length));
+  std::vector<char> all(static_cast<size_t>(MPI_MAX_PROCESSOR_NAME) * static_cast<size_t>(size));
+  LOOM_MPI_CHECK(MPI_Allgather(mine, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all.data(), MPI_MAX_PROCESSOR_NAME,
+                               MPI_CHAR, comm));
+  std::vector<std::string> hosts;
+  for (int r = 0; r < size; ++r) {
+    const char* name = all.data() + static_cast<size_t>(r) * MPI_MAX_PROCESSOR_NAME;
+    hosts.emplace_back(name, strnlen(name, MPI_MAX_PROCESSOR_NAME));
+  }
+  return hosts;
+}
+
+// Note [Arrival table across hosts]
+// The table is an MPI one-sided window. Open MPI 4.1 has no one-sided component for TCP
+// between hosts under MPI_THREAD_MULTIPLE (osc/sm needs one node, osc/rdma and osc/ucx an
+// RDMA network, osc/pt2pt refuses THREAD_MULTIPLE), so MPI_Win_allocate fails there. The
+// job then runs without the table: the watchdog still ends a stuck collective, naming the
+// operation, step and rank, but cannot say which ranks are missing. Every rank takes the
+// same decision (an allreduce of the outcome).
+std::unique_ptr<ArrivalTable> try_arrival_table(MPI_Comm comm, int rank, int size) {
+  std::unique_ptr<ArrivalTable> table;
+  std::string why;
+  try {
+    table = std::make_unique<ArrivalTable>(rank, size);
+  } catch (const Error& e) {
+    why = e.what();
+  }
+  int ok = table ? 1 : 0;
+  int all_ok = 0;
+  LOOM_MPI_CHECK(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm));
+  if (all_ok == 1) return table;
+  if (rank == 0)
+    log::warn("comm", "no MPI one-sided window between these hosts (" +
+                          (why.empty() ? std::string("failed on another rank") : why) +
+                          "): the watchdog still ends a stuck job but cannot tell which ranks "
+                          "are missing (see Note [Arrival table across hosts])");
+  (void)table.release();   // a window some ranks hold cannot be freed collectively: keep it
+  return nullptr;
+}
+
 void stop_watchdog_at_exit() {
   if (g_world != nullptr) g_world->watchdog().stop();
 }
@@ -103,8 +150,12 @@ MpiCommunicator& MpiCommunicator::init_world(int* argc, char*** argv) {
   s.thread_level = provided;
   LOOM_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &s.comm));
   LOOM_MPI_CHECK(MPI_Comm_set_errhandler(s.comm, MPI_ERRORS_RETURN));
+  s.hosts = gather_hosts(s.comm, size);
   bool multiple = provided >= MPI_THREAD_MULTIPLE;
-  if (multiple && size > 1) s.arrivals = std::make_unique<ArrivalTable>(rank, size);
+  if (multiple && size > 1) {
+    s.arrivals = try_arrival_table(s.comm, rank, size);
+    if (s.arrivals) s.arrivals->set_hosts(s.hosts);
+  }
   if (!multiple)
     log::warn("comm", std::string("MPI provides ") + thread_level_name(provided) +
                           ", not MPI_THREAD_MULTIPLE: the watchdog still ends a stuck job but "
@@ -112,6 +163,8 @@ MpiCommunicator& MpiCommunicator::init_world(int* argc, char*** argv) {
   Watchdog::ExplainFn explain = [&s](int64_t seq) -> std::string {
     if (s.arrivals) return s.arrivals->explain(seq);
     if (s.size == 1) return "this is the only rank";
+    if (s.thread_level >= MPI_THREAD_MULTIPLE)
+      return "which ranks are missing is unknown (no one-sided MPI window between these hosts)";
     return "which ranks are missing is unknown (no MPI_THREAD_MULTIPLE)";
   };
   s.watchdog = std::make_unique<Watchdog>(std::move(explain),
@@ -170,6 +223,11 @@ std::string MpiCommunicator::host_name() const {
   int length = 0;
   LOOM_MPI_CHECK(MPI_Get_processor_name(name, &length));
   return std::string(name, static_cast<size_t>(length));
+}
+
+const std::string& MpiCommunicator::host_of(int rank) const {
+  LOOM_ASSERT(rank >= 0 && rank < static_cast<int>(impl_->hosts.size()), "host_of: rank out of range");
+  return impl_->hosts[static_cast<size_t>(rank)];
 }
 
 std::string MpiCommunicator::library_version() {

@@ -47,6 +47,8 @@ class MpiCommunicator final : public Communicator {
 
   // MPI_Get_processor_name of this rank.
   std::string host_name() const;
+  // The host of `rank` (gathered once in init_world, so failure reports can name it).
+  const std::string& host_of(int rank) const;
   // MPI_Get_library_version, first line ("Open MPI v4.1.4, ...").
   static std::string library_version();
 

@@ -9,6 +9,8 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "dist/arrival_table.h"
 #include "dist/mpi_communicator.h"
@@ -25,6 +27,7 @@ struct MpiCommunicator::Impl {
   int64_t seq = 0;                         // collectives issued on comm so far
   std::unique_ptr<ArrivalTable> arrivals;  // null for a singleton or without THREAD_MULTIPLE
   std::unique_ptr<Watchdog> watchdog;
+  std::vector<std::string> hosts;          // (size) MPI_Get_processor_name of every rank
 
   // Numbers the next collective (every rank numbers them alike).
   OpInfo next_op(int64_t step, const char* op, const char* reduce, const Tensor& t);

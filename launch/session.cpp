@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -67,6 +68,7 @@ Session::Session(const SessionOptions& options) {
   env_.threads = threads > 0 ? threads : 1;
   omp_set_num_threads(env_.threads);
 
+  if (std::string why = env_.launch_problem(); !why.empty()) throw CommError(why);
   comm_ = &MpiCommunicator::init_world();
   comm_->set_default_timeout(std::chrono::milliseconds(
       static_cast<int64_t>(config_.comm.timeout_s * 1000.0)));
@@ -87,13 +89,13 @@ Session::Session(const SessionOptions& options) {
 Session::~Session() { MpiCommunicator::shutdown_world(); }
 
 std::string describe_environment(MpiCommunicator& comm, const RunEnv& env) {
-  // Each rank contributes one fixed-size record: "host local_rank pid threads gpu".
+  // Each rank contributes one fixed-size record: "host|local|pid|threads|cores|gpu".
   constexpr int kRecord = 256;
   std::array<char, kRecord> mine{};
   std::string gpu = env.gpu >= 0 ? "cuda:" + std::to_string(env.gpu) + " " + cuda_device_name(env.gpu)
                                  : std::string("-");
-  std::snprintf(mine.data(), kRecord, "%s|%d|%d|%d|%s", comm.host_name().c_str(), env.local_rank,
-                static_cast<int>(getpid()), env.threads, gpu.c_str());
+  std::snprintf(mine.data(), kRecord, "%s|%d/%d|%d|%d|%s|%s", comm.host_name().c_str(), env.local_rank,
+                env.local_size, static_cast<int>(getpid()), env.threads, env.affinity.c_str(), gpu.c_str());
   std::vector<char> all(static_cast<size_t>(kRecord) * static_cast<size_t>(comm.size()));
   comm.allgather(Tensor(mine.data(), {kRecord}, DType::kU8),
                  Tensor(all.data(), {kRecord * comm.size()}, DType::kU8));
@@ -104,19 +106,27 @@ std::string describe_environment(MpiCommunicator& comm, const RunEnv& env) {
       << (kWithCuda ? "on" : "off") << ")\n";
   out << "launcher       " << launcher_name(env.launcher);
   if (!env.job_id.empty()) out << " (SLURM job " << env.job_id << ", restart " << env.restart_count << ")";
-  out << "\nworld size     " << comm.size() << "\n";
-  out << "threads        " << env.threads << " per rank\n";
+  std::vector<std::string> hosts;   // distinct, in order of first rank: the node index
+  for (int r = 0; r < comm.size(); ++r)
+    if (std::find(hosts.begin(), hosts.end(), comm.host_of(r)) == hosts.end()) hosts.push_back(comm.host_of(r));
+  out << "\nworld size     " << comm.size() << " on " << hosts.size() << " node(s)\n";
+  out << "threads        " << env.threads << " per rank";
+  if (env.cpus_per_task > 0) out << " (SLURM_CPUS_PER_TASK=" << env.cpus_per_task << ")";
+  out << "\nbinding        " << (env.cpu_bind.empty() ? "as the launcher left it" : "launcher asked for " + env.cpu_bind)
+      << "; cores = the CPUs each rank may run on (sched_getaffinity)\n";
   out << "visible GPUs   CUDA_VISIBLE_DEVICES=" << env.visible_gpus << ", " << cuda_device_count()
-      << " device(s) seen by rank 0\n";
-  out << "rank  host                 local  pid      threads  gpu\n";
+      << " device(s) seen by rank 0";
+  if (!env.gpus_per_task.empty()) out << ", SLURM_GPUS_PER_TASK=" << env.gpus_per_task;
+  out << "\nrank  host                 node  local  pid      threads  cores       gpu\n";
   for (int r = 0; r < comm.size(); ++r) {
     std::string rec(all.data() + static_cast<size_t>(r) * kRecord);
-    std::array<std::string, 5> f;
+    std::array<std::string, 6> f;
     std::istringstream ss(rec);
     for (auto& field : f) std::getline(ss, field, '|');
-    char line[512];
-    std::snprintf(line, sizeof line, "%-5d %-20s %-6s %-8s %-8s %s\n", r, f[0].c_str(), f[1].c_str(),
-                  f[2].c_str(), f[3].c_str(), f[4].c_str());
+    auto node = std::find(hosts.begin(), hosts.end(), comm.host_of(r)) - hosts.begin();
+    char line[640];
+    std::snprintf(line, sizeof line, "%-5d %-20s %-5d %-6s %-8s %-8s %-11s %s\n", r, f[0].c_str(),
+                  static_cast<int>(node), f[1].c_str(), f[2].c_str(), f[3].c_str(), f[4].c_str(), f[5].c_str());
     out << line;
   }
   out << "MPI            " << MpiCommunicator::library_version() << "\n";

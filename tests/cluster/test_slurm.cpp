@@ -1,0 +1,194 @@
+// A private single-node SLURM cluster (munged, slurmctld, slurmd from Debian's packages,
+// started by slurm-up.sh in a temporary directory, stopped by slurm-down.sh also when a
+// test fails) runs examples/slurm/glove-cpu.sbatch with the model replaced by train_tool
+// (train-shim.sh): the real Trainer, checkpoints and signals under `srun --mpi=pmix`.
+//  - The warning signal (scancel --signal=USR1, as --signal=USR1@120 sends it) makes every
+//    rank stop after the same step and checkpoint; the script requeues the job, which
+//    resumes and ends bit for bit equal to an uninterrupted run at the same world size.
+//  - Ranks killed without warning: the job fails, is requeued (as SLURM does after a node
+//    failure) and resumes from the last periodic checkpoint, again bit for bit.
+#include <signal.h>
+#include <sys/types.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/cluster/cluster_support.h"
+
+namespace loom::test {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+const std::string kModelArgs =
+    "--dim 65536 --batch 16 --steps 300 --seed 5 --set checkpoint.every_steps=10 "
+    "--set run.threads=1 --set progress.interval_s=2";
+constexpr int kSteps = 300;
+
+class SlurmCluster {
+ public:
+  SlurmCluster() : dir_(dir_holder_.path() + "/slurm") {
+    // munged needs every directory above its socket searchable by all.
+    fs::permissions(dir_holder_.path(), fs::perms::others_exec | fs::perms::group_exec, fs::perm_options::add);
+    RunResult r = sh(cluster_script("slurm-up.sh") + " " + dir_, 60s);
+    up_ = r.status == 0;
+    why_ = r.out + r.err;
+  }
+  ~SlurmCluster() { sh(cluster_script("slurm-down.sh") + " " + dir_, 60s); }
+  bool up() const { return up_; }
+  const std::string& why() const { return why_; }
+  const std::string& work() const { return dir_holder_.path(); }
+  std::string conf() const { return dir_ + "/slurm.conf"; }
+  RunResult cmd(const std::string& line, const std::vector<std::string>& env = {}) const {
+    std::vector<std::string> e = env;
+    e.push_back("SLURM_CONF=" + conf());
+    return sh(line, 60s, e);
+  }
+  std::string state(const std::string& job) const {   // "RUNNING None", "PENDING BeginTime" ...
+    std::string s = cmd("squeue -h -t all -j " + job + " -o '%T %r'").out;
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+  }
+  bool wait_state(const std::string& job, const std::string& prefix, std::chrono::milliseconds limit) const {
+    return wait_until([&] { return state(job).rfind(prefix, 0) == 0; }, limit);
+  }
+  // A requeued job waits for its BeginTime; release it now. Slurmd refuses a credential
+  // issued in the same second as the previous run's revocation ("Job credential revoked"),
+  // so wait for the next second first.
+  void release(const std::string& job) const {
+    std::this_thread::sleep_for(2s);
+    RunResult r = cmd("scontrol update JobId=" + job + " StartTime=now");
+    EXPECT_EQ(r.status, 0) << r.err;
+  }
+  std::string log_tails() const {
+    return cmd("tail -n 20 " + dir_ + "/log/slurmctld.log " + dir_ + "/log/slurmd.log").out;
+  }
+
+ private:
+  TempDir dir_holder_;
+  std::string dir_;
+  bool up_ = false;
+  std::string why_;
+};
+
+// Pids of the train_tool ranks of SLURM job `job` on cluster `conf`.
+std::vector<pid_t> job_ranks(const std::string& conf, const std::string& job) {
+  std::vector<pid_t> pids;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string comm = read_file(entry.path().string() + "/comm");
+    if (comm.rfind("train_tool", 0) != 0) continue;
+    std::string env = read_file(entry.path().string() + "/environ");
+    std::string want_job = std::string("SLURM_JOB_ID=") + job + '\0';
+    std::string want_conf = std::string("SLURM_CONF=") + conf + '\0';
+    if (env.find(want_job) != std::string::npos && env.find(want_conf) != std::string::npos)
+      pids.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return pids;
+}
+
+class Slurm : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to run munged and slurmd (CI runs as root)";
+    if (sh("command -v slurmctld || test -x /usr/sbin/slurmctld").status != 0)
+      GTEST_SKIP() << "slurmctld not installed (apt-get install slurm-wlm munge)";
+    cluster_ = std::make_unique<SlurmCluster>();
+    if (!cluster_->up()) GTEST_SKIP() << "could not start a private SLURM cluster:\n" << cluster_->why();
+    work_ = cluster_->work();
+    write_file(work_ + "/model.args", kModelArgs + "\n");
+    reference_ = reference();
+  }
+
+  // An uninterrupted run at the same world size (2), launched by mpirun.
+  std::vector<std::vector<float>> reference() {
+    std::vector<std::string> cmd = mpirun_prefix(2);
+    cmd.push_back(env_or_throw("LOOM_TRAIN_TOOL"));
+    std::istringstream args(kModelArgs);
+    for (std::string a; args >> a;) cmd.push_back(a);
+    cmd.insert(cmd.end(), {"--set", "run.dir=" + work_ + "/reference"});
+    RunResult r = run(cmd, 300s);
+    EXPECT_EQ(r.status, 0) << r.err;
+    return final_state(step_file(work_ + "/reference/checkpoints", kSteps));
+  }
+
+  std::string submit() {
+    std::vector<std::string> env = {"LOOM=" + cluster_script("train-shim.sh"), "LOOM_CONFIG=" + work_ + "/model.args",
+                                    "LOOM_RUN_DIR=" + work_ + "/run-{job}"};
+    RunResult r = cluster_->cmd("sbatch --parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --chdir=" + work_ +
+                                    " --output=" + work_ + "/job-%j.out " + LOOM_SOURCE_DIR +
+                                    "/examples/slurm/glove-cpu.sbatch",
+                                env);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    std::string id = r.out.substr(0, r.out.find_first_of(";\n"));
+    return id;
+  }
+  std::string run_dir(const std::string& job) const { return work_ + "/run-" + job; }
+  std::string job_log(const std::string& job) const { return read_file(work_ + "/job-" + job + ".out"); }
+  bool has_checkpoint(const std::string& job) const { return fs::exists(run_dir(job) + "/checkpoints/latest"); }
+
+  std::unique_ptr<SlurmCluster> cluster_;
+  std::string work_;
+  std::vector<std::vector<float>> reference_;
+};
+
+TEST_F(Slurm, WarningSignalCheckpointsRequeuesAndResumesBitForBit) {
+  std::string job = submit();
+  ASSERT_FALSE(job.empty());
+  ASSERT_TRUE(wait_until([&] { return has_checkpoint(job); }, 120s))
+      << "no checkpoint; state " << cluster_->state(job) << "\n" << job_log(job) << cluster_->log_tails();
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(cluster_->cmd("scancel --signal=USR1 " + job).status, 0);
+  ASSERT_TRUE(cluster_->wait_state(job, "PENDING", 60s))
+      << "not requeued; state " << cluster_->state(job) << "\n" << job_log(job);
+  auto t_requeued = std::chrono::steady_clock::now();
+  cluster_->release(job);
+  ASSERT_TRUE(cluster_->wait_state(job, "COMPLETED", 180s))
+      << "state " << cluster_->state(job) << "\n" << job_log(job) << cluster_->log_tails();
+  auto t1 = std::chrono::steady_clock::now();
+  auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  std::printf("USR1 -> requeued (PENDING): %lld ms; USR1 -> COMPLETED after resume: %lld ms\n",
+              static_cast<long long>(ms(t_requeued - t0)), static_cast<long long>(ms(t1 - t0)));
+
+  std::string log = job_log(job);
+  EXPECT_NE(log.find("stop requested (signal 10): all ranks stopped after step"), std::string::npos) << log;
+  EXPECT_NE(log.find("loom exited with status 138"), std::string::npos) << log;
+  EXPECT_NE(log.find("requeued; the next run resumes"), std::string::npos) << log;
+  EXPECT_NE(log.find("restart 1,"), std::string::npos) << log;
+  EXPECT_NE(log.find("resumed from " + run_dir(job) + "/checkpoints/step_"), std::string::npos) << log;
+  EXPECT_NE(cluster_->cmd("scontrol show job " + job).out.find("Restarts=1"), std::string::npos);
+  expect_same_bits(reference_, final_state(step_file(run_dir(job) + "/checkpoints", kSteps)),
+                   "requeued SLURM job vs an uninterrupted run");
+}
+
+TEST_F(Slurm, KilledWithoutWarningResumesFromTheLastPeriodicCheckpoint) {
+  std::string job = submit();
+  ASSERT_FALSE(job.empty());
+  ASSERT_TRUE(wait_until([&] { return has_checkpoint(job); }, 120s)) << job_log(job) << cluster_->log_tails();
+  std::vector<pid_t> ranks = job_ranks(cluster_->conf(), job);
+  ASSERT_EQ(ranks.size(), 2u) << "ranks of job " << job << " not found";
+  for (pid_t p : ranks) kill(p, SIGKILL);
+  ASSERT_TRUE(cluster_->wait_state(job, "FAILED", 60s)) << "state " << cluster_->state(job) << "\n" << job_log(job);
+  std::string log = job_log(job);
+  EXPECT_EQ(log.find("requeued; the next run"), std::string::npos) << "a crash must not requeue itself\n" << log;
+  std::string last = read_file(run_dir(job) + "/checkpoints/latest");
+  while (!last.empty() && last.back() == '\n') last.pop_back();
+  ASSERT_FALSE(last.empty());
+
+  // What SLURM does for a --requeue job after a node failure.
+  ASSERT_EQ(cluster_->cmd("scontrol requeue " + job).status, 0);
+  ASSERT_TRUE(cluster_->wait_state(job, "PENDING", 30s)) << cluster_->state(job);
+  cluster_->release(job);
+  ASSERT_TRUE(cluster_->wait_state(job, "COMPLETED", 180s))
+      << "state " << cluster_->state(job) << "\n" << job_log(job) << cluster_->log_tails();
+  log = job_log(job);
+  EXPECT_NE(log.find("resumed from " + run_dir(job) + "/checkpoints/" + last), std::string::npos)
+      << "expected a resume from the last periodic checkpoint " << last << "\n" << log;
+  expect_same_bits(reference_, final_state(step_file(run_dir(job) + "/checkpoints", kSteps)),
+                   "SLURM job killed without warning, requeued, vs an uninterrupted run");
+}
+
+}  // namespace
+}  // namespace loom::test
