@@ -38,4 +38,8 @@ int with_session(const SessionOptions& options, const std::function<int(Session&
 // analogy (launch/cli_embeddings.cpp).
 void register_embedding_commands(CLI::App& app, CommandAction& chosen);
 
+// `loom slurm`: prints a preemptible, self-requeueing sbatch script for a config
+// (launch/cli_slurm.cpp).
+void register_slurm_command(CLI::App& app, CommandAction& chosen);
+
 }  // namespace loom

@@ -124,6 +124,62 @@ struct ConfigRange {
         "non-zeros of the largest partition per step: the sync period across ranks")             \
   X_ENUM(output, "sum", "sum|w|concat", "exported vectors: W + W_ctx, W alone, or [W, W_ctx]")
 
+// ---- [train] --------------------------------------------------------------------------
+#define LOOM_CONFIG_TRAIN(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                          \
+  X_ENUM(model, "glove", "glove",                                                                 \
+         "the model `loom train` trains (word2vec, gpt and bert come later)")
+
+// ---- [corpus] -------------------------------------------------------------------------
+// Maps onto CorpusOptions (io/corpus_shard.h); launch/pipeline_data.h.
+#define LOOM_CONFIG_CORPUS(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                         \
+  X_LIST(paths, {}, "corpus files, directories and globs (plain, .gz, .xz), read in sorted order") \
+  X_BOOL(synthetic, false,                                                                        \
+         "with paths empty: generate the planted-relation corpus (and its analogy questions) "    \
+         "into the run directory and train on it")                                                \
+  X_INT(synthetic_sentences, 20000, ConfigRange::between(1, 100000000),                           \
+        "sentences of the synthetic corpus (one per line; drawn from run.seed)")                  \
+  X_BOOL(lowercase, false, "lower-case tokens (Unicode simple case folding)")                    \
+  X_INT(max_token_bytes, 0, ConfigRange::at_least(0), "truncate longer tokens; 0 = no limit")    \
+  X_INT(max_line_bytes, 1048576, ConfigRange::at_least(64),                                       \
+        "lines longer than this are split at whitespace (shard alignment)")                      \
+  X_ENUM(utf8, "error", "error|replace",                                                          \
+         "invalid UTF-8: error (names file:byte) or replace by U+FFFD and count")
+
+// ---- [vocab] --------------------------------------------------------------------------
+#define LOOM_CONFIG_VOCAB(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                          \
+  X_INT(min_count, 5, ConfigRange::at_least(1), "drop tokens seen fewer times")                   \
+  X_INT(max_vocab, 0, ConfigRange::at_least(0), "keep at most this many most frequent; 0 = all")
+
+// ---- [cooccur] ------------------------------------------------------------------------
+#define LOOM_CONFIG_COOCCUR(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                        \
+  X_INT(window, 15, ConfigRange::between(1, 40), "context window: pairs at distance d add 1/d")   \
+  X_BOOL(symmetric, true, "count both directions; false = left context only")                    \
+  X_REAL(memory_gb, 4.0, ConfigRange::above(0),                                                   \
+         "per-rank memory budget of the counting; sorted runs over it spill to disk")             \
+  X_STR(spill_dir, "", "where spilled runs go; '' = the run directory")
+
+// ---- [vectors] ------------------------------------------------------------------------
+// (Named [vectors], not [export]: `export` is a C++ keyword and the section name is the
+// struct member's name.)
+#define LOOM_CONFIG_VECTORS(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                         \
+  X_LIST(formats, (std::vector<std::string>{"glove"}),                                            \
+         "vector files written after training (rank 0): glove -> NAME.txt, word2vec -> "          \
+         "NAME.w2v.txt, word2vec-bin -> NAME.bin; [] = none")                                     \
+  X_STR(name, "vectors", "base name of the vector files in the run directory")
+
+// ---- [eval] ---------------------------------------------------------------------------
+#define LOOM_CONFIG_EVAL(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                           \
+  X_STR(analogy, "",                                                                              \
+        "analogy questions (questions-words format) evaluated after training; '' = none, or "     \
+        "the planted questions with corpus.synthetic")                                            \
+  X_STR(similarity, "", "word pairs with human scores (WordSim-353 format); '' = none")          \
+  X_INT(restrict, 30000, ConfigRange::at_least(0),                                                \
+        "analogy candidates: the N most frequent words; 0 = all")                                 \
+  X_INT(every_epochs, 0, ConfigRange::at_least(0),                                                \
+        "also evaluate the analogies every N epochs during training (rank 0); 0 = at the end only") \
+  X_INT(examples, 4, ConfigRange::between(0, 100),                                                \
+        "example analogies a : b :: c : ? answered at the end (first question of each section)")
+
 // Every section, in output order: X(member, StructName, TABLE, help).
 #define LOOM_CONFIG_SECTIONS(X)                                                                  \
   X(run, RunSection, LOOM_CONFIG_RUN, "the run: name, directory, seed, threads, logging")        \
@@ -132,7 +188,13 @@ struct ConfigRange {
   X(progress, ProgressSection, LOOM_CONFIG_PROGRESS, "progress lines, bar and metrics")          \
   X(checkpoint, CheckpointSection, LOOM_CONFIG_CHECKPOINT, "checkpoints: cadence, retention, resume") \
   X(selftest, SelftestSection, LOOM_CONFIG_SELFTEST, "the collective self-test")                \
-  X(glove, GloveSection, LOOM_CONFIG_GLOVE, "GloVe training (models/glove)")
+  X(train, TrainSection, LOOM_CONFIG_TRAIN, "what `loom train` trains")                         \
+  X(corpus, CorpusSection, LOOM_CONFIG_CORPUS, "the training corpus (io/corpus_shard)")          \
+  X(vocab, VocabSection, LOOM_CONFIG_VOCAB, "the vocabulary (io/vocab)")                         \
+  X(cooccur, CooccurSection, LOOM_CONFIG_COOCCUR, "the co-occurrence matrix (io/cooccur)")      \
+  X(glove, GloveSection, LOOM_CONFIG_GLOVE, "GloVe training (models/glove)")                    \
+  X(vectors, VectorsSection, LOOM_CONFIG_VECTORS, "vector files exported after training")     \
+  X(eval, EvalSection, LOOM_CONFIG_EVAL, "evaluation after (and during) training")
 
 // ---- generators -----------------------------------------------------------------------
 // Struct fields: `struct S { LOOM_CONFIG_FIELDS(TABLE) };`

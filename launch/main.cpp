@@ -101,6 +101,7 @@ int main(int argc, char** argv) {
 
   loom::CommandAction chosen;
   loom::register_embedding_commands(app, chosen);
+  loom::register_slurm_command(app, chosen);
 
   try {
     app.parse(argc, argv);

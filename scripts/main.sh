@@ -1,14 +1,36 @@
 #!/usr/bin/env bash
-# loom's main job: sets loom up (packages, configure, build), then runs it on 2 ranks.
-# Until the first model lands this is the collective self-test: 2 ranks run every
-# collective on checked data, with progress, metrics and the run environment printed.
-#
-#   scripts/main.sh [--np N] [loom selftest arguments...]
+# loom's main job: sets loom up (packages, configure, build), then trains GloVe on 2 ranks.
+#   scripts/main.sh                  the synthetic planted-relation corpus that loom
+#                                    generates (examples/glove.toml): prints the analogy
+#                                    accuracy every 5 epochs, the per-relation table and a
+#                                    few `a : b :: c : ?` answers at the end
+#   scripts/main.sh CORPUS...        your corpus (files, directories, globs; .gz/.xz too)
+#                                    with the wiki17m recipe (examples/glove-wiki17m.toml)
+#   scripts/main.sh --np N ...       another number of ranks
+# Extra loom options go after `--`, e.g. scripts/main.sh -- --set glove.epochs=50
 set -euo pipefail
+caller=$PWD
 cd "$(dirname "$0")/.."
 np=2
 if [[ "${1:-}" == "--np" ]]; then np=$2; shift 2; fi
+corpus=()
+while [[ $# -gt 0 && "$1" != "--" ]]; do corpus+=("$1"); shift; done
+[[ "${1:-}" == "--" ]] && shift
 scripts/setup.sh --no-tests
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-exec mpirun -np "$np" --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 \
-  "${LOOM_BUILD_DIR:-build}/loom" selftest examples/selftest.toml "$@"
+loom=("${LOOM_BUILD_DIR:-build}/loom")
+mpirun=(mpirun -np "$np" --oversubscribe --bind-to none --mca mpi_yield_when_idle 1)
+if [[ ${#corpus[@]} -eq 0 ]]; then
+  exec "${mpirun[@]}" "${loom[@]}" train examples/glove.toml "$@"
+fi
+paths=""
+for c in "${corpus[@]}"; do
+  [[ "$c" == /* ]] || c="$caller/$c"   # paths are the caller's, not the repository's
+  [[ -e "$c" ]] || { echo "main.sh: corpus file $c does not exist" >&2; exit 1; }
+  paths+="${paths:+,}\"$c\""
+done
+sets=(--set "corpus.paths=[$paths]" --set run.name=glove-corpus --set eval.every_epochs=0)
+# The analogy and similarity files of ../shared/data, where they exist.
+[[ -f ../shared/data/questions-words.txt ]] || sets+=(--set eval.analogy=)
+[[ -f ../shared/data/wordsim353.tsv ]] || sets+=(--set eval.similarity=)
+exec "${mpirun[@]}" "${loom[@]}" train examples/glove-wiki17m.toml "${sets[@]}" "$@"

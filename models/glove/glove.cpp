@@ -179,16 +179,19 @@ std::optional<VocabView> Glove::vocab() const {
 }
 
 std::vector<float> Glove::output_vectors() const {
-  const int64_t V = vocab_.size(), D = options_.dim, O = output_dim();
-  const float* W = params_.value(0).f32();       // (V, D)
-  const float* C = params_.value(1).f32();       // (V, D)
+  return glove_output_vectors(params_.value(0).f32(), params_.value(1).f32(), vocab_.size(), options_.dim,
+                              options_.output);
+}
+
+std::vector<float> glove_output_vectors(const float* W, const float* C, int64_t V, int64_t D, GloveOutput output) {
+  const int64_t O = output == GloveOutput::kConcat ? 2 * D : D;
   std::vector<float> out(static_cast<size_t>(V * O));   // (V, O)
   for (int64_t i = 0; i < V; ++i) {
     float* o = out.data() + i * O;
-    const float* w = W + i * D;
-    const float* c = C + i * D;
+    const float* w = W + i * D;   // (D,)
+    const float* c = C + i * D;   // (D,)
     for (int64_t k = 0; k < D; ++k) {
-      switch (options_.output) {
+      switch (output) {
         case GloveOutput::kSum: o[k] = w[k] + c[k]; break;
         case GloveOutput::kW: o[k] = w[k]; break;
         case GloveOutput::kConcat: o[k] = w[k]; o[D + k] = c[k]; break;

@@ -112,6 +112,12 @@ class Glove final : public Model {
   int64_t nnz_seen_ = 0;   // non-zeros trained, all ranks
 };
 
+// The exported vectors (V, output_dim) row-major from W and W_ctx (both (V, D)): W + W_ctx,
+// W alone, or [W, W_ctx] (output_dim = 2 D). Glove::output_vectors and `loom export` (from a
+// checkpoint) share it.
+std::vector<float> glove_output_vectors(const float* W, const float* W_ctx, int64_t V, int64_t D,
+                                        GloveOutput output);
+
 // Converts this rank's partition into training records (log x, f(x)), frees the entries,
 // declares and initialises the parameters. Collective (exchanges partition sizes).
 std::unique_ptr<Glove> make_glove(const GloveOptions& options, Communicator& comm,

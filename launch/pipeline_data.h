@@ -1,0 +1,70 @@
+#pragma once
+// The data stages of an embedding run (`loom vocab`, `loom cooccur`, and the first half of
+// `loom train`): the corpus (a user's files, or the planted-relation corpus generated into
+// the run directory), the vocabulary and this rank's co-occurrence partition, each reused
+// from the run directory when its inputs and settings are unchanged.
+//
+// Note [Stage reuse]
+// A stage's outputs in RUN_DIR are committed by a fingerprint file written last:
+//   vocab.txt, vocab.h5                  -> vocab.fingerprint
+//   cooccur.part-<r>-of-<W>.h5 (W files) -> cooccur.fingerprint
+// A fingerprint is text, one `key = value` line per input: every corpus file's resolved
+// path, byte size and mtime (nanoseconds), the [corpus] keys that change tokens, and
+// vocab.min_count / vocab.max_vocab; the co-occurrence fingerprint adds the vocabulary's
+// fingerprint, cooccur.window, cooccur.symmetric, run.seed (the partition shuffle) and the
+// world size. Keys that cannot change the result (memory_gb, spill_dir, threads) are left
+// out. Rank 0 compares the stored file with the one it computes and broadcasts the
+// decision; on a mismatch it logs the first differing line, deletes the old fingerprint
+// (so a run killed mid-stage never trusts half-written files), recomputes, and writes the
+// new fingerprint after every rank has written its files.
+// The partitions (rows with row % W == r, shuffled from (seed, r)) depend on the world
+// size, so a run at another world size recomputes the co-occurrence (the vocabulary,
+// which does not depend on it, is reused) and removes the partition files of other world
+// sizes. Re-partitioning the old files instead would make the order of the non-zeros, and
+// so the trained vectors, depend on the run's history rather than on (seed, world size).
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/cooccur.h"
+#include "io/corpus_shard.h"
+#include "io/vocab.h"
+
+namespace loom {
+
+class Communicator;
+struct Config;
+
+// The corpus a run reads, with where its generated files live.
+struct CorpusPlan {
+  CorpusOptions options;          // paths resolved by the corpus stage
+  std::string planted_questions;  // the generated questions (corpus.synthetic), else ""
+  std::optional<CorpusLayout> layout;   // scanned (collectively) by the first stage that reads
+};
+
+// [corpus] onto CorpusOptions. ConfigError when corpus.paths is empty without
+// corpus.synthetic, or both are set.
+CorpusOptions corpus_options(const Config& config);
+VocabOptions vocab_options(const Config& config, int threads);
+CooccurOptions cooccur_options(const Config& config, int threads, const std::string& run_dir);
+
+// Collective. With corpus.synthetic, rank 0 writes RUN_DIR/planted.txt and
+// RUN_DIR/planted-questions.txt unless they already hold the same (seed, sentences).
+CorpusPlan prepare_corpus(Communicator& comm, const Config& config, const std::string& run_dir);
+
+struct StageTimes {
+  double vocab_s = 0, cooccur_s = 0;
+  bool vocab_reused = false, cooccur_reused = false;
+};
+
+// Collective: the vocabulary, reused from RUN_DIR or built (Note [Stage reuse]).
+Vocab vocab_stage(Communicator& comm, const Config& config, CorpusPlan& corpus,
+                  const std::string& run_dir, int threads, StageTimes* times);
+
+// Collective: this rank's co-occurrence partition, reused or built (Note [Stage reuse]).
+CooccurResult cooccur_stage(Communicator& comm, const Config& config, CorpusPlan& corpus,
+                            const Vocab& vocab, const std::string& run_dir, int threads,
+                            StageTimes* times);
+
+}  // namespace loom

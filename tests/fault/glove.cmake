@@ -1,0 +1,8 @@
+# GloVe through `loom train` on 2 ranks: kill -9 a rank, resume with --resume auto, compare
+# bit for bit with an uninterrupted run (label: fault).
+loom_add_test(test_fault_glove_resume
+  SOURCES ${LOOM_TEST_DIR}/glove_resume_test.cpp
+  LIBS loom_io loom_core
+  LABELS fault TIMEOUT 600)
+target_compile_definitions(test_fault_glove_resume PRIVATE LOOM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+add_dependencies(test_fault_glove_resume loom)

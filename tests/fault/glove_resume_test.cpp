@@ -1,0 +1,175 @@
+// GloVe through the real `loom train` on 2 ranks (glove.threads = 1): kill -9 one rank at a
+// random moment (any phase: corpus, vocabulary, co-occurrence, training, export) and in
+// the middle of a checkpoint write, resume with --resume auto until it finishes, and the
+// final parameters, AdaGrad state and exported vectors equal an uninterrupted run's bit
+// for bit.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/param_store.h"
+#include "io/checkpoint.h"
+#include "tests/support/test_support.h"
+
+namespace loom::test {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+constexpr int kNp = 2;
+constexpr int kEpochs = 60;
+
+// The planted corpus, made slow enough to be killed mid-run (D 400, 60 epochs: ~1.5 s on
+// 2 ranks), with checkpoints of ~1.4 MB every 10 steps.
+std::vector<std::string> command(const std::string& run_dir, const std::string& resume = "") {
+  std::vector<std::string> cmd = mpirun_prefix(kNp);
+  cmd.insert(cmd.end(), {loom_binary(), "train", std::string(LOOM_SOURCE_DIR) + "/examples/glove.toml"});
+  for (const std::string& s :
+       {"run.dir=" + run_dir, std::string("run.threads=1"), std::string("glove.threads=1"), std::string("glove.dim=400"),
+        "glove.epochs=" + std::to_string(kEpochs), std::string("checkpoint.every_steps=10"),
+        std::string("checkpoint.keep_last=2"), std::string("eval.every_epochs=0"), std::string("progress.interval_s=30")})
+    cmd.insert(cmd.end(), {"--set", s});
+  if (!resume.empty()) cmd.insert(cmd.end(), {"--resume", resume});
+  return cmd;
+}
+
+// /model and /optimizer datasets of a checkpoint, as float32 arrays.
+std::vector<std::vector<float>> checkpoint_state(const std::string& path) {
+  CheckpointReader reader;
+  reader.open(path);
+  std::vector<std::vector<float>> out;
+  for (const DatasetInfo& d : reader.list_datasets()) {
+    const bool model = d.path.rfind("/model/", 0) == 0, slot = d.path.rfind("/optimizer/", 0) == 0;
+    if (!model && !slot) continue;
+    std::vector<float> values(d.bytes / 4);
+    const Shape shape = Shape::from(d.shape.data(), static_cast<int>(d.shape.size()));
+    const std::string name = d.path.substr(d.path.find('/', 1) + 1);
+    if (model) {
+      ParamStore ps;
+      ps.declare(name, shape);
+      ps.finalize();
+      reader.read_model_into(ps);
+      std::copy_n(ps.value(0).f32(), values.size(), values.data());
+    } else {
+      const size_t slash = name.rfind('/');
+      reader.read_slot(name.substr(0, slash), name.substr(slash + 1), Tensor(values.data(), shape, DType::kF32));
+    }
+    out.push_back(std::move(values));
+  }
+  return out;
+}
+
+std::string final_checkpoint(const std::string& run_dir) {
+  const std::string latest = read_file(run_dir + "/checkpoints/latest");
+  return run_dir + "/checkpoints/" + latest.substr(0, latest.find('\n'));
+}
+
+bool wait_for_tmp(const std::string& dir, Process& p, std::chrono::milliseconds limit) {
+  fs::create_directories(dir);
+  const int fd = inotify_init1(IN_NONBLOCK);
+  const int wd = inotify_add_watch(fd, dir.c_str(), IN_CREATE);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  bool seen = false;
+  char buf[4096];
+  while (!seen && std::chrono::steady_clock::now() < deadline && p.running()) {
+    const ssize_t n = read(fd, buf, sizeof buf);
+    for (ssize_t off = 0; n > 0 && off < n;) {
+      auto* ev = reinterpret_cast<inotify_event*>(buf + off);
+      const std::string name = ev->len ? ev->name : "";
+      if (name.ends_with(".h5.tmp")) seen = true;
+      off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+    }
+    if (!seen) std::this_thread::sleep_for(200us);
+  }
+  inotify_rm_watch(fd, wd);
+  close(fd);
+  return seen;
+}
+
+void kill_one_rank(Process& p, std::mt19937& gen) {
+  const std::vector<pid_t> ranks = descendants_named(p.pid(), "loom");
+  if (ranks.empty()) {
+    p.signal_group(SIGKILL);
+    return;
+  }
+  kill(ranks[gen() % ranks.size()], SIGKILL);
+}
+
+void expect_equal_state(const std::vector<std::vector<float>>& got, const std::vector<std::vector<float>>& want,
+                        const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t d = 0; d < want.size(); ++d) {
+    ASSERT_EQ(got[d].size(), want[d].size()) << what << ", dataset " << d;
+    for (size_t k = 0; k < want[d].size(); ++k)
+      ASSERT_EQ(std::memcmp(&got[d][k], &want[d][k], 4), 0)
+          << what << ", dataset " << d << ", element " << k << ": expected " << want[d][k] << ", got " << got[d][k];
+  }
+}
+
+TEST(GloveKillResume, KilledRankThenResumeAutoEqualsAnUninterruptedRunBitForBit) {
+  TempDir ref_dir;
+  const std::string ref_run = ref_dir.file("run");
+  const auto t0 = std::chrono::steady_clock::now();
+  RunResult ref = run(command(ref_run), 300s);
+  ASSERT_EQ(ref.status, 0) << ref.err;
+  const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  const auto want = checkpoint_state(final_checkpoint(ref_run));
+  ASSERT_FALSE(want.empty());
+  const std::string want_vectors = read_file(ref_run + "/vectors.txt");
+  std::printf("uninterrupted run: %lld ms\n", static_cast<long long>(duration.count()));
+
+  std::mt19937 gen(20261122u);
+  int in_write = 0;
+  for (int i = 0; i < 4; ++i) {
+    TempDir dir;
+    const std::string run_dir = dir.file("run");
+    {
+      Process p(command(run_dir));
+      if (i % 2 == 0) {   // let 1 to 3 checkpoints commit, then kill inside the next write
+        const int skip = 1 + static_cast<int>(gen() % 3);
+        bool seen = false;
+        for (int s = 0; s <= skip && (seen = wait_for_tmp(run_dir + "/checkpoints", p, 120s)); ++s) {
+          if (s < skip) std::this_thread::sleep_for(5ms);
+        }
+        in_write += seen ? 1 : 0;
+      } else {
+        std::uniform_int_distribution<int64_t> when(0, duration.count());
+        std::this_thread::sleep_for(std::chrono::milliseconds(when(gen)));
+      }
+      kill_one_rank(p, gen);
+      ASSERT_TRUE(p.wait_for(60s)) << "the job did not end after a rank was killed";
+    }
+    bool finished = false;
+    for (int tries = 0; tries < 3 && !finished; ++tries) {
+      RunResult r = run(command(run_dir, "auto"), 300s);
+      ASSERT_FALSE(r.timed_out) << r.err;
+      finished = r.status == 0;
+      if (!finished) {
+        ADD_FAILURE() << "resume exited " << r.status << ":\n" << r.err;
+      }
+      const size_t at = r.err.find("resumed from");
+      std::printf("kill %d: %s\n", i, at == std::string::npos ? "no checkpoint yet, started fresh"
+                                                              : r.err.substr(at, r.err.find('\n', at) - at).c_str());
+      if (i % 2 == 0) {
+        EXPECT_NE(at, std::string::npos) << "kill " << i << " came after a committed checkpoint";
+      }
+    }
+    ASSERT_TRUE(finished);
+    expect_equal_state(checkpoint_state(final_checkpoint(run_dir)), want, "kill " + std::to_string(i));
+    EXPECT_EQ(read_file(run_dir + "/vectors.txt"), want_vectors) << "kill " << i;
+  }
+  EXPECT_GE(in_write, 1) << "no kill landed inside a checkpoint write";
+  std::printf("%d of 2 write-targeted kills found a checkpoint being written\n", in_write);
+}
+
+}  // namespace
+}  // namespace loom::test
