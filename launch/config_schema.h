@@ -117,11 +117,12 @@ struct ConfigRange {
   X_INT(threads, 0, ConfigRange::at_least(0),                                                     \
         "Hogwild threads per rank (lock-free, timing-dependent results); 0 = run.threads; "       \
         "1 = deterministic and bit-exact on resume")                                              \
-  X_ENUM(sync, "delta", "delta|average",                                                          \
-         "replica sync after every step: delta = apply the sum of all ranks' changes, "           \
-         "average = average parameters and AdaGrad state")                                        \
-  X_INT(step_nnz, 8388608, ConfigRange::at_least(1),                                              \
-        "non-zeros of the largest partition per step: the sync period across ranks")             \
+  X_ENUM(sync, "stratified", "stratified|delta|average",                                          \
+         "across ranks: stratified = each phase trains disjoint row/column blocks, then the "     \
+         "changes are summed (exact); delta = every rank trains its whole partition, changes "    \
+         "summed after every step; average = parameters and AdaGrad state averaged")              \
+  X_INT(step_nnz, 16777216, ConfigRange::at_least(1),                                             \
+        "non-zeros of the largest block per step: the sync period across ranks")                 \
   X_ENUM(output, "sum", "sum|w|concat", "exported vectors: W + W_ctx, W alone, or [W, W_ctx]")
 
 // ---- [train] --------------------------------------------------------------------------

@@ -33,9 +33,11 @@ void check_options(const GloveOptions& o) {
 }  // namespace
 
 GloveSync parse_glove_sync(std::string_view name) {
+  if (name == "stratified") return GloveSync::kStratified;
   if (name == "delta") return GloveSync::kDelta;
   if (name == "average") return GloveSync::kAverage;
-  throw ConfigError("glove.sync: unknown scheme '" + std::string(name) + "' (delta|average)");
+  throw ConfigError("glove.sync: unknown scheme '" + std::string(name) +
+                    "' (stratified|delta|average)");
 }
 
 GloveOutput parse_glove_output(std::string_view name) {
@@ -46,7 +48,12 @@ GloveOutput parse_glove_output(std::string_view name) {
 }
 
 const char* glove_sync_name(GloveSync sync) {
-  return sync == GloveSync::kDelta ? "delta" : "average";
+  switch (sync) {
+    case GloveSync::kStratified: return "stratified";
+    case GloveSync::kDelta: return "delta";
+    case GloveSync::kAverage: return "average";
+  }
+  return "?";
 }
 
 const char* glove_output_name(GloveOutput output) {
@@ -75,8 +82,9 @@ Glove::Glove(const GloveOptions& options, Communicator& comm, const Vocab& vocab
   gradsq_ = Buffer(bytes);
   std::fill_n(gradsq().f32(), params_.total_elements(), 1.0f);
   init_params();
+  make_blocks();
   setup_steps();
-  if (comm_.size() > 1 && options_.sync == GloveSync::kDelta) {
+  if (comm_.size() > 1 && options_.sync != GloveSync::kAverage) {
     values_base_ = Buffer(bytes);
     gradsq_base_ = Buffer(bytes);
     std::memcpy(values_base_.data(), params_.values().data(), bytes);
@@ -96,15 +104,43 @@ void Glove::init_params() {
   }
 }
 
-// Every rank learns every partition size, so that S is equal everywhere and each rank can
+int Glove::blocks() const {
+  return options_.sync == GloveSync::kStratified ? comm_.size() : 1;
+}
+
+int64_t Glove::block_size(int rank, int block) const {
+  return block_nnz_[static_cast<size_t>(rank) * static_cast<size_t>(blocks()) + static_cast<size_t>(block)];
+}
+
+// Groups the records by column group (j % blocks()), keeping their order within a group:
+// a stable counting sort.
+void Glove::make_blocks() {
+  const int B = blocks();
+  block_begin_.assign(static_cast<size_t>(B) + 1, 0);
+  if (B == 1) {
+    block_begin_[1] = static_cast<int64_t>(records_.size());
+    return;
+  }
+  for (const GloveRecord& r : records_) ++block_begin_[static_cast<size_t>(r.col % B) + 1];
+  for (int b = 0; b < B; ++b) block_begin_[static_cast<size_t>(b) + 1] += block_begin_[static_cast<size_t>(b)];
+  std::vector<int64_t> next(block_begin_.begin(), block_begin_.end() - 1);   // (B,)
+  std::vector<GloveRecord> grouped(records_.size());
+  for (const GloveRecord& r : records_) grouped[static_cast<size_t>(next[static_cast<size_t>(r.col % B)]++)] = r;
+  records_.swap(grouped);
+}
+
+// Every rank learns every block size, so that S is equal everywhere and each rank can
 // count the non-zeros trained by all ranks without another collective per step.
 void Glove::setup_steps() {
-  const int world = comm_.size();
-  partition_nnz_.assign(static_cast<size_t>(world), 0);
-  int64_t mine = static_cast<int64_t>(records_.size());
-  comm_.allgather(Tensor::of(&mine, 1), Tensor::of(partition_nnz_.data(), world));
-  const int64_t largest = *std::max_element(partition_nnz_.begin(), partition_nnz_.end());
-  steps_per_epoch_ = std::max<int64_t>(1, (largest + options_.step_nnz - 1) / options_.step_nnz);
+  const int world = comm_.size(), B = blocks();
+  std::vector<int64_t> mine(static_cast<size_t>(B));   // (B,)
+  for (int b = 0; b < B; ++b)
+    mine[static_cast<size_t>(b)] = block_begin_[static_cast<size_t>(b) + 1] - block_begin_[static_cast<size_t>(b)];
+  block_nnz_.assign(static_cast<size_t>(world) * static_cast<size_t>(B), 0);
+  comm_.allgather(Tensor::of(mine.data(), B), Tensor::of(block_nnz_.data(), static_cast<int64_t>(block_nnz_.size())));
+  const int64_t largest = std::max<int64_t>(1, *std::max_element(block_nnz_.begin(), block_nnz_.end()));
+  steps_per_phase_ = (largest + options_.step_nnz - 1) / options_.step_nnz;
+  steps_per_epoch_ = steps_per_phase_ * B;
   total_steps_ = options_.epochs * steps_per_epoch_;
 }
 
@@ -116,8 +152,9 @@ GloveView Glove::view() const {
                    options_.dim};
 }
 
-int64_t Glove::slice_begin(int64_t n, int64_t slice) const {
-  return n * slice / steps_per_epoch_;
+// Where part `part` (of steps_per_phase_) of a block of n records begins.
+int64_t Glove::slice_begin(int64_t n, int64_t part) const {
+  return n * part / steps_per_phase_;
 }
 
 // Hogwild: thread t trains the t-th contiguous chunk of the slice. With one thread the
@@ -139,8 +176,11 @@ double Glove::train_slice(int64_t begin, int64_t end) {
 
 StepStats Glove::train_step(const StepContext& /*ctx*/) {
   LOOM_ASSERT(epoch_ < options_.epochs, "glove: train_step past the last epoch");
-  const int64_t n = static_cast<int64_t>(records_.size());
-  const int64_t begin = slice_begin(n, slice_), end = slice_begin(n, slice_ + 1);
+  const int64_t phase = slice_ / steps_per_phase_, part = slice_ % steps_per_phase_;
+  const int block = static_cast<int>((comm_.rank() + phase) % blocks());
+  const int64_t first = block_begin_[static_cast<size_t>(block)];
+  const int64_t n = block_begin_[static_cast<size_t>(block) + 1] - first;
+  const int64_t begin = first + slice_begin(n, part), end = first + slice_begin(n, part + 1);
   StepStats stats;
   stats.loss_sum = train_slice(begin, end);
   stats.examples = end - begin;
@@ -155,7 +195,11 @@ StepStats Glove::train_step(const StepContext& /*ctx*/) {
 }
 
 void Glove::sync_nnz_seen(int64_t slice) {
-  for (int64_t n : partition_nnz_) nnz_seen_ += slice_begin(n, slice + 1) - slice_begin(n, slice);
+  const int64_t phase = slice / steps_per_phase_, part = slice % steps_per_phase_;
+  for (int r = 0; r < comm_.size(); ++r) {
+    const int64_t n = block_size(r, static_cast<int>((r + phase) % blocks()));
+    nnz_seen_ += slice_begin(n, part + 1) - slice_begin(n, part);
+  }
 }
 
 std::vector<OptimizerSlot> Glove::optimizer_slots() {

@@ -7,10 +7,15 @@
 // Parameters (DESIGN.md names): W (V, D), W_ctx (V, D), b (V,), b_ctx (V,). Optimizer
 // slots: "gradsq" of each, shaped like the parameter.
 //
-// A step is one slice of every rank's partition: steps_per_epoch S = ceil(largest
-// partition / step_nnz), equal on all ranks; rank r's step s of an epoch trains records
-// [s n_r / S, (s+1) n_r / S). The records keep the (already shuffled) order the
-// co-occurrence stage produced, the same every epoch, as GloVe's reference does.
+// Rank r owns the rows i with i % W == r (the co-occurrence partition). With sync
+// "stratified" its records are grouped, in their order, into W blocks by column group
+// c = j % W; an epoch has W phases, and in phase k rank r trains block c = (r + k) % W,
+// so that no two ranks touch the same W, W_ctx, b or b_ctx row in a phase. With the other
+// schemes the partition is one block and an epoch one phase. A phase has P steps,
+// P = ceil(largest block of any rank / step_nnz), so steps_per_epoch S = phases * P is
+// equal on all ranks; step p of a phase trains records [p n / P, (p+1) n / P) of the
+// block (n its size). The records keep the (already shuffled) order the co-occurrence
+// stage produced, the same every epoch, as GloVe's reference does.
 //
 // Determinism: with threads = 1 a run depends on the seed and the world size only (two
 // runs give bit-identical parameters; resume at the same world size is bit-exact). With
@@ -33,13 +38,14 @@ namespace loom {
 
 // How replicas are kept equal (Note [GloVe synchronisation]).
 enum class GloveSync {
+  kStratified,  // disjoint (row group, column group) blocks per phase, changes summed
   kDelta,     // every rank adds the sum of all ranks' changes since the last sync
   kAverage,   // parameters and accumulators are averaged over ranks
 };
 // What export writes: W + W_ctx (sum), W alone (w), [W, W_ctx] (concat, 2 D columns).
 enum class GloveOutput { kSum, kW, kConcat };
 
-GloveSync parse_glove_sync(std::string_view name);       // "delta" | "average"; ConfigError
+GloveSync parse_glove_sync(std::string_view name);  // "stratified" | "delta" | "average"; ConfigError
 GloveOutput parse_glove_output(std::string_view name);   // "sum" | "w" | "concat"; ConfigError
 const char* glove_sync_name(GloveSync sync);
 const char* glove_output_name(GloveOutput output);
@@ -53,8 +59,8 @@ struct GloveOptions {
   double grad_clip = 100.0;    // clip of eta * gradient per component
   int64_t epochs = 15;         // passes over the non-zeros ("iterations")
   int threads = 1;             // Hogwild threads per rank; 1 = deterministic
-  GloveSync sync = GloveSync::kDelta;
-  int64_t step_nnz = int64_t{1} << 23;   // non-zeros per step of the largest partition = sync period
+  GloveSync sync = GloveSync::kStratified;
+  int64_t step_nnz = int64_t{1} << 24;   // non-zeros per step of the largest block = sync period
   uint64_t seed = 1234;
   GloveOutput output = GloveOutput::kSum;
 };
@@ -93,18 +99,23 @@ class Glove final : public Model {
   GloveView view() const;
   double train_slice(int64_t begin, int64_t end);
   void synchronize();
-  int64_t slice_begin(int64_t n, int64_t slice) const;
+  int64_t slice_begin(int64_t n, int64_t part) const;
+  int blocks() const;                          // W with kStratified and W > 1, else 1
+  int64_t block_size(int rank, int block) const;
   void sync_nnz_seen(int64_t slice);
+  void make_blocks();
 
   GloveOptions options_;
   Communicator& comm_;
   Vocab vocab_;
   std::vector<GloveRecord> records_;     // (n_r,) this rank's non-zeros
-  std::vector<int64_t> partition_nnz_;   // (world,) every rank's n_r
+  std::vector<int64_t> block_begin_;     // (blocks + 1,) this rank's blocks in records_
+  std::vector<int64_t> block_nnz_;       // (world, blocks) every rank's block sizes
   ParamStore params_;
   Buffer gradsq_;          // (total_elements) f32, starts at 1
   Buffer values_base_;     // (total_elements) parameters at the last sync (kDelta, world > 1)
   Buffer gradsq_base_;     // (total_elements) accumulators at the last sync
+  int64_t steps_per_phase_ = 1;
   int64_t steps_per_epoch_ = 1;
   int64_t total_steps_ = 1;
   int64_t epoch_ = 0;      // cursor: epoch of the next step

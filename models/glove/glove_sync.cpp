@@ -85,7 +85,7 @@ void Glove::synchronize() {
   const int64_t n = params_.total_elements();
   float* values = params_.values().f32();
   float* gsq = gradsq().f32();
-  if (options_.sync == GloveSync::kDelta) {
+  if (options_.sync != GloveSync::kAverage) {
     delta_sum(comm_, values, static_cast<float*>(values_base_.data()), n, options_.threads);
     delta_sum(comm_, gsq, static_cast<float*>(gradsq_base_.data()), n, options_.threads);
   } else {

@@ -200,7 +200,7 @@ TEST(GloveTrain, MeasureSyncSchemes) {
   if (corpus != nullptr) periods = {int64_t{1} << 18, int64_t{1} << 20, int64_t{1} << 24};
   const char* epochs_env = std::getenv("LOOM_GLOVE_MEASURE_EPOCHS");
   const int64_t epochs = epochs_env != nullptr ? std::atoi(epochs_env) : 25;
-  for (GloveSync sync : {GloveSync::kDelta, GloveSync::kAverage}) {
+  for (GloveSync sync : {GloveSync::kStratified, GloveSync::kDelta, GloveSync::kAverage}) {
     for (int64_t step_nnz : periods) {
       GloveOptions o = planted_options();
       o.sync = sync;
@@ -221,7 +221,7 @@ TEST(GloveTrain, MeasureSyncSchemes) {
   std::vector<std::string> tokens;
   for (int i = 0; i < 71290; ++i) tokens.push_back(std::to_string(i).insert(0, 1, 'w'));
   const Vocab big(tokens, std::vector<int64_t>(tokens.size(), 1));
-  for (GloveSync sync : {GloveSync::kDelta, GloveSync::kAverage}) {
+  for (GloveSync sync : {GloveSync::kStratified, GloveSync::kDelta, GloveSync::kAverage}) {
     GloveOptions o = planted_options();
     o.sync = sync;
     o.dim = 100;
