@@ -123,12 +123,43 @@ struct ConfigRange {
          "summed after every step; average = parameters and AdaGrad state averaged")              \
   X_INT(step_nnz, 16777216, ConfigRange::at_least(1),                                             \
         "non-zeros of the largest block per step: the sync period across ranks")                 \
+  X_BOOL(reshuffle, true,                                                                         \
+         "visit the non-zeros in chunks of 4096 in a fresh random order every epoch (false: "     \
+         "the same order every epoch, as GloVe's reference)")                                     \
   X_ENUM(output, "sum", "sum|w|concat", "exported vectors: W + W_ctx, W alone, or [W, W_ctx]")
+
+// ---- [word2vec] -----------------------------------------------------------------------
+// Maps one to one onto Word2VecOptions (models/word2vec/word2vec.h); defaults are the
+// original word2vec tool's.
+#define LOOM_CONFIG_WORD2VEC(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                       \
+  X_ENUM(arch, "cbow", "cbow|skipgram", "architecture: CBOW (mean of the context) or skip-gram")  \
+  X_INT(dim, 100, ConfigRange::between(1, 4096), "vector size D of syn0 and the output layers")   \
+  X_INT(window, 5, ConfigRange::between(1, 100),                                                  \
+        "largest window each side; each centre word draws b uniform in [1, window]")             \
+  X_INT(negative, 5, ConfigRange::between(0, 100), "negative samples per prediction; 0 = off")    \
+  X_BOOL(hs, false, "hierarchical softmax over a Huffman tree of the counts")                    \
+  X_REAL(sample, 1e-3, ConfigRange::between(0, 1), "subsampling threshold of frequent words; 0 = off") \
+  X_REAL(alpha, 0.0, ConfigRange::at_least(0),                                                    \
+         "initial learning rate; 0 = 0.05 for cbow, 0.025 for skipgram")                          \
+  X_REAL(min_alpha, 1e-4, ConfigRange::between(0, 1),                                             \
+         "floor of the linearly decaying learning rate, as a fraction of alpha")                  \
+  X_REAL(ns_power, 0.75, ConfigRange::between(0, 1), "noise distribution count^ns_power")        \
+  X_INT(epochs, 5, ConfigRange::between(1, 100000), "passes over the corpus (word2vec -iter)")    \
+  X_INT(threads, 0, ConfigRange::between(0, 4096),                                                \
+        "Hogwild threads per rank (lock-free, timing-dependent results); 0 = run.threads; "       \
+        "1 = deterministic and bit-exact on resume")                                              \
+  X_ENUM(sync, "delta", "delta|average",                                                          \
+         "replica sync after every step: delta = apply the sum of all ranks' changes, "           \
+         "average = average the parameters")                                                      \
+  X_INT(step_words, 1048576, ConfigRange::at_least(1),                                            \
+        "words of the largest shard per step: the sync period across ranks")                     \
+  X_INT(max_sentence_words, 1000, ConfigRange::between(1, 1000000),                               \
+        "longer lines are cut into sentences of this many words (word2vec: 1000)")
 
 // ---- [train] --------------------------------------------------------------------------
 #define LOOM_CONFIG_TRAIN(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                          \
-  X_ENUM(model, "glove", "glove",                                                                 \
-         "the model `loom train` trains (word2vec, gpt and bert come later)")
+  X_ENUM(model, "glove", "glove|word2vec",                                                        \
+         "the model `loom train` trains (gpt and bert come later)")
 
 // ---- [corpus] -------------------------------------------------------------------------
 // Maps onto CorpusOptions (io/corpus_shard.h); launch/pipeline_data.h.
@@ -194,6 +225,7 @@ struct ConfigRange {
   X(vocab, VocabSection, LOOM_CONFIG_VOCAB, "the vocabulary (io/vocab)")                         \
   X(cooccur, CooccurSection, LOOM_CONFIG_COOCCUR, "the co-occurrence matrix (io/cooccur)")      \
   X(glove, GloveSection, LOOM_CONFIG_GLOVE, "GloVe training (models/glove)")                    \
+  X(word2vec, Word2VecSection, LOOM_CONFIG_WORD2VEC, "word2vec training (models/word2vec)")     \
   X(vectors, VectorsSection, LOOM_CONFIG_VECTORS, "vector files exported after training")     \
   X(eval, EvalSection, LOOM_CONFIG_EVAL, "evaluation after (and during) training")
 

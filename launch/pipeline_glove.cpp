@@ -246,6 +246,7 @@ GloveOptions glove_options(const Config& config, int run_threads) {
   o.threads = g.threads > 0 ? static_cast<int>(g.threads) : std::max(1, run_threads);
   o.sync = parse_glove_sync(g.sync);
   o.step_nnz = g.step_nnz;
+  o.reshuffle = g.reshuffle;
   o.seed = static_cast<uint64_t>(config.run.seed);
   o.output = parse_glove_output(g.output);
   return o;

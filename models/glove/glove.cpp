@@ -152,24 +152,62 @@ GloveView Glove::view() const {
                    options_.dim};
 }
 
-// Where part `part` (of steps_per_phase_) of a block of n records begins.
+// Where part `part` (of steps_per_phase_) of a block of n records begins, in record
+// positions of the epoch's visiting order.
 int64_t Glove::slice_begin(int64_t n, int64_t part) const {
-  return n * part / steps_per_phase_;
+  if (!options_.reshuffle) return n * part / steps_per_phase_;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  return std::min(n, chunks * part / steps_per_phase_ * kChunk);
 }
 
-// Hogwild: thread t trains the t-th contiguous chunk of the slice. With one thread the
-// records are visited in order, so the result is deterministic.
-double Glove::train_slice(int64_t begin, int64_t end) {
+std::vector<int64_t> glove_chunk_order(int64_t n, int64_t chunk, uint64_t seed, int rank, int64_t epoch) {
+  Rng rng(seed, static_cast<uint64_t>(rank), RngPurpose::kShuffle);
+  rng.seek(static_cast<uint64_t>(epoch) << 32);
+  std::vector<int64_t> order(static_cast<size_t>((n + chunk - 1) / chunk));   // (chunks,)
+  for (size_t q = 0; q < order.size(); ++q) order[q] = static_cast<int64_t>(q);
+  const size_t full = static_cast<size_t>(n / chunk);   // chunks [0, full) are full
+  for (size_t q = full; q > 1; --q) std::swap(order[q - 1], order[rng.below(q)]);
+  return order;
+}
+
+void Glove::order_chunks() {
+  if (ordered_epoch_ == epoch_) return;
+  chunk_order_.assign(static_cast<size_t>(blocks()), {});
+  for (int b = 0; b < blocks(); ++b) {
+    const int64_t n = block_begin_[static_cast<size_t>(b) + 1] - block_begin_[static_cast<size_t>(b)];
+    chunk_order_[static_cast<size_t>(b)] = glove_chunk_order(n, kChunk, options_.seed, comm_.rank(), epoch_);
+  }
+  ordered_epoch_ = epoch_;
+}
+
+// Hogwild: thread t trains the t-th contiguous part of the slice. With one thread the
+// records are visited in order, so the result is deterministic. [begin, end) are positions
+// in the block's visiting order (chunk_order_ with reshuffle, else record offsets).
+double Glove::train_slice(int block, int64_t begin, int64_t end) {
   const GloveView p = view();
   const GloveHyper h{static_cast<float>(options_.eta), static_cast<float>(options_.grad_clip)};
-  const GloveRecord* records = records_.data();
+  const int64_t first = block_begin_[static_cast<size_t>(block)];
+  const int64_t n = block_begin_[static_cast<size_t>(block) + 1] - first;
+  const GloveRecord* records = records_.data() + first;
+  const std::vector<int64_t>* order = options_.reshuffle ? &chunk_order_[static_cast<size_t>(block)] : nullptr;
+  auto run = [&](int64_t from, int64_t to) {   // positions [from, to)
+    if (order == nullptr) return glove_update_range(p, records, from, to, h);
+    double loss = 0.0;
+    for (int64_t pos = from; pos < to;) {
+      const int64_t q = pos / kChunk, until = std::min(to, (q + 1) * kChunk);
+      const int64_t base = (*order)[static_cast<size_t>(q)] * kChunk - q * kChunk;
+      loss += glove_update_range(p, records, base + pos, std::min(base + until, n), h);
+      pos = until;
+    }
+    return loss;
+  };
   const int threads = options_.threads;
-  if (threads == 1) return glove_update_range(p, records, begin, end, h);
+  if (threads == 1) return run(begin, end);
   double loss = 0.0;
 #pragma omp parallel num_threads(threads) reduction(+ : loss)
   {
-    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads(), n = end - begin;
-    loss += glove_update_range(p, records, begin + n * t / T, begin + n * (t + 1) / T, h);
+    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads(), m = end - begin;
+    loss += run(begin + m * t / T, begin + m * (t + 1) / T);
   }
   return loss;
 }
@@ -178,11 +216,11 @@ StepStats Glove::train_step(const StepContext& /*ctx*/) {
   LOOM_ASSERT(epoch_ < options_.epochs, "glove: train_step past the last epoch");
   const int64_t phase = slice_ / steps_per_phase_, part = slice_ % steps_per_phase_;
   const int block = static_cast<int>((comm_.rank() + phase) % blocks());
-  const int64_t first = block_begin_[static_cast<size_t>(block)];
-  const int64_t n = block_begin_[static_cast<size_t>(block) + 1] - first;
-  const int64_t begin = first + slice_begin(n, part), end = first + slice_begin(n, part + 1);
+  const int64_t n = block_begin_[static_cast<size_t>(block) + 1] - block_begin_[static_cast<size_t>(block)];
+  const int64_t begin = slice_begin(n, part), end = slice_begin(n, part + 1);
+  if (options_.reshuffle) order_chunks();
   StepStats stats;
-  stats.loss_sum = train_slice(begin, end);
+  stats.loss_sum = train_slice(block, begin, end);
   stats.examples = end - begin;
   stats.items = end - begin;
   if (comm_.size() > 1) synchronize();

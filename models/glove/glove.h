@@ -15,7 +15,12 @@
 // P = ceil(largest block of any rank / step_nnz), so steps_per_epoch S = phases * P is
 // equal on all ranks; step p of a phase trains records [p n / P, (p+1) n / P) of the
 // block (n its size). The records keep the (already shuffled) order the co-occurrence
-// stage produced, the same every epoch, as GloVe's reference does.
+// stage produced. GloVe's reference visits them in that order every epoch; with
+// `reshuffle` (the default) a block is cut into chunks of kChunk records and the chunks
+// are visited in a fresh order every epoch (Philox keyed by (seed, rank, kShuffle), at
+// position epoch << 32): steps then cover chunk positions, [p C / P, (p+1) C / P) of the
+// C chunks, and the block's last, partial chunk always comes last, so that every rank
+// can count the records of any rank's step from the block sizes alone.
 //
 // Determinism: with threads = 1 a run depends on the seed and the world size only (two
 // runs give bit-identical parameters; resume at the same world size is bit-exact). With
@@ -61,6 +66,7 @@ struct GloveOptions {
   int threads = 1;             // Hogwild threads per rank; 1 = deterministic
   GloveSync sync = GloveSync::kStratified;
   int64_t step_nnz = int64_t{1} << 24;   // non-zeros per step of the largest block = sync period
+  bool reshuffle = true;       // visit the chunks of a block in a fresh order every epoch
   uint64_t seed = 1234;
   GloveOutput output = GloveOutput::kSum;
 };
@@ -97,9 +103,11 @@ class Glove final : public Model {
   void init_params();
   void setup_steps();
   GloveView view() const;
-  double train_slice(int64_t begin, int64_t end);
+  double train_slice(int block, int64_t begin, int64_t end);
   void synchronize();
+  static constexpr int64_t kChunk = 4096;
   int64_t slice_begin(int64_t n, int64_t part) const;
+  void order_chunks();                         // chunk_order_ for epoch_
   int blocks() const;                          // W with kStratified and W > 1, else 1
   int64_t block_size(int rank, int block) const;
   void sync_nnz_seen(int64_t slice);
@@ -111,6 +119,8 @@ class Glove final : public Model {
   std::vector<GloveRecord> records_;     // (n_r,) this rank's non-zeros
   std::vector<int64_t> block_begin_;     // (blocks + 1,) this rank's blocks in records_
   std::vector<int64_t> block_nnz_;       // (world, blocks) every rank's block sizes
+  std::vector<std::vector<int64_t>> chunk_order_;   // (blocks, chunks) for ordered_epoch_
+  int64_t ordered_epoch_ = -1;
   ParamStore params_;
   Buffer gradsq_;          // (total_elements) f32, starts at 1
   Buffer values_base_;     // (total_elements) parameters at the last sync (kDelta, world > 1)
@@ -128,6 +138,11 @@ class Glove final : public Model {
 // checkpoint) share it.
 std::vector<float> glove_output_vectors(const float* W, const float* W_ctx, int64_t V, int64_t D,
                                         GloveOutput output);
+
+// The order in which epoch `epoch` visits the ceil(n / chunk) chunks of a block of n
+// records on rank `rank`: a Fisher-Yates permutation of the full chunks, keyed by (seed,
+// rank, kShuffle) at position epoch << 32; a final partial chunk stays last.
+std::vector<int64_t> glove_chunk_order(int64_t n, int64_t chunk, uint64_t seed, int rank, int64_t epoch);
 
 // Converts this rank's partition into training records (log x, f(x)), frees the entries,
 // declares and initialises the parameters. Collective (exchanges partition sizes).

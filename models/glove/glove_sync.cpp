@@ -5,14 +5,20 @@
 // Each rank trains on the non-zeros it owns (rows with row % world == rank) with
 // per-example AdaGrad, so within a step the replicas drift apart; at the end of every step
 // they are made equal again, which also makes every step boundary a consistent state to
-// checkpoint. The step size (glove.step_nnz non-zeros of the largest partition) is the
-// synchronisation period. Candidates:
-//   delta   - every rank keeps the parameters and accumulators of the last sync (base);
-//             at the sync, x <- base + sum over ranks (x_r - base): all ranks' updates are
-//             applied, as if one process had made them (Hogwild across ranks at the
-//             granularity of a step). W and b rows are written by their owner only, so
-//             they get exactly the owner's updates; W_ctx/b_ctx get everyone's; gradsq
-//             accumulates everyone's squared steps, as one AdaGrad would.
+// checkpoint. Candidates:
+//   stratified - (the default) an epoch is W phases; in phase k rank r trains only its
+//             non-zeros (i, j) with j % W == (r + k) % W. A record touches W[i], b[i],
+//             W_ctx[j], b_ctx[j] and their accumulators, so in a phase no two ranks touch
+//             the same row: the ranks' changes are disjoint, and summing them at the sync
+//             (x <- base + sum over ranks (x_r - base), as delta) gives exactly what one
+//             process applying all of them would have. The result is that of a serial run
+//             in another order, whatever the period; at least W syncs per epoch. This is
+//             the stratified SGD of distributed matrix factorisation (Gemulla et al. 2011).
+//   delta   - every rank trains its whole partition; at the sync, x <- base + sum over
+//             ranks (x_r - base). W and b rows get their owner's updates only, but W_ctx
+//             and b_ctx rows of frequent words get every rank's update computed from the
+//             same stale row: with W ranks each moving a row most of the way towards its
+//             own optimum the sum overshoots, by more the longer the period.
 //   average - x <- mean over ranks of x_r, for parameters and accumulators alike (model
 //             averaging). An owner's W row update is divided by the world size, and so
 //             is every gradsq increment: learning slows down as ranks are added.
@@ -22,39 +28,29 @@
 // Measured (Release, 1 thread per rank, tests/models/test_glove_train.cpp
 // MeasureSyncSchemes; loss = mean weighted loss per non-zero over the last epoch, all ranks;
 // accuracy = analogy total as models/embedding_eval.h defines it):
-//   planted corpus (20k sentences, window 8, D 50, x_max 10, 25 epochs, ~34k nnz in all);
-//   one rank: loss 0.02249, accuracy 0.9924
-//     scheme   step_nnz      2 ranks: loss  accuracy   3 ranks: loss  accuracy
-//     delta    1,024                0.02248  0.9848            0.02266  0.9886
-//     delta    4,096                0.02241  0.9811            0.02260  0.9886
-//     delta    16,384               0.02218  0.9811            0.02742  0.9905
-//     delta    1 sync/epoch         0.02204  0.9867            0.02742  0.9905
-//     average  1,024                0.04007  0.9640            0.06035  0.8826
-//     average  4,096                0.04019  0.9640            0.05990  0.8902
-//     average  1 sync/epoch         0.04002  0.9659            0.05860  0.9091
-//   wiki17m's first 40,000 lines (2.34 M words, min_count 5, window 10, matrix from
-//   io/cooccur, D 100, x_max 10, 5 epochs, ~4.5 M nnz/rank, questions-words.txt), 2 ranks;
-//   one rank: loss 0.03874, 3.44 %, 3.27 M nnz/s on one thread
-//     delta    262,144 (17 syncs/epoch)  0.03905  2.93 %
-//     delta    1,048,576 (5 syncs/epoch) 0.03996  2.80 %
-//     delta    1 sync/epoch              0.04051  2.57 %
-//     average  262,144                   0.04642  0.92 %
-//     average  1,048,576                 0.04622  0.90 %
-//     average  1 sync/epoch              0.04551  1.11 %
+//   planted corpus (20k sentences, window 8, D 50, x_max 10, 25 epochs, ~34k nnz in all,
+//   no reshuffle); one rank: loss 0.02249, accuracy 0.9924
+//     scheme      step_nnz      2 ranks: loss  accuracy   3 ranks: loss  accuracy
+//     stratified  1,024 .. 2^20          0.02250  0.9886            0.02255  0.9905
+//     delta       1,024                  0.02248  0.9848            0.02266  0.9886
+//     delta       16,384                 0.02218  0.9811            0.02742  0.9905
+//     delta       1 sync/epoch           0.02204  0.9867            0.02742  0.9905
+//     average     1,024                  0.04007  0.9640            0.06035  0.8826
+//     average     1 sync/epoch           0.04002  0.9659            0.05860  0.9091
+//   (stratified gives the same loss at every period: its sum is exact.)
+//   wiki17m (bench/glove.sh: D 100, window 15, x_max 10, 15 iterations, 2 ranks x 1):
+//     delta, 2^23 non-zeros per step (4 syncs/epoch): diverged at epoch 9 (loss 1.2e8)
+//     delta, 2^21 (14 syncs/epoch): loss 0.0305, analogy 32.51 %
+//     stratified, 2^24 (2 syncs/epoch): loss 0.0302, analogy 32.95 % (one rank: 0.0302,
+//     32.78 %)
 //   one sync at wiki17m's size (V 71,290, D 100: two allreduces of 28.5 M floats):
-//   220-600 ms at 2 ranks, 600-750 ms at 3, on the shared 2-core machine under load
-//   (load average 3-6) from other jobs; the 2-rank training rates there (1.5-2.6 M nnz/s
-//   in all) said more about that load than about loom: the bench must measure scaling
-//   on an idle machine.
-// Choice: delta. Averaging ends with a far higher loss (x1.8 at 2 ranks, x2.7 at 3) and
-// loses analogy accuracy at any period, because it divides the owner's W-row updates and
-// all gradsq increments by the world size; delta stays within 1-5 % of the single-rank
-// loss and degrades slowly with the period (faster with more ranks: 3 ranks at one sync
-// per epoch, +22 %). Default period glove.step_nnz = 2^23: on wiki17m (~28 M nnz per
-// rank at 2 ranks) that is 4 syncs per epoch, 0.9-2.4 s next to ~8.5 s of training per
-// epoch at the cost above (2^24: 2 syncs, half the overhead, slightly higher loss).
-// Not done yet: W, b and their gradsq are written by their owner only, so an allgatherv
-// of owned rows could replace half of the allreduce volume.
+//   220-600 ms at 2 ranks, 600-750 ms at 3 on the shared 2-core machine.
+// Choice: stratified. It cannot diverge through the sync, matches the single-rank loss at
+// any world size, and needs the fewest syncs: the default period glove.step_nnz = 2^24 is
+// one step per phase on wiki17m (~14 M non-zeros per block at 2 ranks), 2 syncs per epoch.
+// Not done yet: W and b rows only ever change on their owner, so they need no sync until
+// a checkpoint or the export; syncing W_ctx, b_ctx and their accumulators alone would
+// halve the volume.
 #include <cstring>
 
 #include "core/error.h"

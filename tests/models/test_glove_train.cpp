@@ -3,6 +3,7 @@
 // are answered. Also: determinism with one thread, and exact resume from a checkpoint.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -78,6 +79,45 @@ TEST(GloveTrain, OutputVectors) {
   }
   EXPECT_EQ(parse_glove_output("concat"), GloveOutput::kConcat);
   EXPECT_THROW(parse_glove_sync("allreduce"), ConfigError);
+}
+
+TEST(GloveTrain, ChunkOrderIsAFreshPermutationEachEpoch) {
+  for (int64_t n : {int64_t{0}, int64_t{5}, int64_t{4096}, int64_t{10 * 4096}, int64_t{10 * 4096 + 7}}) {
+    const int64_t chunks = (n + 4095) / 4096;
+    std::vector<int64_t> first = glove_chunk_order(n, 4096, 1234, 0, 0);
+    ASSERT_EQ(static_cast<int64_t>(first.size()), chunks) << n;
+    std::vector<int64_t> sorted = first;
+    std::sort(sorted.begin(), sorted.end());
+    for (int64_t q = 0; q < chunks; ++q) EXPECT_EQ(sorted[static_cast<size_t>(q)], q) << n;
+    if (n % 4096 != 0) {
+      EXPECT_EQ(first.back(), chunks - 1) << "the partial chunk must stay last";
+    }
+    EXPECT_EQ(glove_chunk_order(n, 4096, 1234, 0, 0), first) << "deterministic";
+    if (n / 4096 >= 10) {
+      EXPECT_NE(glove_chunk_order(n, 4096, 1234, 0, 1), first) << "epoch 1 repeats epoch 0";
+      EXPECT_NE(glove_chunk_order(n, 4096, 1234, 1, 0), first) << "rank 1 repeats rank 0";
+    }
+  }
+}
+
+// Every epoch trains every non-zero of every rank exactly once, whatever the schedule.
+TEST(GloveTrain, EveryEpochCountsEveryNonZero) {
+  const PlantedData& d = planted_data();
+  int64_t total = static_cast<int64_t>(d.entries.size());
+  world().allreduce(Tensor::of(&total, 1), ReduceOp::kSum);
+  for (bool reshuffle : {true, false}) {
+    for (int64_t step_nnz : {int64_t{1000}, int64_t{1} << 24}) {
+      GloveOptions o = planted_options();
+      o.epochs = 2;
+      o.reshuffle = reshuffle;
+      o.step_nnz = step_nnz;
+      std::unique_ptr<Glove> g = make_glove(o, world(), d.vocab, d.entries);
+      run_steps(*g, 0, g->steps_per_epoch());
+      EXPECT_EQ(g->tokens_seen(), total) << "reshuffle " << reshuffle << " step_nnz " << step_nnz;
+      run_steps(*g, g->steps_per_epoch(), g->total_steps());
+      EXPECT_EQ(g->tokens_seen(), 2 * total);
+    }
+  }
 }
 
 TEST(GloveTrain, ReplicasStayEqual) {
