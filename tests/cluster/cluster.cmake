@@ -1,6 +1,8 @@
 # Cluster tests (label: cluster): a private SLURM cluster and simulated hosts (network
 # namespaces), both started and stopped by the tests themselves (scripts in this folder).
-# They need root, Debian's slurm-wlm, munge and iproute2; they skip with the reason
+# They train GloVe with the real `loom` binary ($LOOM_BINARY, set by loom_add_test) on
+# configs derived from examples/glove.toml, and submit examples/slurm/glove-cpu.sbatch as it
+# is. They need root, Debian's slurm-wlm, munge and iproute2; they skip with the reason
 # otherwise. RUN_SERIAL: each trains several 2-3 rank jobs on the CI's 2 cores.
 foreach(t slurm hosts)
   loom_add_test(test_cluster_${t}
@@ -9,7 +11,6 @@ foreach(t slurm hosts)
     LABELS cluster TIMEOUT 900)
   target_compile_definitions(test_cluster_${t} PRIVATE LOOM_CLUSTER_DIR="${LOOM_TEST_DIR}"
                              LOOM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
-  add_dependencies(test_cluster_${t} train_tool loom)
-  set_property(TEST test_cluster_${t} APPEND PROPERTY ENVIRONMENT "LOOM_TRAIN_TOOL=$<TARGET_FILE:train_tool>")
+  add_dependencies(test_cluster_${t} loom)
   set_property(TEST test_cluster_${t} PROPERTY RUN_SERIAL TRUE)
 endforeach()

@@ -1,30 +1,24 @@
 #pragma once
-// Shared by the cluster tests: the final state of a checkpoint as raw floats (compared bit
-// for bit, as tests/fault/test_resume.cpp does), shell helpers, and the paths of the
-// scripts in tests/cluster.
+// Shared by the cluster tests: shell helpers, the paths of the scripts in tests/cluster,
+// and configs derived from loom's examples. The checkpoint comparison (bit for bit, as
+// tests/fault/glove_resume_test.cpp does) is tests/support/checkpoint_state.h.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "core/param_store.h"
-#include "io/checkpoint.h"
+#include "tests/support/checkpoint_state.h"
 #include "tests/support/test_support.h"
 
 namespace loom::test {
 
 inline std::string cluster_script(const std::string& name) { return std::string(LOOM_CLUSTER_DIR) + "/" + name; }
-
-inline std::string env_or_throw(const char* name) {
-  const char* p = std::getenv(name);
-  if (p == nullptr) throw std::runtime_error(std::string(name) + " is not set (run through ctest)");
-  return p;
-}
 
 // Runs a shell command line; returns {status, out, err}.
 inline RunResult sh(const std::string& line, std::chrono::milliseconds timeout = std::chrono::seconds(60),
@@ -32,49 +26,59 @@ inline RunResult sh(const std::string& line, std::chrono::milliseconds timeout =
   return run({"/bin/bash", "-c", line}, timeout, env);
 }
 
-// Every /model and /optimizer dataset of a checkpoint as floats.
-inline std::vector<std::vector<float>> final_state(const std::string& path) {
-  CheckpointReader reader;
-  reader.open(path);
-  std::vector<std::vector<float>> out;
-  for (const DatasetInfo& d : reader.list_datasets()) {
-    if (d.path.rfind("/model/", 0) != 0 && d.path.rfind("/optimizer/", 0) != 0) continue;
-    std::vector<float> values(d.bytes / 4);
-    std::string name = d.path.substr(d.path.find('/', 1) + 1);
-    Shape shape = Shape::from(d.shape.data(), int(d.shape.size()));
-    if (d.path.rfind("/model/", 0) == 0) {
-      ParamStore ps;
-      ps.declare(name, shape);
-      ps.finalize();
-      reader.read_model_into(ps);
-      std::copy_n(ps.value(0).f32(), values.size(), values.data());
-    } else {
-      size_t slash = name.rfind('/');
-      reader.read_slot(name.substr(0, slash), name.substr(slash + 1), Tensor(values.data(), shape, DType::kF32));
+// The text of an example config (examples/NAME) with some keys changed: each
+// "section.key=value" replaces that key's line in its [section], or is added to the section
+// when the example does not set it (a section the example lacks is appended). Config files
+// have no include mechanism, so a test that needs settings the job script cannot pass
+// (it passes only run.dir) writes this text to a file and submits that as LOOM_CONFIG; the
+// rest of the example stays as users run it.
+inline std::string config_from_example(const std::string& name, const std::vector<std::string>& sets) {
+  struct Set {
+    std::string section, key, value;
+    bool done = false;
+  };
+  std::vector<Set> todo;
+  for (const std::string& s : sets) {
+    const size_t dot = s.find('.'), eq = s.find('=');
+    if (dot == std::string::npos || eq == std::string::npos || dot > eq)
+      throw std::runtime_error("config_from_example: '" + s + "' is not section.key=value");
+    todo.push_back({s.substr(0, dot), s.substr(dot + 1, eq - dot - 1), s.substr(eq + 1)});
+  }
+  const std::string path = std::string(LOOM_SOURCE_DIR) + "/examples/" + name;
+  std::istringstream in(read_file(path));
+  std::string out, section;
+  auto finish_section = [&] {   // keys of `section` the example did not set
+    for (Set& t : todo)
+      if (!t.done && t.section == section) {
+        out += t.key + " = " + t.value + "\n";
+        t.done = true;
+      }
+  };
+  for (std::string line; std::getline(in, line);) {
+    const size_t first = line.find_first_not_of(" \t");
+    const std::string text = first == std::string::npos ? "" : line.substr(first);
+    if (text.rfind('[', 0) == 0) {
+      finish_section();
+      section = text.substr(1, text.find(']') - 1);
+    } else if (!text.empty() && text[0] != '#' && text.find('=') != std::string::npos) {
+      std::string key = text.substr(0, text.find('='));
+      key.erase(key.find_last_not_of(" \t") + 1);
+      for (Set& t : todo)
+        if (!t.done && t.section == section && t.key == key) {
+          line = key + " = " + t.value + "   # set by the test; the example has: " + text;
+          t.done = true;
+        }
     }
-    out.push_back(std::move(values));
+    out += line + "\n";
   }
+  finish_section();
+  for (Set& t : todo)
+    if (!t.done) {
+      section = t.section;
+      out += "\n[" + section + "]\n";
+      finish_section();
+    }
   return out;
-}
-
-inline std::string step_file(const std::string& checkpoint_dir, int step) {
-  char name[32];
-  std::snprintf(name, sizeof name, "step_%08d.h5", step);
-  return checkpoint_dir + "/" + name;
-}
-
-// Bit-for-bit equality of two final states, naming the first difference.
-inline void expect_same_bits(const std::vector<std::vector<float>>& expected,
-                             const std::vector<std::vector<float>>& actual, const std::string& what) {
-  ASSERT_FALSE(expected.empty()) << what;
-  ASSERT_EQ(actual.size(), expected.size()) << what;
-  for (size_t d = 0; d < expected.size(); ++d) {
-    ASSERT_EQ(actual[d].size(), expected[d].size()) << what << ", dataset " << d;
-    for (size_t k = 0; k < expected[d].size(); ++k)
-      ASSERT_EQ(std::memcmp(&actual[d][k], &expected[d][k], 4), 0)
-          << what << ", dataset " << d << ", element " << k << ": expected " << expected[d][k] << ", got "
-          << actual[d][k];
-  }
 }
 
 // Polls `done` every 100 ms until it returns true or `limit` passes.
