@@ -171,7 +171,7 @@ int Trainer::run() {
     int64_t done = step + 1;
     if (stop != 0) {
       log::info_all("train", "stop requested (signal " + std::to_string(stop) + "): all ranks stopped after step " +
-                                 std::to_string(step));
+                                 std::to_string(done) + " (steps done)");
       save(done, "stop request");
       monitor.set_last_checkpoint(last_checkpoint_, done);
       monitor.finish();
