@@ -11,6 +11,7 @@
 #include "launch/cli.h"
 #include "launch/cli_vectors.h"
 #include "launch/pipeline_glove.h"
+#include "launch/pipeline_word2vec.h"
 #include "launch/signals.h"
 #include "models/glove/planted_corpus.h"
 
@@ -41,7 +42,7 @@ const char* const kRunDirFiles =
 void register_train(CLI::App& app, CommandAction& chosen, EmbeddingArgs& a) {
   CLI::App* cmd = add_command(
       app, "train", "train a model: corpus -> vocabulary -> co-occurrence -> GloVe -> export -> evaluation",
-      "  Trains train.model (today: glove) on corpus.paths, or on the planted-relation corpus\n"
+      "  Trains train.model (glove or word2vec) on corpus.paths, or on the planted-relation corpus\n"
       "  that loom generates with corpus.synthetic = true. Each rank reads its shard of the\n"
       "  corpus; the vocabulary and the co-occurrence matrix are built collectively and kept in\n"
       "  the run directory, where later runs reuse them while the corpus files and the settings\n"
@@ -52,10 +53,16 @@ void register_train(CLI::App& app, CommandAction& chosen, EmbeddingArgs& a) {
       "  eval.similarity name files (or with the planted corpus), prints the per-section\n"
       "  analogy accuracy, semantic / syntactic / total, example answers and Spearman's rho,\n"
       "  and writes them to eval.json. glove.threads > 1 runs Hogwild threads (results depend\n"
-      "  on timing); glove.threads = 1 makes a run, and a resumed run, bit-exact.\n",
+      "  on timing); glove.threads = 1 makes a run, and a resumed run, bit-exact.\n"
+      "  word2vec (train.model = \"word2vec\": skip-gram or CBOW, negative sampling and/or\n"
+      "  hierarchical softmax) skips the co-occurrence stage: each rank reads its shard as word\n"
+      "  ids and trains on it, replicas synchronised every word2vec.step_words words;\n"
+      "  word2vec.threads = 1 makes a run, and a resumed run, bit-exact.\n",
       "  loom train examples/glove.toml                       # planted corpus, one process\n"
       "  mpirun -np 2 loom train examples/glove.toml\n"
       "  mpirun -np 2 loom train examples/glove-wiki17m.toml --set glove.epochs=5\n"
+      "  mpirun -np 2 loom train examples/word2vec.toml         # word2vec, planted corpus\n"
+      "  loom train examples/word2vec-wiki17m.toml --set word2vec.arch=cbow\n"
       "  loom train examples/glove.toml --set 'corpus.paths=[\"my.txt\"]' --set corpus.synthetic=false\n"
       "  mpirun -np 2 loom train RUN.toml --resume auto        # after a kill or a stop\n",
       std::string(kRunDirFiles) +
@@ -72,7 +79,8 @@ void register_train(CLI::App& app, CommandAction& chosen, EmbeddingArgs& a) {
       if (!a.resume.empty()) set.push_back("checkpoint.resume=" + a.resume);
       return with_session({a.config, set, true, "train"}, [](Session& s) {
         install_stop_handlers();
-        return run_glove_pipeline(s);   // train.model has one value today: glove
+        if (s.config().train.model == "word2vec") return run_word2vec_pipeline(s);
+        return run_glove_pipeline(s);
       });
     };
   });

@@ -1,0 +1,272 @@
+// Word2Vec: setup, the step, checkpoint hooks (word2vec.h). The cross-rank
+// synchronisation and restore() live in word2vec_sync.cpp.
+#include "models/word2vec/word2vec.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "dist/communicator.h"
+
+namespace loom {
+
+namespace {
+
+constexpr int kMaxThreads = 4096;   // RNG streams are keyed rank * kMaxThreads + thread
+
+void check_options(const Word2VecOptions& o) {
+  auto bad = [](const char* key, const std::string& why) {
+    throw ConfigError("word2vec." + std::string(key) + ": " + why);
+  };
+  if (o.dim < 1) bad("dim", "must be >= 1, got " + std::to_string(o.dim));
+  if (o.window < 1) bad("window", "must be >= 1, got " + std::to_string(o.window));
+  if (o.negative < 0) bad("negative", "must be >= 0, got " + std::to_string(o.negative));
+  if (o.negative == 0 && !o.hs) bad("negative", "is 0 and word2vec.hs is false: nothing to train (set one)");
+  if (!(o.sample >= 0)) bad("sample", "must be >= 0");
+  if (!(o.alpha >= 0)) bad("alpha", "must be >= 0");
+  if (!(o.min_alpha_ratio >= 0 && o.min_alpha_ratio <= 1)) bad("min_alpha", "must be in [0, 1]");
+  if (o.epochs < 1) bad("epochs", "must be >= 1, got " + std::to_string(o.epochs));
+  if (o.threads < 1 || o.threads > kMaxThreads) bad("threads", "must be in [1, 4096], got " + std::to_string(o.threads));
+  if (o.step_words < 1) bad("step_words", "must be >= 1, got " + std::to_string(o.step_words));
+  if (o.max_sentence_words < 1) bad("max_sentence_words", "must be >= 1");
+}
+
+// SplitMix64: the fast per-sentence generator, seeded from the thread's Philox stream (so
+// a thread's whole randomness is the stream position, two words per sentence).
+struct SplitMix {
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+};
+
+}  // namespace
+
+struct Word2Vec::ThreadState {
+  ThreadState(const Word2VecOptions& o, uint64_t stream)
+      : rng(o.seed, stream, RngPurpose::kData),
+        scratch(static_cast<int>(2 * o.window), static_cast<int>(1 + o.negative), o.dim),
+        sentence(static_cast<size_t>(o.max_sentence_words)),
+        context(static_cast<size_t>(2 * o.window)),
+        outputs(static_cast<size_t>(1 + o.negative)) {}
+  Rng rng;
+  Word2VecScratch scratch;
+  std::vector<int32_t> sentence;   // (max_sentence_words,) the kept words of a sentence
+  std::vector<int32_t> context;    // (2 window,)
+  std::vector<int32_t> outputs;    // (1 + negative,)
+};
+
+Word2VecArch parse_word2vec_arch(std::string_view name) {
+  if (name == "skipgram") return Word2VecArch::kSkipGram;
+  if (name == "cbow") return Word2VecArch::kCbow;
+  throw ConfigError("word2vec.arch: unknown architecture '" + std::string(name) + "' (skipgram|cbow)");
+}
+
+Word2VecSync parse_word2vec_sync(std::string_view name) {
+  if (name == "delta") return Word2VecSync::kDelta;
+  if (name == "average") return Word2VecSync::kAverage;
+  throw ConfigError("word2vec.sync: unknown scheme '" + std::string(name) + "' (delta|average)");
+}
+
+const char* word2vec_arch_name(Word2VecArch arch) { return arch == Word2VecArch::kCbow ? "cbow" : "skipgram"; }
+const char* word2vec_sync_name(Word2VecSync sync) { return sync == Word2VecSync::kDelta ? "delta" : "average"; }
+
+Word2Vec::Word2Vec(const Word2VecOptions& options, Communicator& comm, const Vocab& vocab, TokenizedShard data)
+    : options_(options), comm_(comm), vocab_(vocab), data_(std::move(data)) {
+  check_options(options_);
+  const int64_t V = vocab_.size(), D = options_.dim;
+  LOOM_CHECK(V > 0, DataError, "word2vec: the vocabulary is empty (check vocab.min_count and the corpus)");
+  LOOM_CHECK(!options_.hs || V >= 2, DataError, "word2vec: hierarchical softmax needs at least 2 words");
+  for (int32_t id : data_.ids) LOOM_ASSERT(id >= 0 && id < V, "word2vec: word id out of range");
+  params_.declare("syn0", {V, D});
+  if (options_.negative > 0) params_.declare("syn1neg", {V, D});
+  if (options_.hs) params_.declare("syn1", {V - 1, D});
+  params_.finalize();
+  view_.syn0 = params_.value("syn0").f32();
+  view_.syn1neg = options_.negative > 0 ? params_.value("syn1neg").f32() : nullptr;
+  view_.syn1 = options_.hs ? params_.value("syn1").f32() : nullptr;
+  view_.D = D;
+  if (options_.hs) huffman_ = build_huffman(vocab_.counts());
+  if (options_.negative > 0) noise_ = NoiseTable(vocab_.counts(), options_.ns_power);
+  int64_t count_sum = 0;
+  for (int64_t c : vocab_.counts()) count_sum += c;
+  keep_.resize(static_cast<size_t>(V));
+  for (int64_t w = 0; w < V; ++w) {
+    const double keep = subsample_keep(vocab_.count(static_cast<int32_t>(w)), count_sum, options_.sample);
+    keep_[static_cast<size_t>(w)] = keep >= 1.0 ? (uint64_t{1} << 32) : static_cast<uint64_t>(std::ldexp(keep, 32));
+  }
+  init_params();
+  setup_steps();
+  for (int t = 0; t < options_.threads; ++t)
+    threads_.push_back(std::make_unique<ThreadState>(
+        options_, static_cast<uint64_t>(comm_.rank()) * kMaxThreads + static_cast<uint64_t>(t)));
+  if (comm_.size() > 1 && options_.sync == Word2VecSync::kDelta) {
+    base_ = Buffer(static_cast<size_t>(params_.total_elements()) * sizeof(float));
+    std::memcpy(base_.data(), params_.values().data(), base_.size());
+  }
+}
+
+Word2Vec::~Word2Vec() = default;
+
+// word2vec's initialisation: syn0 uniform in [-0.5, 0.5) / D, the output layers zero; from
+// one stream keyed by (seed, 0, kInit), so every rank starts from the same parameters.
+void Word2Vec::init_params() {
+  std::memset(params_.values().data(), 0, static_cast<size_t>(params_.total_elements()) * sizeof(float));
+  Rng rng(options_.seed, 0, RngPurpose::kInit);
+  const float scale = 1.0f / static_cast<float>(options_.dim);
+  Tensor syn0 = params_.value("syn0");
+  float* v = syn0.f32();
+  for (int64_t i = 0; i < syn0.numel(); ++i) v[i] = (rng.uniform_f32() - 0.5f) * scale;
+}
+
+void Word2Vec::setup_steps() {
+  const int world = comm_.size();
+  shard_words_.assign(static_cast<size_t>(world), 0);
+  int64_t mine = data_.words();
+  comm_.allgather(Tensor::of(&mine, 1), Tensor::of(shard_words_.data(), world));
+  total_words_ = 0;
+  for (int64_t n : shard_words_) total_words_ += n;
+  const int64_t largest = *std::max_element(shard_words_.begin(), shard_words_.end());
+  steps_per_epoch_ = std::max<int64_t>(1, (largest + options_.step_words - 1) / options_.step_words);
+  total_steps_ = options_.epochs * steps_per_epoch_;
+}
+
+float Word2Vec::learning_rate(double progress) const {
+  const double alpha = options_.initial_alpha();
+  const double all = static_cast<double>(options_.epochs) * static_cast<double>(total_words_) + 1.0;
+  return static_cast<float>(alpha * std::max(1.0 - progress / all, options_.min_alpha_ratio));
+}
+
+// One sentence: subsample, then one window per kept word. Returns the summed loss.
+double Word2Vec::train_sentence(ThreadState& t, int64_t sentence, float lr, int64_t* examples) {
+  SplitMix r{t.rng.next_u64()};
+  const int64_t begin = data_.starts[static_cast<size_t>(sentence)], end = data_.starts[static_cast<size_t>(sentence) + 1];
+  int32_t* kept = t.sentence.data();
+  int L = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    const int32_t w = data_.ids[static_cast<size_t>(i)];
+    if ((r.next() >> 32) < keep_[static_cast<size_t>(w)]) kept[L++] = w;
+  }
+  const int window = static_cast<int>(options_.window), K = static_cast<int>(options_.negative);
+  const bool skipgram = options_.arch == Word2VecArch::kSkipGram;
+  int32_t* context = t.context.data();
+  int32_t* outputs = t.outputs.data();
+  double loss = 0.0;
+  for (int pos = 0; pos < L; ++pos) {
+    const int32_t w = kept[pos];
+    const int reach = window - static_cast<int>(r.next() % static_cast<uint64_t>(window));   // [1, window]
+    int B = 0;
+    for (int c = std::max(0, pos - reach); c <= std::min(L - 1, pos + reach); ++c)
+      if (c != pos) context[B++] = kept[c];
+    if (B == 0) continue;
+    if (options_.hs) {
+      const int64_t off = huffman_.offset[static_cast<size_t>(w)];
+      const HuffmanPath path{huffman_.point.data() + off, huffman_.code.data() + off, huffman_.length(w)};
+      loss += skipgram ? sg_hs_window(view_, context, B, path, lr, t.scratch)
+                       : cbow_hs_window(view_, context, B, path, lr, t.scratch);
+    }
+    if (K > 0) {
+      int N = 0;
+      outputs[N++] = w;
+      for (int k = 0; k < K; ++k) {
+        const int32_t noise = noise_.sample(r.next());
+        if (noise != w) outputs[N++] = noise;   // word2vec skips a draw of the word itself
+      }
+      loss += skipgram ? sg_ns_window(view_, context, B, outputs, N, lr, t.scratch)
+                       : cbow_ns_window(view_, context, B, outputs, N, lr, t.scratch);
+    }
+    *examples += skipgram ? B : 1;
+  }
+  return loss;
+}
+
+// The sentences that start in shard words [word_begin, word_end); the learning rate
+// follows global_begin + global_words * (fraction of this range done), updated per sentence.
+StepStats Word2Vec::train_range(ThreadState& t, int64_t word_begin, int64_t word_end, double global_begin,
+                                double global_words) {
+  const auto& starts = data_.starts;
+  const int64_t first = std::lower_bound(starts.begin(), starts.end(), word_begin) - starts.begin();
+  const int64_t last = std::lower_bound(starts.begin(), starts.end(), word_end) - starts.begin();
+  const double span = static_cast<double>(std::max<int64_t>(1, word_end - word_begin));
+  StepStats stats;
+  int64_t done = 0;
+  for (int64_t s = first; s < last && s < data_.sentences(); ++s) {
+    const float lr = learning_rate(global_begin + global_words * std::min(1.0, static_cast<double>(done) / span));
+    stats.loss_sum += train_sentence(t, s, lr, &stats.examples);
+    done += starts[static_cast<size_t>(s) + 1] - starts[static_cast<size_t>(s)];
+  }
+  stats.items = done;
+  return stats;
+}
+
+StepStats Word2Vec::train_step(const StepContext& /*ctx*/) {
+  LOOM_ASSERT(epoch_ < options_.epochs, "word2vec: train_step past the last epoch");
+  const int64_t n = data_.words();
+  const int64_t begin = slice_begin(n, slice_), end = slice_begin(n, slice_ + 1);
+  double global_begin = static_cast<double>(epoch_) * static_cast<double>(total_words_), global_slice = 0;
+  int64_t slice_words = 0;
+  for (int64_t nr : shard_words_) {
+    global_begin += static_cast<double>(slice_begin(nr, slice_));
+    slice_words += slice_begin(nr, slice_ + 1) - slice_begin(nr, slice_);
+  }
+  global_slice = static_cast<double>(slice_words);
+  const int T = options_.threads;
+  StepStats stats;
+  if (T == 1) {
+    stats = train_range(*threads_[0], begin, end, global_begin, global_slice);
+  } else {
+    double loss = 0;
+    int64_t examples = 0, items = 0;
+#pragma omp parallel for num_threads(T) schedule(static, 1) reduction(+ : loss, examples, items)
+    for (int t = 0; t < T; ++t) {
+      const int64_t b = begin + (end - begin) * t / T, e = begin + (end - begin) * (t + 1) / T;
+      // Each thread's fraction stands for the whole slice's (they run side by side).
+      StepStats s = train_range(*threads_[static_cast<size_t>(t)], b, e, global_begin, global_slice);
+      loss += s.loss_sum;
+      examples += s.examples;
+      items += s.items;
+    }
+    stats = StepStats{loss, examples, items};
+  }
+  if (comm_.size() > 1) synchronize();
+  words_seen_ += slice_words;
+  if (++slice_ == steps_per_epoch_) {
+    slice_ = 0;
+    ++epoch_;
+  }
+  return stats;
+}
+
+// "data": {epoch, slice, steps_per_epoch, shard words}; "rng": every thread's stream position.
+std::vector<RankState> Word2Vec::rank_state() const {
+  std::vector<uint64_t> rng;
+  for (const auto& t : threads_) rng.push_back(t->rng.position());
+  return {RankState{"data", {static_cast<uint64_t>(epoch_), static_cast<uint64_t>(slice_),
+                             static_cast<uint64_t>(steps_per_epoch_), static_cast<uint64_t>(data_.words())}},
+          RankState{"rng", rng}};
+}
+
+void Word2Vec::seek_rng(const std::vector<uint64_t>& positions) {
+  for (size_t t = 0; t < threads_.size(); ++t) threads_[t]->rng.seek(positions[t]);
+}
+
+std::optional<VocabView> Word2Vec::vocab() const { return VocabView{&vocab_.tokens(), &vocab_.counts()}; }
+
+std::vector<float> Word2Vec::output_vectors() const {
+  const float* syn0 = view_.syn0;
+  return std::vector<float>(syn0, syn0 + static_cast<int64_t>(vocab_.size()) * options_.dim);
+}
+
+std::unique_ptr<Word2Vec> make_word2vec(const Word2VecOptions& options, Communicator& comm, const Vocab& vocab,
+                                        TokenizedShard data) {
+  check_options(options);
+  return std::make_unique<Word2Vec>(options, comm, vocab, std::move(data));
+}
+
+}  // namespace loom

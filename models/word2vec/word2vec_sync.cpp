@@ -1,0 +1,89 @@
+// Word2Vec's replica state across ranks: the synchronisation at the end of every step and
+// restore() from a checkpoint.
+//
+// Note [word2vec synchronisation]
+// Each rank trains plain SGD on its own shard, so within a step the replicas drift apart;
+// at the end of every step (word2vec.step_words words of the largest shard) they are made
+// equal again, which also makes every step boundary a consistent state to checkpoint.
+// Candidates (word2vec.sync):
+//   delta   - every rank keeps the parameters of the last sync (base); at the sync
+//             x <- base + sum over ranks (x_r - base): every rank's updates are applied,
+//             as if one process had made them (Hogwild across ranks with the step as its
+//             delay). The learning-rate schedule counts all ranks' words, so the total
+//             step length matches one process's.
+//   average - x <- mean over ranks of x_r (model averaging): each rank's change is divided
+//             by the world size, so a run with W ranks moves 1/W as far per word.
+// Both are one allreduce of all parameters (syn0, syn1neg, syn1: 2 V D floats) per step;
+// syncing only the rows a step touched, or frequent rows more often, would cut the volume
+// when the period is short, but with sample = 1e-4 and a period of ~1 M words nearly all
+// rows are touched, so the dense allreduce is kept. Measured (README "Training word2vec",
+// tests/models/test_word2vec_train.cpp MeasureSyncSchemes): see the README table; the
+// default is delta with step_words = 2^20.
+#include <cstring>
+
+#include "core/error.h"
+#include "dist/communicator.h"
+#include "models/word2vec/word2vec.h"
+
+namespace loom {
+
+// Collective; called by every rank at the end of every step when world > 1.
+void Word2Vec::synchronize() {
+  const int64_t n = params_.total_elements();
+  float* x = params_.values().f32();
+  if (options_.sync == Word2VecSync::kAverage) {
+    comm_.allreduce(Tensor::of(x, n), ReduceOp::kAvg);
+    return;
+  }
+  float* base = static_cast<float*>(base_.data());
+  const int threads = options_.threads;
+#pragma omp parallel for simd num_threads(threads) if (threads > 1)
+  for (int64_t i = 0; i < n; ++i) x[i] -= base[i];
+  comm_.allreduce(Tensor::of(x, n), ReduceOp::kSum);
+#pragma omp parallel for simd num_threads(threads) if (threads > 1)
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] += base[i];
+    base[i] = x[i];
+  }
+}
+
+// The Trainer has read the parameters. Same world size and step count per epoch: the
+// cursor and the RNG streams continue exactly where they were (bit-exact with threads = 1;
+// with another thread count the streams restart from the saved cursor's position 0).
+// Otherwise the shards are different ones; the run continues in the same epoch at the same
+// fraction of it (slice * S_new / S_old, rounded down) and total_steps() is adjusted so
+// that the remaining epochs are complete.
+void Word2Vec::restore(const CheckpointReader& reader, int64_t step) {
+  int64_t words = 0;
+  const std::vector<uint64_t> data = reader.read_state("data", &words);
+  LOOM_CHECK(words == 4, DataError,
+             reader.path() + ": /state/data has " + std::to_string(words) + " words per rank, word2vec writes 4");
+  const int saved_world = reader.meta().world_size;
+  const bool same_world = saved_world == comm_.size();
+  const size_t row = same_world ? static_cast<size_t>(comm_.rank()) : 0;
+  const int64_t saved_epoch = static_cast<int64_t>(data[row * 4 + 0]);
+  const int64_t saved_slice = static_cast<int64_t>(data[row * 4 + 1]);
+  const int64_t saved_steps = static_cast<int64_t>(data[row * 4 + 2]);
+  LOOM_CHECK(saved_steps > 0 && saved_slice < saved_steps, DataError,
+             reader.path() + ": /state/data holds an impossible cursor");
+  epoch_ = saved_epoch;
+  const bool exact = same_world && saved_steps == steps_per_epoch_ &&
+                     static_cast<int64_t>(data[row * 4 + 3]) == data_.words();
+  if (exact) {
+    slice_ = saved_slice;
+    LOOM_CHECK(epoch_ * steps_per_epoch_ + slice_ == step, DataError,
+               reader.path() + ": /state/data cursor does not match step " + std::to_string(step));
+    int64_t per_rank = 0;
+    const std::vector<uint64_t> rng = reader.read_state("rng", &per_rank);
+    if (per_rank == static_cast<int64_t>(threads_.size()))
+      seek_rng(std::vector<uint64_t>(rng.begin() + static_cast<int64_t>(row) * per_rank,
+                                     rng.begin() + static_cast<int64_t>(row + 1) * per_rank));
+  } else {
+    slice_ = saved_slice * steps_per_epoch_ / saved_steps;
+  }
+  total_steps_ = step + (options_.epochs * steps_per_epoch_ - (epoch_ * steps_per_epoch_ + slice_));
+  words_seen_ = reader.meta().tokens_seen;
+  if (base_.data() != nullptr) std::memcpy(base_.data(), params_.values().data(), base_.size());
+}
+
+}  // namespace loom

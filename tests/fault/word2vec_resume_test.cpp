@@ -1,0 +1,138 @@
+// word2vec through the real `loom train` (word2vec.threads = 1) at 1 and 2 ranks: kill -9
+// one rank at a random moment (any phase: corpus, vocabulary, reading the shard, training,
+// export) and in the middle of a checkpoint write, resume with --resume auto until it
+// finishes, and the final parameters and exported vectors equal an uninterrupted run's bit
+// for bit (the checkpoint holds the cursor and every thread's RNG position; the learning
+// rate follows the cursor).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/checkpoint_state.h"
+#include "tests/support/test_support.h"
+
+namespace loom::test {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+constexpr int kEpochs = 8;
+
+// The planted corpus, made slow enough to be killed mid-run (skip-gram, D 200, 8 epochs:
+// a few seconds), with checkpoints every 100 steps of 1024 words.
+std::vector<std::string> command(int np, const std::string& run_dir, const std::string& resume = "") {
+  std::vector<std::string> cmd;
+  if (np > 1) cmd = mpirun_prefix(np);
+  cmd.insert(cmd.end(), {loom_binary(), "train", std::string(LOOM_SOURCE_DIR) + "/examples/word2vec.toml"});
+  for (const std::string& s :
+       {"run.dir=" + run_dir, std::string("run.threads=1"), std::string("word2vec.threads=1"),
+        std::string("word2vec.dim=200"), "word2vec.epochs=" + std::to_string(kEpochs),
+        std::string("checkpoint.every_steps=100"), std::string("checkpoint.keep_last=2"),
+        std::string("eval.every_epochs=0"), std::string("progress.interval_s=30")})
+    cmd.insert(cmd.end(), {"--set", s});
+  if (!resume.empty()) cmd.insert(cmd.end(), {"--resume", resume});
+  return cmd;
+}
+
+bool wait_for_tmp(const std::string& dir, Process& p, std::chrono::milliseconds limit) {
+  fs::create_directories(dir);
+  const int fd = inotify_init1(IN_NONBLOCK);
+  const int wd = inotify_add_watch(fd, dir.c_str(), IN_CREATE);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  bool seen = false;
+  char buf[4096];
+  while (!seen && std::chrono::steady_clock::now() < deadline && p.running()) {
+    const ssize_t n = read(fd, buf, sizeof buf);
+    for (ssize_t off = 0; n > 0 && off < n;) {
+      auto* ev = reinterpret_cast<inotify_event*>(buf + off);
+      const std::string name = ev->len ? ev->name : "";
+      if (name.ends_with(".h5.tmp")) seen = true;
+      off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+    }
+    if (!seen) std::this_thread::sleep_for(200us);
+  }
+  inotify_rm_watch(fd, wd);
+  close(fd);
+  return seen;
+}
+
+void kill_one_rank(Process& p, std::mt19937& gen) {
+  const std::vector<pid_t> ranks = descendants_named(p.pid(), "loom");
+  if (ranks.empty()) {
+    p.signal_group(SIGKILL);
+    return;
+  }
+  kill(ranks[gen() % ranks.size()], SIGKILL);
+}
+
+class Word2VecKillResume : public ::testing::TestWithParam<int> {};
+
+TEST_P(Word2VecKillResume, KilledRankThenResumeAutoEqualsAnUninterruptedRunBitForBit) {
+  const int np = GetParam();
+  TempDir ref_dir;
+  const std::string ref_run = ref_dir.file("run");
+  const auto t0 = std::chrono::steady_clock::now();
+  RunResult ref = run(command(np, ref_run), 300s);
+  ASSERT_EQ(ref.status, 0) << ref.err;
+  const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  const auto want = checkpoint_state(final_checkpoint(ref_run));
+  ASSERT_FALSE(want.empty());
+  const std::string want_vectors = read_file(ref_run + "/vectors.txt");
+  std::printf("np=%d uninterrupted run: %lld ms\n", np, static_cast<long long>(duration.count()));
+
+  std::mt19937 gen(20261122u + static_cast<unsigned>(np));
+  int in_write = 0;
+  for (int i = 0; i < 2; ++i) {
+    TempDir dir;
+    const std::string run_dir = dir.file("run");
+    {
+      Process p(command(np, run_dir));
+      if (i == 0) {   // let 1 to 3 checkpoints commit, then kill inside the next write
+        const int skip = 1 + static_cast<int>(gen() % 3);
+        bool seen = false;
+        for (int s = 0; s <= skip && (seen = wait_for_tmp(run_dir + "/checkpoints", p, 120s)); ++s) {
+          if (s < skip) std::this_thread::sleep_for(5ms);
+        }
+        in_write += seen ? 1 : 0;
+      } else {        // anywhere in the middle half of the run
+        std::uniform_int_distribution<int64_t> when(duration.count() / 4, duration.count() * 3 / 4);
+        std::this_thread::sleep_for(std::chrono::milliseconds(when(gen)));
+      }
+      kill_one_rank(p, gen);
+      ASSERT_TRUE(p.wait_for(60s)) << "the job did not end after a rank was killed";
+    }
+    bool finished = false;
+    for (int tries = 0; tries < 3 && !finished; ++tries) {
+      RunResult r = run(command(np, run_dir, "auto"), 300s);
+      ASSERT_FALSE(r.timed_out) << r.err;
+      finished = r.status == 0;
+      if (!finished) {
+        ADD_FAILURE() << "resume exited " << r.status << ":\n" << r.err;
+      }
+      const size_t at = r.err.find("resumed from");
+      std::printf("np=%d kill %d: %s\n", np, i,
+                  at == std::string::npos ? "no checkpoint yet, started fresh"
+                                          : r.err.substr(at, r.err.find('\n', at) - at).c_str());
+      if (i == 0) {
+        EXPECT_NE(at, std::string::npos) << "kill " << i << " came after a committed checkpoint";
+      }
+    }
+    ASSERT_TRUE(finished);
+    expect_equal_state(checkpoint_state(final_checkpoint(run_dir)), want, "kill " + std::to_string(i));
+    EXPECT_EQ(read_file(run_dir + "/vectors.txt"), want_vectors) << "kill " << i;
+  }
+  std::printf("np=%d: %d of 1 write-targeted kill found a checkpoint being written\n", np, in_write);
+}
+
+INSTANTIATE_TEST_SUITE_P(Np, Word2VecKillResume, ::testing::Values(1, 2));
+
+}  // namespace
+}  // namespace loom::test

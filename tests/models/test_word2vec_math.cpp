@@ -1,0 +1,280 @@
+// word2vec's building blocks: Huffman codes against a brute-force optimum, the negative-
+// sampling table against count^0.75 (exactly and by a chi-square test of draws), the
+// subsampling keep probabilities against word2vec's formula, the NS and HS loss gradients
+// against central finite differences in double precision, and the float32 SGD kernels
+// against -lr * those gradients.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "models/word2vec/huffman.h"
+#include "models/word2vec/noise_table.h"
+#include "models/word2vec/word2vec_kernel.h"
+
+namespace loom {
+namespace {
+
+// The least sum of count * depth over all binary trees with these leaves, by trying every
+// pair to merge first (exponential: small inputs only). Merging a and b costs a + b.
+int64_t brute_force_cost(std::vector<int64_t> w) {
+  if (w.size() <= 1) return 0;
+  int64_t best = INT64_MAX;
+  for (size_t i = 0; i < w.size(); ++i) {
+    for (size_t j = i + 1; j < w.size(); ++j) {
+      std::vector<int64_t> rest;
+      for (size_t k = 0; k < w.size(); ++k)
+        if (k != i && k != j) rest.push_back(w[k]);
+      rest.push_back(w[i] + w[j]);
+      best = std::min(best, w[i] + w[j] + brute_force_cost(rest));
+    }
+  }
+  return best;
+}
+
+std::string code_string(const HuffmanTree& t, int64_t w) {
+  std::string s;
+  for (int64_t j = t.offset[static_cast<size_t>(w)]; j < t.offset[static_cast<size_t>(w) + 1]; ++j)
+    s += static_cast<char>('0' + t.code[static_cast<size_t>(j)]);
+  return s;
+}
+
+void check_tree(const std::vector<int64_t>& counts, bool brute) {
+  const HuffmanTree t = build_huffman(counts);
+  const int64_t V = static_cast<int64_t>(counts.size());
+  ASSERT_EQ(t.size(), V);
+  // Prefix-free: no code is a prefix of another (and none is empty unless V == 1).
+  std::vector<std::string> codes;
+  for (int64_t w = 0; w < V; ++w) codes.push_back(code_string(t, w));
+  for (int64_t a = 0; a < V; ++a) {
+    if (V > 1) {
+      ASSERT_FALSE(codes[static_cast<size_t>(a)].empty()) << "word " << a;
+    }
+    for (int64_t b = 0; b < V; ++b) {
+      if (a == b) continue;
+      ASSERT_NE(codes[static_cast<size_t>(b)].rfind(codes[static_cast<size_t>(a)], 0), 0u)
+          << "code of " << a << " (" << codes[static_cast<size_t>(a)] << ") is a prefix of " << b << "'s";
+    }
+  }
+  // Kraft equality (a full tree) and consistent inner nodes: the same prefix is the same node.
+  double kraft = 0;
+  std::map<std::string, int32_t> node_of_prefix;
+  for (int64_t w = 0; w < V; ++w) {
+    kraft += std::ldexp(1.0, -t.length(w));
+    for (int j = 0; j < t.length(w); ++j) {
+      const int32_t node = t.point[static_cast<size_t>(t.offset[static_cast<size_t>(w)] + j)];
+      ASSERT_GE(node, 0);
+      ASSERT_LT(node, V - 1);
+      auto [it, fresh] = node_of_prefix.emplace(codes[static_cast<size_t>(w)].substr(0, static_cast<size_t>(j)), node);
+      ASSERT_EQ(it->second, node) << "word " << w << " depth " << j;
+    }
+  }
+  if (V > 1) {
+    EXPECT_DOUBLE_EQ(kraft, 1.0);
+    EXPECT_EQ(static_cast<int64_t>(node_of_prefix.size()), V - 1) << "every inner node is used once";
+  }
+  if (brute) {
+    int64_t cost = 0;
+    for (int64_t w = 0; w < V; ++w) cost += counts[static_cast<size_t>(w)] * t.length(w);
+    EXPECT_EQ(cost, brute_force_cost(counts)) << "not an optimal code";
+  }
+}
+
+TEST(Word2VecHuffman, PrefixFreeAndOptimalAgainstBruteForce) {
+  std::mt19937 gen(5);
+  for (int trial = 0; trial < 60; ++trial) {
+    const int V = 1 + trial % 7;
+    std::vector<int64_t> counts(static_cast<size_t>(V));
+    for (int64_t& c : counts) c = 1 + static_cast<int64_t>(gen() % (trial % 2 ? 1000 : 4));   // ties too
+    std::sort(counts.rbegin(), counts.rend());
+    check_tree(counts, true);
+  }
+}
+
+TEST(Word2VecHuffman, ZipfVocabularyFrequentWordsGetShortCodes) {
+  std::vector<int64_t> counts;
+  for (int i = 1; i <= 5000; ++i) counts.push_back(1000000 / i + 1);
+  check_tree(counts, false);
+  const HuffmanTree t = build_huffman(counts);
+  for (int64_t w = 1; w < 5000; ++w) {   // optimal codes: a strictly more frequent word is never longer
+    if (counts[static_cast<size_t>(w - 1)] > counts[static_cast<size_t>(w)]) {
+      EXPECT_LE(t.length(w - 1), t.length(w)) << "word " << w;
+    }
+  }
+  EXPECT_LE(t.length(0), 5);
+}
+
+TEST(Word2VecNoise, TableMatchesCountPowerExactlyAndByChiSquare) {
+  std::vector<int64_t> counts;
+  for (int i = 1; i <= 40; ++i) counts.push_back(5 + 10000 / (i * i));
+  const NoiseTable table(counts, 0.75);
+  std::vector<double> p(counts.size());
+  double sum = 0;
+  for (size_t i = 0; i < counts.size(); ++i) sum += p[i] = std::pow(static_cast<double>(counts[i]), 0.75);
+  for (double& x : p) x /= sum;
+  const std::vector<double> implied = table.implied_probabilities();
+  for (size_t i = 0; i < p.size(); ++i) EXPECT_NEAR(implied[i], p[i], 1e-8) << "word " << i;
+
+  // Draws: Pearson's chi-square with 39 degrees of freedom; the 0.999 quantile is 72.05.
+  const int64_t draws = 2000000;
+  std::vector<int64_t> seen(counts.size(), 0);
+  Rng rng(3, 0, RngPurpose::kTest);
+  for (int64_t i = 0; i < draws; ++i) ++seen[static_cast<size_t>(table.sample(rng.next_u64()))];
+  double chi2 = 0;
+  for (size_t i = 0; i < p.size(); ++i) {
+    const double expected = p[i] * static_cast<double>(draws);
+    chi2 += (static_cast<double>(seen[i]) - expected) * (static_cast<double>(seen[i]) - expected) / expected;
+  }
+  std::printf("chi-square %.2f (39 degrees of freedom)\n", chi2);
+  EXPECT_LT(chi2, 72.05);
+  // And the test can fail: count^1 (word2vec without the 0.75) is rejected.
+  double chi2_wrong = 0;
+  double sum1 = std::accumulate(counts.begin(), counts.end(), 0.0);
+  for (size_t i = 0; i < p.size(); ++i) {
+    const double expected = static_cast<double>(counts[i]) / sum1 * static_cast<double>(draws);
+    chi2_wrong += (static_cast<double>(seen[i]) - expected) * (static_cast<double>(seen[i]) - expected) / expected;
+  }
+  EXPECT_GT(chi2_wrong, 1000.0);
+}
+
+TEST(Word2VecSubsampling, KeepProbabilitiesFollowTheFormula) {
+  // word2vec's expression, written out: ran = (sqrt(cn / (sample * train_words)) + 1) *
+  // (sample * train_words) / cn; a word is kept when ran >= a uniform draw.
+  for (double sample : {1e-3, 1e-4, 1e-5}) {
+    for (int64_t count : {1, 5, 100, 1000, 20000, 500000}) {
+      const double st = sample * 17000000.0, c = static_cast<double>(count);
+      const double want = std::min(1.0, (std::sqrt(c / st) + 1.0) * st / c);
+      EXPECT_DOUBLE_EQ(subsample_keep(count, 17000000, sample), want) << count << " " << sample;
+    }
+  }
+  EXPECT_EQ(subsample_keep(10, 1000, 0.0), 1.0);
+  EXPECT_NEAR(subsample_keep(100000, 1000000, 1e-4), (std::sqrt(100000.0 / 100.0) + 1) * 100.0 / 100000.0, 1e-12);
+}
+
+// Central differences of `loss` at x (n,) against `grad`, relative tolerance.
+void check_gradient(const std::function<double(const std::vector<double>&)>& loss, std::vector<double> x,
+                    const std::vector<double>& grad, const char* what) {
+  const double h = 1e-6;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double saved = x[i];
+    x[i] = saved + h;
+    const double up = loss(x);
+    x[i] = saved - h;
+    const double down = loss(x);
+    x[i] = saved;
+    const double numeric = (up - down) / (2 * h);
+    EXPECT_NEAR(grad[i], numeric, 1e-6 * std::max(1.0, std::fabs(numeric))) << what << " index " << i;
+  }
+}
+
+TEST(Word2VecGradients, NegativeSamplingMatchesFiniteDifferences) {
+  const int N = 6;
+  const int64_t D = 7;
+  std::mt19937 gen(11);
+  std::normal_distribution<double> normal(0.0, 0.7);
+  std::vector<double> x(static_cast<size_t>((1 + N) * D));   // [h (D), out (N, D)]
+  for (double& v : x) v = normal(gen);
+  std::vector<double> grad(x.size());
+  ns_loss_grad<double>(x.data(), x.data() + D, N, D, grad.data(), grad.data() + D);
+  auto loss = [&](const std::vector<double>& y) { return ns_loss_grad<double>(y.data(), y.data() + D, N, D, nullptr, nullptr); };
+  check_gradient(loss, x, grad, "ns");
+}
+
+TEST(Word2VecGradients, HierarchicalSoftmaxMatchesFiniteDifferences) {
+  const int L = 5;
+  const int64_t D = 6;
+  const uint8_t codes[L] = {1, 0, 0, 1, 1};
+  std::mt19937 gen(12);
+  std::normal_distribution<double> normal(0.0, 0.7);
+  std::vector<double> x(static_cast<size_t>((1 + L) * D));
+  for (double& v : x) v = normal(gen);
+  std::vector<double> grad(x.size());
+  hs_loss_grad<double>(x.data(), x.data() + D, codes, L, D, grad.data(), grad.data() + D);
+  auto loss = [&](const std::vector<double>& y) {
+    return hs_loss_grad<double>(y.data(), y.data() + D, codes, L, D, nullptr, nullptr);
+  };
+  check_gradient(loss, x, grad, "hs");
+}
+
+// The float32 kernels take one SGD step of -lr * the gradient above (sigmoid from a table:
+// tolerance 1e-2 of the step). Skip-gram NS: every context row against the shared outputs.
+TEST(Word2VecKernels, StepsAreMinusLrTimesTheGradient) {
+  const int64_t V = 12, D = 8;
+  const float lr = 0.1f;
+  std::mt19937 gen(13);
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  std::vector<float> syn0(static_cast<size_t>(V * D)), syn1neg(syn0.size()), syn1(static_cast<size_t>((V - 1) * D));
+  for (float& v : syn0) v = normal(gen);
+  for (float& v : syn1neg) v = normal(gen);
+  for (float& v : syn1) v = normal(gen);
+  const std::vector<float> syn0_0 = syn0, syn1neg_0 = syn1neg, syn1_0 = syn1;
+  Word2VecView view{syn0.data(), syn1neg.data(), syn1.data(), D};
+  Word2VecScratch scratch(4, 4, D);
+  auto row = [&](const std::vector<float>& m, int64_t r) {
+    return std::vector<double>(m.begin() + r * D, m.begin() + (r + 1) * D);
+  };
+  // Skip-gram NS: contexts {1, 2}, outputs {5 (centre), 7, 9}.
+  const int32_t context[2] = {1, 2}, outputs[3] = {5, 7, 9};
+  sg_ns_window(view, context, 2, outputs, 3, lr, scratch);
+  std::vector<double> want_out(static_cast<size_t>(3 * D), 0.0);
+  for (int b = 0; b < 2; ++b) {
+    std::vector<double> h = row(syn0_0, context[b]), out;
+    for (int32_t o : outputs) {
+      std::vector<double> r = row(syn1neg_0, o);
+      out.insert(out.end(), r.begin(), r.end());
+    }
+    std::vector<double> dh(static_cast<size_t>(D)), dout(static_cast<size_t>(3 * D));
+    ns_loss_grad<double>(h.data(), out.data(), 3, D, dh.data(), dout.data());
+    for (int64_t k = 0; k < D; ++k)
+      EXPECT_NEAR(syn0[static_cast<size_t>(context[b] * D + k)], h[static_cast<size_t>(k)] - lr * dh[static_cast<size_t>(k)], 2e-3)
+          << "syn0 row " << context[b] << " component " << k;
+    for (size_t i = 0; i < want_out.size(); ++i) want_out[i] -= lr * dout[i];
+  }
+  for (int n = 0; n < 3; ++n)
+    for (int64_t k = 0; k < D; ++k)
+      EXPECT_NEAR(syn1neg[static_cast<size_t>(outputs[n] * D + k)],
+                  syn1neg_0[static_cast<size_t>(outputs[n] * D + k)] + want_out[static_cast<size_t>(n * D + k)], 2e-3)
+          << "syn1neg row " << outputs[n] << " component " << k;
+
+  // CBOW HS: h = mean of rows {3, 4}; path through nodes {0, 4, 6} with codes {1, 0, 1}.
+  syn0 = syn0_0;
+  const int32_t ctx2[2] = {3, 4}, points[3] = {0, 4, 6};
+  const uint8_t codes[3] = {1, 0, 1};
+  std::vector<double> h(static_cast<size_t>(D)), nodes;
+  for (int64_t k = 0; k < D; ++k) h[static_cast<size_t>(k)] = (syn0_0[static_cast<size_t>(3 * D + k)] + syn0_0[static_cast<size_t>(4 * D + k)]) / 2.0;
+  for (int32_t p : points) {
+    std::vector<double> r = row(syn1_0, p);
+    nodes.insert(nodes.end(), r.begin(), r.end());
+  }
+  std::vector<double> dh(static_cast<size_t>(D)), dnodes(nodes.size());
+  const double want_loss = hs_loss_grad<double>(h.data(), nodes.data(), codes, 3, D, dh.data(), dnodes.data());
+  const double loss = cbow_hs_window(view, ctx2, 2, HuffmanPath{points, codes, 3}, lr, scratch);
+  EXPECT_NEAR(loss, want_loss, 1e-2 * std::max(1.0, want_loss));
+  for (int b = 0; b < 2; ++b)
+    for (int64_t k = 0; k < D; ++k)
+      EXPECT_NEAR(syn0[static_cast<size_t>(ctx2[b] * D + k)], syn0_0[static_cast<size_t>(ctx2[b] * D + k)] - lr * dh[static_cast<size_t>(k)], 2e-3)
+          << "CBOW: every context row takes the whole input step; row " << ctx2[b];
+  for (int j = 0; j < 3; ++j)
+    for (int64_t k = 0; k < D; ++k)
+      EXPECT_NEAR(syn1[static_cast<size_t>(points[j] * D + k)],
+                  syn1_0[static_cast<size_t>(points[j] * D + k)] - lr * dnodes[static_cast<size_t>(j * D + k)], 2e-3)
+          << "syn1 row " << points[j];
+}
+
+TEST(Word2VecKernels, SigmoidTablesAreClose) {
+  for (float x = -7.0f; x <= 7.0f; x += 0.01f) {
+    EXPECT_NEAR(sigmoid_table(x), sigmoid(static_cast<double>(x)), 4e-3) << x;
+    EXPECT_NEAR(log_sigmoid_table(x), log_sigmoid(static_cast<double>(x)), 5e-3) << x;
+  }
+}
+
+}  // namespace
+}  // namespace loom

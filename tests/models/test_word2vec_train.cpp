@@ -1,0 +1,234 @@
+// word2vec at world sizes 1, 2 and 3 on the planted-relation corpus: skip-gram and CBOW
+// with negative sampling and with hierarchical softmax reach >= 0.9 on the planted
+// analogies; the model's subsampling thresholds follow word2vec's formula; one thread is
+// deterministic; replicas are equal after a step; resume from a checkpoint is bit-exact.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <string>
+
+#include "dist/mpi_communicator.h"
+#include "io/checkpoint.h"
+#include "io/export.h"
+#include "models/embedding_eval.h"
+#include "models/glove/planted_corpus.h"
+#include "models/word2vec/word2vec.h"
+#include "tests/support/test_support.h"
+
+namespace loom::test {
+namespace {
+
+Communicator& world() { return MpiCommunicator::world(); }
+
+struct Planted {
+  std::string corpus, questions;
+  Vocab vocab;
+  TokenizedShard shard;   // this rank's
+};
+
+// The planted corpus (written by rank 0 into a temp dir all ranks share), its vocabulary
+// (min_count 1) and this rank's shard as word ids.
+const Planted& planted() {
+  static TempDir tmp;
+  static Planted data = [] {
+    char path[512] = {};
+    std::snprintf(path, sizeof(path), "%s", tmp.path().c_str());
+    world().broadcast(Tensor::of(reinterpret_cast<uint8_t*>(path), sizeof(path)), 0);
+    Planted d;
+    d.corpus = std::string(path) + "/planted.txt";
+    d.questions = std::string(path) + "/planted-questions.txt";
+    if (world().rank() == 0) generate_planted_corpus(d.corpus, d.questions, 7, 20000);
+    world().barrier();
+    CorpusOptions corpus;
+    corpus.paths = {d.corpus};
+    VocabOptions vo;
+    vo.min_count = 1;
+    d.vocab = build_vocab(world(), corpus, vo);
+    const CorpusLayout layout = CorpusLayout::scan(world(), corpus);
+    d.shard = read_tokenized_shard(layout, corpus, d.vocab, world().rank(), world().size(), 1);
+    return d;
+  }();
+  return data;
+}
+
+// Settings measured to reach the planted threshold quickly (a sentence is one target and
+// 7 context words: the window covers it).
+Word2VecOptions planted_options(Word2VecArch arch, bool hs) {
+  Word2VecOptions o;
+  o.arch = arch;
+  o.dim = 50;
+  o.window = 8;
+  o.hs = hs;
+  o.negative = hs ? 0 : 5;
+  o.sample = 1e-3;
+  o.epochs = arch == Word2VecArch::kCbow ? 10 : 5;
+  o.threads = 1;
+  o.step_words = 1024;   // delta sync; 16384 diverges at 3 ranks (Note [word2vec synchronisation])
+  o.seed = 99;
+  // Overrides for measurements (Note [word2vec synchronisation]); unset in ctest.
+  if (const char* e = std::getenv("LOOM_W2V_EPOCHS")) o.epochs = std::atoi(e);
+  if (const char* e = std::getenv("LOOM_W2V_SYNC")) o.sync = parse_word2vec_sync(e);
+  if (const char* e = std::getenv("LOOM_W2V_STEP_WORDS")) o.step_words = std::atoll(e);
+  return o;
+}
+
+EmbeddingTable table_of(const Word2Vec& m) {
+  EmbeddingTable t;
+  t.words = m.vocabulary().tokens();
+  t.vectors = m.output_vectors();
+  t.dim = m.options().dim;
+  return t;
+}
+
+void run_steps(Word2Vec& m, int64_t from, int64_t to) {
+  for (int64_t s = from; s < to; ++s) m.train_step(StepContext{s, &world()});
+}
+
+std::vector<float> values(Word2Vec& m) {
+  Tensor v = m.params().values();
+  return std::vector<float>(v.f32(), v.f32() + v.numel());
+}
+
+void expect_identical(const std::vector<float>& a, const std::vector<float>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    ASSERT_EQ(std::memcmp(&a[i], &b[i], 4), 0) << "rank " << world().rank() << " value " << i << ": " << a[i] << " vs " << b[i];
+}
+
+struct Variant {
+  Word2VecArch arch;
+  bool hs;
+};
+
+class PlantedVariants : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(PlantedVariants, ReachThePlantedAnalogyThreshold) {
+  const Planted& d = planted();
+  const Variant v = GetParam();
+  const Word2VecOptions o = planted_options(v.arch, v.hs);
+  std::unique_ptr<Word2Vec> m = make_word2vec(o, world(), d.vocab, d.shard);
+  world().barrier();
+  const auto start = std::chrono::steady_clock::now();
+  double loss = 0, examples = 0;
+  for (int64_t s = 0; s < m->total_steps(); ++s) {
+    StepStats st = m->train_step(StepContext{s, &world()});
+    if (s >= m->total_steps() - m->steps_per_epoch()) {
+      loss += st.loss_sum;
+      examples += static_cast<double>(st.examples);
+    }
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double sums[2] = {loss, examples};
+  world().allreduce(Tensor::of(sums, 2), ReduceOp::kSum);
+  const AnalogyResult r = evaluate_analogy(table_of(*m), d.questions);
+  if (world().rank() == 0)
+    std::printf("world %d %s %s: last-epoch loss %.4f, planted analogies %.4f, %.2f s (%.0f k words/s)\n",
+                world().size(), word2vec_arch_name(o.arch), o.hs ? "hs" : "ns", sums[0] / sums[1], r.all.accuracy(),
+                seconds, 1e-3 * static_cast<double>(m->tokens_seen()) / seconds);
+  EXPECT_EQ(m->tokens_seen(), o.epochs * m->total_words());
+  EXPECT_GE(r.all.accuracy(), 0.9) << "world " << world().size() << "\n" << format_analogy(r);
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, PlantedVariants,
+                         ::testing::Values(Variant{Word2VecArch::kSkipGram, false}, Variant{Word2VecArch::kSkipGram, true},
+                                           Variant{Word2VecArch::kCbow, false}, Variant{Word2VecArch::kCbow, true}),
+                         [](const ::testing::TestParamInfo<Variant>& p) {
+                           return std::string(p.param.arch == Word2VecArch::kCbow ? "Cbow" : "SkipGram") +
+                                  (p.param.hs ? "Hs" : "Ns");
+                         });
+
+TEST(Word2VecTrain, SubsamplingThresholdsFollowTheFormula) {
+  const Planted& d = planted();
+  const int64_t total = std::accumulate(d.vocab.counts().begin(), d.vocab.counts().end(), int64_t{0});
+  for (double sample : {1e-3, 1e-4}) {
+    Word2VecOptions o = planted_options(Word2VecArch::kSkipGram, false);
+    o.sample = sample;
+    std::unique_ptr<Word2Vec> m = make_word2vec(o, world(), d.vocab, d.shard);
+    EXPECT_EQ(m->total_words(), total) << "every word of the corpus is in some rank's shard";
+    for (int32_t w = 0; w < d.vocab.size(); ++w) {
+      const double c = static_cast<double>(d.vocab.count(w)), st = sample * static_cast<double>(total);
+      EXPECT_NEAR(m->keep_probability(w), std::min(1.0, (std::sqrt(c / st) + 1.0) * st / c), 1e-9)
+          << d.vocab.token(w) << " sample " << sample;
+    }
+  }
+}
+
+TEST(Word2VecTrain, LearningRateDecaysLinearlyToTheFloor) {
+  const Planted& d = planted();
+  Word2VecOptions o = planted_options(Word2VecArch::kSkipGram, false);
+  std::unique_ptr<Word2Vec> m = make_word2vec(o, world(), d.vocab, d.shard);
+  const double all = static_cast<double>(o.epochs * m->total_words());
+  EXPECT_FLOAT_EQ(m->learning_rate(0), 0.025f);
+  EXPECT_NEAR(m->learning_rate(all / 2), 0.0125, 1e-6);
+  EXPECT_FLOAT_EQ(m->learning_rate(all), static_cast<float>(0.025 * 1e-4));
+}
+
+TEST(Word2VecTrain, ReplicasEqualAndOneThreadDeterministic) {
+  const Planted& d = planted();
+  Word2VecOptions o = planted_options(Word2VecArch::kSkipGram, true);
+  o.negative = 3;   // both output layers
+  o.epochs = 1;
+  std::unique_ptr<Word2Vec> a = make_word2vec(o, world(), d.vocab, d.shard);
+  std::unique_ptr<Word2Vec> b = make_word2vec(o, world(), d.vocab, d.shard);
+  run_steps(*a, 0, a->total_steps());
+  run_steps(*b, 0, b->total_steps());
+  expect_identical(values(*a), values(*b));
+  std::vector<float> mine = values(*a), root = mine;
+  world().broadcast(Tensor::of(root.data(), static_cast<int64_t>(root.size())), 0);
+  expect_identical(mine, root);
+}
+
+// One rank only: under mpirun the ranks already fill the CI machine's 2 cores, and two
+// OpenMP threads per rank on top of them mostly wait for each other.
+TEST(Word2VecTrain, HogwildThreadsLearnToo) {
+  if (world().size() > 1) GTEST_SKIP() << "Hogwild threads are tested at world size 1";
+  const Planted& d = planted();
+  Word2VecOptions o = planted_options(Word2VecArch::kSkipGram, false);
+  o.threads = 2;
+  std::unique_ptr<Word2Vec> m = make_word2vec(o, world(), d.vocab, d.shard);
+  run_steps(*m, 0, m->total_steps());
+  EXPECT_GE(evaluate_analogy(table_of(*m), d.questions).all.accuracy(), 0.9);
+}
+
+TEST(Word2VecTrain, ResumeIsBitExact) {
+  const Planted& d = planted();
+  Word2VecOptions o = planted_options(Word2VecArch::kCbow, false);
+  o.epochs = 2;
+  static TempDir tmp;
+  char dir[512] = {};
+  std::snprintf(dir, sizeof(dir), "%s", tmp.path().c_str());
+  world().broadcast(Tensor::of(reinterpret_cast<uint8_t*>(dir), sizeof(dir)), 0);
+  std::unique_ptr<Word2Vec> a = make_word2vec(o, world(), d.vocab, d.shard);
+  const int64_t k = a->steps_per_epoch() + 1;   // mid-epoch
+  ASSERT_LT(k, a->total_steps());
+  run_steps(*a, 0, k);
+  SaveRequest req;
+  req.meta.model_kind = "word2vec";
+  req.meta.step = k;
+  req.meta.epoch = a->epoch();
+  req.meta.tokens_seen = a->tokens_seen();
+  req.params = &a->params();
+  req.slots = a->optimizer_slots();
+  req.state = a->rank_state();
+  req.vocab = a->vocab();
+  const std::string path = save_checkpoint(world(), dir, "w2v_k", req);
+  run_steps(*a, k, a->total_steps());
+
+  std::unique_ptr<Word2Vec> b = make_word2vec(o, world(), d.vocab, d.shard);
+  CheckpointReader reader;
+  reader.open(path);
+  reader.read_model_into(b->params());
+  b->restore(reader, k);
+  EXPECT_EQ(b->total_steps(), a->total_steps());
+  run_steps(*b, k, b->total_steps());
+  expect_identical(values(*a), values(*b));
+  EXPECT_EQ(a->tokens_seen(), b->tokens_seen());
+}
+
+}  // namespace
+}  // namespace loom::test
