@@ -22,6 +22,7 @@ struct ArrivalTable::Impl {
   MPI_Comm comm = MPI_COMM_NULL;   // duplicated from the world, used by the table only
   MPI_Win window = MPI_WIN_NULL;   // on rank 0: int64[2 * size]; elsewhere: empty
   int64_t* entries = nullptr;      // (size, 2) on rank 0: sequence number, heartbeat
+  int64_t* shared = nullptr;       // (size, 2) rank 0's entries mapped here (one node only)
   bool open = false;
   std::vector<std::string> hosts;  // (size) or empty
 
@@ -31,6 +32,10 @@ struct ArrivalTable::Impl {
   bool heart_stop = false;         // guarded by heart_mutex
 
   void put(int64_t value, int slot) {
+    if (shared != nullptr) {   // one node: a plain atomic store into rank 0's segment
+      __atomic_store_n(shared + 2 * rank + slot, value, __ATOMIC_RELEASE);
+      return;
+    }
     LOOM_MPI_CHECK(MPI_Accumulate(&value, 1, MPI_INT64_T, 0, 2 * rank + slot, 1, MPI_INT64_T,
                                   MPI_REPLACE, window));
     LOOM_MPI_CHECK(MPI_Win_flush(0, window));
@@ -60,9 +65,24 @@ ArrivalTable::ArrivalTable(int rank, int size) : impl_(std::make_unique<Impl>())
   s.size = size;
   LOOM_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &s.comm));
   LOOM_MPI_CHECK(MPI_Comm_set_errhandler(s.comm, MPI_ERRORS_RETURN));
+  // Every rank on one node: a shared-memory window, written and read with atomics (no MPI
+  // call per collective). Otherwise an RMA window written with MPI_Accumulate.
+  MPI_Comm node = MPI_COMM_NULL;
+  LOOM_MPI_CHECK(MPI_Comm_split_type(s.comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node));
+  int node_size = 0;
+  LOOM_MPI_CHECK(MPI_Comm_size(node, &node_size));
+  LOOM_MPI_CHECK(MPI_Comm_free(&node));
   MPI_Aint bytes = rank == 0 ? static_cast<MPI_Aint>(sizeof(int64_t)) * 2 * size : 0;
-  LOOM_MPI_CHECK(MPI_Win_allocate(bytes, sizeof(int64_t), MPI_INFO_NULL, s.comm, &s.entries,
-                                  &s.window));
+  if (node_size == size) {
+    LOOM_MPI_CHECK(MPI_Win_allocate_shared(bytes, sizeof(int64_t), MPI_INFO_NULL, s.comm,
+                                           &s.entries, &s.window));
+    MPI_Aint root_bytes = 0;
+    int unit = 0;
+    LOOM_MPI_CHECK(MPI_Win_shared_query(s.window, 0, &root_bytes, &unit, &s.shared));
+  } else {
+    LOOM_MPI_CHECK(MPI_Win_allocate(bytes, sizeof(int64_t), MPI_INFO_NULL, s.comm, &s.entries,
+                                    &s.window));
+  }
   LOOM_MPI_CHECK(MPI_Win_set_errhandler(s.window, MPI_ERRORS_RETURN));
   // One passive-target epoch for the table's whole life: record() and read() only flush.
   LOOM_MPI_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, s.window));
@@ -86,10 +106,14 @@ void ArrivalTable::record(int64_t seq) { impl_->put(seq, 0); }
 ArrivalTable::Entries ArrivalTable::read() {
   Impl& s = *impl_;
   std::vector<int64_t> flat(2 * static_cast<size_t>(s.size), 0);  // (size, 2)
-  LOOM_MPI_CHECK(MPI_Get_accumulate(nullptr, 0, MPI_INT64_T, flat.data(), 2 * s.size,
-                                    MPI_INT64_T, 0, 0, 2 * s.size, MPI_INT64_T, MPI_NO_OP,
-                                    s.window));
-  LOOM_MPI_CHECK(MPI_Win_flush(0, s.window));
+  if (s.shared != nullptr) {
+    for (size_t i = 0; i < flat.size(); ++i) flat[i] = __atomic_load_n(s.shared + i, __ATOMIC_ACQUIRE);
+  } else {
+    LOOM_MPI_CHECK(MPI_Get_accumulate(nullptr, 0, MPI_INT64_T, flat.data(), 2 * s.size,
+                                      MPI_INT64_T, 0, 0, 2 * s.size, MPI_INT64_T, MPI_NO_OP,
+                                      s.window));
+    LOOM_MPI_CHECK(MPI_Win_flush(0, s.window));
+  }
   Entries out;
   for (int r = 0; r < s.size; ++r) {
     out.seqs.push_back(flat[2 * static_cast<size_t>(r)]);

@@ -3,9 +3,12 @@
 //
 // Rank 0 exposes two int64 per rank in an MPI RMA window on a communicator duplicated
 // from the world for this purpose only. Before each collective a rank writes the
-// collective's sequence number into its first entry (MPI_Accumulate with MPI_REPLACE,
-// then a flush: one small one-sided write, no message to match, no target involvement
-// with the shared-memory and RDMA one-sided components). A heartbeat thread per rank
+// collective's sequence number into its first entry. When every rank is on one node the
+// window is MPI shared memory and the write is an atomic store (no MPI call per
+// collective: the MPI_Accumulate + flush it replaced cost 5-8 % of a 1 MiB allreduce at 2
+// ranks); across nodes it is MPI_Accumulate with MPI_REPLACE, then a flush: one small
+// one-sided write, no message to match, no target involvement with the RDMA one-sided
+// components. A heartbeat thread per rank
 // writes a counter into the second entry every kBeat. On a deadline the watchdog thread
 // reads the whole table (MPI_Get_accumulate with MPI_NO_OP); the ranks whose entry is
 // below the stuck collective's number are the ones that did not arrive. When every rank
