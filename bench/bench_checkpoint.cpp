@@ -4,12 +4,15 @@
 // page cache (posix_fadvise DONTNEED; the pages are clean after fsync), then opens it with
 // CheckpointReader (which verifies every checksum) and reads it into a ParamStore.
 // Prints one line per phase with MB/s; the file is deleted at the end.
+// `bench_checkpoint --raw FILE MB` writes the same parameter bytes, raw, to FILE (no
+// MPI): the source of the script's plain `dd` write, so that both write the same bytes.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "core/param_store.h"
 #include "dist/mpi_communicator.h"
@@ -34,6 +37,16 @@ int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr, "usage: bench_checkpoint DIR MB [gathered|parallel|auto]\n");
     return 2;
+  }
+  if (std::string(argv[1]) == "--raw") {
+    if (argc < 4) return 2;
+    const int64_t n = static_cast<int64_t>(std::stod(argv[3]) * 1e6 / 4.0 / 16 / 1024) * 16 * 1024;
+    std::vector<float> v(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; ++k) v[static_cast<size_t>(k)] = static_cast<float>(k % 9973) * 0.001f;
+    FILE* f = std::fopen(argv[2], "wb");
+    const bool ok = f != nullptr && std::fwrite(v.data(), 4, v.size(), f) == v.size();
+    if (f != nullptr && std::fclose(f) != 0) return 1;
+    return ok ? 0 : 1;
   }
   loom::MpiCommunicator& comm = loom::MpiCommunicator::init_world(&argc, &argv);
   const std::string dir = argv[1];

@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <functional>
 #include <map>
+#include <thread>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -328,6 +330,21 @@ std::vector<uint32_t> combine_crcs(Communicator& comm, const std::vector<Item>& 
   return out;
 }
 
+// The crc32 of a large array in two halves, one on a helper thread (checkpoints are
+// written between steps, when the training threads are idle): ~6 GB/s per core, so 1 GB
+// costs ~0.09 s instead of ~0.17 s before the data can go to disk.
+uint32_t crc32_split(const void* data, uint64_t bytes) {
+  constexpr uint64_t kSplitAbove = uint64_t{8} << 20;
+  if (bytes < kSplitAbove) return crc32_update(0, data, bytes);
+  const uint64_t half = bytes / 2;
+  const auto* p = static_cast<const uint8_t*>(data);
+  uint32_t first = 0;
+  std::thread helper([&] { first = crc32_update(0, p, half); });
+  const uint32_t second = crc32_update(0, p + half, bytes - half);
+  helper.join();
+  return crc32_combine_parts(first, second, bytes - half);
+}
+
 // Collective: the crc32 of every item's logical array (gathered: meaningful on rank 0 only).
 std::vector<uint32_t> item_crcs(Communicator& comm, const std::vector<Item>& items, bool parallel) {
   const int rank = comm.rank(), size = comm.size();
@@ -335,7 +352,7 @@ std::vector<uint32_t> item_crcs(Communicator& comm, const std::vector<Item>& ite
   if (!parallel && rank != 0) return crcs;
   for (const auto& it : items) {
     Slab s = slab_of(it, parallel, rank, size);
-    crcs.push_back(crc32_update(0, s.src, s.bytes(it)));
+    crcs.push_back(crc32_split(s.src, s.bytes(it)));
   }
   return parallel ? combine_crcs(comm, items, crcs) : crcs;
 }
@@ -458,6 +475,9 @@ std::vector<std::vector<uint64_t>> gather_state(Communicator& comm, const SaveRe
 std::string save_checkpoint(Communicator& comm, const std::string& dir, const std::string& name,
                             const SaveRequest& req, WriteMode mode, WriteMode* used) {
   h5::init_library();
+  using Clock = std::chrono::steady_clock;
+  const auto t_start = Clock::now();
+  auto secs = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
   const int rank = comm.rank(), size = comm.size();
   const std::string final_path = dir + "/" + name + ".h5";
   const std::string tmp_path = final_path + ".tmp";
@@ -490,6 +510,7 @@ std::string save_checkpoint(Communicator& comm, const std::string& dir, const st
   if (!parallel) gathered = gather_state(comm, req);
   if (!parallel && rank == 0) items = plan_items(req, size, gathered);
   const std::vector<uint32_t> crcs = item_crcs(comm, items, parallel);
+  const auto t_crc = Clock::now();
 
   // Phase 2: rank 0 writes the layout into the reserved tmp file and shares the offsets.
   std::vector<int64_t> offsets(items.size(), -1);
@@ -497,6 +518,7 @@ std::string save_checkpoint(Communicator& comm, const std::string& dir, const st
     if (rank == 0) offsets = write_layout(tmp_path, items, crcs, meta, req.vocab);
   }), remove_tmp);
   if (!offsets.empty()) comm.broadcast(Tensor::of(offsets.data(), static_cast<int64_t>(offsets.size())), 0);
+  const auto t_layout = Clock::now();
 
   // Phase 3: the bulk data, into the reserved blocks, then fsync (every writer).
   std::string bulk_error;
@@ -509,6 +531,7 @@ std::string save_checkpoint(Communicator& comm, const std::string& dir, const st
   });
   if (!f3.failed && !bulk_error.empty()) f3 = {true, false, bulk_error};
   agree(comm, f3, remove_tmp);
+  const auto t_data = Clock::now();
 
   // Phase 4: rank 0 makes it durable and visible: fsync, rename, fsync DIR, latest.
   agree(comm, run_guarded([&] {
@@ -518,8 +541,12 @@ std::string save_checkpoint(Communicator& comm, const std::string& dir, const st
     fsync_path(dir, true);
     write_latest(dir, name + ".h5\n");
   }), remove_tmp);
+  const auto t_end = Clock::now();
+  char times[160];
+  std::snprintf(times, sizeof times, "%.2f s: checksums %.2f, layout %.2f, data %.2f, durable %.2f", secs(t_start, t_end),
+                secs(t_start, t_crc), secs(t_crc, t_layout), secs(t_layout, t_data), secs(t_data, t_end));
   log::info("ckpt", "saved " + final_path + " (step " + std::to_string(meta.step) + ", " +
-                        write_mode_name(chosen) + ")");
+                        write_mode_name(chosen) + ", " + times + ")");
   return final_path;
 }
 

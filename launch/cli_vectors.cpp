@@ -41,32 +41,39 @@ std::string checkpoint_file(const std::string& path) {
   return (std::filesystem::path(path) / name).string();
 }
 
-// The vectors of a GloVe checkpoint in `output` (sum|w|concat; "" = the checkpoint's
-// glove.output), written as `format` to `out`.
+// The word vectors of a checkpoint, written as `format` to `out`. GloVe: W + W_ctx, W or
+// [W, W_ctx] by `output` ("" = the checkpoint's glove.output); word2vec: syn0, the vectors
+// its own export writes (`output` must be empty there).
 int export_checkpoint(const VectorArgs& a) {
   const VectorFormat format = parse_vector_format(a.format);
   const std::string path = checkpoint_file(a.checkpoint);
   CheckpointReader reader;
   reader.open(path);
   const CheckpointMeta& meta = reader.meta();
-  LOOM_CHECK(meta.model_kind == "glove", DataError,
-             path + " holds a " + meta.model_kind + " model; loom export reads GloVe checkpoints");
+  const bool glove = meta.model_kind == "glove";
+  LOOM_CHECK(glove || meta.model_kind == "word2vec", DataError,
+             path + " holds a " + meta.model_kind + " model; loom export reads GloVe and word2vec checkpoints");
+  LOOM_CHECK(glove || a.output.empty(), ConfigError,
+             "--output " + a.output + " applies to GloVe checkpoints; " + path + " holds word2vec (exported: syn0)");
+  const std::string first = glove ? "W" : "syn0";
   std::vector<int64_t> shape;
   for (const DatasetInfo& d : reader.list_datasets())
-    if (d.path == "/model/W") shape = d.shape;
-  LOOM_CHECK(shape.size() == 2 && reader.has_vocab(), DataError, path + " has no /model/W (V, D) or no /vocab");
+    if (d.path == "/model/" + first) shape = d.shape;
+  LOOM_CHECK(shape.size() == 2 && reader.has_vocab(), DataError,
+             path + " has no /model/" + first + " (V, D) or no /vocab");
   const int64_t V = shape[0], D = shape[1];
   ParamStore params;
-  params.declare("W", {V, D});
-  params.declare("W_ctx", {V, D});
+  params.declare(first, {V, D});
+  if (glove) params.declare("W_ctx", {V, D});
   params.finalize();
   reader.read_model_into(params);
   std::vector<std::string> tokens;
   std::vector<int64_t> counts;
   reader.read_vocab(&tokens, &counts);
   LOOM_CHECK(static_cast<int64_t>(tokens.size()) == V, DataError,
-             path + ": /vocab has " + std::to_string(tokens.size()) + " tokens but /model/W " + std::to_string(V) + " rows");
-  std::string output = a.output;
+             path + ": /vocab has " + std::to_string(tokens.size()) + " tokens but /model/" + first + " " +
+                 std::to_string(V) + " rows");
+  std::string output = glove ? a.output : "syn0";
   if (output.empty()) {
     try {
       output = load_config_text(meta.config_toml, path + " (stored config)", {}).glove.output;
@@ -74,10 +81,15 @@ int export_checkpoint(const VectorArgs& a) {
       output = "sum";   // a config from another loom version: the default
     }
   }
-  const GloveOutput mode = parse_glove_output(output);
-  std::vector<float> vectors = glove_output_vectors(params.value(0).f32(), params.value(1).f32(), V, D, mode);
-  const int64_t dim = mode == GloveOutput::kConcat ? 2 * D : D;
-  write_vectors(a.out, format, tokens, vectors.data(), dim);
+  int64_t dim = D;
+  if (glove) {
+    const GloveOutput mode = parse_glove_output(output);
+    std::vector<float> vectors = glove_output_vectors(params.value(0).f32(), params.value(1).f32(), V, D, mode);
+    dim = mode == GloveOutput::kConcat ? 2 * D : D;
+    write_vectors(a.out, format, tokens, vectors.data(), dim);
+  } else {
+    write_vectors(a.out, format, tokens, params.value(0).f32(), dim);
+  }
   std::printf("wrote %s: %lld words x %lld (%s, %s) from %s (step %lld)\n", a.out.c_str(), static_cast<long long>(V),
               static_cast<long long>(dim), vector_format_name(format), output.c_str(), path.c_str(),
               static_cast<long long>(meta.step));
@@ -138,15 +150,17 @@ const char* const kVectorFormats =
 
 void register_export(CLI::App& app, CommandAction& chosen, VectorArgs& a) {
   CLI::App* cmd = add_command(
-      app, "export", "write the vectors of a GloVe checkpoint as GloVe / word2vec text or binary",
+      app, "export", "write the vectors of a GloVe or word2vec checkpoint as GloVe / word2vec text or binary",
       "  Reads CKPT (a checkpoint file, or a checkpoint directory: its `latest`), verifies its\n"
-      "  checksums and writes the word vectors to OUT: W + W_ctx, W alone or [W, W_ctx]\n"
-      "  (--output; default: the checkpoint's glove.output). Formats: glove (`word v1 .. vD`),\n"
+      "  checksums and writes the word vectors to OUT. GloVe: W + W_ctx, W alone or [W, W_ctx]\n"
+      "  (--output; default: the checkpoint's glove.output); word2vec: syn0, as its training\n"
+      "  run exports (--output does not apply). Formats: glove (`word v1 .. vD`),\n"
       "  word2vec (a `count dim` header, then text lines), word2vec-bin (the header, then\n"
       "  `word ` + D little-endian float32 per word, as gensim reads with binary=True). Values\n"
       "  round-trip bit-exactly. Needs no MPI launcher.\n",
       "  loom export runs/glove/checkpoints --format word2vec-bin --out vectors.bin\n"
-      "  loom export runs/glove/checkpoints/step_00000100.h5 --out vectors.txt --output w\n");
+      "  loom export runs/glove/checkpoints/step_00000100.h5 --out vectors.txt --output w\n"
+      "  loom export runs/word2vec/checkpoints --format word2vec --out vectors.w2v\n");
   cmd->add_option("checkpoint", a.checkpoint, "checkpoint file or directory")->required();
   cmd->add_option("--format", a.format, "glove | word2vec | word2vec-bin (default glove)")
       ->check(CLI::IsMember({"glove", "word2vec", "word2vec-bin"}));

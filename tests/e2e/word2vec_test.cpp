@@ -1,6 +1,7 @@
 // End to end: `loom train examples/word2vec.toml` (skip-gram, negative sampling, on the
 // planted-relation corpus that loom generates) alone and under mpirun -np 2 and 3; CBOW
-// with hierarchical softmax; the exports read back by `loom neighbors` and by gensim; a
+// with hierarchical softmax; the exports read back by `loom neighbors` and by gensim and
+// rewritten by `loom export` from the checkpoint; a
 // config with nothing to train is refused naming the key.
 #include <gtest/gtest.h>
 
@@ -88,6 +89,16 @@ TEST(Word2VecE2e, ExportsReadBackByLoomAndGensim) {
     if (first.empty()) first = n.out;
     EXPECT_EQ(n.out, first) << f << " gives other neighbours: the formats do not round-trip";
   }
+  // `loom export` from the final checkpoint writes syn0: the same bytes as the run's exports.
+  for (const auto& [format, file] : {std::pair{"word2vec", "vectors.w2v.txt"}, std::pair{"word2vec-bin", "vectors.bin"}}) {
+    RunResult ex = run(loom_cmd(1, {"export", run_dir + "/checkpoints", "--format", format, "--out", dir.file("x")}), 60s);
+    ASSERT_EQ(ex.status, 0) << ex.err;
+    EXPECT_EQ(read_file(dir.file("x")), read_file(run_dir + "/" + file)) << format;
+  }
+  RunResult glove_only = run(loom_cmd(1, {"export", run_dir + "/checkpoints", "--output", "w", "--out", dir.file("y")}), 60s);
+  EXPECT_NE(glove_only.status, 0);
+  EXPECT_NE(glove_only.err.find("--output w applies to GloVe checkpoints"), std::string::npos) << glove_only.err;
+  EXPECT_FALSE(fs::exists(dir.file("y")));
   RunResult probe = run({"/usr/bin/python3", "-c", "import gensim"}, 60s);
   if (probe.status != 0) GTEST_SKIP() << "gensim missing: apt-get install python3-gensim";
   RunResult g = run({"/usr/bin/python3", "-c",

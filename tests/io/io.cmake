@@ -1,7 +1,7 @@
-# io/: HDF5 wrapper and checkpoints. Real files, real processes.
+# io/: HDF5 wrapper, checksums and checkpoints. Real files, real processes.
 loom_add_test(test_h5
-  SOURCES ${LOOM_TEST_DIR}/test_h5.cpp
-  LIBS loom_io)
+  SOURCES ${LOOM_TEST_DIR}/test_h5.cpp ${LOOM_TEST_DIR}/test_checksum.cpp
+  LIBS loom_io ZLIB::ZLIB)
 
 add_executable(ckpt_tool ${LOOM_TEST_DIR}/ckpt_tool.cpp)
 loom_target_defaults(ckpt_tool)
