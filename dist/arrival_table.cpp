@@ -157,21 +157,37 @@ std::string ArrivalTable::explain(int64_t seq) {
   std::vector<int> missing;
   for (int r = 0; r < impl_->size; ++r)
     if (first.seqs[static_cast<size_t>(r)] < seq) missing.push_back(r);
-  if (!missing.empty()) return list_ranks(missing, first.seqs) + " did not arrive" + where(missing);
 
-  // Every rank entered it: whose heartbeat has stopped?
+  // Whose heartbeat has stopped? A rank that did not arrive but is alive is usually held in
+  // an earlier collective by one that is not (a stopped rank blocks its partners there), so
+  // the silent ones are named first.
   std::this_thread::sleep_for(std::chrono::milliseconds(kBeatMs * kBeatsToStale));
   Entries second = read();
+  auto is_silent = [&](int r) { return second.beats[static_cast<size_t>(r)] == first.beats[static_cast<size_t>(r)]; };
+  const std::string stale = std::to_string(kBeatMs * kBeatsToStale);
+  if (!missing.empty()) {
+    std::vector<int> silent, alive;
+    for (int r : missing) (is_silent(r) ? silent : alive).push_back(r);
+    if (silent.empty()) return list_ranks(missing, first.seqs) + " did not arrive" + where(missing);
+    std::string text = list_ranks(silent, first.seqs) + " did not arrive and " + (silent.size() == 1 ? "is" : "are") +
+                       " unresponsive (no heartbeat for " + stale + " ms: stopped by a signal or stalled)" +
+                       where(silent);
+    if (!alive.empty())
+      text += "; " + list_ranks(alive, first.seqs) + " did not arrive either but " +
+              (alive.size() == 1 ? "is" : "are") + " alive (waiting on the unresponsive rank in an earlier collective)";
+    return text;
+  }
+
+  // Every rank entered it.
   std::vector<int> silent;
   for (int r = 0; r < impl_->size; ++r)
-    if (second.beats[static_cast<size_t>(r)] == first.beats[static_cast<size_t>(r)])
-      silent.push_back(r);
+    if (is_silent(r)) silent.push_back(r);
   if (silent.empty())
     return "every rank entered it and every rank is alive, so it is stuck inside MPI (the "
            "network failed, or a rank died after entering)";
   return list_ranks(silent, second.seqs) + " entered it but " +
-         (silent.size() == 1 ? "is" : "are") + " unresponsive (no heartbeat for " +
-         std::to_string(kBeatMs * kBeatsToStale) + " ms: stopped by a signal or stalled)" +
+         (silent.size() == 1 ? "is" : "are") + " unresponsive (no heartbeat for " + stale +
+         " ms: stopped by a signal or stalled)" +
          where(silent);
 }
 

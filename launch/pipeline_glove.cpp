@@ -73,7 +73,7 @@ class GloveWatch final : public Model {
   std::vector<std::string> shape_keys() const override { return glove_.shape_keys(); }
   void restore(const CheckpointReader& reader, int64_t step) override {
     glove_.restore(reader, step);
-    resumed_mid_epoch_ = step % glove_.steps_per_epoch() != 0;
+    resumed_mid_epoch_ = glove_.slice() != 0;   // at another world size the step is not S * epoch + slice
   }
 
   StepStats train_step(const StepContext& ctx) override {

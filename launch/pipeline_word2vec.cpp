@@ -69,7 +69,7 @@ class Word2VecWatch final : public Model {
   std::vector<std::string> shape_keys() const override { return model_.shape_keys(); }
   void restore(const CheckpointReader& reader, int64_t step) override {
     model_.restore(reader, step);
-    resumed_mid_epoch_ = step % model_.steps_per_epoch() != 0;
+    resumed_mid_epoch_ = model_.slice() != 0;   // at another world size the step is not S * epoch + slice
   }
 
   StepStats train_step(const StepContext& ctx) override {

@@ -96,6 +96,7 @@ class Glove final : public Model {
   const GloveOptions& options() const { return options_; }
   const Vocab& vocabulary() const { return vocab_; }
   int64_t epoch() const { return epoch_; }
+  int64_t slice() const { return slice_; }   // steps of the current epoch done
   // The accumulators, (total_elements) in the ParamStore's packed layout.
   Tensor gradsq() const { return gradsq_.as(DType::kF32); }
 

@@ -127,5 +127,15 @@ TEST(GloveKillResume, KilledRankThenResumeAutoEqualsAnUninterruptedRunBitForBit)
   std::printf("%d of 2 write-targeted kills found a checkpoint being written\n", in_write);
 }
 
+class OtherWorldSize : public ::testing::TestWithParam<std::pair<int, int>> {};
+
+TEST_P(OtherWorldSize, ResumesMidEpochAndLearns) {
+  TempDir dir;
+  expect_resume_at_other_world_size(std::string(LOOM_SOURCE_DIR) + "/examples/glove.toml", {"glove.threads=1", "run.threads=1"}, 25,
+                                    GetParam().first, GetParam().second, dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Resplit, OtherWorldSize, ::testing::Values(std::pair{3, 2}, std::pair{2, 3}));
+
 }  // namespace
 }  // namespace loom::test

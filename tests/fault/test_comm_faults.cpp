@@ -138,6 +138,9 @@ TEST(CommFaults, WatchdogNamesAStoppedRank) {
                 r.err.find("broadcast #") != std::string::npos) << describe(r);
     EXPECT_NE(r.err.find("rank " + std::to_string(victim) + " (last entered #"), std::string::npos)
         << describe(r);
+    // Its heartbeat stopped with it: the report says so (a partner held in an earlier
+    // collective by it is "alive", never the one named unresponsive).
+    EXPECT_NE(r.err.find("unresponsive"), std::string::npos) << describe(r);
   }
 }
 
@@ -171,6 +174,7 @@ TEST(CommFaults, StoppedRank0IsReportedNotHung) {
   // that rank 0, which hosts it, is unresponsive.
   EXPECT_TRUE(r.err.find("rank 0 (last entered #") != std::string::npos ||
               r.err.find("rank 0, is unresponsive") != std::string::npos) << describe(r);
+  EXPECT_NE(r.err.find("unresponsive"), std::string::npos) << describe(r);
 }
 
 TEST(CommFaults, KilledRankEndsTheJobPromptly) {

@@ -134,5 +134,15 @@ TEST_P(Word2VecKillResume, KilledRankThenResumeAutoEqualsAnUninterruptedRunBitFo
 
 INSTANTIATE_TEST_SUITE_P(Np, Word2VecKillResume, ::testing::Values(1, 2));
 
+class OtherWorldSize : public ::testing::TestWithParam<std::pair<int, int>> {};
+
+TEST_P(OtherWorldSize, ResumesMidEpochAndLearns) {
+  TempDir dir;
+  expect_resume_at_other_world_size(std::string(LOOM_SOURCE_DIR) + "/examples/word2vec.toml", {"word2vec.threads=1", "run.threads=1", "word2vec.step_words=8192"}, 5,
+                                    GetParam().first, GetParam().second, dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Resplit, OtherWorldSize, ::testing::Values(std::pair{3, 2}, std::pair{2, 3}));
+
 }  // namespace
 }  // namespace loom::test
