@@ -12,6 +12,8 @@
 #include <climits>
 #include <cstring>
 #include <numeric>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "core/log.h"
@@ -215,7 +217,17 @@ void MpiCommunicator::allreduce(Tensor buf, const CollectiveOptions& opt) {
   MPI_Datatype type = mpi_type(buf.dtype());
   MPI_Op op = mpi_op(opt.op);
   for_each_piece(buf.numel(), [&](int64_t offset, int count) {
-    LOOM_MPI_CHECK_OP(info, MPI_Allreduce(MPI_IN_PLACE, at(buf, offset), count, type, op, s.comm));
+    if (!opt.idle_wait) {
+      LOOM_MPI_CHECK_OP(info, MPI_Allreduce(MPI_IN_PLACE, at(buf, offset), count, type, op, s.comm));
+      return;
+    }
+    MPI_Request request = MPI_REQUEST_NULL;
+    LOOM_MPI_CHECK_OP(info, MPI_Iallreduce(MPI_IN_PLACE, at(buf, offset), count, type, op, s.comm, &request));
+    for (int flag = 0;;) {
+      LOOM_MPI_CHECK_OP(info, MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
+      if (flag != 0) break;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
   });
   if (opt.op == ReduceOp::kAvg) divide(buf, s.size);
 }

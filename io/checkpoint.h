@@ -25,10 +25,12 @@
 //   every /model and /optimizer dataset (they are replicated) and its own /state row, and
 //   checksums what it writes (combined in rank order).
 // kAuto picks kParallel when (a) there is more than one rank, (b) the communicator is the
-//   MPI world, and (c) every rank sees the checkpoint directory on a file system that
-//   takes MPI-IO writes: a local one (ext2/3/4, xfs, btrfs, tmpfs, ...) with every rank on
-//   the same host, or a parallel one (Lustre, GPFS, BeeGFS) anywhere. NFS, CIFS, FUSE
-//   and anything unrecognised give kGathered. The decision is computed from allgathered
+//   MPI world, and (c) every rank sees the checkpoint directory on a parallel file system
+//   (Lustre, GPFS, BeeGFS), where several writers add bandwidth. A local file system
+//   (ext2/3/4, xfs, btrfs, tmpfs, ...) is one device that a single streaming writer
+//   already fills (MPI-IO from 2 ranks was slower there), and NFS, CIFS, FUSE and anything
+//   unrecognised do not take MPI-IO writes safely: all give kGathered. kParallel can
+//   still be asked for on a local file system shared by every rank. The decision is computed from allgathered
 //   facts, so every rank takes the same branch. Both modes give the same datasets,
 //   attributes and checksums; h5py reads both.
 #include <cstdint>

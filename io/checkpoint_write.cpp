@@ -107,7 +107,10 @@ Failure run_guarded(const std::function<void()>& body) {
 
 void agree(Communicator& comm, const Failure& mine, const std::function<void()>& cleanup = {}) {
   int64_t first = mine.failed ? comm.rank() : INT64_MAX;
-  comm.allreduce(Tensor::of(&first, 1), ReduceOp::kMin);
+  CollectiveOptions quiet;   // the others wait here while rank 0 writes: leave it the cores
+  quiet.op = ReduceOp::kMin;
+  quiet.idle_wait = true;
+  comm.allreduce(Tensor::of(&first, 1), quiet);
   if (first == INT64_MAX) return;
   int64_t header[2] = {static_cast<int64_t>(mine.message.size()), mine.data_error ? 1 : 0};
   comm.broadcast(Tensor::of(header, 2), static_cast<int>(first));
@@ -248,11 +251,16 @@ WriteMode choose_mode(Communicator& comm, const std::string& dir, WriteMode aske
   }
   if (asked == WriteMode::kParallel) {
     LOOM_CHECK(mpi_ok, IoError, "checkpoint " + dir + ": parallel write mode needs the MPI world communicator");
+    LOOM_CHECK(worst_fs != 1 || same_host, IoError,
+               "checkpoint " + dir + ": parallel write mode on a local file system needs every rank on one host "
+               "(ranks on several hosts see different disks); use checkpoint.write_mode = auto or gathered");
     return WriteMode::kParallel;
   }
   if (asked == WriteMode::kGathered) return WriteMode::kGathered;
-  bool fs_ok = worst_fs == 2 || (worst_fs == 1 && same_host);
-  return size > 1 && mpi_ok && fs_ok ? WriteMode::kParallel : WriteMode::kGathered;
+  // A local disk is one device: one writer streams to it at least as fast as several
+  // (measured, README "Measured figures": 1 GB at 2 ranks, gathered 0.91 x a plain write,
+  // MPI-IO 0.75 x), so kAuto takes MPI-IO only where the file system is a parallel one.
+  return size > 1 && mpi_ok && worst_fs == 2 ? WriteMode::kParallel : WriteMode::kGathered;
 }
 
 // ---- Note [Layout, then bulk data] --------------------------------------------------------

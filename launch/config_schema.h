@@ -100,7 +100,7 @@ struct ConfigRange {
   X_INT(keep_every_steps, 0, ConfigRange::at_least(0),                                            \
         "also keep every checkpoint whose step is a multiple of N; 0 = none")                    \
   X_ENUM(write_mode, "auto", "auto|gathered|parallel",                                            \
-         "auto: MPI-IO from every rank where the file system allows it, else rank 0 writes")      \
+         "auto: MPI-IO from every rank on a parallel file system (Lustre, GPFS, BeeGFS), else rank 0 writes") \
   X_ENUM(on_error, "stop", "stop|continue",                                                       \
          "a failed checkpoint write (disk full, permissions) stops training, or warns and goes on") \
   X_STR(resume, "", "resume from: '' = start fresh, 'auto' = the newest valid checkpoint, or a path")
@@ -138,6 +138,9 @@ struct ConfigRange {
         "largest window each side; each centre word draws b uniform in [1, window]")             \
   X_INT(negative, 5, ConfigRange::between(0, 100), "negative samples per prediction; 0 = off")    \
   X_BOOL(hs, false, "hierarchical softmax over a Huffman tree of the counts")                    \
+  X_BOOL(shared_negatives, true,                                                                  \
+         "skip-gram: the context words of a window share one draw of negatives (Ji et al. "       \
+         "2016; batched, fast); false = fresh negatives per pair, as the original tool")          \
   X_REAL(sample, 1e-3, ConfigRange::between(0, 1), "subsampling threshold of frequent words; 0 = off") \
   X_REAL(alpha, 0.0, ConfigRange::at_least(0),                                                    \
          "initial learning rate; 0 = 0.05 for cbow, 0.025 for skipgram")                          \

@@ -233,6 +233,7 @@ Word2VecOptions word2vec_options(const Config& config, int run_threads) {
   o.window = w.window;
   o.negative = w.negative;
   o.hs = w.hs;
+  o.shared_negatives = w.shared_negatives;
   o.sample = w.sample;
   o.alpha = w.alpha;
   o.min_alpha_ratio = w.min_alpha;

@@ -64,6 +64,7 @@ struct Word2VecOptions {
   int64_t window = 5;           // largest window each side
   int64_t negative = 5;         // K noise words per prediction; 0 = no negative sampling
   bool hs = false;              // hierarchical softmax
+  bool shared_negatives = true;  // skip-gram: one draw of negatives per window (else per pair)
   double sample = 1e-3;         // subsampling threshold; 0 = off
   double alpha = 0;             // initial learning rate; 0 = 0.05 (CBOW) / 0.025 (skip-gram)
   double min_alpha_ratio = 1e-4;   // floor of the learning rate, relative to alpha

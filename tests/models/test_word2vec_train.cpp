@@ -103,6 +103,7 @@ void expect_identical(const std::vector<float>& a, const std::vector<float>& b) 
 struct Variant {
   Word2VecArch arch;
   bool hs;
+  bool shared_negatives = true;
 };
 
 class PlantedVariants : public ::testing::TestWithParam<Variant> {};
@@ -110,7 +111,8 @@ class PlantedVariants : public ::testing::TestWithParam<Variant> {};
 TEST_P(PlantedVariants, ReachThePlantedAnalogyThreshold) {
   const Planted& d = planted();
   const Variant v = GetParam();
-  const Word2VecOptions o = planted_options(v.arch, v.hs);
+  Word2VecOptions o = planted_options(v.arch, v.hs);
+  o.shared_negatives = v.shared_negatives;
   std::unique_ptr<Word2Vec> m = make_word2vec(o, world(), d.vocab, d.shard);
   world().barrier();
   const auto start = std::chrono::steady_clock::now();
@@ -127,8 +129,9 @@ TEST_P(PlantedVariants, ReachThePlantedAnalogyThreshold) {
   world().allreduce(Tensor::of(sums, 2), ReduceOp::kSum);
   const AnalogyResult r = evaluate_analogy(table_of(*m), d.questions);
   if (world().rank() == 0)
-    std::printf("world %d %s %s: last-epoch loss %.4f, planted analogies %.4f, %.2f s (%.0f k words/s)\n",
-                world().size(), word2vec_arch_name(o.arch), o.hs ? "hs" : "ns", sums[0] / sums[1], r.all.accuracy(),
+    std::printf("world %d %s %s%s: last-epoch loss %.4f, planted analogies %.4f, %.2f s (%.0f k words/s)\n",
+                world().size(), word2vec_arch_name(o.arch), o.hs ? "hs" : "ns", o.shared_negatives ? "" : " per pair",
+                sums[0] / sums[1], r.all.accuracy(),
                 seconds, 1e-3 * static_cast<double>(m->tokens_seen()) / seconds);
   EXPECT_EQ(m->tokens_seen(), o.epochs * m->total_words());
   EXPECT_GE(r.all.accuracy(), 0.9) << "world " << world().size() << "\n" << format_analogy(r);
@@ -136,10 +139,11 @@ TEST_P(PlantedVariants, ReachThePlantedAnalogyThreshold) {
 
 INSTANTIATE_TEST_SUITE_P(Variants, PlantedVariants,
                          ::testing::Values(Variant{Word2VecArch::kSkipGram, false}, Variant{Word2VecArch::kSkipGram, true},
-                                           Variant{Word2VecArch::kCbow, false}, Variant{Word2VecArch::kCbow, true}),
+                                           Variant{Word2VecArch::kCbow, false}, Variant{Word2VecArch::kCbow, true},
+                                           Variant{Word2VecArch::kSkipGram, false, false}),
                          [](const ::testing::TestParamInfo<Variant>& p) {
                            return std::string(p.param.arch == Word2VecArch::kCbow ? "Cbow" : "SkipGram") +
-                                  (p.param.hs ? "Hs" : "Ns");
+                                  (p.param.hs ? "Hs" : "Ns") + (p.param.shared_negatives ? "" : "PerPair");
                          });
 
 TEST(Word2VecTrain, SubsamplingThresholdsFollowTheFormula) {
