@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
 #include "core/buffer.h"
 #include "core/tensor.h"
 
@@ -28,6 +32,20 @@ TEST(Buffer, AlignedZeroedAndMovable) {
   EXPECT_EQ(moved.data(), p);
   EXPECT_EQ(b.data(), nullptr);
   EXPECT_EQ(b.size(), 0u);
+}
+
+// Note [Huge pages for parameters]: large host buffers start on a 2 MiB boundary (so that
+// huge pages can back them) and are still zeroed; small ones keep the plain alignment.
+TEST(Buffer, LargeBuffersAreHugePageAligned) {
+  if (const char* e = std::getenv("LOOM_HUGEPAGES"); e != nullptr && std::string(e) == "0")
+    GTEST_SKIP() << "LOOM_HUGEPAGES=0";
+  loom::Buffer big(size_t{6} << 20, loom::Device::cpu());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data()) % (size_t{2} << 20), 0u);
+  const auto* p = static_cast<const unsigned char*>(big.data());
+  for (size_t i = 0; i < big.size(); i += 4093) ASSERT_EQ(p[i], 0) << i;
+  EXPECT_EQ(p[big.size() - 1], 0);
+  loom::Buffer small(4096, loom::Device::cpu());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small.data()) % loom::Buffer::kAlignment, 0u);
 }
 
 TEST(Buffer, CudaMemoryWithoutGpuIsAnError) {
