@@ -31,6 +31,15 @@ void drop_cache(const std::string& path) {
   ::close(fd);
 }
 
+// The benchmark's parameters: kParams matrices of (rows, kCols) float32, filled with one
+// fixed pattern; --raw writes the same values.
+constexpr int kParams = 16;
+constexpr int64_t kCols = 1024;
+int64_t rows_for(double mb) { return static_cast<int64_t>(mb * 1e6 / 4.0 / kParams / kCols); }
+void fill(float* v, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) v[k] = static_cast<float>(k % 9973) * 0.001f;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -40,9 +49,8 @@ int main(int argc, char** argv) {
   }
   if (std::string(argv[1]) == "--raw") {
     if (argc < 4) return 2;
-    const int64_t n = static_cast<int64_t>(std::stod(argv[3]) * 1e6 / 4.0 / 16 / 1024) * 16 * 1024;
-    std::vector<float> v(static_cast<size_t>(n));
-    for (int64_t k = 0; k < n; ++k) v[static_cast<size_t>(k)] = static_cast<float>(k % 9973) * 0.001f;
+    std::vector<float> v(static_cast<size_t>(rows_for(std::stod(argv[3])) * kParams * kCols));
+    fill(v.data(), static_cast<int64_t>(v.size()));
     FILE* f = std::fopen(argv[2], "wb");
     const bool ok = f != nullptr && std::fwrite(v.data(), 4, v.size(), f) == v.size();
     if (f != nullptr && std::fclose(f) != 0) return 1;
@@ -55,14 +63,11 @@ int main(int argc, char** argv) {
   loom::WriteMode mode = mode_name == "parallel" ? loom::WriteMode::kParallel
                          : mode_name == "auto"   ? loom::WriteMode::kAuto
                                                  : loom::WriteMode::kGathered;
-  constexpr int kParams = 16;
-  constexpr int64_t kCols = 1024;
-  const int64_t rows = static_cast<int64_t>(mb * 1e6 / 4.0 / kParams / kCols);
+  const int64_t rows = rows_for(mb);
   loom::ParamStore params;
   for (int i = 0; i < kParams; ++i) params.declare("layer." + std::to_string(i) + ".weight", {rows, kCols});
   params.finalize();
-  float* v = params.values().f32();
-  for (int64_t k = 0; k < params.total_elements(); ++k) v[k] = static_cast<float>(k % 9973) * 0.001f;
+  fill(params.values().f32(), params.total_elements());
   const double bytes = static_cast<double>(params.parameter_count()) * 4.0;
 
   loom::SaveRequest req;

@@ -187,7 +187,7 @@ void CheckpointReader::Impl::read_verified(const std::string& dataset_path, void
   const DatasetInfo& d = info(dataset_path);
   h5::Dataset ds = open_at(dataset_path);
   ds.read_rows(0, ds.dims().empty() ? 1 : ds.dims()[0], dst);
-  uint32_t crc = crc32_update(0, dst, d.bytes);
+  uint32_t crc = crc32_of(dst, d.bytes);
   if (crc != d.stored_crc)
     damaged("dataset " + dataset_path + ": checksum mismatch on read (stored crc32 " + hex32(d.stored_crc) +
             ", data gives " + hex32(crc) + "): the file changed or is damaged");

@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <thread>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -91,6 +92,18 @@ uint32_t crc32_update(uint32_t crc, const void* data, size_t bytes) {
 
 uint32_t crc32_combine_parts(uint32_t crc_a, uint32_t crc_b, uint64_t bytes_b) {
   return static_cast<uint32_t>(crc32_combine(crc_a, crc_b, static_cast<z_off_t>(bytes_b)));
+}
+
+uint32_t crc32_of(const void* data, size_t bytes) {
+  constexpr size_t kSplitFrom = size_t{8} << 20;
+  if (bytes < kSplitFrom) return crc32_update(0, data, bytes);
+  const size_t half = bytes / 2;
+  const auto* p = static_cast<const uint8_t*>(data);
+  uint32_t first = 0;
+  std::thread helper([&] { first = crc32_update(0, p, half); });
+  const uint32_t second = crc32_update(0, p + half, bytes - half);
+  helper.join();
+  return crc32_combine_parts(first, second, bytes - half);
 }
 
 }  // namespace loom

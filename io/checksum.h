@@ -12,5 +12,9 @@ namespace loom {
 uint32_t crc32_update(uint32_t crc, const void* data, size_t bytes);
 // CRC of A||B from crc(A), crc(B) and the length of B.
 uint32_t crc32_combine_parts(uint32_t crc_a, uint32_t crc_b, uint64_t bytes_b);
+// crc32_update(0, data, bytes), with arrays of 8 MiB and more split in two halves, one on a
+// helper thread, and combined: for whole checkpoint datasets, written and verified between
+// steps when the training threads are idle (~0.09 s per GB instead of ~0.17 s).
+uint32_t crc32_of(const void* data, size_t bytes);
 
 }  // namespace loom

@@ -171,24 +171,21 @@ double Word2Vec::train_sentence(ThreadState& t, int64_t sentence, float lr, int6
       loss += skipgram ? sg_hs_window(view_, context, B, path, lr, t.scratch)
                        : cbow_hs_window(view_, context, B, path, lr, t.scratch);
     }
-    if (K > 0 && skipgram && !options_.shared_negatives) {
-      // One pair at a time, each with its own negatives (the original tool's order).
-      for (int b = 0; b < B; ++b) {
-        int N = 0;
-        outputs[N++] = w;
-        for (int k = 0; k < K; ++k) {
-          const int32_t noise = noise_.sample(r.next());
-          if (noise != w) outputs[N++] = noise;
-        }
-        loss += sg_ns_window(view_, context + b, 1, outputs, N, lr, t.scratch);
-      }
-    } else if (K > 0) {
+    // outputs := the centre word, then K noise words (word2vec skips a draw of the word itself).
+    auto draw_outputs = [&] {
       int N = 0;
       outputs[N++] = w;
       for (int k = 0; k < K; ++k) {
         const int32_t noise = noise_.sample(r.next());
-        if (noise != w) outputs[N++] = noise;   // word2vec skips a draw of the word itself
+        if (noise != w) outputs[N++] = noise;
       }
+      return N;
+    };
+    if (K > 0 && skipgram && !options_.shared_negatives) {
+      // One pair at a time, each with its own negatives (the original tool's order).
+      for (int b = 0; b < B; ++b) loss += sg_ns_window(view_, context + b, 1, outputs, draw_outputs(), lr, t.scratch);
+    } else if (K > 0) {
+      const int N = draw_outputs();
       loss += skipgram ? sg_ns_window(view_, context, B, outputs, N, lr, t.scratch)
                        : cbow_ns_window(view_, context, B, outputs, N, lr, t.scratch);
     }

@@ -46,6 +46,8 @@ TEST(Checksum, LargeBufferWholeAndInPieces) {
   const std::vector<uint8_t> buf = random_bytes((size_t{64} << 20) + 13, 11);
   const uint32_t whole = reference(0, buf.data(), buf.size());
   EXPECT_EQ(crc32_update(0, buf.data(), buf.size()), whole);
+  EXPECT_EQ(crc32_of(buf.data(), buf.size()), whole);   // two halves on two threads
+  EXPECT_EQ(crc32_of(buf.data(), 1000), reference(0, buf.data(), 1000));
   uint32_t c = 0;
   size_t at = 0;
   for (size_t piece : {size_t{1}, size_t{63}, size_t{64}, size_t{1000003}, size_t{17} << 20}) {
