@@ -11,11 +11,13 @@
 #   EPOCHS=5 bench/glove.sh ...        fewer iterations (say so when reporting)
 #   LAYOUTS="2x1" bench/glove.sh ...   only some layouts (RANKSxTHREADS, space separated)
 #   BENCH_SET="--set glove.step_nnz=2097152" bench/glove.sh ...   extra loom overrides
+#   BENCH_CONFIG=examples/glove-wiki17m-d300.toml bench/glove.sh ...   another recipe
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build}
 work=${2:-${TMPDIR:-/tmp}/loom-glove-bench}
 epochs=${EPOCHS:-15}
+config=${BENCH_CONFIG:-examples/glove-wiki17m.toml}
 layouts=${LAYOUTS:-2x1 1x2}
 cd "$here"
 data=../shared/data
@@ -31,13 +33,13 @@ for layout in $layouts; do
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   start=$(date +%s.%N)
   mpirun -np "$np" --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 \
-    "$build/loom" train examples/glove-wiki17m.toml \
+    "$build/loom" train "$config" \
     --set "corpus.paths=[\"$work/wiki17m.txt\"]" --set "run.dir=$run" \
     --set run.threads="$threads" --set glove.threads="$threads" --set glove.epochs="$epochs" \
     --set checkpoint.every_minutes=0 --set progress.interval_s=60 ${BENCH_SET:-} > "$run.log" 2>&1 ||
     { tail -20 "$run.log"; exit 1; }
   end=$(date +%s.%N)
-  echo "== $np rank(s) x $threads thread(s), $epochs iterations; load before: $load, after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "== $config: $np rank(s) x $threads thread(s), $epochs iterations; load before: $load, after: $(cut -d' ' -f1-3 /proc/loadavg)"
   grep -E "\]\[(vocab|cooccur)\] [0-9]+ (words|tokens)" "$run.log" || true
   python3 - "$run/eval.json" "$start" "$end" "$epochs" <<'PY'
 import json, sys

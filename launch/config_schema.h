@@ -154,7 +154,7 @@ struct ConfigRange {
   X_ENUM(sync, "delta", "delta|average",                                                          \
          "replica sync after every step: delta = apply the sum of all ranks' changes, "           \
          "average = average the parameters")                                                      \
-  X_INT(step_words, 1048576, ConfigRange::at_least(1),                                            \
+  X_INT(step_words, 262144, ConfigRange::at_least(1),                                             \
         "words of the largest shard per step: the sync period across ranks")                     \
   X_INT(max_sentence_words, 1000, ConfigRange::between(1, 1000000),                               \
         "longer lines are cut into sentences of this many words (word2vec: 1000)")

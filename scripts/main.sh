@@ -5,7 +5,8 @@
 #                                    accuracy every 5 epochs, the per-relation table and a
 #                                    few `a : b :: c : ?` answers at the end
 #   scripts/main.sh CORPUS...        your corpus (files, directories, globs; .gz/.xz too)
-#                                    with the wiki17m recipe (examples/glove-wiki17m.toml)
+#                                    with the recommended wiki17m recipe
+#                                    (examples/glove-wiki17m-d300.toml: D 300, 15 iterations)
 #   scripts/main.sh --np N ...       another number of ranks
 # Extra loom options go after `--`, e.g. scripts/main.sh -- --set glove.epochs=50
 set -euo pipefail
@@ -33,4 +34,4 @@ sets=(--set "corpus.paths=[$paths]" --set run.name=glove-corpus --set eval.every
 # The analogy and similarity files of ../shared/data, where they exist.
 [[ -f ../shared/data/questions-words.txt ]] || sets+=(--set eval.analogy=)
 [[ -f ../shared/data/wordsim353.tsv ]] || sets+=(--set eval.similarity=)
-exec "${mpirun[@]}" "${loom[@]}" train examples/glove-wiki17m.toml "${sets[@]}" "$@"
+exec "${mpirun[@]}" "${loom[@]}" train examples/glove-wiki17m-d300.toml "${sets[@]}" "$@"

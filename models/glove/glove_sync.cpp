@@ -44,7 +44,10 @@
 //     stratified, 2^24 (2 syncs/epoch): loss 0.0302, analogy 32.95 % (one rank: 0.0302,
 //     32.78 %)
 //   one sync at wiki17m's size (V 71,290, D 100: two allreduces of 28.5 M floats):
-//   220-600 ms at 2 ranks, 600-750 ms at 3 on the shared 2-core machine.
+//   220-600 ms at 2 ranks, 600-750 ms at 3 on the shared 2-core machine, with the sync
+//   written as three passes over the arrays; it is fused per piece since (Note [Fused
+//   delta sync] in models/replica_sync.h), which cut word2vec's sync at a similar size
+//   (55 MB) from ~190 ms to ~20 ms.
 // Choice: stratified. It cannot diverge through the sync, matches the single-rank loss at
 // any world size, and needs the fewest syncs: the default period glove.step_nnz = 2^24 is
 // one step per phase on wiki17m (~14 M non-zeros per block at 2 ranks), 2 syncs per epoch.
@@ -56,25 +59,9 @@
 #include "core/error.h"
 #include "dist/communicator.h"
 #include "models/glove/glove.h"
+#include "models/replica_sync.h"
 
 namespace loom {
-
-namespace {
-
-// x <- base + sum_r (x_r - base); base <- x. x, base: (n,). `threads` as glove.threads
-// (an OpenMP team larger than the rank's cores would spin against the other ranks).
-void delta_sum(Communicator& comm, float* x, float* base, int64_t n, int threads) {
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-  for (int64_t i = 0; i < n; ++i) x[i] -= base[i];
-  comm.allreduce(Tensor::of(x, n), ReduceOp::kSum);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] += base[i];
-    base[i] = x[i];
-  }
-}
-
-}  // namespace
 
 // Collective; called by every rank at the end of every step when world > 1.
 void Glove::synchronize() {
@@ -82,8 +69,8 @@ void Glove::synchronize() {
   float* values = params_.values().f32();
   float* gsq = gradsq().f32();
   if (options_.sync != GloveSync::kAverage) {
-    delta_sum(comm_, values, static_cast<float*>(values_base_.data()), n, options_.threads);
-    delta_sum(comm_, gsq, static_cast<float*>(gradsq_base_.data()), n, options_.threads);
+    delta_allreduce(comm_, values, static_cast<float*>(values_base_.data()), n, options_.threads);
+    delta_allreduce(comm_, gsq, static_cast<float*>(gradsq_base_.data()), n, options_.threads);
   } else {
     comm_.allreduce(Tensor::of(values, n), ReduceOp::kAvg);
     comm_.allreduce(Tensor::of(gsq, n), ReduceOp::kAvg);

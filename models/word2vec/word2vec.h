@@ -72,7 +72,7 @@ struct Word2VecOptions {
   int64_t epochs = 5;
   int threads = 1;              // Hogwild threads per rank; 1 = deterministic
   Word2VecSync sync = Word2VecSync::kDelta;
-  int64_t step_words = int64_t{1} << 20;   // words of the largest shard per step = sync period
+  int64_t step_words = int64_t{1} << 18;   // words of the largest shard per step = sync period
   int64_t max_sentence_words = 1000;
   uint64_t seed = 1234;
 

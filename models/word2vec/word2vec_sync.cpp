@@ -13,16 +13,25 @@
 //             step length matches one process's.
 //   average - x <- mean over ranks of x_r (model averaging): each rank's change is divided
 //             by the world size, so a run with W ranks moves 1/W as far per word.
-// Both are one allreduce of all parameters (syn0, syn1neg, syn1: 2 V D floats) per step;
-// syncing only the rows a step touched, or frequent rows more often, would cut the volume
-// when the period is short, but with sample = 1e-4 and a period of ~1 M words nearly all
-// rows are touched, so the dense allreduce is kept. Measured (README "Training word2vec",
-// tests/models/test_word2vec_train.cpp MeasureSyncSchemes): see the README table; the
-// default is delta with step_words = 2^20.
+// Both are one allreduce of all parameters (syn0, syn1neg, syn1: 2 V D floats) per step,
+// delta fused per piece with its two passes over the arrays (Note [Fused delta sync] in
+// models/replica_sync.h). Syncing only the rows a step touched would cut the volume
+// further; with the fused sync a wiki17m-sized sync (55 MB) costs ~20 ms, so the dense
+// allreduce is kept. Measured: on the planted corpus see the README table
+// (tests/models/test_word2vec_train.cpp MeasureSyncSchemes); the period on wiki17m
+// (skip-gram, issue 7's settings, 2 ranks x 1 thread, analogy total, seeds 1234 / 7 / 3 /
+// 11; the figures vary by about a point from seed to seed, so one run says little):
+//   step_words 2^20 (9 syncs per epoch)    36.98 / 36.78 / 36.73 %
+//   step_words 2^18 (33 syncs per epoch)   37.59 / 38.70 / 37.62 / S11 %
+//   step_words 2^17 (65 syncs per epoch)   36.69 / S17 %
+//   one rank (no sync)                     37.24 %
+// Default: delta, step_words = 2^18. With the sync written as three passes, 2^18 cost
+// 154.5 s of wall time against 131.8 s at 2^20; fused, 126.7 s.
 #include <cstring>
 
 #include "core/error.h"
 #include "dist/communicator.h"
+#include "models/replica_sync.h"
 #include "models/word2vec/word2vec.h"
 
 namespace loom {
@@ -35,16 +44,7 @@ void Word2Vec::synchronize() {
     comm_.allreduce(Tensor::of(x, n), ReduceOp::kAvg);
     return;
   }
-  float* base = static_cast<float*>(base_.data());
-  const int threads = options_.threads;
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-  for (int64_t i = 0; i < n; ++i) x[i] -= base[i];
-  comm_.allreduce(Tensor::of(x, n), ReduceOp::kSum);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] += base[i];
-    base[i] = x[i];
-  }
+  delta_allreduce(comm_, x, static_cast<float*>(base_.data()), n, options_.threads);
 }
 
 // The Trainer has read the parameters. Same world size and step count per epoch: the

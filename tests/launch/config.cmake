@@ -2,3 +2,4 @@
 loom_add_test(test_config
   SOURCES ${LOOM_TEST_DIR}/test_config.cpp
   LIBS loom_launch)
+target_compile_definitions(test_config PRIVATE LOOM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <string>
@@ -354,6 +355,18 @@ TEST(ConfigEngine, EditDistance) {
   EXPECT_EQ(config_edit_distance("abc", ""), 3u);
   EXPECT_EQ(config_edit_distance("kitten", "sitting"), 3u);
   EXPECT_EQ(config_edit_distance("timeout", "timeout_s"), 2u);
+}
+
+// Every config the README points users to loads: known keys, right types, valid values.
+// (A recipe that only fails when someone runs it is a broken recipe.)
+TEST(Config, EveryExampleLoads) {
+  int loaded = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(LOOM_SOURCE_DIR) + "/examples")) {
+    if (entry.path().extension() != ".toml") continue;
+    EXPECT_NO_THROW(load_config(entry.path().string(), {})) << entry.path();
+    ++loaded;
+  }
+  EXPECT_GE(loaded, 6);
 }
 
 }  // namespace

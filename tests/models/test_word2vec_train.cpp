@@ -11,12 +11,14 @@
 #include <cstring>
 #include <numeric>
 #include <string>
+#include <vector>
 
 #include "dist/mpi_communicator.h"
 #include "io/checkpoint.h"
 #include "io/export.h"
 #include "models/embedding_eval.h"
 #include "models/glove/planted_corpus.h"
+#include "models/replica_sync.h"
 #include "models/word2vec/word2vec.h"
 #include "tests/support/test_support.h"
 
@@ -232,6 +234,31 @@ TEST(Word2VecTrain, ResumeIsBitExact) {
   run_steps(*b, k, b->total_steps());
   expect_identical(values(*a), values(*b));
   EXPECT_EQ(a->tokens_seen(), b->tokens_seen());
+}
+
+// delta_allreduce (models/replica_sync.h, shared with GloVe) over more than one piece with
+// a ragged tail: every rank's change is added exactly once, base follows, at 1 and 2
+// threads. Values are multiples of 1/4 below 2^21, so every sum is exact in float.
+TEST(DeltaAllreduce, AddsEveryRanksChangeAcrossPieces) {
+  const int world_size = world().size(), rank = world().rank();
+  const int64_t n = 2 * kDeltaPiece + 1001;
+  for (int threads : {1, 2}) {
+    std::vector<float> x(static_cast<size_t>(n)), base(static_cast<size_t>(n));
+    auto base_of = [](int64_t i) { return static_cast<float>(i % 4099) * 0.5f; };
+    auto change_of = [](int64_t i, int r) { return static_cast<float>((i % 7) * (r + 1)) * 0.25f; };
+    for (int64_t i = 0; i < n; ++i) {
+      base[static_cast<size_t>(i)] = base_of(i);
+      x[static_cast<size_t>(i)] = base_of(i) + change_of(i, rank);
+    }
+    delta_allreduce(world(), x.data(), base.data(), n, threads);
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      float want = base_of(i);
+      for (int r = 0; r < world_size; ++r) want += change_of(i, r);
+      wrong += x[static_cast<size_t>(i)] != want || base[static_cast<size_t>(i)] != want;
+    }
+    EXPECT_EQ(wrong, 0) << "threads " << threads << ", world " << world_size;
+  }
 }
 
 }  // namespace
