@@ -19,14 +19,18 @@
 // further; with the fused sync a wiki17m-sized sync (55 MB) costs ~20 ms, so the dense
 // allreduce is kept. Measured: on the planted corpus see the README table
 // (tests/models/test_word2vec_train.cpp MeasureSyncSchemes); the period on wiki17m
-// (skip-gram, issue 7's settings, 2 ranks x 1 thread, analogy total, seeds 1234 / 7 / 3 /
-// 11; the figures vary by about a point from seed to seed, so one run says little):
-//   step_words 2^20 (9 syncs per epoch)    36.98 / 36.78 / 36.73 %
-//   step_words 2^18 (33 syncs per epoch)   37.59 / 38.70 / 37.62 / S11 %
-//   step_words 2^17 (65 syncs per epoch)   36.69 / S17 %
+// (skip-gram, issue 7's settings, 2 ranks x 1 thread, analogy total for seeds 1234 / 7 /
+// 3 / 11; the figures vary by up to a point from seed to seed, so one run says little):
+//   step_words 2^20 (9 syncs per epoch)    36.98 / 36.78 / 36.73 / 36.63 %
+//   step_words 2^18 (33 syncs per epoch)   37.59 / 38.70 / 37.62 %
+//   step_words 2^17 (65 syncs per epoch)   36.69 / 38.53 %
 //   one rank (no sync)                     37.24 %
 // Default: delta, step_words = 2^18. With the sync written as three passes, 2^18 cost
 // 154.5 s of wall time against 131.8 s at 2^20; fused, 126.7 s.
+// Not solved: CBOW at 2 ranks ends below one rank (seed 1234: 34.07 / 34.46 / 34.36 % at
+// 2^20 / 2^18 / 2^16 against 36.13 % at 1 x 1, 36.18 % at 1 x 2 Hogwild). Averaging
+// (27.04 %), a per-row mean over the ranks that changed the row (26.97 %; with syn0 still
+// summed 31.15 %) and alpha 0.035 / 0.075 (32.44 / 35.13 %) were measured and rejected.
 #include <cstring>
 
 #include "core/error.h"
