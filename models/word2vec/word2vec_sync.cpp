@@ -27,10 +27,11 @@
 //   one rank (no sync)                     37.24 %
 // Default: delta, step_words = 2^18. With the sync written as three passes, 2^18 cost
 // 154.5 s of wall time against 131.8 s at 2^20; fused, 126.7 s.
-// Not solved: CBOW at 2 ranks ends below one rank (seed 1234: 34.07 / 34.46 / 34.36 % at
-// 2^20 / 2^18 / 2^16 against 36.13 % at 1 x 1, 36.18 % at 1 x 2 Hogwild). Averaging
-// (27.04 %), a per-row mean over the ranks that changed the row (26.97 %; with syn0 still
-// summed 31.15 %) and alpha 0.035 / 0.075 (32.44 / 35.13 %) were measured and rejected.
+// Not solved: CBOW at 2 ranks ends below one rank on average (seeds 1234 / 7 / 3: 34.46 /
+// 36.36 / 35.18 % at 2 x 1 against 36.13 / 35.58 / 36.67 % at 1 x 1); with seed 1234 the
+// period does not matter (2^20 .. 2^14: 34.07 - 34.46 %). Averaging (27.04 %), a per-row
+// mean over the ranks that changed the row (26.97 %; with syn0 still summed 31.15 %) and
+// alpha 0.035 / 0.075 (32.44 / 35.13 %) were measured and rejected.
 #include <cstring>
 
 #include "core/error.h"
