@@ -13,6 +13,8 @@
 #include "core/error.h"
 #include "launch/config.h"
 #include "launch/config_engine.h"
+#include "launch/pipeline_glove.h"
+#include "launch/pipeline_word2vec.h"
 #include "tests/support/test_support.h"
 
 namespace loom {
@@ -367,6 +369,39 @@ TEST(Config, EveryExampleLoads) {
     ++loaded;
   }
   EXPECT_GE(loaded, 6);
+}
+
+// The [word2vec] and [glove] sections restate the models' option defaults (the schema
+// must print them); a default changed on one side only is a silent behaviour change for
+// either the CLI or the library. (word2vec.step_words once differed: 2^20 vs 2^18.)
+TEST(Config, ModelSectionDefaultsAreTheModelsDefaults) {
+  const Config defaults;
+  const Word2VecOptions w = word2vec_options(defaults, 1), wm;
+  EXPECT_EQ(w.arch, wm.arch);
+  EXPECT_EQ(w.dim, wm.dim);
+  EXPECT_EQ(w.window, wm.window);
+  EXPECT_EQ(w.negative, wm.negative);
+  EXPECT_EQ(w.hs, wm.hs);
+  EXPECT_EQ(w.shared_negatives, wm.shared_negatives);
+  EXPECT_EQ(w.sample, wm.sample);
+  EXPECT_EQ(w.alpha, wm.alpha);
+  EXPECT_EQ(w.min_alpha_ratio, wm.min_alpha_ratio);
+  EXPECT_EQ(w.ns_power, wm.ns_power);
+  EXPECT_EQ(w.epochs, wm.epochs);
+  EXPECT_EQ(w.sync, wm.sync);
+  EXPECT_EQ(w.step_words, wm.step_words);
+  EXPECT_EQ(w.max_sentence_words, wm.max_sentence_words);
+  const GloveOptions g = glove_options(defaults, 1), gm;
+  EXPECT_EQ(g.dim, gm.dim);
+  EXPECT_EQ(g.x_max, gm.x_max);
+  EXPECT_EQ(g.alpha, gm.alpha);
+  EXPECT_EQ(g.eta, gm.eta);
+  EXPECT_EQ(g.grad_clip, gm.grad_clip);
+  EXPECT_EQ(g.epochs, gm.epochs);
+  EXPECT_EQ(g.sync, gm.sync);
+  EXPECT_EQ(g.step_nnz, gm.step_nnz);
+  EXPECT_EQ(g.reshuffle, gm.reshuffle);
+  EXPECT_EQ(g.output, gm.output);
 }
 
 }  // namespace
