@@ -156,6 +156,10 @@ struct ConfigRange {
          "average = average the parameters")                                                      \
   X_INT(step_words, 262144, ConfigRange::at_least(1),                                             \
         "words of the largest shard per step: the sync period across ranks")                     \
+  X_REAL(average_above, -1.0, ConfigRange::at_least(-1),                                         \
+         "with sync = delta: rows of words expected to be kept at least this many times in one "  \
+         "rank's step are averaged across ranks instead of summed; 0 = sum every row; -1 = 100 "  \
+         "for cbow, 0 for skipgram")                                                              \
   X_INT(max_sentence_words, 1000, ConfigRange::between(1, 1000000),                               \
         "longer lines are cut into sentences of this many words (word2vec: 1000)")
 

@@ -145,6 +145,8 @@ struct Report {
   double read_s = 0, train_s = 0, export_s = 0, eval_s = 0, total_s = 0;
   int64_t words = 0;
   std::vector<double> rss_gb;
+  std::vector<double> wait_s;   // (world,) seconds each rank waited for the others at step ends
+  std::vector<double> sync_s;   // (world,) seconds each rank spent in the synchronisation
 };
 
 // Rank 0: the vector files, the evaluation (printed) and RUN_DIR/eval.json.
@@ -197,7 +199,8 @@ void export_and_evaluate(const Config& config, const std::string& run_dir, const
   j["arch"] = word2vec_arch_name(model.options().arch);
   j["seconds"] = {{"vocab", report.stages.vocab_s}, {"vocab_reused", report.stages.vocab_reused},
                   {"read", report.read_s}, {"train", report.train_s}, {"export", report.export_s},
-                  {"eval", report.eval_s}};
+                  {"eval", report.eval_s}, {"wait_per_rank", report.wait_s},
+                  {"sync_per_rank", report.sync_s}};
   j["words"] = report.words;
   j["peak_rss_gb"] = report.rss_gb;
   const std::string path = run_dir + "/eval.json";
@@ -212,6 +215,9 @@ void log_summary(const Report& r, const Word2VecWatch& watch, int world, int thr
   const double rate = r.train_s > 0 ? static_cast<double>(r.words) / r.train_s : 0;
   std::string rss;
   for (double g : r.rss_gb) rss += (rss.empty() ? "" : ", ") + fixed(g, 2);
+  std::string sync, wait;
+  for (double s : r.sync_s) sync += (sync.empty() ? "" : ", ") + fixed(s, 2);
+  for (double s : r.wait_s) wait += (wait.empty() ? "" : ", ") + fixed(s, 2);
   log::info("word2vec", "pipeline: vocab " + fixed(r.stages.vocab_s, 2) + " s" + (r.stages.vocab_reused ? " (reused)" : "") +
                             ", reading the shard " + fixed(r.read_s, 2) + " s, training " + fixed(r.train_s, 2) +
                             " s, export " + fixed(r.export_s, 2) + " s, evaluation " + fixed(r.eval_s, 2) + " s, total " +
@@ -220,7 +226,8 @@ void log_summary(const Report& r, const Word2VecWatch& watch, int world, int thr
                             (watch.history().empty() ? std::string("n/a") : fixed(watch.history().back().loss, 5)) + "; " +
                             fixed(rate / 1e3, 1) + " k words/s in training (" +
                             fixed(rate / 1e3 / std::max(1, world * threads), 1) + " per core, " + std::to_string(world) +
-                            " rank(s) x " + std::to_string(threads) + " thread(s)); peak RSS per rank " + rss + " GB");
+                            " rank(s) x " + std::to_string(threads) + " thread(s)); peak RSS per rank " + rss + " GB" +
+                            (world > 1 ? "; per rank: waiting for the other ranks " + wait + " s, synchronisation " + sync + " s" : ""));
 }
 
 }  // namespace
@@ -242,6 +249,7 @@ Word2VecOptions word2vec_options(const Config& config, int run_threads) {
   o.threads = w.threads > 0 ? static_cast<int>(w.threads) : std::max(1, run_threads);
   o.sync = parse_word2vec_sync(w.sync);
   o.step_words = w.step_words;
+  o.average_above = w.average_above;
   o.max_sentence_words = w.max_sentence_words;
   o.seed = static_cast<uint64_t>(config.run.seed);
   return o;
@@ -278,7 +286,12 @@ int run_word2vec_pipeline(Session& session) {
                             " epochs of " + std::to_string(model->steps_per_epoch()) + " step(s), " +
                             std::to_string(comm.size()) + " rank(s) x " + std::to_string(options.threads) +
                             " thread(s)" + (options.threads > 1 ? " (Hogwild: results depend on timing)" : "") +
-                            ", sync " + word2vec_sync_name(options.sync));
+                            ", sync " + word2vec_sync_name(options.sync) +
+                            (comm.size() > 1 && options.sync == Word2VecSync::kDelta
+                                 ? " (rows of the " + std::to_string(model->hot_words()) + " most frequent words" +
+                                       (options.hs ? " and " + std::to_string(model->hot_nodes()) + " top inner nodes" : "") +
+                                       " averaged)"
+                                 : ""));
   Word2VecWatch watch(*model, comm, questions, config.eval.every_epochs, config.eval.restrict);
   Trainer trainer(comm, watch, trainer_options(config, run_dir));
   const int64_t seen_before = model->tokens_seen();
@@ -290,6 +303,11 @@ int run_word2vec_pipeline(Session& session) {
   report.rss_gb.assign(static_cast<size_t>(comm.size()), 0.0);
   double mine = peak_rss_gb();
   comm.allgather(Tensor::of(&mine, 1), Tensor::of(report.rss_gb.data(), comm.size()));
+  report.wait_s.assign(static_cast<size_t>(comm.size()), 0.0);
+  report.sync_s.assign(static_cast<size_t>(comm.size()), 0.0);
+  double my_wait = model->wait_seconds(), my_sync = model->sync_seconds();
+  comm.allgather(Tensor::of(&my_wait, 1), Tensor::of(report.wait_s.data(), comm.size()));
+  comm.allgather(Tensor::of(&my_sync, 1), Tensor::of(report.sync_s.data(), comm.size()));
   if (comm.rank() == 0) {
     export_and_evaluate(config, run_dir, *model, questions, watch, report, comm.size());
     report.total_s = since(t_start);

@@ -24,4 +24,15 @@ void delta_allreduce(Communicator& comm, float* x, float* base, int64_t n, int t
   }
 }
 
+void average_allreduce(Communicator& comm, float* x, float* base, int64_t n, int threads) {
+  for (int64_t from = 0; from < n; from += kDeltaPiece) {
+    const int64_t m = std::min(kDeltaPiece, n - from);
+    comm.allreduce(Tensor::of(x + from, m), ReduceOp::kAvg);
+    const float* __restrict xp = x + from;
+    float* __restrict bp = base + from;
+#pragma omp parallel for simd num_threads(threads) if (threads > 1)
+    for (int64_t i = 0; i < m; ++i) bp[i] = xp[i];
+  }
+}
+
 }  // namespace loom

@@ -25,4 +25,7 @@ constexpr int64_t kDeltaPiece = int64_t{1} << 18;   // floats per allreduce
 // ranks on the same cores).
 void delta_allreduce(Communicator& comm, float* x, float* base, int64_t n, int threads);
 
+// x (n,) <- mean over ranks of x_r; base (n,) <- x. Collective, pieces as above.
+void average_allreduce(Communicator& comm, float* x, float* base, int64_t n, int threads);
+
 }  // namespace loom

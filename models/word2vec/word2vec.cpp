@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -32,6 +33,7 @@ void check_options(const Word2VecOptions& o) {
   if (o.threads < 1 || o.threads > kMaxThreads) bad("threads", "must be in [1, 4096], got " + std::to_string(o.threads));
   if (o.step_words < 1) bad("step_words", "must be >= 1, got " + std::to_string(o.step_words));
   if (o.max_sentence_words < 1) bad("max_sentence_words", "must be >= 1");
+  if (!(o.average_above >= -1)) bad("average_above", "must be >= 0, or -1 for the default");
 }
 
 // SplitMix64: the fast per-sentence generator, seeded from the thread's Philox stream (so
@@ -106,10 +108,68 @@ Word2Vec::Word2Vec(const Word2VecOptions& options, Communicator& comm, const Voc
   for (int t = 0; t < options_.threads; ++t)
     threads_.push_back(std::make_unique<ThreadState>(
         options_, static_cast<uint64_t>(comm_.rank()) * kMaxThreads + static_cast<uint64_t>(t)));
+  plan_sync();
   if (comm_.size() > 1 && options_.sync == Word2VecSync::kDelta) {
     base_ = Buffer(static_cast<size_t>(params_.total_elements()) * sizeof(float));
     std::memcpy(base_.data(), params_.values().data(), base_.size());
   }
+}
+
+int64_t word2vec_hot_rows(const std::vector<double>& expected, double above, const HuffmanTree* tree,
+                          int64_t* nodes) {
+  int64_t words = 0;
+  if (nodes != nullptr) *nodes = 0;
+  if (above <= 0) return 0;
+  while (words < static_cast<int64_t>(expected.size()) && expected[static_cast<size_t>(words)] >= above) ++words;
+  if (tree == nullptr || nodes == nullptr || tree->size() < 2) return words;
+  std::vector<double> visits(static_cast<size_t>(tree->size() - 1), 0.0);   // (V - 1,)
+  for (int64_t w = 0; w < tree->size(); ++w)
+    for (int64_t j = tree->offset[static_cast<size_t>(w)]; j < tree->offset[static_cast<size_t>(w) + 1]; ++j)
+      visits[static_cast<size_t>(tree->point[static_cast<size_t>(j)])] += expected[static_cast<size_t>(w)];
+  int64_t first = static_cast<int64_t>(visits.size());
+  while (first > 0 && visits[static_cast<size_t>(first - 1)] >= above) --first;
+  *nodes = static_cast<int64_t>(visits.size()) - first;
+  return words;
+}
+
+// The hot rows and the segments a kDelta sync works through: every parameter element once,
+// in buffer order, the hot row ranges averaged and the rest summed.
+void Word2Vec::plan_sync() {
+  const int64_t V = vocab_.size(), D = options_.dim;
+  const double per_step = static_cast<double>(total_words_) / comm_.size() / static_cast<double>(steps_per_epoch_);
+  int64_t count_sum = 0;
+  for (int64_t c : vocab_.counts()) count_sum += c;
+  std::vector<double> expected(static_cast<size_t>(V));   // (V,) kept occurrences per rank and step
+  for (int64_t w = 0; w < V; ++w)
+    expected[static_cast<size_t>(w)] = keep_probability(static_cast<int32_t>(w)) *
+                                       static_cast<double>(vocab_.count(static_cast<int32_t>(w))) /
+                                       static_cast<double>(std::max<int64_t>(1, count_sum)) * per_step;
+  hot_words_ = word2vec_hot_rows(expected, options_.hot_threshold(), options_.hs ? &huffman_ : nullptr, &hot_nodes_);
+  struct Range { int64_t begin, end; };
+  std::vector<Range> hot;   // element ranges of the buffer, ascending
+  auto entry_offset = [&](const char* name) {
+    for (const ParamStore::Entry& e : params_.entries())
+      if (e.name == name) return e.offset;
+    return int64_t{-1};
+  };
+  if (hot_words_ > 0) {
+    hot.push_back({entry_offset("syn0"), entry_offset("syn0") + hot_words_ * D});
+    if (options_.negative > 0) hot.push_back({entry_offset("syn1neg"), entry_offset("syn1neg") + hot_words_ * D});
+  }
+  if (hot_nodes_ > 0) {
+    const int64_t end = entry_offset("syn1") + (V - 1) * D;
+    hot.push_back({end - hot_nodes_ * D, end});
+  }
+  std::sort(hot.begin(), hot.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  sync_segments_.clear();
+  int64_t at = 0;
+  for (const Range& r : hot) {
+    if (r.begin > at) sync_segments_.push_back({at, r.begin - at, false});
+    sync_segments_.push_back({r.begin, r.end - r.begin, true});
+    at = r.end;
+  }
+  const int64_t n = params_.total_elements();
+  if (n > at) sync_segments_.push_back({at, n - at, false});
 }
 
 Word2Vec::~Word2Vec() = default;
@@ -242,7 +302,17 @@ StepStats Word2Vec::train_step(const StepContext& /*ctx*/) {
     }
     stats = StepStats{loss, examples, items};
   }
-  if (comm_.size() > 1) synchronize();
+  if (comm_.size() > 1) {
+    // The barrier separates waiting for the slowest rank from the sync's own cost (it costs
+    // microseconds against steps of tenths of a second).
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
+    comm_.barrier();
+    const auto t1 = Clock::now();
+    synchronize();
+    wait_s_ += std::chrono::duration<double>(t1 - t0).count();
+    sync_s_ += std::chrono::duration<double>(Clock::now() - t1).count();
+  }
   words_seen_ += slice_words;
   if (++slice_ == steps_per_epoch_) {
     slice_ = 0;

@@ -73,10 +73,15 @@ struct Word2VecOptions {
   int threads = 1;              // Hogwild threads per rank; 1 = deterministic
   Word2VecSync sync = Word2VecSync::kDelta;
   int64_t step_words = int64_t{1} << 18;   // words of the largest shard per step = sync period
+  // With kDelta: the rows of words expected to be kept at least this many times in one
+  // rank's step (hot rows) are averaged across ranks instead of summed; 0 = sum every row;
+  // < 0 = 100 for CBOW, 0 for skip-gram (Note [word2vec synchronisation]).
+  double average_above = -1;
   int64_t max_sentence_words = 1000;
   uint64_t seed = 1234;
 
   double initial_alpha() const { return alpha > 0 ? alpha : (arch == Word2VecArch::kCbow ? 0.05 : 0.025); }
+  double hot_threshold() const { return average_above >= 0 ? average_above : (arch == Word2VecArch::kCbow ? 100 : 0); }
 };
 
 class Word2Vec final : public Model {
@@ -107,6 +112,14 @@ class Word2Vec final : public Model {
   // The learning rate after `progress` words of all ranks.
   float learning_rate(double progress) const;
   int64_t total_words() const { return total_words_; }
+  // Hot rows (Note [word2vec synchronisation]): syn0 / syn1neg rows [0, hot_words()) and
+  // syn1 rows [V - 1 - hot_nodes(), V - 1), averaged at a kDelta sync.
+  int64_t hot_words() const { return hot_words_; }
+  int64_t hot_nodes() const { return hot_nodes_; }
+  // Seconds this rank spent since construction waiting for the other ranks at the end of
+  // its steps, and in the synchronisation itself.
+  double wait_seconds() const { return wait_s_; }
+  double sync_seconds() const { return sync_s_; }
   const HuffmanTree& huffman() const { return huffman_; }
   const NoiseTable& noise() const { return noise_; }
   // The probability that subsampling keeps word w in an epoch (from its 32-bit threshold).
@@ -121,6 +134,7 @@ class Word2Vec final : public Model {
                         double global_words);
   double train_sentence(ThreadState& t, int64_t sentence, float lr, int64_t* examples);
   void synchronize();
+  void plan_sync();
   void seek_rng(const std::vector<uint64_t>& positions);   // (threads,)
 
   Word2VecOptions options_;
@@ -135,13 +149,26 @@ class Word2Vec final : public Model {
   ParamStore params_;
   Word2VecView view_;
   Buffer base_;                          // (total_elements) parameters at the last sync (kDelta, world > 1)
+  int64_t hot_words_ = 0, hot_nodes_ = 0;
+  struct SyncSegment { int64_t offset, length; bool average; };
+  std::vector<SyncSegment> sync_segments_;   // kDelta: [0, total_elements) in order
   std::vector<std::unique_ptr<ThreadState>> threads_;
   int64_t steps_per_epoch_ = 1;
   int64_t total_steps_ = 1;
   int64_t epoch_ = 0;      // cursor: epoch of the next step
   int64_t slice_ = 0;      // cursor: slice of the next step within the epoch
   int64_t words_seen_ = 0; // words trained, all ranks
+  double wait_s_ = 0;      // seconds waiting for the other ranks before synchronize()
+  double sync_s_ = 0;      // seconds in synchronize()
 };
+
+// The hot rows of a vocabulary (Note [word2vec synchronisation]): expected[w] is how many
+// times word w is expected to be kept in one rank's step (vocabulary order: counts
+// descending); returns how many leading words reach `above` (0 = none), and through
+// `nodes` how many inner nodes at the end of the Huffman tree's numbering (the root is
+// V - 2) are each visited at least `above` times (tree null or above 0: 0).
+int64_t word2vec_hot_rows(const std::vector<double>& expected, double above, const HuffmanTree* tree,
+                          int64_t* nodes);
 
 // Declares and initialises the parameters, builds the tables. Collective (exchanges the
 // shard sizes).

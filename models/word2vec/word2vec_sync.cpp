@@ -49,7 +49,15 @@ void Word2Vec::synchronize() {
     comm_.allreduce(Tensor::of(x, n), ReduceOp::kAvg);
     return;
   }
-  delta_allreduce(comm_, x, static_cast<float*>(base_.data()), n, options_.threads);
+  float* base = static_cast<float*>(base_.data());
+  for (const SyncSegment& g : sync_segments_) {
+    if (g.average)
+      average_allreduce(comm_, x + g.offset, base + g.offset, g.length, options_.threads);
+    else
+      delta_allreduce(comm_, x + g.offset, base + g.offset, g.length, options_.threads);
+  }
+  LOOM_ASSERT(sync_segments_.empty() || sync_segments_.back().offset + sync_segments_.back().length == n,
+              "word2vec: the sync segments do not cover the parameters");
 }
 
 // The Trainer has read the parameters. Same world size and step count per epoch: the

@@ -18,6 +18,7 @@
 #include "core/rng.h"
 #include "models/word2vec/huffman.h"
 #include "models/word2vec/noise_table.h"
+#include "models/word2vec/word2vec.h"
 #include "models/word2vec/word2vec_kernel.h"
 
 namespace loom {
@@ -267,6 +268,27 @@ TEST(Word2VecKernels, StepsAreMinusLrTimesTheGradient) {
       EXPECT_NEAR(syn1[static_cast<size_t>(points[j] * D + k)],
                   syn1_0[static_cast<size_t>(points[j] * D + k)] - lr * dnodes[static_cast<size_t>(j * D + k)], 2e-3)
           << "syn1 row " << points[j];
+}
+
+// The hot rows of Note [word2vec synchronisation] on a tree worked by hand: counts
+// {8, 4, 2, 1, 1} give inner nodes 0 = (3, 4) weight 2, 1 = (2, node 0) 4, 2 = (1, node 1) 8
+// and the root 3 = (0, node 2) 16; with expected = counts a node is visited as often as
+// its weight.
+TEST(Word2VecSyncPlan, HotWordsArePrefixAndHotNodesTheTopOfTheTree) {
+  const std::vector<int64_t> counts{8, 4, 2, 1, 1};
+  const HuffmanTree tree = build_huffman(counts);
+  const std::vector<double> expected(counts.begin(), counts.end());
+  struct Case { double above; int64_t words, nodes; };
+  for (const Case& c : {Case{0, 0, 0}, Case{17, 0, 0}, Case{16, 0, 1}, Case{8, 1, 2}, Case{4, 2, 3},
+                        Case{2, 3, 4}, Case{1, 5, 4}, Case{0.5, 5, 4}}) {
+    int64_t nodes = -1;
+    EXPECT_EQ(word2vec_hot_rows(expected, c.above, &tree, &nodes), c.words) << "above " << c.above;
+    EXPECT_EQ(nodes, c.nodes) << "above " << c.above;
+  }
+  // The prefix stops at the first word below the threshold, and no tree means no nodes.
+  int64_t nodes = -1;
+  EXPECT_EQ(word2vec_hot_rows({300, 150, 99.5, 120}, 100, nullptr, &nodes), 2);
+  EXPECT_EQ(nodes, 0);
 }
 
 TEST(Word2VecKernels, SigmoidTablesAreClose) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -76,6 +77,7 @@ Word2VecOptions planted_options(Word2VecArch arch, bool hs) {
   if (const char* e = std::getenv("LOOM_W2V_EPOCHS")) o.epochs = std::atoi(e);
   if (const char* e = std::getenv("LOOM_W2V_SYNC")) o.sync = parse_word2vec_sync(e);
   if (const char* e = std::getenv("LOOM_W2V_STEP_WORDS")) o.step_words = std::atoll(e);
+  if (const char* e = std::getenv("LOOM_W2V_AVERAGE_ABOVE")) o.average_above = std::atof(e);
   return o;
 }
 
@@ -177,10 +179,14 @@ TEST(Word2VecTrain, LearningRateDecaysLinearlyToTheFloor) {
 TEST(Word2VecTrain, ReplicasEqualAndOneThreadDeterministic) {
   const Planted& d = planted();
   Word2VecOptions o = planted_options(Word2VecArch::kSkipGram, true);
-  o.negative = 3;   // both output layers
+  o.negative = 3;     // both output layers
   o.epochs = 1;
+  o.average_above = 2;   // some hot rows of every layer, averaged at the syncs
   std::unique_ptr<Word2Vec> a = make_word2vec(o, world(), d.vocab, d.shard);
   std::unique_ptr<Word2Vec> b = make_word2vec(o, world(), d.vocab, d.shard);
+  EXPECT_GT(a->hot_words(), 0);
+  EXPECT_LT(a->hot_words(), d.vocab.size());
+  EXPECT_GT(a->hot_nodes(), 0);
   run_steps(*a, 0, a->total_steps());
   run_steps(*b, 0, b->total_steps());
   expect_identical(values(*a), values(*b));
@@ -201,15 +207,19 @@ TEST(Word2VecTrain, HogwildThreadsLearnToo) {
   EXPECT_GE(evaluate_analogy(table_of(*m), d.questions).all.accuracy(), 0.9);
 }
 
-TEST(Word2VecTrain, ResumeIsBitExact) {
+void resume_is_bit_exact(bool hot) {
   const Planted& d = planted();
   Word2VecOptions o = planted_options(Word2VecArch::kCbow, false);
   o.epochs = 2;
+  if (hot) o.average_above = 2;
   static TempDir tmp;
   char dir[512] = {};
   std::snprintf(dir, sizeof(dir), "%s", tmp.path().c_str());
   world().broadcast(Tensor::of(reinterpret_cast<uint8_t*>(dir), sizeof(dir)), 0);
   std::unique_ptr<Word2Vec> a = make_word2vec(o, world(), d.vocab, d.shard);
+  if (hot) {
+    EXPECT_GT(a->hot_words(), 0);
+  }
   const int64_t k = a->steps_per_epoch() + 1;   // mid-epoch
   ASSERT_LT(k, a->total_steps());
   run_steps(*a, 0, k);
@@ -222,7 +232,7 @@ TEST(Word2VecTrain, ResumeIsBitExact) {
   req.slots = a->optimizer_slots();
   req.state = a->rank_state();
   req.vocab = a->vocab();
-  const std::string path = save_checkpoint(world(), dir, "w2v_k", req);
+  const std::string path = save_checkpoint(world(), dir, hot ? "w2v_hot" : "w2v_k", req);
   run_steps(*a, k, a->total_steps());
 
   std::unique_ptr<Word2Vec> b = make_word2vec(o, world(), d.vocab, d.shard);
@@ -234,6 +244,15 @@ TEST(Word2VecTrain, ResumeIsBitExact) {
   run_steps(*b, k, b->total_steps());
   expect_identical(values(*a), values(*b));
   EXPECT_EQ(a->tokens_seen(), b->tokens_seen());
+}
+
+// Twice: with the defaults (on the planted corpus no word is hot), and with hot rows
+// averaged (average_above 2).
+TEST(Word2VecTrain, ResumeIsBitExact) {
+  for (int hot : {0, 1}) {
+    SCOPED_TRACE(hot ? "hot rows averaged" : "defaults");
+    resume_is_bit_exact(hot != 0);
+  }
 }
 
 // delta_allreduce (models/replica_sync.h, shared with GloVe) over more than one piece with
@@ -256,6 +275,28 @@ TEST(DeltaAllreduce, AddsEveryRanksChangeAcrossPieces) {
       float want = base_of(i);
       for (int r = 0; r < world_size; ++r) want += change_of(i, r);
       wrong += x[static_cast<size_t>(i)] != want || base[static_cast<size_t>(i)] != want;
+    }
+    EXPECT_EQ(wrong, 0) << "threads " << threads << ", world " << world_size;
+  }
+}
+
+// average_allreduce (models/replica_sync.h): x becomes the mean of the ranks' x over
+// two pieces and a ragged tail, base follows it.
+TEST(AverageAllreduce, AveragesEveryRanksValueAcrossPieces) {
+  const int world_size = world().size(), rank = world().rank();
+  const int64_t n = 2 * kDeltaPiece + 777;
+  for (int threads : {1, 2}) {
+    std::vector<float> x(static_cast<size_t>(n)), base(static_cast<size_t>(n), -1.0f);
+    auto value_of = [](int64_t i, int r) { return static_cast<float>(i % 1013) * 0.5f + static_cast<float>((i % 5) * r); };
+    for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = value_of(i, rank);
+    average_allreduce(world(), x.data(), base.data(), n, threads);
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      double want = 0;
+      for (int r = 0; r < world_size; ++r) want += value_of(i, r);
+      want /= world_size;
+      const float got = x[static_cast<size_t>(i)];
+      wrong += std::fabs(got - want) > 1e-6 * std::max(1.0, std::fabs(want)) || base[static_cast<size_t>(i)] != got;
     }
     EXPECT_EQ(wrong, 0) << "threads " << threads << ", world " << world_size;
   }
