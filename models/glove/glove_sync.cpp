@@ -46,8 +46,9 @@
 //   one sync at wiki17m's size (V 71,290, D 100: two allreduces of 28.5 M floats):
 //   220-600 ms at 2 ranks, 600-750 ms at 3 on the shared 2-core machine, with the sync
 //   written as three passes over the arrays; it is fused per piece since (Note [Fused
-//   delta sync] in models/replica_sync.h), which cut word2vec's sync at a similar size
-//   (55 MB) from ~190 ms to ~20 ms.
+//   delta sync] in models/replica_sync.h): measured inside word2vec at a similar size
+//   (55 MB, 2 ranks, the 2.0 GHz host) 75 ms per sync, of which 25 ms in MPI and the rest
+//   the passes over the arrays (word2vec has since gone to sum_allreduce, 56 ms).
 // Choice: stratified. It cannot diverge through the sync, matches the single-rank loss at
 // any world size, and needs the fewest syncs: the default period glove.step_nnz = 2^24 is
 // one step per phase on wiki17m (~14 M non-zeros per block at 2 ranks), 2 syncs per epoch.

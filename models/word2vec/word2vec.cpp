@@ -62,6 +62,7 @@ struct Word2Vec::ThreadState {
   std::vector<int32_t> sentence;   // (max_sentence_words,) the kept words of a sentence
   std::vector<int32_t> context;    // (2 window,)
   std::vector<int32_t> outputs;    // (1 + negative,)
+  std::vector<uint8_t> touched;    // (V,) with a kDelta sync: 1 = syn0 row changed since the last sync
 };
 
 Word2VecArch parse_word2vec_arch(std::string_view name) {
@@ -112,6 +113,8 @@ Word2Vec::Word2Vec(const Word2VecOptions& options, Communicator& comm, const Voc
   if (comm_.size() > 1 && options_.sync == Word2VecSync::kDelta) {
     base_ = Buffer(static_cast<size_t>(params_.total_elements()) * sizeof(float));
     std::memcpy(base_.data(), params_.values().data(), base_.size());
+    touched_.assign(static_cast<size_t>(V), 0);
+    for (auto& t : threads_) t->touched.assign(static_cast<size_t>(V), 0);
   }
 }
 
@@ -130,6 +133,14 @@ int64_t word2vec_hot_rows(const std::vector<double>& expected, double above, con
   while (first > 0 && visits[static_cast<size_t>(first - 1)] >= above) --first;
   *nodes = static_cast<int64_t>(visits.size()) - first;
   return words;
+}
+
+void Word2Vec::collect_touched() {
+  std::fill(touched_.begin(), touched_.end(), uint8_t{0});
+  for (auto& t : threads_) {
+    for (size_t w = 0; w < touched_.size(); ++w) touched_[w] |= t->touched[w];
+    std::fill(t->touched.begin(), t->touched.end(), uint8_t{0});
+  }
 }
 
 // The hot rows and the segments a kDelta sync works through: every parameter element once,
@@ -161,15 +172,26 @@ void Word2Vec::plan_sync() {
     hot.push_back({end - hot_nodes_ * D, end});
   }
   std::sort(hot.begin(), hot.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  // syn0 past its hot rows is summed over the rows some rank touched: a step of 2^18 words
+  // on wiki17m touches about a quarter of them per rank (syn1neg rows are touched by the
+  // negatives nearly all, so they stay dense).
+  const int64_t sparse_begin = entry_offset("syn0") + hot_words_ * D, sparse_end = entry_offset("syn0") + V * D;
   sync_segments_.clear();
+  auto add_plain = [&](int64_t from, int64_t to) {   // summed; the sparse part of syn0 on its own
+    for (int64_t at = from; at < to;) {
+      const bool sparse = at >= sparse_begin && at < sparse_end;
+      const int64_t until = sparse ? std::min(to, sparse_end) : (at < sparse_begin ? std::min(to, sparse_begin) : to);
+      sync_segments_.push_back({at, until - at, sparse ? SyncKind::kSumTouchedRows : SyncKind::kSum});
+      at = until;
+    }
+  };
   int64_t at = 0;
   for (const Range& r : hot) {
-    if (r.begin > at) sync_segments_.push_back({at, r.begin - at, false});
-    sync_segments_.push_back({r.begin, r.end - r.begin, true});
+    add_plain(at, r.begin);
+    sync_segments_.push_back({r.begin, r.end - r.begin, SyncKind::kAverage});
     at = r.end;
   }
-  const int64_t n = params_.total_elements();
-  if (n > at) sync_segments_.push_back({at, n - at, false});
+  add_plain(at, params_.total_elements());
 }
 
 Word2Vec::~Word2Vec() = default;
@@ -213,6 +235,9 @@ double Word2Vec::train_sentence(ThreadState& t, int64_t sentence, float lr, int6
     const int32_t w = data_.ids[static_cast<size_t>(i)];
     if ((r.next() >> 32) < keep_[static_cast<size_t>(w)]) kept[L++] = w;
   }
+  // Every kept word is a context word of its neighbours' windows (a superset is harmless).
+  if (!t.touched.empty())
+    for (int i = 0; i < L; ++i) t.touched[static_cast<size_t>(kept[i])] = 1;
   const int window = static_cast<int>(options_.window), K = static_cast<int>(options_.negative);
   const bool skipgram = options_.arch == Word2VecArch::kSkipGram;
   int32_t* context = t.context.data();

@@ -135,6 +135,7 @@ class Word2Vec final : public Model {
   double train_sentence(ThreadState& t, int64_t sentence, float lr, int64_t* examples);
   void synchronize();
   void plan_sync();
+  void collect_touched();   // touched_ <- OR of the threads' maps, which are cleared
   void seek_rng(const std::vector<uint64_t>& positions);   // (threads,)
 
   Word2VecOptions options_;
@@ -150,8 +151,13 @@ class Word2Vec final : public Model {
   Word2VecView view_;
   Buffer base_;                          // (total_elements) parameters at the last sync (kDelta, world > 1)
   int64_t hot_words_ = 0, hot_nodes_ = 0;
-  struct SyncSegment { int64_t offset, length; bool average; };
+  // How a segment of the parameter buffer is synchronised (kDelta).
+  enum class SyncKind { kSum, kAverage, kSumTouchedRows };
+  struct SyncSegment { int64_t offset, length; SyncKind kind; };
   std::vector<SyncSegment> sync_segments_;   // kDelta: [0, total_elements) in order
+  std::vector<uint8_t> touched_;             // (V,) syn0 rows any thread of this rank changed since the last sync
+  std::vector<int32_t> touched_rows_;        // rows of the kSumTouchedRows segment any rank changed
+  std::vector<float> sync_scratch_;          // one piece of packed rows
   std::vector<std::unique_ptr<ThreadState>> threads_;
   int64_t steps_per_epoch_ = 1;
   int64_t total_steps_ = 1;

@@ -13,25 +13,62 @@
 //             step length matches one process's.
 //   average - x <- mean over ranks of x_r (model averaging): each rank's change is divided
 //             by the world size, so a run with W ranks moves 1/W as far per word.
-// Both are one allreduce of all parameters (syn0, syn1neg, syn1: 2 V D floats) per step,
-// delta fused per piece with its two passes over the arrays (Note [Fused delta sync] in
-// models/replica_sync.h). Syncing only the rows a step touched would cut the volume
-// further; with the fused sync a wiki17m-sized sync (55 MB) costs ~20 ms, so the dense
-// allreduce is kept. Measured: on the planted corpus see the README table
-// (tests/models/test_word2vec_train.cpp MeasureSyncSchemes); the period on wiki17m
-// (skip-gram, issue 7's settings, 2 ranks x 1 thread, analogy total for seeds 1234 / 7 /
-// 3 / 11; the figures vary by up to a point from seed to seed, so one run says little):
-//   step_words 2^20 (9 syncs per epoch)    36.98 / 36.78 / 36.73 / 36.63 %
-//   step_words 2^18 (33 syncs per epoch)   37.59 / 38.70 / 37.62 %
-//   step_words 2^17 (65 syncs per epoch)   36.69 / 38.53 %
-//   one rank (no sync)                     37.24 %
-// Default: delta, step_words = 2^18. With the sync written as three passes, 2^18 cost
-// 154.5 s of wall time against 131.8 s at 2^20; fused, 126.7 s.
-// Not solved: CBOW at 2 ranks ends below one rank on average (seeds 1234 / 7 / 3: 34.46 /
-// 36.36 / 35.18 % at 2 x 1 against 36.13 / 35.58 / 36.67 % at 1 x 1); with seed 1234 the
-// period does not matter (2^20 .. 2^14: 34.07 - 34.46 %). Averaging (27.04 %), a per-row
-// mean over the ranks that changed the row (26.97 %; with syn0 still summed 31.15 %) and
-// alpha 0.035 / 0.075 (32.44 / 35.13 %) were measured and rejected.
+// Hot rows (word2vec.average_above, with delta): summing is right for a row that each rank
+// moves a little, but a row that every rank updates hundreds of times per step (the
+// most frequent words) is pulled by each rank to nearly the same place, and the sum then
+// overshoots: x <- base + W (x* - base) puts it as far beyond x* as it started before
+// it, so with 2 ranks it oscillates around x* and with 3 it diverges. Those rows are
+// averaged instead. A word is hot when it is expected to be kept (after subsampling) at
+// least `average_above` times in one rank's step (its count share x keep probability x
+// words per rank and step); the vocabulary is ordered by count, so the hot words are the
+// rows [0, hot) of syn0 and syn1neg, and with hs the inner nodes visited that often are
+// the last rows of syn1 (the nodes near the root). The plan (segments of the parameter
+// buffer, averaged or summed) is made once in plan_sync().
+// Sums run as sum_allreduce (x <- sum_r x_r - (W - 1) base, one pass over the arrays after
+// the allreduce; models/replica_sync.h), pieces of 1 MiB.
+// Measured (tests/models/test_word2vec_train.cpp, LOOM_W2V_SYNC / LOOM_W2V_STEP_WORDS /
+// LOOM_W2V_AVERAGE_ABOVE, planted corpus: see the README table). 3 ranks at a period of
+// 16,384 words diverged with every row summed (skip-gram NS 0.53, loss 14.0; CBOW NS 0.93,
+// loss 7.4); averaging hot rows at average_above 30 brought them to 0.958 / 0.994 (loss
+// 2.39 / 1.97), at 10 too many rows were averaged (0.72 / 0.95).
+// On wiki17m (issue 7's settings, 2 ranks x 1 thread, analogy total; the final-epoch
+// training loss varies far less from seed to seed than the analogy figure, which moves by
+// up to 2 points, so both are given):
+//   skip-gram, period (every row summed)   seeds 1234 / 7 / 3 / 11
+//     step_words 2^20 (9 syncs per epoch)    36.98 / 36.78 / 36.73 / 36.63 %
+//     step_words 2^18 (33 syncs per epoch)   37.59 / 38.70 / 37.62 %, loss 2.228 - 2.276
+//     step_words 2^17 (65 syncs per epoch)   36.69 / 38.53 %, loss 2.219
+//     one rank (no sync)                     37.24 %, loss 2.209
+//   skip-gram at 2^18 with hot rows averaged (100: the 83 most frequent words):
+//     36.83 / 38.56 / 37.28 %, loss 2.217: the loss is closer to one rank's, the analogy
+//     lower on every seed, so skip-gram sums every row (average_above -1 = 0 for it).
+//   CBOW at 2^18, every row summed: 34.46 / 36.36 / 35.18 / 35.54 % (mean 35.39), loss
+//     1.736 - 1.742; one rank 36.13 / 35.58 / 36.67 / 35.51 % (mean 35.97), loss 1.723 -
+//     1.724. Shorter periods close the loss gap (2^16: 1.721, 2^14: 1.723) but cost a sync
+//     per 16 k words (2^14: 255 s instead of 73 s) and seed 1234 stayed at 34.4 %.
+//   CBOW at 2^18 with the rows of the F most frequent words averaged, seed 1234:
+//     F = 30: 34.89 %, loss 1.7223; 100: 35.34 %, 1.7210; 300: 35.35 %, 1.7229;
+//     1000: 34.08 %, 1.7316 (none: 34.46 %, 1.7377; one rank 36.13 %, 1.7229).
+//   Default for CBOW: average_above 100 (83 words at 2^18 on wiki17m, 2 ranks):
+//     35.49 / 36.27 / 35.67 / 35.12 % (mean 35.64), loss 1.7202 - 1.7210: the loss
+//     below one rank's, the analogy mean 0.33 points below it, within the seed spread.
+//   Longer periods with hot rows do not pay: 2^20 (998 hot words) 33.20 / 34.70 %, loss
+//   1.7356; the hot rows synchronised 4x per step of 2^20 (the rest once) 34.23 %, loss
+//   1.811; 2x per step of 2^19: 34.70 %, 1.7332 (seed 1234; implemented, measured, removed).
+//   Also measured and rejected (CBOW 2 x 1, seed 1234): averaging every row (27.04 %), a
+//   per-row mean over the ranks that changed the row (26.97 %), alpha 0.035 / 0.075
+//   (32.44 / 35.13 %).
+// Sums: syn0 past its hot rows is summed over the rows some rank touched since the last
+// sync (every thread marks its kept words; the maps are OR-ed by one allreduce), the rest
+// densely. A step of 2^18 words touches about a quarter of syn0's rows per rank, but the
+// negatives touch nearly every row of syn1neg, so that stays dense. At 2 ranks the sparse
+// sum gives the same bits as the dense one (2 base - base = base exactly for untouched
+// rows); sum_allreduce against delta_allreduce moved the analogy figures by <= 0.01.
+// Cost of one sync of syn0 + syn1neg at wiki17m's size (2 x 68,457 x 100 floats, 55 MB),
+// 2 ranks, 2.0 GHz host: 75 ms as delta_allreduce (25 in MPI), 56 ms as sum_allreduce,
+// 45 ms with the touched rows of syn0 (CBOW 2 x 1: 7.4 s of syncs in 67 s of training,
+// 12.5 s before); the barrier before it (wait_seconds) shows how long the ranks wait for
+// each other (1.4 - 3.1 s there).
 #include <cstring>
 
 #include "core/error.h"
@@ -50,11 +87,27 @@ void Word2Vec::synchronize() {
     return;
   }
   float* base = static_cast<float*>(base_.data());
+  // The syn0 rows any rank touched since the last sync (the same list on every rank).
+  collect_touched();
+  comm_.allreduce(Tensor::of(touched_.data(), static_cast<int64_t>(touched_.size())), ReduceOp::kMax);
+  const int64_t D = options_.dim;
   for (const SyncSegment& g : sync_segments_) {
-    if (g.average)
-      average_allreduce(comm_, x + g.offset, base + g.offset, g.length, options_.threads);
-    else
-      delta_allreduce(comm_, x + g.offset, base + g.offset, g.length, options_.threads);
+    switch (g.kind) {
+      case SyncKind::kAverage:
+        average_allreduce(comm_, x + g.offset, base + g.offset, g.length, options_.threads);
+        break;
+      case SyncKind::kSum:
+        sum_allreduce(comm_, x + g.offset, base + g.offset, g.length, options_.threads);
+        break;
+      case SyncKind::kSumTouchedRows: {   // rows [first, first + length / D) of syn0
+        const int64_t first = (g.offset - (view_.syn0 - x)) / D;
+        touched_rows_.clear();
+        for (int64_t w = first; w < first + g.length / D; ++w)
+          if (touched_[static_cast<size_t>(w)] != 0) touched_rows_.push_back(static_cast<int32_t>(w));
+        sum_allreduce_rows(comm_, view_.syn0, base + (view_.syn0 - x), D, touched_rows_, sync_scratch_);
+        break;
+      }
+    }
   }
   LOOM_ASSERT(sync_segments_.empty() || sync_segments_.back().offset + sync_segments_.back().length == n,
               "word2vec: the sync segments do not cover the parameters");

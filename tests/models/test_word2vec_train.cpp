@@ -255,29 +255,64 @@ TEST(Word2VecTrain, ResumeIsBitExact) {
   }
 }
 
-// delta_allreduce (models/replica_sync.h, shared with GloVe) over more than one piece with
-// a ragged tail: every rank's change is added exactly once, base follows, at 1 and 2
-// threads. Values are multiples of 1/4 below 2^21, so every sum is exact in float.
-TEST(DeltaAllreduce, AddsEveryRanksChangeAcrossPieces) {
+// delta_allreduce (shared with GloVe) and sum_allreduce (word2vec's sync), models/
+// replica_sync.h, over more than one piece with a ragged tail: every rank's change is
+// added exactly once, base follows, at 1 and 2 threads. Values are multiples of 1/4 below
+// 2^21, so every sum is exact in float and both ways give the same values.
+TEST(ReplicaSums, AddEveryRanksChangeAcrossPieces) {
   const int world_size = world().size(), rank = world().rank();
   const int64_t n = 2 * kDeltaPiece + 1001;
-  for (int threads : {1, 2}) {
-    std::vector<float> x(static_cast<size_t>(n)), base(static_cast<size_t>(n));
-    auto base_of = [](int64_t i) { return static_cast<float>(i % 4099) * 0.5f; };
-    auto change_of = [](int64_t i, int r) { return static_cast<float>((i % 7) * (r + 1)) * 0.25f; };
-    for (int64_t i = 0; i < n; ++i) {
-      base[static_cast<size_t>(i)] = base_of(i);
-      x[static_cast<size_t>(i)] = base_of(i) + change_of(i, rank);
+  using Sync = void (*)(Communicator&, float*, float*, int64_t, int);
+  for (Sync sync : {Sync{delta_allreduce}, Sync{sum_allreduce}}) {
+    for (int threads : {1, 2}) {
+      std::vector<float> x(static_cast<size_t>(n)), base(static_cast<size_t>(n));
+      auto base_of = [](int64_t i) { return static_cast<float>(i % 4099) * 0.5f; };
+      auto change_of = [](int64_t i, int r) { return static_cast<float>((i % 7) * (r + 1)) * 0.25f; };
+      for (int64_t i = 0; i < n; ++i) {
+        base[static_cast<size_t>(i)] = base_of(i);
+        x[static_cast<size_t>(i)] = base_of(i) + change_of(i, rank);
+      }
+      sync(world(), x.data(), base.data(), n, threads);
+      int64_t wrong = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        float want = base_of(i);
+        for (int r = 0; r < world_size; ++r) want += change_of(i, r);
+        wrong += x[static_cast<size_t>(i)] != want || base[static_cast<size_t>(i)] != want;
+      }
+      EXPECT_EQ(wrong, 0) << (sync == Sync{delta_allreduce} ? "delta" : "sum") << ", threads " << threads
+                          << ", world " << world_size;
     }
-    delta_allreduce(world(), x.data(), base.data(), n, threads);
-    int64_t wrong = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      float want = base_of(i);
-      for (int r = 0; r < world_size; ++r) want += change_of(i, r);
-      wrong += x[static_cast<size_t>(i)] != want || base[static_cast<size_t>(i)] != want;
-    }
-    EXPECT_EQ(wrong, 0) << "threads " << threads << ", world " << world_size;
   }
+}
+
+// sum_allreduce_rows (models/replica_sync.h): the listed rows get the sum of every rank's
+// change, over more than one piece of packed rows; the rows not listed are left alone.
+TEST(ReplicaSums, TouchedRowsOnly) {
+  const int world_size = world().size(), rank = world().rank();
+  const int64_t D = 100, V = 3 * (kDeltaPiece / D) + 17;   // listed rows fill 1.5 pieces
+  std::vector<int32_t> rows;
+  for (int32_t w = 0; w < V; w += 2) rows.push_back(w);
+  std::vector<float> x(static_cast<size_t>(V * D)), base(x.size()), scratch;
+  auto base_of = [](int64_t i) { return static_cast<float>(i % 4099) * 0.5f; };
+  auto change_of = [](int64_t i, int r) { return static_cast<float>((i % 7) * (r + 1)) * 0.25f; };
+  for (int64_t i = 0; i < V * D; ++i) {
+    base[static_cast<size_t>(i)] = base_of(i);
+    // Rank 0 also changes rows that are not listed: they must keep their own values.
+    x[static_cast<size_t>(i)] = base_of(i) + ((i / D) % 2 == 0 || rank == 0 ? change_of(i, rank) : 0.0f);
+  }
+  sum_allreduce_rows(world(), x.data(), base.data(), D, rows, scratch);
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < V * D; ++i) {
+    float want = base_of(i), want_base = want;
+    if ((i / D) % 2 == 0) {
+      for (int r = 0; r < world_size; ++r) want += change_of(i, r);
+      want_base = want;
+    } else if (rank == 0) {
+      want += change_of(i, 0);
+    }
+    wrong += x[static_cast<size_t>(i)] != want || base[static_cast<size_t>(i)] != want_base;
+  }
+  EXPECT_EQ(wrong, 0) << "world " << world_size;
 }
 
 // average_allreduce (models/replica_sync.h): x becomes the mean of the ranks' x over
