@@ -28,9 +28,10 @@
 // the allreduce; models/replica_sync.h), pieces of 1 MiB.
 // Measured (tests/models/test_word2vec_train.cpp, LOOM_W2V_SYNC / LOOM_W2V_STEP_WORDS /
 // LOOM_W2V_AVERAGE_ABOVE, planted corpus: see the README table). 3 ranks at a period of
-// 16,384 words diverged with every row summed (skip-gram NS 0.53, loss 14.0; CBOW NS 0.93,
-// loss 7.4); averaging hot rows at average_above 30 brought them to 0.958 / 0.994 (loss
-// 2.39 / 1.97), at 10 too many rows were averaged (0.72 / 0.95).
+// 16,384 words diverged with every row summed (skip-gram NS 0.53, loss 14.0; CBOW NS 0.94,
+// loss 6.9; HS 0.59 / 0.79); averaging hot rows at average_above 30 brought them to 0.958 /
+// 0.994 (loss 2.39 / 1.97; HS 0.875 / 0.930), at 10 too many rows were averaged (0.72 /
+// 0.95). The default (100) averages none of the planted words at these periods.
 // On wiki17m (issue 7's settings, 2 ranks x 1 thread, analogy total; the final-epoch
 // training loss varies far less from seed to seed than the analogy figure, which moves by
 // up to 2 points, so both are given):
