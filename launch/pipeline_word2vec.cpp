@@ -287,7 +287,8 @@ int run_word2vec_pipeline(Session& session) {
                             std::to_string(comm.size()) + " rank(s) x " + std::to_string(options.threads) +
                             " thread(s)" + (options.threads > 1 ? " (Hogwild: results depend on timing)" : "") +
                             ", sync " + word2vec_sync_name(options.sync) +
-                            (comm.size() > 1 && options.sync == Word2VecSync::kDelta
+                            (comm.size() > 1 && options.sync == Word2VecSync::kDelta &&
+                                     (model->hot_words() > 0 || model->hot_nodes() > 0)
                                  ? " (rows of the " + std::to_string(model->hot_words()) + " most frequent words" +
                                        (options.hs ? " and " + std::to_string(model->hot_nodes()) + " top inner nodes" : "") +
                                        " averaged)"

@@ -31,7 +31,8 @@
 // 16,384 words diverged with every row summed (skip-gram NS 0.53, loss 14.0; CBOW NS 0.94,
 // loss 6.9; HS 0.59 / 0.79); averaging hot rows at average_above 30 brought them to 0.958 /
 // 0.994 (loss 2.39 / 1.97; HS 0.875 / 0.930), at 10 too many rows were averaged (0.72 /
-// 0.95). The default (100) averages none of the planted words at these periods.
+// 0.95). The default (100 for CBOW, off for skip-gram) averages no planted word at these
+// periods, only the Huffman nodes nearest the root with hs.
 // On wiki17m (issue 7's settings, 2 ranks x 1 thread, analogy total; the final-epoch
 // training loss varies far less from seed to seed than the analogy figure, which moves by
 // up to 2 points, so both are given):
@@ -44,7 +45,7 @@
 //     36.83 / 38.56 / 37.28 %, loss 2.217: the loss is closer to one rank's, the analogy
 //     lower on every seed, so skip-gram sums every row (average_above -1 = 0 for it).
 //   CBOW at 2^18, every row summed: 34.46 / 36.36 / 35.18 / 35.54 % (mean 35.39), loss
-//     1.736 - 1.742; one rank 36.13 / 35.58 / 36.67 / 35.51 % (mean 35.97), loss 1.723 -
+//     1.736 - 1.746; one rank 36.13 / 35.58 / 36.67 / 35.51 % (mean 35.97), loss 1.723 -
 //     1.724. Shorter periods close the loss gap (2^16: 1.721, 2^14: 1.723) but cost a sync
 //     per 16 k words (2^14: 255 s instead of 73 s) and seed 1234 stayed at 34.4 %.
 //   CBOW at 2^18 with the rows of the F most frequent words averaged, seed 1234:
