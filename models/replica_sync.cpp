@@ -1,6 +1,8 @@
 // delta_allreduce (replica_sync.h, Note [Fused delta sync]).
 #include "models/replica_sync.h"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "core/tensor.h"
@@ -24,19 +26,47 @@ void delta_allreduce(Communicator& comm, float* x, float* base, int64_t n, int t
   }
 }
 
-void sum_allreduce(Communicator& comm, float* x, float* base, int64_t n, int threads) {
-  const float others = static_cast<float>(comm.size() - 1);
+namespace {
+
+// x (m,) <- reduced - others * base; base <- x. reduced may be x itself (same index read
+// before it is written). others = 0 is a plain copy into base. Called per row by
+// sum_allreduce_rows, so one thread runs without entering an OpenMP parallel region (a
+// serial region per 100-float row cost as much as the rows' arithmetic).
+void rebase_serial(float* x, const float* reduced, float* __restrict base, int64_t m, float others) {
+#pragma omp simd
+  for (int64_t i = 0; i < m; ++i) {
+    x[i] = reduced[i] - others * base[i];
+    base[i] = x[i];
+  }
+}
+
+void rebase(float* x, const float* reduced, float* base, int64_t m, float others, int threads) {
+  if (threads <= 1) return rebase_serial(x, reduced, base, m, others);
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+    const int64_t b = m * t / T, e = m * (t + 1) / T;
+    rebase_serial(x + b, reduced + b, base + b, e - b, others);
+  }
+}
+
+// Allreduce x in place piece by piece (op), then rebase each piece while it is in cache.
+void allreduce_rebase(Communicator& comm, float* x, float* base, int64_t n, int threads, ReduceOp op, float others) {
   for (int64_t from = 0; from < n; from += kDeltaPiece) {
     const int64_t m = std::min(kDeltaPiece, n - from);
-    comm.allreduce(Tensor::of(x + from, m), ReduceOp::kSum);
-    float* __restrict xp = x + from;
-    float* __restrict bp = base + from;
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < m; ++i) {
-      xp[i] -= others * bp[i];
-      bp[i] = xp[i];
-    }
+    comm.allreduce(Tensor::of(x + from, m), op);
+    rebase(x + from, x + from, base + from, m, others, threads);
   }
+}
+
+}  // namespace
+
+void sum_allreduce(Communicator& comm, float* x, float* base, int64_t n, int threads) {
+  allreduce_rebase(comm, x, base, n, threads, ReduceOp::kSum, static_cast<float>(comm.size() - 1));
+}
+
+void average_allreduce(Communicator& comm, float* x, float* base, int64_t n, int threads) {
+  allreduce_rebase(comm, x, base, n, threads, ReduceOp::kAvg, 0.0f);
 }
 
 void sum_allreduce_rows(Communicator& comm, float* x, float* base, int64_t D, const std::vector<int32_t>& rows,
@@ -50,26 +80,9 @@ void sum_allreduce_rows(Communicator& comm, float* x, float* base, int64_t D, co
       std::copy_n(x + static_cast<int64_t>(rows[from + q]) * D, D, scratch.data() + q * static_cast<size_t>(D));
     comm.allreduce(Tensor::of(scratch.data(), static_cast<int64_t>(m) * D), ReduceOp::kSum);
     for (size_t q = 0; q < m; ++q) {
-      const float* __restrict s = scratch.data() + q * static_cast<size_t>(D);
-      float* __restrict xr = x + static_cast<int64_t>(rows[from + q]) * D;
-      float* __restrict br = base + static_cast<int64_t>(rows[from + q]) * D;
-#pragma omp simd
-      for (int64_t k = 0; k < D; ++k) {
-        xr[k] = s[k] - others * br[k];
-        br[k] = xr[k];
-      }
+      const int64_t row = static_cast<int64_t>(rows[from + q]) * D;
+      rebase_serial(x + row, scratch.data() + q * static_cast<size_t>(D), base + row, D, others);
     }
-  }
-}
-
-void average_allreduce(Communicator& comm, float* x, float* base, int64_t n, int threads) {
-  for (int64_t from = 0; from < n; from += kDeltaPiece) {
-    const int64_t m = std::min(kDeltaPiece, n - from);
-    comm.allreduce(Tensor::of(x + from, m), ReduceOp::kAvg);
-    const float* __restrict xp = x + from;
-    float* __restrict bp = base + from;
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < m; ++i) bp[i] = xp[i];
   }
 }
 
