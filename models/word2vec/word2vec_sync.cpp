@@ -68,7 +68,7 @@
 // rows); sum_allreduce against delta_allreduce moved the analogy figures by <= 0.01.
 // Cost of one sync of syn0 + syn1neg at wiki17m's size (2 x 68,457 x 100 floats, 55 MB),
 // 2 ranks, 2.0 GHz host: 75 ms as delta_allreduce (25 in MPI), 56 ms as sum_allreduce,
-// 45 ms with the touched rows of syn0 (CBOW 2 x 1: 7.4 s of syncs in 67 s of training,
+// 35-45 ms with the touched rows of syn0 (CBOW 2 x 1: 5.7-7.4 s of syncs in 63-67 s,
 // 12.5 s before); the barrier before it (wait_seconds) shows how long the ranks wait for
 // each other (1.4 - 3.1 s there).
 #include <cstring>
