@@ -165,7 +165,9 @@ TEST_P(KillResume, TwentyKillsEndBitForBitEqualToAnUninterruptedRun) {
         std::this_thread::sleep_for(std::chrono::milliseconds(when(gen)));
       }
       kill_one_rank(p, np, gen);
-      ASSERT_TRUE(p.wait_for(60s)) << "job did not end after a rank was killed";
+      ASSERT_TRUE(wait_for_killed_job(p, "train_tool", 60s))
+          << "iteration " << i << ": job did not end after a rank was killed; still running: "
+          << describe_descendants(p.pid()) << "\nits stderr:\n" << p.err();
     }
     resume_to_end(job);
     const auto resumed = final_state(final_checkpoint(job, 40));

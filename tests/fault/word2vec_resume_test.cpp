@@ -107,7 +107,8 @@ TEST_P(Word2VecKillResume, KilledRankThenResumeAutoEqualsAnUninterruptedRunBitFo
         std::this_thread::sleep_for(std::chrono::milliseconds(when(gen)));
       }
       kill_one_rank(p, gen);
-      ASSERT_TRUE(p.wait_for(60s)) << "the job did not end after a rank was killed";
+      ASSERT_TRUE(wait_for_killed_job(p, "loom", 60s))
+          << "the job did not end after a rank was killed; still running: " << describe_descendants(p.pid());
     }
     bool finished = false;
     for (int tries = 0; tries < 3 && !finished; ++tries) {

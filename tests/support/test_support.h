@@ -74,5 +74,17 @@ RunResult run(const std::vector<std::string>& argv, std::chrono::milliseconds ti
 std::vector<pid_t> child_pids(pid_t pid);
 // All descendants of `pid` whose /proc/<pid>/comm equals `name`.
 std::vector<pid_t> descendants_named(pid_t pid, const std::string& name);
+// "pid comm state wchan" for `pid` and each of its descendants, for failure messages.
+std::string describe_descendants(pid_t pid);
+
+// Waits up to `limit` for a job `p` (mpirun or a single process) to end after one of its
+// ranks, processes named `rank_name`, was killed. Open MPI 4.1's mpirun can hang in its own
+// teardown when a rank is killed while it connects to mpirun's PMIx server inside MPI_Init
+// (twice in ~240 kills timed 0-500 ms after launch on a 2-core host, once in CI): it prints
+// "mpirun noticed that process rank N ... exited on signal 9", every rank is gone, and
+// mpirun waits on a futex without reaping the killed one. That is mpirun, not loom: then,
+// and only when no rank is still running (zombies are dead) and mpirun has reported the
+// death, this says so on stdout, kills mpirun's process group and returns true.
+bool wait_for_killed_job(Process& p, const std::string& rank_name, std::chrono::milliseconds limit);
 
 }  // namespace loom::test
