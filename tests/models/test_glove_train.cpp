@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -118,6 +119,91 @@ TEST(GloveTrain, EveryEpochCountsEveryNonZero) {
       EXPECT_EQ(g->tokens_seen(), 2 * total);
     }
   }
+}
+
+// The float32 trainer on a tiny matrix (V 7, D 5, 30 non-zeros, 4 epochs, one thread, the
+// fixed order) against the same training written out in double precision from the same
+// initial parameters: GloVe's weighted least squares, AdaGrad with eta-scaled, clipped
+// steps and accumulators from 1 (Note [GloVe AdaGrad]). Every epoch's loss and every
+// final parameter must agree to float rounding. One rank: the reference follows one
+// rank's visiting order.
+TEST(GloveTrain, TinyMatrixMatchesADoublePrecisionReference) {
+  if (world().size() != 1) GTEST_SKIP() << "the double-precision reference follows one rank's order";
+  const int V = 7;
+  Vocab vocab({"a", "b", "c", "d", "e", "f", "g"}, {70, 60, 50, 40, 30, 20, 10});
+  std::vector<CooccurEntry> entries;
+  std::mt19937_64 gen(5);
+  for (int i = 0; i < 30; ++i)
+    entries.push_back({static_cast<int32_t>(gen() % V), static_cast<int32_t>(gen() % V),
+                       0.5 + static_cast<double>(gen() % 4000) / 100.0});   // x in [0.5, 40.5): f < 1 and = 1
+  GloveOptions o;
+  o.dim = 5;
+  o.x_max = 10;
+  o.epochs = 4;
+  o.threads = 1;
+  o.reshuffle = false;
+  o.step_nnz = 7;   // several steps per epoch
+  std::unique_ptr<Glove> g = make_glove(o, world(), vocab, entries);
+  const int64_t D = o.dim;
+
+  // The double reference starts from the model's initial floats (W, W_ctx, b, b_ctx).
+  ParamStore& ps = g->params();
+  auto take = [&](int e) {
+    Tensor t = ps.value(e);
+    return std::vector<double>(t.f32(), t.f32() + t.numel());
+  };
+  std::vector<double> W = take(0), C = take(1), b = take(2), bc = take(3);
+  std::vector<double> gW(W.size(), 1.0), gC(C.size(), 1.0), gb(b.size(), 1.0), gbc(bc.size(), 1.0);
+  const double eta = o.eta, clip = o.grad_clip;
+  std::vector<double> ref_loss;
+  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
+    double loss = 0;
+    for (const CooccurEntry& e : entries) {
+      double* w = &W[static_cast<size_t>(e.row * D)];
+      double* c = &C[static_cast<size_t>(e.col * D)];
+      double f = std::min(1.0, std::pow(e.value / o.x_max, o.alpha));
+      double diff = b[static_cast<size_t>(e.row)] + bc[static_cast<size_t>(e.col)] - std::log(e.value);
+      for (int64_t k = 0; k < D; ++k) diff += w[k] * c[k];
+      loss += 0.5 * f * diff * diff;
+      const double fdiff = f * diff;
+      for (int64_t k = 0; k < D; ++k) {
+        double uw = std::clamp(eta * fdiff * c[k], -clip, clip), uc = std::clamp(eta * fdiff * w[k], -clip, clip);
+        double& sw = gW[static_cast<size_t>(e.row * D + k)];
+        double& sc = gC[static_cast<size_t>(e.col * D + k)];
+        w[k] -= uw / std::sqrt(sw);
+        c[k] -= uc / std::sqrt(sc);
+        sw += uw * uw;
+        sc += uc * uc;
+      }
+      const double ub = eta * fdiff;
+      b[static_cast<size_t>(e.row)] -= ub / std::sqrt(gb[static_cast<size_t>(e.row)]);
+      bc[static_cast<size_t>(e.col)] -= ub / std::sqrt(gbc[static_cast<size_t>(e.col)]);
+      gb[static_cast<size_t>(e.row)] += ub * ub;
+      gbc[static_cast<size_t>(e.col)] += ub * ub;
+    }
+    ref_loss.push_back(loss);
+  }
+
+  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
+    double loss = 0;
+    for (int64_t s = 0; s < g->steps_per_epoch(); ++s)
+      loss += g->train_step(StepContext{epoch * g->steps_per_epoch() + s, &world()}).loss_sum;
+    EXPECT_NEAR(loss, ref_loss[static_cast<size_t>(epoch)], 1e-5 * ref_loss[static_cast<size_t>(epoch)])
+        << "epoch " << epoch;
+  }
+  EXPECT_LT(ref_loss.back(), 0.8 * ref_loss.front()) << "the tiny problem must actually train";
+  const std::vector<double>* want[] = {&W, &C, &b, &bc};
+  for (int e = 0; e < 4; ++e) {
+    Tensor t = ps.value(e);
+    for (int64_t i = 0; i < t.numel(); ++i)
+      EXPECT_NEAR(t.f32()[i], (*want[e])[static_cast<size_t>(i)], 2e-6) << ps.entry(e).name << "[" << i << "]";
+  }
+  const float* gsq = g->gradsq().f32();
+  const std::vector<double>* want_gsq[] = {&gW, &gC, &gb, &gbc};
+  for (int e = 0; e < 4; ++e)
+    for (size_t i = 0; i < want_gsq[e]->size(); ++i)
+      EXPECT_NEAR(gsq[ps.entry(e).offset + static_cast<int64_t>(i)], (*want_gsq[e])[i], 1e-5 * (*want_gsq[e])[i])
+          << "accumulator of " << ps.entry(e).name << "[" << i << "]";
 }
 
 TEST(GloveTrain, ReplicasStayEqual) {
