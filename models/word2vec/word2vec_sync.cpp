@@ -62,7 +62,9 @@
 //   (32.44 / 35.13 %), each row's sum scaled by 1 / (1 + a (W - 1)) with a the alignment
 //   of the ranks' changes of that row (34.07 %, loss 1.7306), and the rows past the F most
 //   frequent words synchronised every K-th step only (F 5000, K 4: 35.33 %, 1.7205, sync
-//   1.14 s instead of 2.81 on a 2.6 GHz host; F 2000, K 8: 35.17 %, 1.7259, 0.61 s).
+//   1.14 s instead of 2.81 on a 2.6 GHz host; F 2000, K 8: 35.17 %, 1.7259, 0.61 s; steps
+//   of 2^16 with F 2000, K 4 and average_above 25, i.e. the frequent rows 4x as often:
+//   35.06 %, 1.7210, 3.16 s: 660 syncs cost more than they save).
 // Sums: syn0 past its hot rows is summed over the rows some rank touched since the last
 // sync (every thread marks its kept words; the maps are OR-ed by one allreduce), the rest
 // densely. A step of 2^18 words touches about a quarter of syn0's rows per rank, but the
