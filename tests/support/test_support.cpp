@@ -173,6 +173,17 @@ std::vector<pid_t> descendants_named(pid_t pid, const std::string& name) {
   return found;
 }
 
+namespace {
+
+// The state letter of /proc/<pid>/stat ("pid (comm) S ..."): R, S, D, Z, ...; '?' if gone.
+char process_state(pid_t pid) {
+  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  size_t close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : '?';
+}
+
+}  // namespace
+
 std::string describe_descendants(pid_t pid) {
   std::string out;
   std::vector<pid_t> frontier{pid};
@@ -180,12 +191,9 @@ std::string describe_descendants(pid_t pid) {
     pid_t p = frontier.back();
     frontier.pop_back();
     std::string dir = "/proc/" + std::to_string(p);
-    std::string stat = read_file(dir + "/stat");   // "pid (comm) S ..."
-    size_t close = stat.rfind(')');
-    std::string state = close != std::string::npos && close + 2 < stat.size() ? stat.substr(close + 2, 1) : "?";
     std::string comm = read_file(dir + "/comm");
     while (!comm.empty() && comm.back() == '\n') comm.pop_back();
-    out += "[" + std::to_string(p) + " " + comm + " " + state + " " + read_file(dir + "/wchan") + "] ";
+    out += "[" + std::to_string(p) + " " + comm + " " + process_state(p) + " " + read_file(dir + "/wchan") + "] ";
     for (pid_t c : child_pids(p)) frontier.push_back(c);
   }
   return out;
@@ -193,11 +201,8 @@ std::string describe_descendants(pid_t pid) {
 
 bool wait_for_killed_job(Process& p, const std::string& rank_name, std::chrono::milliseconds limit) {
   if (p.wait_for(limit)) return true;
-  for (pid_t rank : descendants_named(p.pid(), rank_name)) {
-    std::string stat = read_file("/proc/" + std::to_string(rank) + "/stat");
-    size_t close = stat.rfind(')');
-    if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z') return false;
-  }
+  for (pid_t rank : descendants_named(p.pid(), rank_name))
+    if (process_state(rank) != 'Z' && process_state(rank) != '?') return false;
   if (p.err().find("mpirun noticed that process rank") == std::string::npos) return false;
   std::printf("every rank ended and mpirun reported the kill, but mpirun itself hung (Open MPI 4.1's "
               "teardown race, README \"Exit status\"); ending it\n");
