@@ -108,7 +108,8 @@ TEST_P(Word2VecKillResume, KilledRankThenResumeAutoEqualsAnUninterruptedRunBitFo
       }
       kill_one_rank(p, gen);
       ASSERT_TRUE(wait_for_killed_job(p, "loom", 60s))
-          << "the job did not end after a rank was killed; still running: " << describe_descendants(p.pid());
+          << "the job did not end after a rank was killed; still running: " << describe_descendants(p.pid())
+          << "\nits stderr:\n" << p.err();
     }
     bool finished = false;
     for (int tries = 0; tries < 3 && !finished; ++tries) {

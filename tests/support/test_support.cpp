@@ -202,7 +202,7 @@ std::string describe_descendants(pid_t pid) {
 bool wait_for_killed_job(Process& p, const std::string& rank_name, std::chrono::milliseconds limit) {
   if (p.wait_for(limit)) return true;
   for (pid_t rank : descendants_named(p.pid(), rank_name))
-    if (process_state(rank) != 'Z' && process_state(rank) != '?') return false;
+    if (char state = process_state(rank); state != 'Z' && state != '?') return false;
   if (p.err().find("mpirun noticed that process rank") == std::string::npos) return false;
   std::printf("every rank ended and mpirun reported the kill, but mpirun itself hung (Open MPI 4.1's "
               "teardown race, README \"Exit status\"); ending it\n");
