@@ -20,6 +20,13 @@ if(NOT _loom_cuda STREQUAL "OFF")
     enable_language(CUDA)
     set(CMAKE_CUDA_STANDARD 20)
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    # CUDA 13 ships no libnvToolsExt (nvtx3 is header-only), and Debian's stock CMake 3.25
+    # FindCUDAToolkit then sets a property on the CUDA::nvToolsExt target it did not create
+    # ("set_property could not find TARGET CUDA::nvToolsExt"). An empty placeholder target
+    # lets it finish; loom does not link NVTX.
+    if(NOT TARGET CUDA::nvToolsExt)
+      add_library(CUDA::nvToolsExt INTERFACE IMPORTED)
+    endif()
     find_package(CUDAToolkit REQUIRED)
     find_package(NCCL)
     if(NCCL_FOUND)
