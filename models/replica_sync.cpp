@@ -86,4 +86,75 @@ void sum_allreduce_rows(Communicator& comm, float* x, float* base, int64_t D, co
   }
 }
 
+void append_owned(int64_t begin, int64_t end, int rank, int world, std::vector<ElementRange>& out) {
+  for (int64_t at = begin; at < end;) {
+    const int64_t block = at / kOwnerBlock;
+    const int64_t until = std::min(end, (block + 1) * kOwnerBlock);
+    if (block % world == rank) {
+      if (!out.empty() && out.back().offset + out.back().count == at) out.back().count += until - at;
+      else out.push_back({at, until - at});
+    }
+    at = until;
+  }
+}
+
+void peer_sum_sync(Communicator& comm, const PeerMemory& peers, float* base, std::span<const ElementRange> mine,
+                   std::vector<float>& scratch) {
+  constexpr int64_t kPiece = int64_t{1} << 16;   // floats per exchange (256 KiB, stays in L2)
+  const int world = peers.size(), me = peers.rank();
+  const float others = static_cast<float>(world - 1);
+  float* x = static_cast<float*>(peers.base());
+  scratch.resize(static_cast<size_t>(world * kPiece));   // a piece per peer, then the result
+  float* result = scratch.data() + (world - 1) * kPiece;
+  auto slot = [&](int r) { return scratch.data() + (r < me ? r : r - 1) * kPiece; };
+  std::vector<PeerMemory::Extent> remote;
+  struct Part { int64_t offset, count, at; };   // element range, position in the piece
+  std::vector<Part> parts;
+  size_t next = 0;
+  int64_t taken = 0;   // elements of mine[next] already done
+  while (next < mine.size()) {
+    remote.clear();
+    parts.clear();
+    int64_t filled = 0;
+    while (next < mine.size() && filled < kPiece) {
+      const int64_t n = std::min(kPiece - filled, mine[next].count - taken);
+      const int64_t offset = mine[next].offset + taken;
+      parts.push_back({offset, n, filled});
+      remote.push_back({offset * static_cast<int64_t>(sizeof(float)), n * static_cast<int64_t>(sizeof(float))});
+      filled += n;
+      taken += n;
+      if (taken == mine[next].count) ++next, taken = 0;
+    }
+    for (int r = 0; r < world; ++r)
+      if (r != me) peers.read(r, remote, slot(r));
+    for (const Part& p : parts) {
+      float* __restrict xp = x + p.offset;
+      float* __restrict bp = base + p.offset;
+      float* __restrict out = result + p.at;
+      if (world == 2) {
+        const float* __restrict other = slot(1 - me) + p.at;
+#pragma omp simd
+        for (int64_t i = 0; i < p.count; ++i) {
+          const float v = (xp[i] + other[i]) - bp[i];
+          xp[i] = v;
+          bp[i] = v;
+          out[i] = v;
+        }
+        continue;
+      }
+      for (int64_t i = 0; i < p.count; ++i) {
+        float sum = me == 0 ? xp[i] : slot(0)[p.at + i];
+        for (int r = 1; r < world; ++r) sum += r == me ? xp[i] : slot(r)[p.at + i];
+        const float v = sum - others * bp[i];
+        xp[i] = v;
+        bp[i] = v;
+        out[i] = v;
+      }
+    }
+    for (int r = 0; r < world; ++r)
+      if (r != me) peers.write(r, remote, result);
+  }
+  comm.barrier();   // every peer has written its elements into this rank's x
+}
+
 }  // namespace loom

@@ -16,7 +16,10 @@
 // floats the same, 64 K slower); sum_allreduce, one pass: 56 ms; with only the touched
 // rows of syn0 (sum_allreduce_rows): 45 ms, 35 ms once its per-row step ran outside OpenMP.
 #include <cstdint>
+#include <span>
 #include <vector>
+
+#include "dist/peer_memory.h"
 
 namespace loom {
 
@@ -46,5 +49,35 @@ void sum_allreduce_rows(Communicator& comm, float* x, float* base, int64_t D, co
 
 // x (n,) <- mean over ranks of x_r; base (n,) <- x. Collective, pieces as above.
 void average_allreduce(Communicator& comm, float* x, float* base, int64_t n, int threads);
+
+// Note [Owner-computes sync]
+// sum_allreduce without MPI when every rank's parameter buffer is a PeerMemory region
+// (Note [Peer memory]): each element has one owner, the rank (i / kOwnerBlock) mod W for
+// element i of the buffer. The owner reads the element from every rank, sums the copies in
+// rank order and subtracts (W - 1) base - the formula of sum_allreduce, so at 2 ranks the
+// bits are the same - then stores the result in its own x and base and writes it into
+// every peer's x. Every element is read once from each copy and written once to each copy:
+// 8.7 ms per 55 MB at 2 ranks against 23.5 ms through MPI_Allreduce (2.6 GHz host). Blocks
+// of 16 K floats alternate between the ranks, so the touched rows of syn0, which crowd at
+// the frequent (low) rows, fall about evenly to both. base stays current only at the
+// elements this rank owns; ownership never changes, and the MPI syncs above still update
+// base everywhere, so the two kinds can share one buffer segment by segment.
+constexpr int64_t kOwnerBlock = int64_t{1} << 14;   // floats
+
+struct ElementRange {
+  int64_t offset;   // first element
+  int64_t count;
+};
+
+// Appends the parts of elements [begin, end) that `rank` of `world` owns to `out` (adjacent
+// ranges are merged). Call with ascending, non-overlapping ranges.
+void append_owned(int64_t begin, int64_t end, int rank, int world, std::vector<ElementRange>& out);
+
+// For the elements `mine` (from append_owned) of x = peers.base() as floats: x <- sum over
+// ranks x_r - (W - 1) base at every rank; base <- x here. Collective: every rank calls it,
+// each with its own `mine`; it ends with a barrier, after which every x is complete.
+// `scratch` is resized as needed.
+void peer_sum_sync(Communicator& comm, const PeerMemory& peers, float* base, std::span<const ElementRange> mine,
+                   std::vector<float>& scratch);
 
 }  // namespace loom

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "dist/communicator.h"
 
 namespace loom {
@@ -115,6 +116,10 @@ Word2Vec::Word2Vec(const Word2VecOptions& options, Communicator& comm, const Voc
     std::memcpy(base_.data(), params_.values().data(), base_.size());
     touched_.assign(static_cast<size_t>(V), 0);
     for (auto& t : threads_) t->touched.assign(static_cast<size_t>(V), 0);
+    std::string why;
+    peers_ = PeerMemory::open(comm_, params_.values().data(), base_.size(), &why);
+    log::info("word2vec", peers_ != nullptr ? "replicas summed in place across the ranks' memory (cross-memory attach)"
+                                            : "replicas summed by MPI allreduce (no cross-memory attach: " + why + ")");
   }
 }
 

@@ -34,8 +34,10 @@
 #include "core/buffer.h"
 #include "core/param_store.h"
 #include "core/rng.h"
+#include "dist/peer_memory.h"
 #include "io/vocab.h"
 #include "models/model.h"
+#include "models/replica_sync.h"
 #include "models/word2vec/huffman.h"
 #include "models/word2vec/noise_table.h"
 #include "models/word2vec/word2vec_data.h"
@@ -120,6 +122,8 @@ class Word2Vec final : public Model {
   // its steps, and in the synchronisation itself.
   double wait_seconds() const { return wait_s_; }
   double sync_seconds() const { return sync_s_; }
+  // The sums of a sync run through PeerMemory (Note [Owner-computes sync]), not MPI.
+  bool sums_in_peer_memory() const { return peers_ != nullptr; }
   const HuffmanTree& huffman() const { return huffman_; }
   const NoiseTable& noise() const { return noise_; }
   // The probability that subsampling keeps word w in an epoch (from its 32-bit threshold).
@@ -158,6 +162,8 @@ class Word2Vec final : public Model {
   std::vector<uint8_t> touched_;             // (V,) syn0 rows any thread of this rank changed since the last sync
   std::vector<int32_t> touched_rows_;        // rows of the kSumTouchedRows segment any rank changed
   std::vector<float> sync_scratch_;          // one piece of packed rows
+  std::unique_ptr<PeerMemory> peers_;        // all ranks on one host: the sums skip MPI
+  std::vector<ElementRange> owned_;          // with peers_: the elements this rank sums at this sync
   std::vector<std::unique_ptr<ThreadState>> threads_;
   int64_t steps_per_epoch_ = 1;
   int64_t total_steps_ = 1;

@@ -98,6 +98,27 @@ void Word2Vec::synchronize() {
   collect_touched();
   comm_.allreduce(Tensor::of(touched_.data(), static_cast<int64_t>(touched_.size())), ReduceOp::kMax);
   const int64_t D = options_.dim;
+  if (peers_ != nullptr) {   // the sums by the elements' owners (Note [Owner-computes sync])
+    owned_.clear();
+    const int64_t syn0 = view_.syn0 - x;
+    for (const SyncSegment& g : sync_segments_) {
+      switch (g.kind) {
+        case SyncKind::kAverage:
+          average_allreduce(comm_, x + g.offset, base + g.offset, g.length, options_.threads);
+          break;
+        case SyncKind::kSum:
+          append_owned(g.offset, g.offset + g.length, comm_.rank(), comm_.size(), owned_);
+          break;
+        case SyncKind::kSumTouchedRows:
+          for (int64_t w = (g.offset - syn0) / D; w < (g.offset + g.length - syn0) / D; ++w)
+            if (touched_[static_cast<size_t>(w)] != 0)
+              append_owned(syn0 + w * D, syn0 + (w + 1) * D, comm_.rank(), comm_.size(), owned_);
+          break;
+      }
+    }
+    peer_sum_sync(comm_, *peers_, base, owned_, sync_scratch_);
+    return;
+  }
   for (const SyncSegment& g : sync_segments_) {
     switch (g.kind) {
       case SyncKind::kAverage:
