@@ -71,6 +71,7 @@ class GloveWatch final : public Model {
   std::optional<VocabView> vocab() const override { return glove_.vocab(); }
   int64_t tokens_seen() const override { return glove_.tokens_seen(); }
   std::vector<std::string> shape_keys() const override { return glove_.shape_keys(); }
+  bool checkpoint_ready(int64_t steps_done) const override { return glove_.checkpoint_ready(steps_done); }
   void restore(const CheckpointReader& reader, int64_t step) override {
     glove_.restore(reader, step);
     resumed_mid_epoch_ = glove_.slice() != 0;   // at another world size the step is not S * epoch + slice

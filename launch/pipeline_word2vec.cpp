@@ -67,6 +67,7 @@ class Word2VecWatch final : public Model {
   std::optional<VocabView> vocab() const override { return model_.vocab(); }
   int64_t tokens_seen() const override { return model_.tokens_seen(); }
   std::vector<std::string> shape_keys() const override { return model_.shape_keys(); }
+  bool checkpoint_ready(int64_t steps_done) const override { return model_.checkpoint_ready(steps_done); }
   void restore(const CheckpointReader& reader, int64_t step) override {
     model_.restore(reader, step);
     resumed_mid_epoch_ = model_.slice() != 0;   // at another world size the step is not S * epoch + slice
@@ -250,6 +251,8 @@ Word2VecOptions word2vec_options(const Config& config, int run_threads) {
   o.sync = parse_word2vec_sync(w.sync);
   o.step_words = w.step_words;
   o.average_above = w.average_above;
+  o.rare_below = w.rare_below;
+  o.rare_every = w.rare_every;
   o.max_sentence_words = w.max_sentence_words;
   o.seed = static_cast<uint64_t>(config.run.seed);
   return o;
@@ -292,6 +295,11 @@ int run_word2vec_pipeline(Session& session) {
                                  ? " (rows of the " + std::to_string(model->hot_words()) + " most frequent words" +
                                        (options.hs ? " and " + std::to_string(model->hot_nodes()) + " top inner nodes" : "") +
                                        " averaged)"
+                                 : "") +
+                            (comm.size() > 1 && options.sync == Word2VecSync::kDelta &&
+                                     model->rare_from() < model->vocabulary().size()
+                                 ? ", the rows of the " + std::to_string(model->vocabulary().size() - model->rare_from()) +
+                                       " rarest words summed every " + std::to_string(options.rare_period()) + " steps"
                                  : ""));
   Word2VecWatch watch(*model, comm, questions, config.eval.every_epochs, config.eval.restrict);
   Trainer trainer(comm, watch, trainer_options(config, run_dir));

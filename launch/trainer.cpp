@@ -161,14 +161,20 @@ int Trainer::run() {
   options_.monitor.unit = std::string(model_.item_unit());
   RunMonitor monitor(comm_, options_.monitor);
   if (!last_checkpoint_.empty()) monitor.set_last_checkpoint(last_checkpoint_, start_step_);
+  int stop = 0;              // a stop request waiting for a step the model can save at
+  bool steps_due = false;    // likewise an every_steps checkpoint
   for (int64_t step = start_step_; step < total; ++step) {
     comm_.set_step(step);
     auto t0 = std::chrono::steady_clock::now();
     StepStats stats = model_.train_step(StepContext{step, &comm_});
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double loss = stats.examples > 0 ? stats.loss_sum / double(stats.examples) : 0.0;
-    int stop = monitor.end_step(StepReport{step, loss, seconds, stats.items});
+    const int signal = monitor.end_step(StepReport{step, loss, seconds, stats.items});
+    if (stop == 0) stop = signal;
     int64_t done = step + 1;
+    steps_due = steps_due || (options_.every_steps > 0 && done % options_.every_steps == 0 && done < total);
+    // The same answer on every rank (a function of the step), so the collectives below match.
+    if (!model_.checkpoint_ready(done)) continue;
     if (stop != 0) {
       log::info_all("train", "stop requested (signal " + std::to_string(stop) + "): all ranks stopped after step " +
                                  std::to_string(done) + " (steps done)");
@@ -177,7 +183,8 @@ int Trainer::run() {
       monitor.finish();
       return 128 + stop;
     }
-    bool by_steps = options_.every_steps > 0 && done % options_.every_steps == 0 && done < total;
+    const bool by_steps = steps_due;
+    steps_due = false;
     if ((by_steps || minutes_due()) && save(done, by_steps ? "every_steps" : "every_minutes"))
       monitor.set_last_checkpoint(last_checkpoint_, done);
   }

@@ -62,6 +62,11 @@ class Model {
   // then the model re-splits its data cursor and documents what differs.
   virtual void restore(const CheckpointReader& reader, int64_t step) = 0;
 
+  // Whether the state after `steps_done` steps is one a checkpoint may hold: a model whose
+  // replicas are only made fully equal every few steps (word2vec's rare rows) says no in
+  // between, and the Trainer then saves at the next step that is (a stop request too).
+  virtual bool checkpoint_ready(int64_t /*steps_done*/) const { return true; }
+
   // Config keys that fix the model's shape (e.g. "glove.dim"): resuming from a checkpoint
   // whose stored config differs in any of them is refused, listing the keys.
   virtual std::vector<std::string> shape_keys() const = 0;

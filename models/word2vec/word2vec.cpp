@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/error.h"
@@ -35,6 +36,8 @@ void check_options(const Word2VecOptions& o) {
   if (o.step_words < 1) bad("step_words", "must be >= 1, got " + std::to_string(o.step_words));
   if (o.max_sentence_words < 1) bad("max_sentence_words", "must be >= 1");
   if (!(o.average_above >= -1)) bad("average_above", "must be >= 0, or -1 for the default");
+  if (!(o.rare_below >= 0)) bad("rare_below", "must be >= 0");
+  if (o.rare_every < 0) bad("rare_every", "must be >= 1, or 0 for the default");
 }
 
 // SplitMix64: the fast per-sentence generator, seeded from the thread's Philox stream (so
@@ -141,7 +144,6 @@ int64_t word2vec_hot_rows(const std::vector<double>& expected, double above, con
 }
 
 void Word2Vec::collect_touched() {
-  std::fill(touched_.begin(), touched_.end(), uint8_t{0});
   for (auto& t : threads_) {
     for (size_t w = 0; w < touched_.size(); ++w) touched_[w] |= t->touched[w];
     std::fill(t->touched.begin(), t->touched.end(), uint8_t{0});
@@ -161,6 +163,10 @@ void Word2Vec::plan_sync() {
                                        static_cast<double>(vocab_.count(static_cast<int32_t>(w))) /
                                        static_cast<double>(std::max<int64_t>(1, count_sum)) * per_step;
   hot_words_ = word2vec_hot_rows(expected, options_.hot_threshold(), options_.hs ? &huffman_ : nullptr, &hot_nodes_);
+  // The vocabulary is ordered by count, so the rare words are the last rows.
+  rare_rows_from_ = V;
+  if (options_.rare_period() > 1)
+    while (rare_rows_from_ > 0 && expected[static_cast<size_t>(rare_rows_from_ - 1)] < options_.rare_below) --rare_rows_from_;
   struct Range { int64_t begin, end; };
   std::vector<Range> hot;   // element ranges of the buffer, ascending
   auto entry_offset = [&](const char* name) {
@@ -197,6 +203,12 @@ void Word2Vec::plan_sync() {
     at = r.end;
   }
   add_plain(at, params_.total_elements());
+}
+
+bool Word2Vec::full_sync_after(int64_t step) const {
+  const int64_t every = options_.rare_period();
+  return comm_.size() == 1 || every <= 1 || rare_rows_from_ >= vocab_.size() || (step + 1) % every == 0 ||
+         step + 1 >= total_steps_;
 }
 
 Word2Vec::~Word2Vec() = default;
@@ -303,7 +315,7 @@ StepStats Word2Vec::train_range(ThreadState& t, int64_t word_begin, int64_t word
   return stats;
 }
 
-StepStats Word2Vec::train_step(const StepContext& /*ctx*/) {
+StepStats Word2Vec::train_step(const StepContext& ctx) {
   LOOM_ASSERT(epoch_ < options_.epochs, "word2vec: train_step past the last epoch");
   const int64_t n = data_.words();
   const int64_t begin = slice_begin(n, slice_), end = slice_begin(n, slice_ + 1);
@@ -339,7 +351,7 @@ StepStats Word2Vec::train_step(const StepContext& /*ctx*/) {
     const auto t0 = Clock::now();
     comm_.barrier();
     const auto t1 = Clock::now();
-    synchronize();
+    synchronize(full_sync_after(ctx.step));
     wait_s_ += std::chrono::duration<double>(t1 - t0).count();
     sync_s_ += std::chrono::duration<double>(Clock::now() - t1).count();
   }

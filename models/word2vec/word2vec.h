@@ -79,11 +79,18 @@ struct Word2VecOptions {
   // rank's step (hot rows) are averaged across ranks instead of summed; 0 = sum every row;
   // < 0 = 100 for CBOW, 0 for skip-gram (Note [word2vec synchronisation]).
   double average_above = -1;
+  // With kDelta: the rows of words expected to be kept fewer than `rare_below` times in one
+  // rank's step (rare rows) are summed only at every `rare_every`-th step, the others at
+  // every step; rare_every 0 = 4 for CBOW, 1 (every step) for skip-gram (Note [word2vec
+  // synchronisation], "Rare rows").
+  double rare_below = 5;
+  int64_t rare_every = 0;
   int64_t max_sentence_words = 1000;
   uint64_t seed = 1234;
 
   double initial_alpha() const { return alpha > 0 ? alpha : (arch == Word2VecArch::kCbow ? 0.05 : 0.025); }
   double hot_threshold() const { return average_above >= 0 ? average_above : (arch == Word2VecArch::kCbow ? 100 : 0); }
+  int64_t rare_period() const { return rare_every > 0 ? rare_every : (arch == Word2VecArch::kCbow ? 4 : 1); }
 };
 
 class Word2Vec final : public Model {
@@ -118,6 +125,11 @@ class Word2Vec final : public Model {
   // syn1 rows [V - 1 - hot_nodes(), V - 1), averaged at a kDelta sync.
   int64_t hot_words() const { return hot_words_; }
   int64_t hot_nodes() const { return hot_nodes_; }
+  // Rare rows: syn0 / syn1neg rows [rare_from(), V), summed only at the steps after which
+  // full_sync_after() is true (every rank's replica is then the same).
+  int64_t rare_from() const { return rare_rows_from_; }
+  bool full_sync_after(int64_t step) const;
+  bool checkpoint_ready(int64_t steps_done) const override { return steps_done == 0 || full_sync_after(steps_done - 1); }
   // Seconds this rank spent since construction waiting for the other ranks at the end of
   // its steps, and in the synchronisation itself.
   double wait_seconds() const { return wait_s_; }
@@ -137,7 +149,7 @@ class Word2Vec final : public Model {
   StepStats train_range(ThreadState& t, int64_t word_begin, int64_t word_end, double global_begin,
                         double global_words);
   double train_sentence(ThreadState& t, int64_t sentence, float lr, int64_t* examples);
-  void synchronize();
+  void synchronize(bool full);
   void plan_sync();
   void collect_touched();   // touched_ <- OR of the threads' maps, which are cleared
   void seek_rng(const std::vector<uint64_t>& positions);   // (threads,)
@@ -164,6 +176,7 @@ class Word2Vec final : public Model {
   std::vector<float> sync_scratch_;          // one piece of packed rows
   std::unique_ptr<PeerMemory> peers_;        // all ranks on one host: the sums skip MPI
   std::vector<ElementRange> owned_;          // with peers_: the elements this rank sums at this sync
+  int64_t rare_rows_from_ = 0;               // syn0 / syn1neg rows from here on are rare
   std::vector<std::unique_ptr<ThreadState>> threads_;
   int64_t steps_per_epoch_ = 1;
   int64_t total_steps_ = 1;

@@ -86,7 +86,7 @@
 namespace loom {
 
 // Collective; called by every rank at the end of every step when world > 1.
-void Word2Vec::synchronize() {
+void Word2Vec::synchronize(bool full) {
   const int64_t n = params_.total_elements();
   float* x = params_.values().f32();
   if (options_.sync == Word2VecSync::kAverage) {
@@ -94,49 +94,58 @@ void Word2Vec::synchronize() {
     return;
   }
   float* base = static_cast<float*>(base_.data());
-  // The syn0 rows any rank touched since the last sync (the same list on every rank).
+  // The syn0 rows any rank touched since they were last summed (the same list on every rank).
   collect_touched();
   comm_.allreduce(Tensor::of(touched_.data(), static_cast<int64_t>(touched_.size())), ReduceOp::kMax);
-  const int64_t D = options_.dim;
-  if (peers_ != nullptr) {   // the sums by the elements' owners (Note [Owner-computes sync])
-    owned_.clear();
-    const int64_t syn0 = view_.syn0 - x;
-    for (const SyncSegment& g : sync_segments_) {
+  const int64_t D = options_.dim, V = vocab_.size();
+  const int64_t syn0 = view_.syn0 - x, syn1neg = view_.syn1neg != nullptr ? view_.syn1neg - x : -1;
+  // Rows [rare_from, V) of syn0 and syn1neg wait for the next full sync.
+  const int64_t rare_from = full ? V : std::min(V, rare_rows_from_);
+  struct Piece { int64_t begin, end; };
+  auto synced = [&](const SyncSegment& g, Piece out[2]) {   // g's element ranges summed now
+    int count = 0;
+    int64_t at = g.offset, end = g.offset + g.length;
+    for (int64_t table : {syn0, syn1neg}) {
+      if (table < 0 || rare_from == V) continue;
+      const int64_t lo = table + rare_from * D, hi = table + V * D;   // the rare rows of that table
+      if (end <= lo || at >= hi) continue;
+      if (at < lo) out[count++] = {at, lo};
+      at = std::max(at, hi);
+    }
+    if (at < end) out[count++] = {at, end};
+    return count;
+  };
+  if (peers_ != nullptr) owned_.clear();
+  for (const SyncSegment& g : sync_segments_) {
+    Piece pieces[3];
+    const int count = synced(g, pieces);
+    for (int k = 0; k < count; ++k) {
+      const int64_t begin = pieces[k].begin, length = pieces[k].end - pieces[k].begin;
       switch (g.kind) {
         case SyncKind::kAverage:
-          average_allreduce(comm_, x + g.offset, base + g.offset, g.length, options_.threads);
+          average_allreduce(comm_, x + begin, base + begin, length, options_.threads);
           break;
         case SyncKind::kSum:
-          append_owned(g.offset, g.offset + g.length, comm_.rank(), comm_.size(), owned_);
+          if (peers_ != nullptr) append_owned(begin, begin + length, comm_.rank(), comm_.size(), owned_);
+          else sum_allreduce(comm_, x + begin, base + begin, length, options_.threads);
           break;
-        case SyncKind::kSumTouchedRows:
-          for (int64_t w = (g.offset - syn0) / D; w < (g.offset + g.length - syn0) / D; ++w)
-            if (touched_[static_cast<size_t>(w)] != 0)
+        case SyncKind::kSumTouchedRows: {   // whole rows of syn0
+          touched_rows_.clear();
+          for (int64_t w = (begin - syn0) / D; w < (begin + length - syn0) / D; ++w)
+            if (touched_[static_cast<size_t>(w)] != 0) touched_rows_.push_back(static_cast<int32_t>(w));
+          if (peers_ != nullptr) {   // Note [Owner-computes sync]
+            for (int32_t w : touched_rows_)
               append_owned(syn0 + w * D, syn0 + (w + 1) * D, comm_.rank(), comm_.size(), owned_);
+          } else {
+            sum_allreduce_rows(comm_, view_.syn0, base + syn0, D, touched_rows_, sync_scratch_);
+          }
           break;
-      }
-    }
-    peer_sum_sync(comm_, *peers_, base, owned_, sync_scratch_);
-    return;
-  }
-  for (const SyncSegment& g : sync_segments_) {
-    switch (g.kind) {
-      case SyncKind::kAverage:
-        average_allreduce(comm_, x + g.offset, base + g.offset, g.length, options_.threads);
-        break;
-      case SyncKind::kSum:
-        sum_allreduce(comm_, x + g.offset, base + g.offset, g.length, options_.threads);
-        break;
-      case SyncKind::kSumTouchedRows: {   // rows [first, first + length / D) of syn0
-        const int64_t first = (g.offset - (view_.syn0 - x)) / D;
-        touched_rows_.clear();
-        for (int64_t w = first; w < first + g.length / D; ++w)
-          if (touched_[static_cast<size_t>(w)] != 0) touched_rows_.push_back(static_cast<int32_t>(w));
-        sum_allreduce_rows(comm_, view_.syn0, base + (view_.syn0 - x), D, touched_rows_, sync_scratch_);
-        break;
+        }
       }
     }
   }
+  if (peers_ != nullptr) peer_sum_sync(comm_, *peers_, base, owned_, sync_scratch_);
+  std::fill(touched_.begin(), touched_.begin() + rare_from, uint8_t{0});
   LOOM_ASSERT(sync_segments_.empty() || sync_segments_.back().offset + sync_segments_.back().length == n,
               "word2vec: the sync segments do not cover the parameters");
 }

@@ -8,6 +8,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -266,8 +267,11 @@ TEST(ResumeAuto, RefusesAChangedModelShapeNamingTheKey) {
   EXPECT_NE(r.err.find("regression.dim: checkpoint 64, now 32"), std::string::npos) << r.err;
 }
 
+// The model can be saved only after every 7th step (Model::checkpoint_ready, as word2vec
+// with rare rows): the stop request waits for such a step.
 TEST(StopSignal, CheckpointsThenExitsAndResumesExactly) {
-  std::vector<std::string> args = {"--dim", "65536", "--batch", "16", "--steps", "200", "--seed", "9"};
+  std::vector<std::string> args = {"--dim", "65536", "--batch", "16", "--steps", "200", "--seed", "9",
+                                   "--ready-every", "7"};
   TempDir ref_dir, dir;
   Job ref{2, ref_dir.path(), args}, job{2, dir.path(), args};
   ASSERT_EQ(run(command(ref), 300s).status, 0);
@@ -281,6 +285,11 @@ TEST(StopSignal, CheckpointsThenExitsAndResumesExactly) {
     ASSERT_TRUE(p.wait_for(120s));
     EXPECT_EQ(p.exit_status(), 128 + SIGTERM) << p.err();
     EXPECT_NE(p.err().find("(stop request"), std::string::npos) << p.err();
+    const size_t at = p.err().find("all ranks stopped after step ");
+    ASSERT_NE(at, std::string::npos) << p.err();
+    const int steps = std::atoi(p.err().c_str() + at + std::strlen("all ranks stopped after step "));
+    EXPECT_EQ(steps % 7, 0) << "saved after step " << steps << ", which the model cannot be saved at";
+    EXPECT_TRUE(fs::exists(final_checkpoint(job, steps))) << steps;
   }
   RunResult r = run(command(job, "auto"), 300s);
   ASSERT_EQ(r.status, 0) << r.err;
@@ -333,6 +342,22 @@ TEST(DiskFull, PreviousCheckpointSurvivesAndTheErrorSaysWhere) {
 
 namespace loom::test {
 namespace {
+
+// every_steps 5 on a model that can be saved only after multiples of 3 steps: each due
+// checkpoint waits for the next such step (5 -> 6, 10 -> 12, 15), then the end (20).
+TEST(Triggers, EveryStepsWaitsForAStepTheModelCanSaveAt) {
+  TempDir dir;
+  Job job{1, dir.path(), {"--dim", "64", "--steps", "20", "--ready-every", "3", "--set", "checkpoint.every_steps=5",
+                          "--set", "checkpoint.keep_last=10"}};
+  RunResult r = run(command(job), 120s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(ckpt_dir(job)))
+    if (e.path().extension() == ".h5") names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"step_00000006.h5", "step_00000012.h5", "step_00000015.h5",
+                                             "step_00000020.h5"}));
+}
 
 TEST(Inspect, ReportsAValidCheckpointAndRefusesADamagedOne) {
   TempDir dir;

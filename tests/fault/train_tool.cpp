@@ -1,6 +1,6 @@
 // train_tool: runs the Trainer on RegressionModel (tests/support/regression_model.h) as
 // `loom train` runs a model: Session, config + --set, checkpoints, resume, signals.
-//   train_tool [--dim N] [--batch N] [--steps N] [--seed N] [--set section.key=value]...
+//   train_tool [--dim N] [--batch N] [--steps N] [--seed N] [--ready-every N] [--set section.key=value]...
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     else if (flag == "--batch") model_options.batch = std::atoll(value.c_str());
     else if (flag == "--steps") model_options.steps = std::atoll(value.c_str());
     else if (flag == "--seed") model_options.seed = std::strtoull(value.c_str(), nullptr, 10);
+    else if (flag == "--ready-every") model_options.ready_every = std::atoll(value.c_str());
     else if (flag == "--set") session_options.overrides.push_back(value);
     else if (flag == "--resume") session_options.overrides.push_back("checkpoint.resume=" + value);
     else return 2;

@@ -27,7 +27,9 @@ namespace fs = std::filesystem;
 constexpr int kEpochs = 8;
 
 // The planted corpus, made slow enough to be killed mid-run (skip-gram, D 200, 8 epochs:
-// a few seconds), with checkpoints every 100 steps of 1024 words.
+// a few seconds), with checkpoints every 100 steps of 1024 words. Every row is rare and
+// summed only every 3rd step (Note [word2vec synchronisation]), so each checkpoint waits
+// for such a step (100 -> 102, 200 -> 201...) and a resumed run starts from one.
 std::vector<std::string> command(int np, const std::string& run_dir, const std::string& resume = "") {
   std::vector<std::string> cmd;
   if (np > 1) cmd = mpirun_prefix(np);
@@ -35,6 +37,7 @@ std::vector<std::string> command(int np, const std::string& run_dir, const std::
   for (const std::string& s :
        {"run.dir=" + run_dir, std::string("run.threads=1"), std::string("word2vec.threads=1"),
         std::string("word2vec.dim=200"), "word2vec.epochs=" + std::to_string(kEpochs),
+        std::string("word2vec.rare_every=3"), std::string("word2vec.rare_below=1e9"),
         std::string("checkpoint.every_steps=100"), std::string("checkpoint.keep_last=2"),
         std::string("eval.every_epochs=0"), std::string("progress.interval_s=30")})
     cmd.insert(cmd.end(), {"--set", s});

@@ -391,6 +391,8 @@ TEST(Config, ModelSectionDefaultsAreTheModelsDefaults) {
   EXPECT_EQ(w.sync, wm.sync);
   EXPECT_EQ(w.step_words, wm.step_words);
   EXPECT_EQ(w.average_above, wm.average_above);
+  EXPECT_EQ(w.rare_below, wm.rare_below);
+  EXPECT_EQ(w.rare_every, wm.rare_every);
   EXPECT_EQ(w.max_sentence_words, wm.max_sentence_words);
   const GloveOptions g = glove_options(defaults, 1), gm;
   EXPECT_EQ(g.dim, gm.dim);

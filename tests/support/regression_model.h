@@ -26,6 +26,7 @@ struct RegressionOptions {
   int64_t steps_per_epoch = 25;
   uint64_t seed = 7;
   double lr = 0.01;
+  int64_t ready_every = 1;   // checkpoint_ready() only after multiples of this many steps (and the last)
 };
 
 class RegressionModel final : public Model {
@@ -44,6 +45,9 @@ class RegressionModel final : public Model {
   int64_t tokens_seen() const override { return examples_seen_; }
   void restore(const CheckpointReader& reader, int64_t step) override;
   std::vector<std::string> shape_keys() const override { return {"regression.dim"}; }
+  bool checkpoint_ready(int64_t steps_done) const override {
+    return steps_done % options_.ready_every == 0 || steps_done >= options_.steps;
+  }
 
   // "[regression]\ndim = N\n": appended to the stored config so shape checks can see dim.
   std::string config_toml() const;
