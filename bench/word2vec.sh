@@ -13,6 +13,11 @@
 #   TOOLS="loom gensim" bench/word2vec.sh ...   only some tools (loom fasttext gensim)
 #   LAYOUTS="2x1 1x2" bench/word2vec.sh ...     loom layouts, RANKSxTHREADS (default 2x1 1x2 1x1)
 #   EPOCHS=1 bench/word2vec.sh ...              fewer epochs (say so when reporting)
+#   SEEDS="1234 1 2 5 13" bench/word2vec.sh ... loom's layouts once per seed (run.seed), the
+#                                               layouts taking turns; the summary gives the
+#                                               means. CBOW's analogy figure moves by up to a
+#                                               point from seed to seed (Note [word2vec
+#                                               synchronisation]), more than the layouts differ.
 # Needs: fasttext, python3-gensim (scripts/debian-packages.txt). Run on an idle machine:
 # the load average is printed before and after every run.
 set -euo pipefail
@@ -23,6 +28,7 @@ archs=${ARCHS:-skipgram cbow}
 tools=${TOOLS:-loom fasttext gensim}
 layouts=${LAYOUTS:-2x1 1x2 1x1}
 epochs=${EPOCHS:-5}
+seeds=${SEEDS:-1234}
 cd "$here"
 data=../shared/data
 mkdir -p "$work"
@@ -32,13 +38,14 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 HDF5_USE_FILE_L
 results="$work/results.tsv"
 : > "$results"
 
-# score NAME ARCH WALL VECTORS: loom's evaluation of any tool's vectors, one line to results.
+# score NAME ARCH WALL VECTORS [SEED]: loom's evaluation of any tool's vectors, one line to
+# results.
 score() {
-  local name=$1 arch=$2 wall=$3 vectors=$4
+  local name=$1 arch=$2 wall=$3 vectors=$4 seed=${5:--}
   "$build/loom" eval analogy "$vectors" "$data/questions-words.txt" --restrict 30000 > "$work/$name.analogy" 2>&1
   "$build/loom" eval similarity "$vectors" "$data/wordsim353.tsv" > "$work/$name.sim" 2>&1
-  python3 "$here/bench/word2vec_score.py" "$name" "$arch" "$wall" "$epochs" "$work/$name.analogy" "$work/$name.sim" |
-    tee -a "$results"
+  python3 "$here/bench/word2vec_score.py" "$name" "$arch" "$wall" "$epochs" "$work/$name.analogy" "$work/$name.sim" \
+    "$seed" | tee -a "$results"
 }
 
 timed() {   # timed LOG CMD...: runs CMD, prints the wall seconds
@@ -55,18 +62,21 @@ for arch in $archs; do
   for tool in $tools; do
     case $tool in
       loom)
+        for seed in $seeds; do
         for layout in $layouts; do
           np=${layout%x*}; threads=${layout#*x}
           run="$work/loom-$arch-$layout"
           rm -rf "$run"
-          echo "== loom $arch ${np} rank(s) x ${threads} thread(s); load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+          echo "== loom $arch ${np} rank(s) x ${threads} thread(s), seed $seed; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
           wall=$(timed "$run.log" mpirun -np "$np" --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 \
             "$build/loom" train examples/word2vec-wiki17m.toml --set "corpus.paths=[\"$work/wiki17m.txt\"]" \
             --set "run.dir=$run" --set run.threads="$threads" --set word2vec.threads="$threads" \
             --set word2vec.arch="$arch" --set word2vec.epochs="$epochs" --set checkpoint.every_minutes=0 \
-            --set checkpoint.at_end=false --set progress.interval_s=60 --set eval.analogy= --set eval.similarity=)
+            --set checkpoint.at_end=false --set progress.interval_s=60 --set eval.analogy= --set eval.similarity= \
+            --set run.seed="$seed")
           grep -E "k words/s in training" "$run.log" | sed 's/^.*final loss/  final loss/' >&2
-          score "loom-$layout" "$arch" "$wall" "$run/vectors.bin"
+          score "loom-$layout" "$arch" "$wall" "$run/vectors.bin" "$seed"
+        done
         done ;;
       fasttext)
         echo "== fasttext $arch 2 threads; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
