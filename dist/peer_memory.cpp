@@ -39,9 +39,11 @@ uint64_t pid_namespace() {
   return open == nullptr ? 0 : std::strtoull(open + 1, nullptr, 10);
 }
 
-// One process_vm_readv / writev of at most IOV_MAX remote pieces; returns bytes moved or -1.
-ssize_t vm_call(bool out, pid_t pid, iovec* local, iovec* remote, size_t pieces) {
-  return out ? process_vm_writev(pid, local, 1, remote, pieces, 0) : process_vm_readv(pid, local, 1, remote, pieces, 0);
+// One process_vm_readv / writev of at most IOV_MAX local and remote pieces; returns bytes
+// moved or -1.
+ssize_t vm_call(bool out, pid_t pid, iovec* local, size_t local_pieces, iovec* remote, size_t pieces) {
+  return out ? process_vm_writev(pid, local, local_pieces, remote, pieces, 0)
+             : process_vm_readv(pid, local, local_pieces, remote, pieces, 0);
 }
 
 }  // namespace
@@ -86,7 +88,7 @@ std::unique_ptr<PeerMemory> PeerMemory::open(Communicator& comm, void* base, siz
       iovec local{&seen, sizeof seen};
       iovec remote{reinterpret_cast<void*>(field(r, 5)), sizeof seen};
       errno = 0;
-      const ssize_t n = vm_call(false, static_cast<pid_t>(field(r, 2)), &local, &remote, 1);
+      const ssize_t n = vm_call(false, static_cast<pid_t>(field(r, 2)), &local, 1, &remote, 1);
       if (n != static_cast<ssize_t>(sizeof seen) || seen != field(r, 6)) {
         failed = 1;
         problem = std::string("process_vm_readv from rank ") + std::to_string(r) + ": " +
@@ -120,11 +122,13 @@ void PeerMemory::write(int peer, std::span<const Extent> remote, const void* src
   transfer(true, peer, remote, const_cast<void*>(src));
 }
 
+void PeerMemory::pull(int peer, std::span<const Extent> extents) const { transfer(false, peer, extents, nullptr); }
+
 void PeerMemory::transfer(bool out, int peer, std::span<const Extent> remote, void* local) const {
   LOOM_ASSERT(peer >= 0 && peer < size() && peer != rank_, "PeerMemory: no such peer");
   const Peer& p = peers_[static_cast<size_t>(peer)];
   constexpr size_t kPieces = 1024;   // IOV_MAX on Linux
-  iovec pieces[kPieces];
+  iovec pieces[kPieces], mine[kPieces];
   char* at = static_cast<char*>(local);
   for (size_t from = 0; from < remote.size(); from += kPieces) {
     const size_t n = std::min(kPieces, remote.size() - from);
@@ -134,17 +138,18 @@ void PeerMemory::transfer(bool out, int peer, std::span<const Extent> remote, vo
       LOOM_ASSERT(e.offset >= 0 && e.bytes >= 0 && static_cast<size_t>(e.offset + e.bytes) <= bytes_,
                   "PeerMemory: extent outside the region");
       pieces[i] = {reinterpret_cast<void*>(p.address + static_cast<uint64_t>(e.offset)), static_cast<size_t>(e.bytes)};
+      if (local == nullptr) mine[i] = {static_cast<char*>(base_) + e.offset, static_cast<size_t>(e.bytes)};
       total += static_cast<size_t>(e.bytes);
     }
-    iovec mine{at, total};
-    const ssize_t moved = vm_call(out, static_cast<pid_t>(p.pid), &mine, pieces, n);
+    if (local != nullptr) mine[0] = {at, total};
+    const ssize_t moved = vm_call(out, static_cast<pid_t>(p.pid), mine, local == nullptr ? n : 1, pieces, n);
     LOOM_CHECK(moved == static_cast<ssize_t>(total), CommError,
                std::string(out ? "process_vm_writev to" : "process_vm_readv from") + " rank " + std::to_string(peer) +
                    " (pid " + std::to_string(p.pid) + "): " +
                    (moved < 0 ? std::strerror(errno) : "moved " + std::to_string(moved) + " of " +
                                                             std::to_string(total) + " bytes") +
                    "; has that rank exited?");
-    at += total;
+    if (local != nullptr) at += total;
   }
 }
 

@@ -57,6 +57,8 @@ class PeerMemory {
   void read(int peer, std::span<const Extent> remote, void* dst) const;
   // Writes src (the extents' total length) into the extents of rank `peer`'s region.
   void write(int peer, std::span<const Extent> remote, const void* src) const;
+  // Copies the extents of rank `peer`'s region into the same extents of this rank's.
+  void pull(int peer, std::span<const Extent> extents) const;
 
  private:
   struct Peer {
@@ -64,6 +66,7 @@ class PeerMemory {
     uint64_t address;
   };
   PeerMemory() = default;
+  // local null: each extent lands at the same offset of this rank's region.
   void transfer(bool out, int peer, std::span<const Extent> remote, void* local) const;
 
   int rank_ = 0;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "core/error.h"
 #include "core/tensor.h"
 #include "dist/communicator.h"
 
@@ -86,26 +87,39 @@ void sum_allreduce_rows(Communicator& comm, float* x, float* base, int64_t D, co
   }
 }
 
-void append_owned(int64_t begin, int64_t end, int rank, int world, std::vector<ElementRange>& out) {
+void split_by_owner(int64_t begin, int64_t end, std::vector<std::vector<ElementRange>>& by_rank) {
+  const int64_t world = static_cast<int64_t>(by_rank.size());
   for (int64_t at = begin; at < end;) {
     const int64_t block = at / kOwnerBlock;
     const int64_t until = std::min(end, (block + 1) * kOwnerBlock);
-    if (block % world == rank) {
-      if (!out.empty() && out.back().offset + out.back().count == at) out.back().count += until - at;
-      else out.push_back({at, until - at});
-    }
+    std::vector<ElementRange>& out = by_rank[static_cast<size_t>(block % world)];
+    if (!out.empty() && out.back().offset + out.back().count == at) out.back().count += until - at;
+    else out.push_back({at, until - at});
     at = until;
   }
 }
 
-void peer_sum_sync(Communicator& comm, const PeerMemory& peers, float* base, std::span<const ElementRange> mine,
-                   std::vector<float>& scratch) {
+namespace {
+
+std::vector<PeerMemory::Extent> byte_extents(const std::vector<ElementRange>& ranges) {
+  std::vector<PeerMemory::Extent> out;
+  out.reserve(ranges.size());
+  for (const ElementRange& r : ranges)
+    out.push_back({r.offset * static_cast<int64_t>(sizeof(float)), r.count * static_cast<int64_t>(sizeof(float))});
+  return out;
+}
+
+}  // namespace
+
+void peer_sum_sync(Communicator& comm, const PeerMemory& peers, float* base,
+                   const std::vector<std::vector<ElementRange>>& by_rank, std::vector<float>& scratch) {
   constexpr int64_t kPiece = int64_t{1} << 16;   // floats per exchange (256 KiB, stays in L2)
   const int world = peers.size(), me = peers.rank();
+  LOOM_ASSERT(static_cast<int>(by_rank.size()) == world, "peer_sum_sync: one list per rank");
+  const std::vector<ElementRange>& mine = by_rank[static_cast<size_t>(me)];
   const float others = static_cast<float>(world - 1);
   float* x = static_cast<float*>(peers.base());
-  scratch.resize(static_cast<size_t>(world * kPiece));   // a piece per peer, then the result
-  float* result = scratch.data() + (world - 1) * kPiece;
+  scratch.resize(static_cast<size_t>((world - 1) * kPiece));   // a piece per peer
   auto slot = [&](int r) { return scratch.data() + (r < me ? r : r - 1) * kPiece; };
   std::vector<PeerMemory::Extent> remote;
   struct Part { int64_t offset, count, at; };   // element range, position in the piece
@@ -130,7 +144,6 @@ void peer_sum_sync(Communicator& comm, const PeerMemory& peers, float* base, std
     for (const Part& p : parts) {
       float* __restrict xp = x + p.offset;
       float* __restrict bp = base + p.offset;
-      float* __restrict out = result + p.at;
       if (world == 2) {
         const float* __restrict other = slot(1 - me) + p.at;
 #pragma omp simd
@@ -138,7 +151,6 @@ void peer_sum_sync(Communicator& comm, const PeerMemory& peers, float* base, std
           const float v = (xp[i] + other[i]) - bp[i];
           xp[i] = v;
           bp[i] = v;
-          out[i] = v;
         }
         continue;
       }
@@ -148,13 +160,13 @@ void peer_sum_sync(Communicator& comm, const PeerMemory& peers, float* base, std
         const float v = sum - others * bp[i];
         xp[i] = v;
         bp[i] = v;
-        out[i] = v;
       }
     }
-    for (int r = 0; r < world; ++r)
-      if (r != me) peers.write(r, remote, result);
   }
-  comm.barrier();   // every peer has written its elements into this rank's x
+  comm.barrier();   // every owner's results are in its x
+  for (int r = 0; r < world; ++r)
+    if (r != me) peers.pull(r, byte_extents(by_rank[static_cast<size_t>(r)]));
+  comm.barrier();   // nobody reads this rank's x any more
 }
 
 }  // namespace loom

@@ -165,7 +165,7 @@ void Word2Vec::plan_sync() {
   hot_words_ = word2vec_hot_rows(expected, options_.hot_threshold(), options_.hs ? &huffman_ : nullptr, &hot_nodes_);
   // The vocabulary is ordered by count, so the rare words are the last rows.
   rare_rows_from_ = V;
-  if (options_.rare_period() > 1)
+  if (options_.rare_period() > 1 && options_.sync == Word2VecSync::kDelta)
     while (rare_rows_from_ > 0 && expected[static_cast<size_t>(rare_rows_from_ - 1)] < options_.rare_below) --rare_rows_from_;
   struct Range { int64_t begin, end; };
   std::vector<Range> hot;   // element ranges of the buffer, ascending
@@ -207,8 +207,8 @@ void Word2Vec::plan_sync() {
 
 bool Word2Vec::full_sync_after(int64_t step) const {
   const int64_t every = options_.rare_period();
-  return comm_.size() == 1 || every <= 1 || rare_rows_from_ >= vocab_.size() || (step + 1) % every == 0 ||
-         step + 1 >= total_steps_;
+  return comm_.size() == 1 || options_.sync != Word2VecSync::kDelta || every <= 1 || rare_rows_from_ >= vocab_.size() ||
+         (step + 1) % every == 0 || step + 1 >= total_steps_;
 }
 
 Word2Vec::~Word2Vec() = default;

@@ -4,7 +4,8 @@
 // Note [word2vec synchronisation]
 // Each rank trains plain SGD on its own shard, so within a step the replicas drift apart;
 // at the end of every step (word2vec.step_words words of the largest shard) they are made
-// equal again, which also makes every step boundary a consistent state to checkpoint.
+// equal again - all but the rare rows (below), which wait for every rare_every-th step;
+// those steps are the consistent states a checkpoint may hold (checkpoint_ready()).
 // Candidates (word2vec.sync):
 //   delta   - every rank keeps the parameters of the last sync (base); at the sync
 //             x <- base + sum over ranks (x_r - base): every rank's updates are applied,
@@ -24,8 +25,11 @@
 // rows [0, hot) of syn0 and syn1neg, and with hs the inner nodes visited that often are
 // the last rows of syn1 (the nodes near the root). The plan (segments of the parameter
 // buffer, averaged or summed) is made once in plan_sync().
-// Sums run as sum_allreduce (x <- sum_r x_r - (W - 1) base, one pass over the arrays after
-// the allreduce; models/replica_sync.h), pieces of 1 MiB.
+// Sums: x <- sum_r x_r - (W - 1) base. When every rank runs on one host they skip MPI:
+// each rank sums a fixed share of the elements, reading the other ranks' copies and writing
+// the result into them directly (Note [Owner-computes sync], Note [Peer memory]); else
+// sum_allreduce (one pass over the arrays after the allreduce; models/replica_sync.h),
+// pieces of 1 MiB. The two give the same bits at 2 ranks.
 // Measured (tests/models/test_word2vec_train.cpp, LOOM_W2V_SYNC / LOOM_W2V_STEP_WORDS /
 // LOOM_W2V_AVERAGE_ABOVE, planted corpus: see the README table). 3 ranks at a period of
 // 16,384 words diverged with every row summed (skip-gram NS 0.53, loss 14.0; CBOW NS 0.94,
@@ -60,11 +64,33 @@
 //   Also measured and rejected (CBOW 2 x 1, seed 1234): averaging every row (27.04 %), a
 //   per-row mean over the ranks that changed the row (26.97 %), alpha 0.035 / 0.075
 //   (32.44 / 35.13 %), each row's sum scaled by 1 / (1 + a (W - 1)) with a the alignment
-//   of the ranks' changes of that row (34.07 %, loss 1.7306), and the rows past the F most
-//   frequent words synchronised every K-th step only (F 5000, K 4: 35.33 %, 1.7205, sync
-//   1.14 s instead of 2.81 on a 2.6 GHz host; F 2000, K 8: 35.17 %, 1.7259, 0.61 s; steps
-//   of 2^16 with F 2000, K 4 and average_above 25, i.e. the frequent rows 4x as often:
-//   35.06 %, 1.7210, 3.16 s: 660 syncs cost more than they save).
+//   of the ranks' changes of that row (34.07 %, loss 1.7306), and steps of 2^16 with the
+//   rows past the 2000 most frequent words summed every 4th step and average_above 25,
+//   i.e. the frequent rows 4x as often: 35.06 %, 1.7210, 3.16 s of syncs (660 syncs cost
+//   more than they save).
+// Rare rows (word2vec.rare_below, rare_every): the rows of words expected to be kept fewer
+// than rare_below times in one rank's step are summed only after every rare_every-th step
+// (and the last); the rest after every step. Such a row changes little per step, and its
+// changes are not lost in between: x_r - base keeps them until the next full sum (the
+// touched map of syn0 keeps its marks until then too). Between full sums the replicas
+// differ in those rows, so checkpoint_ready() is false there and the Trainer saves (and
+// stops on a signal) at the next full sum instead: resumed runs stay bit-exact and a run's
+// result does not depend on when checkpoints were written. Epoch ends need not be full
+// sums; the per-epoch analogy figure of the log is then rank 0's replica.
+// Measured, CBOW 2 x 1 on wiki17m at 2^18, 2.6 GHz host (F = the rows before the rare
+// ones; rare_below 5 gives F 4,9xx there):
+//   sum of syncs per rank, 165 steps: every row every step 2.90 s through MPI, 1.64 s in
+//   peer memory; F 5000, every 4th: 0.60 s; every 8th: 0.36 s; F 2000 every 8th 0.31 s.
+//   seeds 1234 / 1 / 2 / 5 / 13, analogy and final loss:
+//     one rank            36.14 / 35.38 / 34.92 / 35.53 / 35.84 % (mean 35.56), loss 1.7229 - 1.7236
+//     every step          35.49 / 35.36 / 35.59 / 35.42 / 36.16 % (mean 35.60), loss 1.7198 - 1.7208
+//     F 5000, every 4th   35.33 / 35.19 / 35.49 / 35.57 / 36.08 % (mean 35.53), loss 1.7192 - 1.7205
+//     F 5000, every 8th   35.23 / 35.01 / 35.39 / 35.62 / 35.78 % (mean 35.41), loss 1.7187 - 1.7199
+//   F 10000 every 8th (seed 1234): 35.38 %, 1.7193; F 2000 every 8th: 35.17 %, 1.7259;
+//   F 1000 every 16th: 32.78 %, 1.8350 (too many words wait too long).
+//   The default for CBOW is rare_below 5, every 4th step: the loss below every-step's,
+//   the analogy mean within 0.1 point of it and of one rank's (the seed spread is ~1
+//   point). Skip-gram (sync 5 % of its training) keeps every row every step (rare_every 1).
 // Sums: syn0 past its hot rows is summed over the rows some rank touched since the last
 // sync (every thread marks its kept words; the maps are OR-ed by one allreduce), the rest
 // densely. A step of 2^18 words touches about a quarter of syn0's rows per rank, but the
@@ -75,7 +101,8 @@
 // 2 ranks, 2.0 GHz host: 75 ms as delta_allreduce (25 in MPI), 56 ms as sum_allreduce,
 // 35-45 ms with the touched rows of syn0 (CBOW 2 x 1: 5.7-7.4 s of syncs in 63-67 s,
 // 12.5 s before); the barrier before it (wait_seconds) shows how long the ranks wait for
-// each other (1.4 - 3.1 s there).
+// each other (1.4 - 3.1 s there). On the 2.6 GHz host: 17.6 ms through MPI, 9.9 ms in peer
+// memory (the touched rows of syn0 and all of syn1neg).
 #include <cstring>
 
 #include "core/error.h"
@@ -115,7 +142,10 @@ void Word2Vec::synchronize(bool full) {
     if (at < end) out[count++] = {at, end};
     return count;
   };
-  if (peers_ != nullptr) owned_.clear();
+  if (peers_ != nullptr) {
+    owned_.resize(static_cast<size_t>(comm_.size()));
+    for (auto& list : owned_) list.clear();
+  }
   for (const SyncSegment& g : sync_segments_) {
     Piece pieces[3];
     const int count = synced(g, pieces);
@@ -126,7 +156,7 @@ void Word2Vec::synchronize(bool full) {
           average_allreduce(comm_, x + begin, base + begin, length, options_.threads);
           break;
         case SyncKind::kSum:
-          if (peers_ != nullptr) append_owned(begin, begin + length, comm_.rank(), comm_.size(), owned_);
+          if (peers_ != nullptr) split_by_owner(begin, begin + length, owned_);
           else sum_allreduce(comm_, x + begin, base + begin, length, options_.threads);
           break;
         case SyncKind::kSumTouchedRows: {   // whole rows of syn0
@@ -134,8 +164,7 @@ void Word2Vec::synchronize(bool full) {
           for (int64_t w = (begin - syn0) / D; w < (begin + length - syn0) / D; ++w)
             if (touched_[static_cast<size_t>(w)] != 0) touched_rows_.push_back(static_cast<int32_t>(w));
           if (peers_ != nullptr) {   // Note [Owner-computes sync]
-            for (int32_t w : touched_rows_)
-              append_owned(syn0 + w * D, syn0 + (w + 1) * D, comm_.rank(), comm_.size(), owned_);
+            for (int32_t w : touched_rows_) split_by_owner(syn0 + w * D, syn0 + (w + 1) * D, owned_);
           } else {
             sum_allreduce_rows(comm_, view_.syn0, base + syn0, D, touched_rows_, sync_scratch_);
           }

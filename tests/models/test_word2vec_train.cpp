@@ -395,6 +395,21 @@ TEST(PeerMemory, ReadsAndWritesEveryPeersRegion) {
       for (int64_t j = 0; j < 7; ++j) wrong += got[static_cast<size_t>(k * 7 + j)] != value_of(k * 199 + j, q);
     EXPECT_EQ(wrong, 0) << "rank " << rank << " reading rank " << q;
   }
+  // pull: rank r copies the pieces k with k % W == r of rank (r + 1) % W to the same places
+  // of its own region (pieces no other rank reads meanwhile); everything else stays.
+  world().barrier();
+  const int from = (rank + 1) % world_size;
+  std::vector<PeerMemory::Extent> mine_only;
+  for (int64_t k = rank; k < 1500; k += world_size) mine_only.push_back(pieces[static_cast<size_t>(k)]);
+  peers->pull(from, mine_only);
+  int64_t wrong_pull = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const bool pulled = i < 1500 * 199 && i % 199 < 7 && (i / 199) % world_size == rank;
+    wrong_pull += region[static_cast<size_t>(i)] != value_of(i, pulled ? from : rank);
+  }
+  EXPECT_EQ(wrong_pull, 0) << "rank " << rank << " pulling from rank " << from;
+  world().barrier();
+  for (int64_t i = 0; i < n; ++i) region[static_cast<size_t>(i)] = value_of(i, rank);
   world().barrier();
   // Rank r writes -(r + 1) into elements [1000 r, 1000 r + 1000) of every peer.
   const std::vector<float> mark(1000, -static_cast<float>(rank + 1));
@@ -421,17 +436,18 @@ TEST(PeerMemory, OffWhenAsked) {
   EXPECT_EQ(why, world().size() == 1 ? "one rank" : "LOOM_PEER_MEMORY=0");
 }
 
-// append_owned (models/replica_sync.h): over ranges that start and end inside blocks, the
-// ranks' pieces are disjoint, cover the ranges exactly, and each lies in a block its rank
-// owns.
+// split_by_owner (models/replica_sync.h): over ranges that start and end inside blocks,
+// the ranks' pieces are disjoint, cover the ranges exactly, and each lies in a block its
+// rank owns.
 TEST(ReplicaSums, OwnedPiecesPartitionTheRanges) {
   const int64_t ranges[][2] = {{5, 7}, {100, 3 * kOwnerBlock + 11}, {5 * kOwnerBlock - 1, 5 * kOwnerBlock + 1},
                                {9 * kOwnerBlock, 12 * kOwnerBlock}};
   for (int world_size = 1; world_size <= 4; ++world_size) {
     std::vector<int> owner(static_cast<size_t>(13 * kOwnerBlock), -1);
+    std::vector<std::vector<ElementRange>> by_rank(static_cast<size_t>(world_size));
+    for (const auto& g : ranges) split_by_owner(g[0], g[1], by_rank);
     for (int r = 0; r < world_size; ++r) {
-      std::vector<ElementRange> mine;
-      for (const auto& g : ranges) append_owned(g[0], g[1], r, world_size, mine);
+      const std::vector<ElementRange>& mine = by_rank[static_cast<size_t>(r)];
       for (size_t k = 0; k < mine.size(); ++k) {
         if (k > 0) {
           EXPECT_LT(mine[k - 1].offset + mine[k - 1].count, mine[k].offset) << "merged, ascending";
@@ -472,10 +488,10 @@ TEST(ReplicaSums, OwnersSumEveryRanksChange) {
   if (world_size == 1) return;   // nothing to sum
   if (peers == nullptr && refused_by_the_system(why)) GTEST_SKIP() << why;
   ASSERT_NE(peers, nullptr) << why;
-  std::vector<ElementRange> mine;
-  append_owned(0, dense, rank, world_size, mine);
-  for (int64_t w = 0; w < rows; w += 2) append_owned(dense + w * D, dense + (w + 1) * D, rank, world_size, mine);
-  peer_sum_sync(world(), *peers, base.data(), mine, scratch);
+  std::vector<std::vector<ElementRange>> by_rank(static_cast<size_t>(world_size));
+  split_by_owner(0, dense, by_rank);
+  for (int64_t w = 0; w < rows; w += 2) split_by_owner(dense + w * D, dense + (w + 1) * D, by_rank);
+  peer_sum_sync(world(), *peers, base.data(), by_rank, scratch);
   int64_t wrong_x = 0, wrong_base = 0;
   for (int64_t i = 0; i < n; ++i) {
     float want = base_of(i) + change_of(i, rank);
