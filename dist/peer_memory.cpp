@@ -48,7 +48,7 @@ ssize_t vm_call(bool out, pid_t pid, iovec* local, size_t local_pieces, iovec* r
 
 }  // namespace
 
-std::unique_ptr<PeerMemory> PeerMemory::open(Communicator& comm, void* base, size_t bytes, std::string* why) {
+std::unique_ptr<PeerMemory> PeerMemory::open(Communicator& comm, std::vector<Region> regions, std::string* why) {
   auto say = [&](std::string text) {
     if (why != nullptr) *why = std::move(text);
   };
@@ -59,23 +59,35 @@ std::unique_ptr<PeerMemory> PeerMemory::open(Communicator& comm, void* base, siz
   }
   const char* env = std::getenv("LOOM_PEER_MEMORY");
   const bool wanted = env == nullptr || std::string(env) != "0";
-  // What every rank tells the others: host, PID namespace, pid, region, probe word.
+  // What every rank tells the others: host, PID namespace, pid, probe word, then each
+  // region's address and size.
   static uint64_t probe = 0;
   probe = std::random_device{}() | (uint64_t{std::random_device{}()} << 32) | 1;
-  std::vector<uint64_t> mine = {boot_id_hash(), pid_namespace(), static_cast<uint64_t>(getpid()),
-                                reinterpret_cast<uint64_t>(base), static_cast<uint64_t>(bytes),
-                                reinterpret_cast<uint64_t>(&probe), probe, wanted ? 1u : 0u};
+  constexpr int kFixed = 7;
+  std::vector<uint64_t> mine = {boot_id_hash(),
+                                pid_namespace(),
+                                static_cast<uint64_t>(getpid()),
+                                reinterpret_cast<uint64_t>(&probe),
+                                probe,
+                                wanted ? 1u : 0u,
+                                static_cast<uint64_t>(regions.size())};
+  for (const Region& r : regions) {
+    mine.push_back(reinterpret_cast<uint64_t>(r.base));
+    mine.push_back(static_cast<uint64_t>(r.bytes));
+  }
   const int64_t fields = static_cast<int64_t>(mine.size());
   std::vector<uint64_t> all(static_cast<size_t>(fields * world));
   comm.allgather(Tensor::of(reinterpret_cast<int64_t*>(mine.data()), fields),
                  Tensor::of(reinterpret_cast<int64_t*>(all.data()), fields * world));
-  auto field = [&](int r, int f) { return all[static_cast<size_t>(r * fields + f)]; };
+  auto field = [&](int r, int64_t f) { return all[static_cast<size_t>(r * fields + f)]; };
   std::string problem;
   for (int r = 0; r < world && problem.empty(); ++r) {
-    if (field(r, 7) == 0) problem = "LOOM_PEER_MEMORY=0";
+    if (field(r, 5) == 0) problem = "LOOM_PEER_MEMORY=0";
     else if (field(r, 0) != field(0, 0) || field(r, 0) == 0) problem = "the ranks run on more than one host";
     else if (field(r, 1) != field(0, 1) || field(r, 1) == 0) problem = "the ranks run in different PID namespaces";
-    else if (field(r, 4) != field(0, 4)) problem = "the ranks registered regions of different sizes";
+    for (size_t i = 0; i < regions.size() && problem.empty(); ++i)
+      if (field(r, kFixed + 2 * static_cast<int64_t>(i) + 1) != regions[i].bytes)
+        problem = "the ranks registered regions of different sizes";
   }
   int64_t failed = problem.empty() ? 0 : 1;
   if (failed == 0) {
@@ -86,10 +98,10 @@ std::unique_ptr<PeerMemory> PeerMemory::open(Communicator& comm, void* base, siz
       if (r == comm.rank()) continue;
       uint64_t seen = 0;
       iovec local{&seen, sizeof seen};
-      iovec remote{reinterpret_cast<void*>(field(r, 5)), sizeof seen};
+      iovec remote{reinterpret_cast<void*>(field(r, 3)), sizeof seen};
       errno = 0;
       const ssize_t n = vm_call(false, static_cast<pid_t>(field(r, 2)), &local, 1, &remote, 1);
-      if (n != static_cast<ssize_t>(sizeof seen) || seen != field(r, 6)) {
+      if (n != static_cast<ssize_t>(sizeof seen) || seen != field(r, 4)) {
         failed = 1;
         problem = std::string("process_vm_readv from rank ") + std::to_string(r) + ": " +
                   (n < 0 ? std::strerror(errno) : "read the wrong bytes");
@@ -104,29 +116,40 @@ std::unique_ptr<PeerMemory> PeerMemory::open(Communicator& comm, void* base, siz
   }
   std::unique_ptr<PeerMemory> p(new PeerMemory());
   p->rank_ = comm.rank();
-  p->base_ = base;
-  p->bytes_ = bytes;
-  for (int r = 0; r < world; ++r)
-    p->peers_.push_back({static_cast<int64_t>(field(r, 2)), field(r, 3)});
+  p->regions_ = std::move(regions);
+  for (int r = 0; r < world; ++r) {
+    p->pids_.push_back(static_cast<int64_t>(field(r, 2)));
+    std::vector<uint64_t> addresses;
+    for (size_t i = 0; i < p->regions_.size(); ++i) addresses.push_back(field(r, kFixed + 2 * static_cast<int64_t>(i)));
+    p->address_.push_back(std::move(addresses));
+  }
   say("");
   return p;
 }
 
 PeerMemory::~PeerMemory() = default;
 
-void PeerMemory::read(int peer, std::span<const Extent> remote, void* dst) const {
-  transfer(false, peer, remote, dst);
+void PeerMemory::read(int peer, int region, std::span<const Extent> remote, void* dst) const {
+  transfer(false, peer, region, remote, dst, 0);
 }
 
-void PeerMemory::write(int peer, std::span<const Extent> remote, const void* src) const {
-  transfer(true, peer, remote, const_cast<void*>(src));
+void PeerMemory::write(int peer, int region, std::span<const Extent> remote, const void* src) const {
+  transfer(true, peer, region, remote, const_cast<void*>(src), 0);
 }
 
-void PeerMemory::pull(int peer, std::span<const Extent> extents) const { transfer(false, peer, extents, nullptr); }
+void PeerMemory::pull(int peer, int from, std::span<const Extent> extents, int into) const {
+  transfer(false, peer, from, extents, nullptr, into);
+}
 
-void PeerMemory::transfer(bool out, int peer, std::span<const Extent> remote, void* local) const {
+void PeerMemory::transfer(bool out, int peer, int region, std::span<const Extent> remote, void* local,
+                          int into) const {
   LOOM_ASSERT(peer >= 0 && peer < size() && peer != rank_, "PeerMemory: no such peer");
-  const Peer& p = peers_[static_cast<size_t>(peer)];
+  LOOM_ASSERT(region >= 0 && region < static_cast<int>(regions_.size()) && into >= 0 &&
+                  into < static_cast<int>(regions_.size()),
+              "PeerMemory: no such region");
+  const uint64_t address = address_[static_cast<size_t>(peer)][static_cast<size_t>(region)];
+  const size_t limit = std::min(regions_[static_cast<size_t>(region)].bytes, regions_[static_cast<size_t>(into)].bytes);
+  char* here = static_cast<char*>(regions_[static_cast<size_t>(into)].base);
   constexpr size_t kPieces = 1024;   // IOV_MAX on Linux
   iovec pieces[kPieces], mine[kPieces];
   char* at = static_cast<char*>(local);
@@ -135,17 +158,18 @@ void PeerMemory::transfer(bool out, int peer, std::span<const Extent> remote, vo
     size_t total = 0;
     for (size_t i = 0; i < n; ++i) {
       const Extent& e = remote[from + i];
-      LOOM_ASSERT(e.offset >= 0 && e.bytes >= 0 && static_cast<size_t>(e.offset + e.bytes) <= bytes_,
+      LOOM_ASSERT(e.offset >= 0 && e.bytes >= 0 && static_cast<size_t>(e.offset + e.bytes) <= limit,
                   "PeerMemory: extent outside the region");
-      pieces[i] = {reinterpret_cast<void*>(p.address + static_cast<uint64_t>(e.offset)), static_cast<size_t>(e.bytes)};
-      if (local == nullptr) mine[i] = {static_cast<char*>(base_) + e.offset, static_cast<size_t>(e.bytes)};
+      pieces[i] = {reinterpret_cast<void*>(address + static_cast<uint64_t>(e.offset)), static_cast<size_t>(e.bytes)};
+      if (local == nullptr) mine[i] = {here + e.offset, static_cast<size_t>(e.bytes)};
       total += static_cast<size_t>(e.bytes);
     }
     if (local != nullptr) mine[0] = {at, total};
-    const ssize_t moved = vm_call(out, static_cast<pid_t>(p.pid), mine, local == nullptr ? n : 1, pieces, n);
+    const pid_t pid = static_cast<pid_t>(pids_[static_cast<size_t>(peer)]);
+    const ssize_t moved = vm_call(out, pid, mine, local == nullptr ? n : 1, pieces, n);
     LOOM_CHECK(moved == static_cast<ssize_t>(total), CommError,
                std::string(out ? "process_vm_writev to" : "process_vm_readv from") + " rank " + std::to_string(peer) +
-                   " (pid " + std::to_string(p.pid) + "): " +
+                   " (pid " + std::to_string(pid) + "): " +
                    (moved < 0 ? std::strerror(errno) : "moved " + std::to_string(moved) + " of " +
                                                             std::to_string(total) + " bytes") +
                    "; has that rank exited?");

@@ -8,8 +8,9 @@
 // copy of 55 MB tables several times a minute. Through MPI_Allreduce (Open MPI 4.1 on one
 // host, pieces of 1 MiB) that cost 23-25 ms per 55 MB on a 2.6 GHz host, while the
 // arithmetic needs one pass: read every copy, write the sum back to every copy. With the
-// other ranks' tables addressable, each rank sums a fixed share of the elements and writes
-// the result into every rank's copy: 8.7 ms for the same 55 MB (2 ranks, /tmp micro-test).
+// other ranks' tables addressable, each rank sums a fixed share of the elements and the
+// others copy that share of the result: 8.7 ms for the same 55 MB (2 ranks, micro-test;
+// Note [Owner-computes sync] in models/replica_sync.h).
 // Why cross-memory attach and not an MPI-3 shared window: the tables then stay in the
 // ranks' own memory, on transparent huge pages (Note [Huge pages for parameters]); shared
 // memory from /dev/shm gets 4 KiB pages under Linux's default shmem_enabled = never, and
@@ -34,45 +35,46 @@ class Communicator;
 
 class PeerMemory {
  public:
-  // A piece of a peer's region: byte offset from its start, length in bytes.
+  // Memory a rank registers: every rank registers the same number of regions, region i of
+  // the same size on every rank.
+  struct Region {
+    void* base;
+    size_t bytes;
+  };
+  // A piece of a region: byte offset from its start, length in bytes.
   struct Extent {
     int64_t offset;
     int64_t bytes;
   };
 
-  // Collective. Every rank registers [base, base + bytes) (the same size on every rank).
-  // Returns null on every rank where the ranks cannot use it; `why` (optional) then says
-  // why ("ranks on 2 hosts", "process_vm_readv from rank 1: Operation not permitted"...).
-  // A world of one rank gets null too.
-  static std::unique_ptr<PeerMemory> open(Communicator& comm, void* base, size_t bytes, std::string* why);
+  // Collective. Returns null on every rank where the ranks cannot use it; `why` (optional)
+  // then says why ("the ranks run on more than one host", "process_vm_readv from rank 1:
+  // Operation not permitted"...). A world of one rank gets null too.
+  static std::unique_ptr<PeerMemory> open(Communicator& comm, std::vector<Region> regions, std::string* why);
   ~PeerMemory();
 
-  int size() const { return static_cast<int>(peers_.size()); }
+  int size() const { return static_cast<int>(pids_.size()); }
   int rank() const { return rank_; }
-  void* base() const { return base_; }
-  size_t bytes() const { return bytes_; }
+  const Region& region(int i) const { return regions_[static_cast<size_t>(i)]; }
 
-  // Reads the extents of rank `peer`'s region, in order, into dst (their total length).
-  // Throws CommError naming the peer when the kernel refuses (the peer has exited).
-  void read(int peer, std::span<const Extent> remote, void* dst) const;
+  // Reads the extents of region `region` of rank `peer`, in order, into dst (their total
+  // length). Throws CommError naming the peer when the kernel refuses (the peer has exited).
+  void read(int peer, int region, std::span<const Extent> remote, void* dst) const;
   // Writes src (the extents' total length) into the extents of rank `peer`'s region.
-  void write(int peer, std::span<const Extent> remote, const void* src) const;
-  // Copies the extents of rank `peer`'s region into the same extents of this rank's.
-  void pull(int peer, std::span<const Extent> extents) const;
+  void write(int peer, int region, std::span<const Extent> remote, const void* src) const;
+  // Copies the extents of rank `peer`'s region `from` into the same extents of this rank's
+  // region `into`.
+  void pull(int peer, int from, std::span<const Extent> extents, int into) const;
 
  private:
-  struct Peer {
-    int64_t pid;
-    uint64_t address;
-  };
   PeerMemory() = default;
-  // local null: each extent lands at the same offset of this rank's region.
-  void transfer(bool out, int peer, std::span<const Extent> remote, void* local) const;
+  // local null: each extent lands at the same offset of this rank's region `into`.
+  void transfer(bool out, int peer, int region, std::span<const Extent> remote, void* local, int into) const;
 
   int rank_ = 0;
-  void* base_ = nullptr;
-  size_t bytes_ = 0;
-  std::vector<Peer> peers_;   // (world,)
+  std::vector<Region> regions_;                // this rank's
+  std::vector<int64_t> pids_;                  // (world,)
+  std::vector<std::vector<uint64_t>> address_;   // (world, regions)
 };
 
 }  // namespace loom

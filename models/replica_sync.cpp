@@ -111,14 +111,15 @@ std::vector<PeerMemory::Extent> byte_extents(const std::vector<ElementRange>& ra
 
 }  // namespace
 
-void peer_sum_sync(Communicator& comm, const PeerMemory& peers, float* base,
-                   const std::vector<std::vector<ElementRange>>& by_rank, std::vector<float>& scratch) {
+void peer_sum_sync(Communicator& comm, const PeerMemory& peers, const std::vector<std::vector<ElementRange>>& by_rank,
+                   std::vector<float>& scratch) {
   constexpr int64_t kPiece = int64_t{1} << 16;   // floats per exchange (256 KiB, stays in L2)
   const int world = peers.size(), me = peers.rank();
   LOOM_ASSERT(static_cast<int>(by_rank.size()) == world, "peer_sum_sync: one list per rank");
   const std::vector<ElementRange>& mine = by_rank[static_cast<size_t>(me)];
   const float others = static_cast<float>(world - 1);
-  float* x = static_cast<float*>(peers.base());
+  float* x = static_cast<float*>(peers.region(0).base);
+  float* base = static_cast<float*>(peers.region(1).base);
   scratch.resize(static_cast<size_t>((world - 1) * kPiece));   // a piece per peer
   auto slot = [&](int r) { return scratch.data() + (r < me ? r : r - 1) * kPiece; };
   std::vector<PeerMemory::Extent> remote;
@@ -140,7 +141,7 @@ void peer_sum_sync(Communicator& comm, const PeerMemory& peers, float* base,
       if (taken == mine[next].count) ++next, taken = 0;
     }
     for (int r = 0; r < world; ++r)
-      if (r != me) peers.read(r, remote, slot(r));
+      if (r != me) peers.read(r, 0, remote, slot(r));
     for (const Part& p : parts) {
       float* __restrict xp = x + p.offset;
       float* __restrict bp = base + p.offset;
@@ -163,10 +164,10 @@ void peer_sum_sync(Communicator& comm, const PeerMemory& peers, float* base,
       }
     }
   }
-  comm.barrier();   // every owner's results are in its x
+  comm.barrier();   // every owner's results are in its x and base
   for (int r = 0; r < world; ++r)
-    if (r != me) peers.pull(r, byte_extents(by_rank[static_cast<size_t>(r)]));
-  comm.barrier();   // nobody reads this rank's x any more
+    if (r != me) peers.pull(r, 1, byte_extents(by_rank[static_cast<size_t>(r)]), 0);
+  comm.barrier();   // nobody reads this rank's memory any more
 }
 
 }  // namespace loom

@@ -56,14 +56,16 @@ void average_allreduce(Communicator& comm, float* x, float* base, int64_t n, int
 // element i of the buffer. The owner reads the element from every rank, sums the copies in
 // rank order and subtracts (W - 1) base - the formula of sum_allreduce, so at 2 ranks the
 // bits are the same - and stores the result in its own x and base; after a barrier every
-// rank copies the other owners' results into its own x, and a second barrier ends the sync
-// (no rank trains on while another still reads its x). Every element is read once from
-// each copy and written once to each copy: 8.7 ms per 55 MB at 2 ranks against 23.5 ms
-// through MPI_Allreduce (2.6 GHz host). Each rank writes only its own memory: when the
-// owner wrote the result into the other ranks' x instead, their next step ran ~7 ms slower
-// (CBOW on wiki17m, 165 steps: 1.2 s per rank), the rows they use most now sitting modified
-// in the other core's cache. Blocks of 16 K floats alternate between the ranks, so the
-// touched rows of syn0, which crowd at the frequent (low) rows, fall about evenly to all.
+// rank copies the other owners' results from their base into its own x, and a second
+// barrier ends the sync (no rank trains on while another still reads its memory). Every
+// element is read once from each copy and written once to each copy: 8.7 ms per 55 MB at 2
+// ranks against 23.5 ms through MPI_Allreduce (2.6 GHz host). Each rank writes only its own
+// memory. Measured against the owner writing its results into the other ranks' x (one
+// barrier fewer), CBOW 2 x 1 on wiki17m: syncs 0.60 s per rank there against 0.70 s here;
+// the time outside the syncs 15.1 s against 15.0 s (means of four interleaved runs each,
+// within the host's noise), and copying from the owner's x instead of its base 15.2 s. Blocks
+// of 16 K floats alternate between the ranks, so the touched rows of syn0, which crowd at
+// the frequent (low) rows, fall about evenly to all.
 // base stays current only at the elements this rank owns; ownership never changes, and the
 // MPI syncs above still update base everywhere, so the two kinds can share one buffer
 // segment by segment.
@@ -79,10 +81,13 @@ struct ElementRange {
 // ranges.
 void split_by_owner(int64_t begin, int64_t end, std::vector<std::vector<ElementRange>>& by_rank);
 
-// x = peers.base() as floats: for the elements of by_rank (from split_by_owner, the same on
-// every rank) x <- sum over ranks x_r - (W - 1) base at every rank; base <- x at the
-// elements this rank owns. Collective. `scratch` is resized as needed.
-void peer_sum_sync(Communicator& comm, const PeerMemory& peers, float* base,
-                   const std::vector<std::vector<ElementRange>>& by_rank, std::vector<float>& scratch);
+// x = peers' region 0 and base = region 1, as floats: for the elements of by_rank (from
+// split_by_owner, the same on every rank) x <- sum over ranks x_r - (W - 1) base at every
+// rank; base <- x at the elements this rank owns. The other ranks copy an owner's results
+// from its base, which training does not touch, rather than from its x (whose lines would
+// then be shared with their caches when the owner next writes them). Collective.
+// `scratch` is resized as needed.
+void peer_sum_sync(Communicator& comm, const PeerMemory& peers, const std::vector<std::vector<ElementRange>>& by_rank,
+                   std::vector<float>& scratch);
 
 }  // namespace loom

@@ -120,7 +120,7 @@ Word2Vec::Word2Vec(const Word2VecOptions& options, Communicator& comm, const Voc
     touched_.assign(static_cast<size_t>(V), 0);
     for (auto& t : threads_) t->touched.assign(static_cast<size_t>(V), 0);
     std::string why;
-    peers_ = PeerMemory::open(comm_, params_.values().data(), base_.size(), &why);
+    peers_ = PeerMemory::open(comm_, {{params_.values().data(), base_.size()}, {base_.data(), base_.size()}}, &why);
     log::info("word2vec", peers_ != nullptr ? "replicas summed in place across the ranks' memory (cross-memory attach)"
                                             : "replicas summed by MPI allreduce (no cross-memory attach: " + why + ")");
   }

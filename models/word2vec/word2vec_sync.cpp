@@ -26,8 +26,9 @@
 // the last rows of syn1 (the nodes near the root). The plan (segments of the parameter
 // buffer, averaged or summed) is made once in plan_sync().
 // Sums: x <- sum_r x_r - (W - 1) base. When every rank runs on one host they skip MPI:
-// each rank sums a fixed share of the elements, reading the other ranks' copies and writing
-// the result into them directly (Note [Owner-computes sync], Note [Peer memory]); else
+// each rank sums a fixed share of the elements, reading the other ranks' copies directly,
+// and then copies the other ranks' shares of the result from them (Note [Owner-computes
+// sync], Note [Peer memory]); else
 // sum_allreduce (one pass over the arrays after the allreduce; models/replica_sync.h),
 // pieces of 1 MiB. The two give the same bits at 2 ranks.
 // Measured (tests/models/test_word2vec_train.cpp, LOOM_W2V_SYNC / LOOM_W2V_STEP_WORDS /
@@ -80,7 +81,9 @@
 // Measured, CBOW 2 x 1 on wiki17m at 2^18, 2.6 GHz host (F = the rows before the rare
 // ones; rare_below 5 gives F 4,9xx there):
 //   sum of syncs per rank, 165 steps: every row every step 2.90 s through MPI, 1.64 s in
-//   peer memory; F 5000, every 4th: 0.60 s; every 8th: 0.36 s; F 2000 every 8th 0.31 s.
+//   peer memory (owners writing into the others); F 5000, every 4th: 0.60 s; every 8th:
+//   0.36 s; F 2000 every 8th 0.31 s; the default (rare_below 5, every 4th, the others
+//   pulling the owners' results) 0.68-0.71 s.
 //   seeds 1234 / 1 / 2 / 5 / 13, analogy and final loss:
 //     one rank            36.14 / 35.38 / 34.92 / 35.53 / 35.84 % (mean 35.56), loss 1.7229 - 1.7236
 //     every step          35.49 / 35.36 / 35.59 / 35.42 / 36.16 % (mean 35.60), loss 1.7198 - 1.7208
@@ -129,7 +132,7 @@ void Word2Vec::synchronize(bool full) {
   // Rows [rare_from, V) of syn0 and syn1neg wait for the next full sync.
   const int64_t rare_from = full ? V : std::min(V, rare_rows_from_);
   struct Piece { int64_t begin, end; };
-  auto synced = [&](const SyncSegment& g, Piece out[2]) {   // g's element ranges summed now
+  auto synced = [&](const SyncSegment& g, Piece out[3]) {   // g's element ranges summed now
     int count = 0;
     int64_t at = g.offset, end = g.offset + g.length;
     for (int64_t table : {syn0, syn1neg}) {
@@ -173,7 +176,7 @@ void Word2Vec::synchronize(bool full) {
       }
     }
   }
-  if (peers_ != nullptr) peer_sum_sync(comm_, *peers_, base, owned_, sync_scratch_);
+  if (peers_ != nullptr) peer_sum_sync(comm_, *peers_, owned_, sync_scratch_);
   std::fill(touched_.begin(), touched_.begin() + rare_from, uint8_t{0});
   LOOM_ASSERT(sync_segments_.empty() || sync_segments_.back().offset + sync_segments_.back().length == n,
               "word2vec: the sync segments do not cover the parameters");

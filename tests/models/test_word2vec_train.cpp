@@ -373,7 +373,10 @@ TEST(PeerMemory, ReadsAndWritesEveryPeersRegion) {
   auto value_of = [](int64_t i, int r) { return static_cast<float>(i % 100003) + 0.25f * static_cast<float>(r); };
   for (int64_t i = 0; i < n; ++i) region[static_cast<size_t>(i)] = value_of(i, rank);
   std::string why;
-  std::unique_ptr<PeerMemory> peers = PeerMemory::open(world(), region.data(), region.size() * 4, &why);
+  std::vector<float> second(static_cast<size_t>(n));   // region 1: the values + 1000
+  for (int64_t i = 0; i < n; ++i) second[static_cast<size_t>(i)] = value_of(i, rank) + 1000.0f;
+  std::unique_ptr<PeerMemory> peers =
+      PeerMemory::open(world(), {{region.data(), region.size() * 4}, {second.data(), second.size() * 4}}, &why);
   if (world_size == 1) {
     EXPECT_EQ(peers, nullptr);
     EXPECT_EQ(why, "one rank");
@@ -389,23 +392,24 @@ TEST(PeerMemory, ReadsAndWritesEveryPeersRegion) {
   for (int q = 0; q < world_size; ++q) {
     if (q == rank) continue;
     std::vector<float> got(1500 * 7);
-    peers->read(q, pieces, got.data());
+    peers->read(q, 0, pieces, got.data());
     int64_t wrong = 0;
     for (int64_t k = 0; k < 1500; ++k)
       for (int64_t j = 0; j < 7; ++j) wrong += got[static_cast<size_t>(k * 7 + j)] != value_of(k * 199 + j, q);
     EXPECT_EQ(wrong, 0) << "rank " << rank << " reading rank " << q;
   }
-  // pull: rank r copies the pieces k with k % W == r of rank (r + 1) % W to the same places
-  // of its own region (pieces no other rank reads meanwhile); everything else stays.
+  // pull: rank r copies the pieces k with k % W == r of region 1 of rank (r + 1) % W to the
+  // same places of its own region 0 (pieces no other rank reads meanwhile); everything else
+  // stays.
   world().barrier();
   const int from = (rank + 1) % world_size;
   std::vector<PeerMemory::Extent> mine_only;
   for (int64_t k = rank; k < 1500; k += world_size) mine_only.push_back(pieces[static_cast<size_t>(k)]);
-  peers->pull(from, mine_only);
+  peers->pull(from, 1, mine_only, 0);
   int64_t wrong_pull = 0;
   for (int64_t i = 0; i < n; ++i) {
     const bool pulled = i < 1500 * 199 && i % 199 < 7 && (i / 199) % world_size == rank;
-    wrong_pull += region[static_cast<size_t>(i)] != value_of(i, pulled ? from : rank);
+    wrong_pull += region[static_cast<size_t>(i)] != (pulled ? value_of(i, from) + 1000.0f : value_of(i, rank));
   }
   EXPECT_EQ(wrong_pull, 0) << "rank " << rank << " pulling from rank " << from;
   world().barrier();
@@ -415,7 +419,7 @@ TEST(PeerMemory, ReadsAndWritesEveryPeersRegion) {
   const std::vector<float> mark(1000, -static_cast<float>(rank + 1));
   const PeerMemory::Extent mine[] = {{rank * 1000 * 4, 1000 * 4}};
   for (int q = 0; q < world_size; ++q)
-    if (q != rank) peers->write(q, mine, mark.data());
+    if (q != rank) peers->write(q, 0, mine, mark.data());
   world().barrier();
   int64_t wrong = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -430,7 +434,7 @@ TEST(PeerMemory, OffWhenAsked) {
   std::vector<float> region(1000);
   ::setenv("LOOM_PEER_MEMORY", "0", 1);
   std::string why;
-  std::unique_ptr<PeerMemory> peers = PeerMemory::open(world(), region.data(), region.size() * 4, &why);
+  std::unique_ptr<PeerMemory> peers = PeerMemory::open(world(), {{region.data(), region.size() * 4}}, &why);
   ::unsetenv("LOOM_PEER_MEMORY");
   EXPECT_EQ(peers, nullptr);
   EXPECT_EQ(why, world().size() == 1 ? "one rank" : "LOOM_PEER_MEMORY=0");
@@ -484,14 +488,15 @@ TEST(ReplicaSums, OwnersSumEveryRanksChange) {
     x[static_cast<size_t>(i)] = base_of(i) + change_of(i, rank);
   }
   std::string why;
-  std::unique_ptr<PeerMemory> peers = PeerMemory::open(world(), x.data(), x.size() * 4, &why);
+  std::unique_ptr<PeerMemory> peers =
+      PeerMemory::open(world(), {{x.data(), x.size() * 4}, {base.data(), base.size() * 4}}, &why);
   if (world_size == 1) return;   // nothing to sum
   if (peers == nullptr && refused_by_the_system(why)) GTEST_SKIP() << why;
   ASSERT_NE(peers, nullptr) << why;
   std::vector<std::vector<ElementRange>> by_rank(static_cast<size_t>(world_size));
   split_by_owner(0, dense, by_rank);
   for (int64_t w = 0; w < rows; w += 2) split_by_owner(dense + w * D, dense + (w + 1) * D, by_rank);
-  peer_sum_sync(world(), *peers, base.data(), by_rank, scratch);
+  peer_sum_sync(world(), *peers, by_rank, scratch);
   int64_t wrong_x = 0, wrong_base = 0;
   for (int64_t i = 0; i < n; ++i) {
     float want = base_of(i) + change_of(i, rank);
