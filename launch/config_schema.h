@@ -163,9 +163,9 @@ struct ConfigRange {
   X_REAL(rare_below, 5.0, ConfigRange::at_least(0),                                               \
          "with sync = delta: rows of words expected to be kept fewer than this many times in one " \
          "rank's step (rare rows) are summed only every rare_every steps")                        \
-  X_INT(rare_every, 0, ConfigRange::between(0, 1000000),                                          \
+  X_INT(rare_every, 4, ConfigRange::between(1, 1000000),                                          \
         "rare rows are summed at every rare_every-th step (checkpoints wait for such a step); "    \
-        "0 = 4 for cbow, 1 (every step) for skipgram")                                            \
+        "1 = every row at every step")                                                            \
   X_INT(max_sentence_words, 1000, ConfigRange::between(1, 1000000),                               \
         "longer lines are cut into sentences of this many words (word2vec: 1000)")
 

@@ -299,7 +299,7 @@ int run_word2vec_pipeline(Session& session) {
                             (comm.size() > 1 && options.sync == Word2VecSync::kDelta &&
                                      model->rare_from() < model->vocabulary().size()
                                  ? ", the rows of the " + std::to_string(model->vocabulary().size() - model->rare_from()) +
-                                       " rarest words summed every " + std::to_string(options.rare_period()) + " steps"
+                                       " rarest words summed every " + std::to_string(options.rare_every) + " steps"
                                  : ""));
   Word2VecWatch watch(*model, comm, questions, config.eval.every_epochs, config.eval.restrict);
   Trainer trainer(comm, watch, trainer_options(config, run_dir));

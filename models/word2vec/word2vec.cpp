@@ -37,7 +37,7 @@ void check_options(const Word2VecOptions& o) {
   if (o.max_sentence_words < 1) bad("max_sentence_words", "must be >= 1");
   if (!(o.average_above >= -1)) bad("average_above", "must be >= 0, or -1 for the default");
   if (!(o.rare_below >= 0)) bad("rare_below", "must be >= 0");
-  if (o.rare_every < 0) bad("rare_every", "must be >= 1, or 0 for the default");
+  if (o.rare_every < 1) bad("rare_every", "must be >= 1, got " + std::to_string(o.rare_every));
 }
 
 // SplitMix64: the fast per-sentence generator, seeded from the thread's Philox stream (so
@@ -165,7 +165,7 @@ void Word2Vec::plan_sync() {
   hot_words_ = word2vec_hot_rows(expected, options_.hot_threshold(), options_.hs ? &huffman_ : nullptr, &hot_nodes_);
   // The vocabulary is ordered by count, so the rare words are the last rows.
   rare_rows_from_ = V;
-  if (options_.rare_period() > 1 && options_.sync == Word2VecSync::kDelta)
+  if (options_.rare_every > 1 && options_.sync == Word2VecSync::kDelta)
     while (rare_rows_from_ > 0 && expected[static_cast<size_t>(rare_rows_from_ - 1)] < options_.rare_below) --rare_rows_from_;
   struct Range { int64_t begin, end; };
   std::vector<Range> hot;   // element ranges of the buffer, ascending
@@ -206,7 +206,7 @@ void Word2Vec::plan_sync() {
 }
 
 bool Word2Vec::full_sync_after(int64_t step) const {
-  const int64_t every = options_.rare_period();
+  const int64_t every = options_.rare_every;
   return comm_.size() == 1 || options_.sync != Word2VecSync::kDelta || every <= 1 || rare_rows_from_ >= vocab_.size() ||
          (step + 1) % every == 0 || step + 1 >= total_steps_;
 }

@@ -81,16 +81,15 @@ struct Word2VecOptions {
   double average_above = -1;
   // With kDelta: the rows of words expected to be kept fewer than `rare_below` times in one
   // rank's step (rare rows) are summed only at every `rare_every`-th step, the others at
-  // every step; rare_every 0 = 4 for CBOW, 1 (every step) for skip-gram (Note [word2vec
-  // synchronisation], "Rare rows").
+  // every step; rare_every 1 = every row every step (Note [word2vec synchronisation],
+  // "Rare rows").
   double rare_below = 5;
-  int64_t rare_every = 0;
+  int64_t rare_every = 4;
   int64_t max_sentence_words = 1000;
   uint64_t seed = 1234;
 
   double initial_alpha() const { return alpha > 0 ? alpha : (arch == Word2VecArch::kCbow ? 0.05 : 0.025); }
   double hot_threshold() const { return average_above >= 0 ? average_above : (arch == Word2VecArch::kCbow ? 100 : 0); }
-  int64_t rare_period() const { return rare_every > 0 ? rare_every : (arch == Word2VecArch::kCbow ? 4 : 1); }
 };
 
 class Word2Vec final : public Model {
