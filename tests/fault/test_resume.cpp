@@ -5,7 +5,6 @@
 // by train_tool through the real Trainer, Session, config and checkpoint code.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/inotify.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -92,43 +91,6 @@ void resume_to_end(const Job& job, int tries = 5) {
   }
 }
 
-// Waits until a checkpoint write is in progress (a *.h5.tmp appears in `dir`); false if the
-// process ended first or `limit` passed.
-bool wait_for_tmp(const std::string& dir, Process& p, std::chrono::milliseconds limit) {
-  fs::create_directories(dir);
-  int fd = inotify_init1(IN_NONBLOCK);
-  int wd = inotify_add_watch(fd, dir.c_str(), IN_CREATE);
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  bool seen = false;
-  char buf[4096];
-  while (!seen && std::chrono::steady_clock::now() < deadline && p.running()) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    for (ssize_t off = 0; n > 0 && off < n;) {
-      auto* ev = reinterpret_cast<inotify_event*>(buf + off);
-      std::string name = ev->len ? ev->name : "";
-      if (name.size() > 7 && name.ends_with(".h5.tmp")) seen = true;
-      off += ssize_t(sizeof(inotify_event) + ev->len);
-    }
-    if (!seen) std::this_thread::sleep_for(200us);
-  }
-  inotify_rm_watch(fd, wd);
-  close(fd);
-  return seen;
-}
-
-void kill_one_rank(Process& p, int np, std::mt19937& gen) {
-  if (np == 1) {
-    p.signal(SIGKILL);
-    return;
-  }
-  std::vector<pid_t> ranks = descendants_named(p.pid(), "train_tool");
-  if (ranks.empty()) {
-    p.signal_group(SIGKILL);
-    return;
-  }
-  kill(ranks[gen() % ranks.size()], SIGKILL);
-}
-
 class KillResume : public ::testing::TestWithParam<int> {};
 
 // Twenty kills at world size np: odd iterations at a random moment, even ones in the middle
@@ -157,7 +119,7 @@ TEST_P(KillResume, TwentyKillsEndBitForBitEqualToAnUninterruptedRun) {
         // Skip a random number of writes, then kill inside the next one.
         int skip = int(gen() % 6);
         bool in_write = false;
-        for (int s = 0; s <= skip && (in_write = wait_for_tmp(ckpt_dir(job), p, 60s)); ++s) {
+        for (int s = 0; s <= skip && (in_write = wait_for_checkpoint_write(ckpt_dir(job), p, 60s)); ++s) {
           if (s < skip) std::this_thread::sleep_for(5ms);
         }
         during_write += in_write ? 1 : 0;
@@ -165,10 +127,9 @@ TEST_P(KillResume, TwentyKillsEndBitForBitEqualToAnUninterruptedRun) {
         std::uniform_int_distribution<int64_t> when(0, duration.count());
         std::this_thread::sleep_for(std::chrono::milliseconds(when(gen)));
       }
-      kill_one_rank(p, np, gen);
-      ASSERT_TRUE(wait_for_killed_job(p, "train_tool", 60s))
-          << "iteration " << i << ": job did not end after a rank was killed; still running: "
-          << describe_descendants(p.pid()) << "\nits stderr:\n" << p.err();
+      if (np == 1) p.signal(SIGKILL);
+      else kill_one_rank(p, "train_tool", gen);
+      ASSERT_TRUE(wait_for_killed_job(p, "train_tool", 60s)) << "iteration " << i;
     }
     resume_to_end(job);
     const auto resumed = final_state(final_checkpoint(job, 40));

@@ -6,7 +6,6 @@
 // rate follows the cursor).
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/inotify.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -45,37 +44,6 @@ std::vector<std::string> command(int np, const std::string& run_dir, const std::
   return cmd;
 }
 
-bool wait_for_tmp(const std::string& dir, Process& p, std::chrono::milliseconds limit) {
-  fs::create_directories(dir);
-  const int fd = inotify_init1(IN_NONBLOCK);
-  const int wd = inotify_add_watch(fd, dir.c_str(), IN_CREATE);
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  bool seen = false;
-  char buf[4096];
-  while (!seen && std::chrono::steady_clock::now() < deadline && p.running()) {
-    const ssize_t n = read(fd, buf, sizeof buf);
-    for (ssize_t off = 0; n > 0 && off < n;) {
-      auto* ev = reinterpret_cast<inotify_event*>(buf + off);
-      const std::string name = ev->len ? ev->name : "";
-      if (name.ends_with(".h5.tmp")) seen = true;
-      off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
-    }
-    if (!seen) std::this_thread::sleep_for(200us);
-  }
-  inotify_rm_watch(fd, wd);
-  close(fd);
-  return seen;
-}
-
-void kill_one_rank(Process& p, std::mt19937& gen) {
-  const std::vector<pid_t> ranks = descendants_named(p.pid(), "loom");
-  if (ranks.empty()) {
-    p.signal_group(SIGKILL);
-    return;
-  }
-  kill(ranks[gen() % ranks.size()], SIGKILL);
-}
-
 class Word2VecKillResume : public ::testing::TestWithParam<int> {};
 
 TEST_P(Word2VecKillResume, KilledRankThenResumeAutoEqualsAnUninterruptedRunBitForBit) {
@@ -101,7 +69,7 @@ TEST_P(Word2VecKillResume, KilledRankThenResumeAutoEqualsAnUninterruptedRunBitFo
       if (i == 0) {   // let 1 to 3 checkpoints commit, then kill inside the next write
         const int skip = 1 + static_cast<int>(gen() % 3);
         bool seen = false;
-        for (int s = 0; s <= skip && (seen = wait_for_tmp(run_dir + "/checkpoints", p, 120s)); ++s) {
+        for (int s = 0; s <= skip && (seen = wait_for_checkpoint_write(run_dir + "/checkpoints", p, 120s)); ++s) {
           if (s < skip) std::this_thread::sleep_for(5ms);
         }
         in_write += seen ? 1 : 0;
@@ -109,10 +77,8 @@ TEST_P(Word2VecKillResume, KilledRankThenResumeAutoEqualsAnUninterruptedRunBitFo
         std::uniform_int_distribution<int64_t> when(duration.count() / 4, duration.count() * 3 / 4);
         std::this_thread::sleep_for(std::chrono::milliseconds(when(gen)));
       }
-      kill_one_rank(p, gen);
-      ASSERT_TRUE(wait_for_killed_job(p, "loom", 60s))
-          << "the job did not end after a rank was killed; still running: " << describe_descendants(p.pid())
-          << "\nits stderr:\n" << p.err();
+      kill_one_rank(p, "loom", gen);
+      ASSERT_TRUE(wait_for_killed_job(p, "loom", 60s));
     }
     bool finished = false;
     for (int tries = 0; tries < 3 && !finished; ++tries) {

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -199,15 +200,51 @@ std::string describe_descendants(pid_t pid) {
   return out;
 }
 
-bool wait_for_killed_job(Process& p, const std::string& rank_name, std::chrono::milliseconds limit) {
-  if (p.wait_for(limit)) return true;
+void kill_one_rank(Process& p, const std::string& rank_name, std::mt19937& gen) {
+  const std::vector<pid_t> ranks = descendants_named(p.pid(), rank_name);
+  if (ranks.empty()) {
+    p.signal_group(SIGKILL);
+    return;
+  }
+  kill(ranks[gen() % ranks.size()], SIGKILL);
+}
+
+bool wait_for_checkpoint_write(const std::string& dir, Process& p, std::chrono::milliseconds limit) {
+  std::filesystem::create_directories(dir);
+  const int fd = inotify_init1(IN_NONBLOCK);
+  const int wd = inotify_add_watch(fd, dir.c_str(), IN_CREATE);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  bool seen = false;
+  char buf[4096];
+  while (!seen && std::chrono::steady_clock::now() < deadline && p.running()) {
+    const ssize_t n = read(fd, buf, sizeof buf);
+    for (ssize_t off = 0; n > 0 && off < n;) {
+      auto* ev = reinterpret_cast<inotify_event*>(buf + off);
+      const std::string name = ev->len ? ev->name : "";
+      if (name.ends_with(".h5.tmp")) seen = true;
+      off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+    }
+    if (!seen) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  inotify_rm_watch(fd, wd);
+  close(fd);
+  return seen;
+}
+
+::testing::AssertionResult wait_for_killed_job(Process& p, const std::string& rank_name,
+                                               std::chrono::milliseconds limit) {
+  auto failed = [&] {
+    return ::testing::AssertionFailure() << "the job did not end after a rank was killed; still running: "
+                                         << describe_descendants(p.pid()) << "\nits stderr:\n" << p.err();
+  };
+  if (p.wait_for(limit)) return ::testing::AssertionSuccess();
   for (pid_t rank : descendants_named(p.pid(), rank_name))
-    if (char state = process_state(rank); state != 'Z' && state != '?') return false;
-  if (p.err().find("mpirun noticed that process rank") == std::string::npos) return false;
+    if (char state = process_state(rank); state != 'Z' && state != '?') return failed();
+  if (p.err().find("mpirun noticed that process rank") == std::string::npos) return failed();
   std::printf("every rank ended and mpirun reported the kill, but mpirun itself hung (Open MPI 4.1's "
               "teardown race, README \"Exit status\"); ending it\n");
   p.signal_group(SIGKILL);
-  return p.wait_for(std::chrono::seconds(10));
+  return p.wait_for(std::chrono::seconds(10)) ? ::testing::AssertionSuccess() : failed();
 }
 
 }  // namespace loom::test

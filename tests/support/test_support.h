@@ -3,7 +3,10 @@
 // output and deadlines, the path of the `loom` binary and of mpirun.
 #include <sys/types.h>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -77,14 +80,24 @@ std::vector<pid_t> descendants_named(pid_t pid, const std::string& name);
 // "pid comm state wchan" for `pid` and each of its descendants, for failure messages.
 std::string describe_descendants(pid_t pid);
 
+// SIGKILLs one of `p`'s descendants named `rank_name`, chosen by `gen`; the whole process
+// group when there is none (the job is still starting up).
+void kill_one_rank(Process& p, const std::string& rank_name, std::mt19937& gen);
+
+// Waits until a checkpoint write is in progress (a *.h5.tmp appears in `dir`, created if
+// missing); false if `p` ended first or `limit` passed.
+bool wait_for_checkpoint_write(const std::string& dir, Process& p, std::chrono::milliseconds limit);
+
 // Waits up to `limit` for a job `p` (mpirun or a single process) to end after one of its
-// ranks, processes named `rank_name`, was killed. Open MPI 4.1's mpirun can hang in its own
+// ranks, processes named `rank_name`, was killed. On failure the message lists what still
+// runs (describe_descendants) and the job's stderr. Open MPI 4.1's mpirun can hang in its own
 // teardown when a rank is killed while it connects to mpirun's PMIx server inside MPI_Init
 // (twice in ~240 kills timed 0-500 ms after launch on a 2-core host, once in CI): it prints
 // "mpirun noticed that process rank N ... exited on signal 9", every rank is gone, and
 // mpirun waits on a futex without reaping the killed one. That is mpirun, not loom: then,
 // and only when no rank is still running (zombies are dead) and mpirun has reported the
-// death, this says so on stdout, kills mpirun's process group and returns true.
-bool wait_for_killed_job(Process& p, const std::string& rank_name, std::chrono::milliseconds limit);
+// death, this says so on stdout, kills mpirun's process group and succeeds.
+::testing::AssertionResult wait_for_killed_job(Process& p, const std::string& rank_name,
+                                               std::chrono::milliseconds limit);
 
 }  // namespace loom::test
