@@ -99,20 +99,8 @@ void split_by_owner(int64_t begin, int64_t end, std::vector<std::vector<ElementR
   }
 }
 
-namespace {
-
-std::vector<PeerMemory::Extent> byte_extents(const std::vector<ElementRange>& ranges) {
-  std::vector<PeerMemory::Extent> out;
-  out.reserve(ranges.size());
-  for (const ElementRange& r : ranges)
-    out.push_back({r.offset * static_cast<int64_t>(sizeof(float)), r.count * static_cast<int64_t>(sizeof(float))});
-  return out;
-}
-
-}  // namespace
-
 void peer_sum_sync(Communicator& comm, const PeerMemory& peers, const std::vector<std::vector<ElementRange>>& by_rank,
-                   std::vector<float>& scratch) {
+                   PeerSumScratch& scratch) {
   constexpr int64_t kPiece = int64_t{1} << 16;   // floats per exchange (256 KiB, stays in L2)
   const int world = peers.size(), me = peers.rank();
   LOOM_ASSERT(static_cast<int>(by_rank.size()) == world, "peer_sum_sync: one list per rank");
@@ -120,11 +108,11 @@ void peer_sum_sync(Communicator& comm, const PeerMemory& peers, const std::vecto
   const float others = static_cast<float>(world - 1);
   float* x = static_cast<float*>(peers.region(0).base);
   float* base = static_cast<float*>(peers.region(1).base);
-  scratch.resize(static_cast<size_t>((world - 1) * kPiece));   // a piece per peer
-  auto slot = [&](int r) { return scratch.data() + (r < me ? r : r - 1) * kPiece; };
-  std::vector<PeerMemory::Extent> remote;
-  struct Part { int64_t offset, count, at; };   // element range, position in the piece
-  std::vector<Part> parts;
+  constexpr int64_t kFloat = sizeof(float);
+  scratch.values.resize(static_cast<size_t>((world - 1) * kPiece));   // a piece per peer
+  auto slot = [&](int r) { return scratch.values.data() + (r < me ? r : r - 1) * kPiece; };
+  std::vector<PeerMemory::Extent>& remote = scratch.extents;
+  std::vector<PeerSumScratch::Part>& parts = scratch.parts;
   size_t next = 0;
   int64_t taken = 0;   // elements of mine[next] already done
   while (next < mine.size()) {
@@ -135,14 +123,14 @@ void peer_sum_sync(Communicator& comm, const PeerMemory& peers, const std::vecto
       const int64_t n = std::min(kPiece - filled, mine[next].count - taken);
       const int64_t offset = mine[next].offset + taken;
       parts.push_back({offset, n, filled});
-      remote.push_back({offset * static_cast<int64_t>(sizeof(float)), n * static_cast<int64_t>(sizeof(float))});
+      remote.push_back({offset * kFloat, n * kFloat});
       filled += n;
       taken += n;
       if (taken == mine[next].count) ++next, taken = 0;
     }
     for (int r = 0; r < world; ++r)
       if (r != me) peers.read(r, 0, remote, slot(r));
-    for (const Part& p : parts) {
+    for (const PeerSumScratch::Part& p : parts) {
       float* __restrict xp = x + p.offset;
       float* __restrict bp = base + p.offset;
       if (world == 2) {
@@ -165,8 +153,12 @@ void peer_sum_sync(Communicator& comm, const PeerMemory& peers, const std::vecto
     }
   }
   comm.barrier();   // every owner's results are in its x and base
-  for (int r = 0; r < world; ++r)
-    if (r != me) peers.pull(r, 1, byte_extents(by_rank[static_cast<size_t>(r)]), 0);
+  for (int r = 0; r < world; ++r) {
+    if (r == me) continue;
+    remote.clear();
+    for (const ElementRange& e : by_rank[static_cast<size_t>(r)]) remote.push_back({e.offset * kFloat, e.count * kFloat});
+    peers.pull(r, 1, remote, 0);
+  }
   comm.barrier();   // nobody reads this rank's memory any more
 }
 

@@ -81,13 +81,21 @@ struct ElementRange {
 // ranges.
 void split_by_owner(int64_t begin, int64_t end, std::vector<std::vector<ElementRange>>& by_rank);
 
+// Buffers peer_sum_sync reuses from one sync to the next (none is allocated in a step once
+// they have grown).
+struct PeerSumScratch {
+  std::vector<float> values;                 // one piece per peer
+  std::vector<PeerMemory::Extent> extents;   // a piece's, or a peer's share, in bytes
+  struct Part { int64_t offset, count, at; };   // element range, position in the piece
+  std::vector<Part> parts;
+};
+
 // x = peers' region 0 and base = region 1, as floats: for the elements of by_rank (from
 // split_by_owner, the same on every rank) x <- sum over ranks x_r - (W - 1) base at every
 // rank; base <- x at the elements this rank owns. The other ranks copy an owner's results
 // from its base, which training does not touch, rather than from its x (whose lines would
 // then be shared with their caches when the owner next writes them). Collective.
-// `scratch` is resized as needed.
 void peer_sum_sync(Communicator& comm, const PeerMemory& peers, const std::vector<std::vector<ElementRange>>& by_rank,
-                   std::vector<float>& scratch);
+                   PeerSumScratch& scratch);
 
 }  // namespace loom

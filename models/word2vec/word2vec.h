@@ -175,6 +175,7 @@ class Word2Vec final : public Model {
   std::vector<float> sync_scratch_;          // one piece of packed rows
   std::unique_ptr<PeerMemory> peers_;        // all ranks on one host: the sums skip MPI
   std::vector<std::vector<ElementRange>> owned_;   // with peers_: each rank's elements of this sync
+  PeerSumScratch peer_scratch_;
   int64_t rare_rows_from_ = 0;               // syn0 / syn1neg rows from here on are rare
   std::vector<std::unique_ptr<ThreadState>> threads_;
   int64_t steps_per_epoch_ = 1;

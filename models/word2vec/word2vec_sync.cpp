@@ -178,7 +178,7 @@ void Word2Vec::synchronize(bool full) {
       }
     }
   }
-  if (peers_ != nullptr) peer_sum_sync(comm_, *peers_, owned_, sync_scratch_);
+  if (peers_ != nullptr) peer_sum_sync(comm_, *peers_, owned_, peer_scratch_);
   std::fill(touched_.begin(), touched_.begin() + rare_from, uint8_t{0});
   LOOM_ASSERT(sync_segments_.empty() || sync_segments_.back().offset + sync_segments_.back().length == n,
               "word2vec: the sync segments do not cover the parameters");

@@ -479,7 +479,8 @@ TEST(ReplicaSums, OwnersSumEveryRanksChange) {
   const int world_size = world().size(), rank = world().rank();
   const int64_t D = 100, dense = 5 * kOwnerBlock + 333, rows = 2000;
   const int64_t n = dense + rows * D;
-  std::vector<float> x(static_cast<size_t>(n)), base(static_cast<size_t>(n)), scratch;
+  std::vector<float> x(static_cast<size_t>(n)), base(static_cast<size_t>(n));
+  PeerSumScratch scratch;
   auto base_of = [](int64_t i) { return static_cast<float>(i % 4099) * 0.5f; };
   auto change_of = [](int64_t i, int r) { return static_cast<float>((i % 7) * (r + 1)) * 0.25f; };
   auto listed = [&](int64_t i) { return i < dense || ((i - dense) / D) % 2 == 0; };
