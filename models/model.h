@@ -65,7 +65,8 @@ class Model {
   // Whether the state after `steps_done` steps is one a checkpoint may hold: a model whose
   // replicas are only made fully equal every few steps (word2vec's rare rows) says no in
   // between, and the Trainer then saves at the next step that is (a stop request too).
-  virtual bool checkpoint_ready(int64_t /*steps_done*/) const { return true; }
+  // Pure, so that a wrapper (the pipelines' *Watch) cannot forget to forward it.
+  virtual bool checkpoint_ready(int64_t steps_done) const = 0;
 
   // Config keys that fix the model's shape (e.g. "glove.dim"): resuming from a checkpoint
   // whose stored config differs in any of them is refused, listing the keys.

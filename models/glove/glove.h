@@ -2,7 +2,7 @@
 // Glove: GloVe (Pennington et al. 2014) as a loom Model. Weighted least squares on the
 // co-occurrence non-zeros this rank owns, per-example AdaGrad (Note [GloVe AdaGrad] in
 // glove_kernel.h), Hogwild threads inside a rank, and replicas kept equal across ranks by
-// a synchronisation at the end of every step (Note [GloVe synchronisation] in glove.cpp).
+// a synchronisation at the end of every step (Note [GloVe synchronisation] in glove_sync.cpp).
 //
 // Parameters (DESIGN.md names): W (V, D), W_ctx (V, D), b (V,), b_ctx (V,). Optimizer
 // slots: "gradsq" of each, shaped like the parameter.
@@ -89,6 +89,8 @@ class Glove final : public Model {
   int64_t tokens_seen() const override { return nnz_seen_; }
   void restore(const CheckpointReader& reader, int64_t step) override;
   std::vector<std::string> shape_keys() const override { return {"glove.dim"}; }
+  // Every step ends with the replicas equal (Note [GloVe synchronisation] in glove_sync.cpp).
+  bool checkpoint_ready(int64_t /*steps_done*/) const override { return true; }
 
   // The vectors to export, (V, output_dim()) row-major, from the current parameters.
   std::vector<float> output_vectors() const;
