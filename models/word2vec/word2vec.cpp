@@ -51,6 +51,29 @@ struct SplitMix {
   }
 };
 
+// Note [Prefetching the next window]
+// A window's rows are random rows of 55 MB of tables (wiki17m): the centre word's and the K
+// noise words' rows of syn1neg, the context rows of syn0. Most miss the 2 MB L2, and the
+// kernel waited on them: it reads a row, then updates it, one row after the other. The
+// next window's rows are known before the current window is computed - its centre word is
+// kept[pos + 1], its noise words are the draws after the current ones (a copy of the
+// SplitMix state draws them ahead without moving the real stream), and the one context
+// word it can add is kept[pos + 1 + window] - so train_sentence asks for their cache lines
+// (prefetch for writing) before running the current window. Same draws, same bits.
+// Measured, wiki17m, 1 x 1, 2.6 GHz host, interleaved runs: CBOW 2.70-2.81 M words/s
+// without, 3.92-4.02 M with; skip-gram 1.23 M -> 1.40 M. Two windows ahead: 3.60-3.88 M,
+// three: 3.76-3.82 M (the lines of the next window are evicted or not yet needed).
+// Hierarchical softmax does not gain from it (CBOW HS 2.34-2.35 M with the next word's
+// inner nodes prefetched, 2.31-2.42 M without): the nodes near the root are always cached.
+
+// Asks for a row's cache lines ahead of its use, for writing.
+inline void prefetch_row(const float* row, int64_t D) {
+  const char* p = reinterpret_cast<const char*>(row);
+  const int64_t bytes = D * static_cast<int64_t>(sizeof(float));
+  for (int64_t at = 0; at < bytes; at += 64) __builtin_prefetch(p + at, 1, 3);
+  __builtin_prefetch(p + bytes - 1, 1, 3);
+}
+
 }  // namespace
 
 struct Word2Vec::ThreadState {
@@ -287,6 +310,14 @@ double Word2Vec::train_sentence(ThreadState& t, int64_t sentence, float lr, int6
       for (int b = 0; b < B; ++b) loss += sg_ns_window(view_, context + b, 1, outputs, draw_outputs(), lr, t.scratch);
     } else if (K > 0) {
       const int N = draw_outputs();
+      if (pos + 1 < L) {   // Note [Prefetching the next window]
+        SplitMix peek = r;
+        peek.next();   // the next window's reach
+        const int64_t D = options_.dim;
+        prefetch_row(view_.syn1neg + static_cast<int64_t>(kept[pos + 1]) * D, D);
+        for (int k = 0; k < K; ++k) prefetch_row(view_.syn1neg + static_cast<int64_t>(noise_.sample(peek.next())) * D, D);
+        if (pos + 1 + window < L) prefetch_row(view_.syn0 + static_cast<int64_t>(kept[pos + 1 + window]) * D, D);
+      }
       loss += skipgram ? sg_ns_window(view_, context, B, outputs, N, lr, t.scratch)
                        : cbow_ns_window(view_, context, B, outputs, N, lr, t.scratch);
     }
