@@ -162,9 +162,11 @@ TokenCounter count_local(const CorpusLayout& layout, const CorpusOptions& corpus
     try {
       CorpusShard shard(layout, corpus, rank * threads + static_cast<int>(t), world * threads);
       TextChunk chunk;
+      TokenCounter& mine = local[t];
+      int64_t seen = 0;   // not tokens[t] per token: the threads' counts share a cache line
       while (shard.next(chunk))
-        for_each_token(chunk.text, corpus.max_token_bytes,
-                       [&](std::string_view tok) { local[t].add(tok); ++tokens[t]; }, [] {});
+        for_each_token(chunk.text, corpus.max_token_bytes, [&](std::string_view tok) { mine.add(tok); ++seen; }, [] {});
+      tokens[t] = seen;
       replaced[t] = static_cast<int64_t>(shard.replaced_sequences());
     } catch (...) {
       errors[t] = std::current_exception();

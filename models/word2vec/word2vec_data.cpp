@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <exception>
+#include <utility>
 
 #include "io/tokenize.h"
 
@@ -45,9 +46,11 @@ TokenizedShard read_tokenized_shard(const CorpusLayout& layout, const CorpusOpti
 #pragma omp parallel for num_threads(threads) schedule(static, 1) if (threads > 1)
   for (int t = 0; t < threads; ++t) {
     try {
-      parts[static_cast<size_t>(t)].starts.push_back(0);
-      read_part(layout, options, vocab, rank * threads + t, world * threads, max_sentence_words,
-                parts[static_cast<size_t>(t)]);
+      // Filled here and moved: the parts' vector ends, written per word, share cache lines.
+      TokenizedShard mine;
+      mine.starts.push_back(0);
+      read_part(layout, options, vocab, rank * threads + t, world * threads, max_sentence_words, mine);
+      parts[static_cast<size_t>(t)] = std::move(mine);
     } catch (...) {
       errors[static_cast<size_t>(t)] = std::current_exception();
     }
