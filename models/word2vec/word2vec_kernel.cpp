@@ -111,9 +111,20 @@ double cbow_ns_window(const Word2VecView& p, const int32_t* context, int B, cons
   mean_rows(h, p.syn0, context, B, D);
   std::fill_n(e, D, 0.0f);
   double loss = 0.0;
+  // The N dot products first, side by side, then the updates: the same numbers as one
+  // output after the other, because h is fixed within the window and an update touches only
+  // its own row - unless an output repeats (a noise word drawn twice), when the second
+  // must see the first one's update and the window runs one output after the other.
+  // Measured, wiki17m CBOW 1 x 1: 4.59-4.61 M words/s against 3.96-4.06 M, same bits.
+  bool distinct = true;
+  for (int i = 1; i < N && distinct; ++i)
+    for (int j = 0; j < i; ++j) distinct = distinct && outputs[i] != outputs[j];
+  float* dots = s.g.data();   // (N,) - g has max_inputs x max_outputs floats
+  if (distinct)
+    for (int n = 0; n < N; ++n) dots[n] = dot(h, p.syn1neg + static_cast<int64_t>(outputs[n]) * D, D);
   for (int n = 0; n < N; ++n) {
     float* __restrict o = p.syn1neg + static_cast<int64_t>(outputs[n]) * D;
-    const float f = dot(h, o, D);
+    const float f = distinct ? dots[n] : dot(h, o, D);
     loss -= static_cast<double>(log_sigmoid_table(n == 0 ? f : -f));
     const float g = lr * ((n == 0 ? 1.0f : 0.0f) - sigmoid_table(f));
 #pragma omp simd

@@ -270,6 +270,54 @@ TEST(Word2VecKernels, StepsAreMinusLrTimesTheGradient) {
           << "syn1 row " << points[j];
 }
 
+// CBOW NS against one output after the other in double precision (word2vec's order: the
+// input gradient from each row before its update), with distinct outputs and with a noise
+// word drawn twice, whose second occurrence must see the first one's update (lr large
+// enough that taking both dot products first would be off by ~1e-2).
+TEST(Word2VecKernels, CbowNegativeSamplingMatchesOneOutputAfterTheOther) {
+  const int64_t V = 12, D = 8;
+  const float lr = 0.5f;
+  std::mt19937 gen(29);
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  std::vector<float> syn0_0(static_cast<size_t>(V * D)), syn1neg_0(syn0_0.size());
+  for (float& v : syn0_0) v = normal(gen);
+  for (float& v : syn1neg_0) v = normal(gen);
+  const int32_t context[3] = {1, 2, 4};
+  const std::vector<std::vector<int32_t>> cases = {{5, 7, 9}, {5, 7, 7, 9}};
+  for (const std::vector<int32_t>& outputs : cases) {
+    std::vector<float> syn0 = syn0_0, syn1neg = syn1neg_0;
+    Word2VecView view{syn0.data(), syn1neg.data(), nullptr, D};
+    Word2VecScratch scratch(6, 6, D);
+    const int N = static_cast<int>(outputs.size());
+    const double loss = cbow_ns_window(view, context, 3, outputs.data(), N, lr, scratch);
+    std::vector<double> h(static_cast<size_t>(D), 0.0), e(static_cast<size_t>(D), 0.0);
+    std::vector<double> out(syn1neg_0.begin(), syn1neg_0.end());
+    for (int32_t c : context)
+      for (int64_t k = 0; k < D; ++k) h[static_cast<size_t>(k)] += syn0_0[static_cast<size_t>(c * D + k)] / 3.0;
+    double want_loss = 0.0;
+    for (int n = 0; n < N; ++n) {
+      double* o = out.data() + outputs[static_cast<size_t>(n)] * D;
+      double f = 0.0;
+      for (int64_t k = 0; k < D; ++k) f += h[static_cast<size_t>(k)] * o[k];
+      want_loss -= log_sigmoid(n == 0 ? f : -f);
+      const double g = lr * ((n == 0 ? 1.0 : 0.0) - sigmoid(f));
+      for (int64_t k = 0; k < D; ++k) {
+        e[static_cast<size_t>(k)] += g * o[k];
+        o[k] += g * h[static_cast<size_t>(k)];
+      }
+    }
+    EXPECT_NEAR(loss, want_loss, 1e-2 * std::max(1.0, want_loss)) << N << " outputs";
+    for (int32_t c : context)
+      for (int64_t k = 0; k < D; ++k)
+        EXPECT_NEAR(syn0[static_cast<size_t>(c * D + k)], syn0_0[static_cast<size_t>(c * D + k)] + e[static_cast<size_t>(k)], 2e-3)
+            << N << " outputs: context row " << c << " component " << k;
+    for (int32_t w : outputs)
+      for (int64_t k = 0; k < D; ++k)
+        EXPECT_NEAR(syn1neg[static_cast<size_t>(w * D + k)], out[static_cast<size_t>(w * D + k)], 2e-3)
+            << N << " outputs: syn1neg row " << w << " component " << k;
+  }
+}
+
 // The hot rows of Note [word2vec synchronisation] on a tree worked by hand: counts
 // {8, 4, 2, 1, 1} give inner nodes 0 = (3, 4) weight 2, 1 = (2, node 0) 4, 2 = (1, node 1) 8
 // and the root 3 = (0, node 2) 16; with expected = counts a node is visited as often as
