@@ -39,13 +39,6 @@ uint64_t pid_namespace() {
   return open == nullptr ? 0 : std::strtoull(open + 1, nullptr, 10);
 }
 
-// One process_vm_readv / writev of at most IOV_MAX local and remote pieces; returns bytes
-// moved or -1.
-ssize_t vm_call(bool out, pid_t pid, iovec* local, size_t local_pieces, iovec* remote, size_t pieces) {
-  return out ? process_vm_writev(pid, local, local_pieces, remote, pieces, 0)
-             : process_vm_readv(pid, local, local_pieces, remote, pieces, 0);
-}
-
 }  // namespace
 
 std::unique_ptr<PeerMemory> PeerMemory::open(Communicator& comm, std::vector<Region> regions, std::string* why) {
@@ -100,7 +93,7 @@ std::unique_ptr<PeerMemory> PeerMemory::open(Communicator& comm, std::vector<Reg
       iovec local{&seen, sizeof seen};
       iovec remote{reinterpret_cast<void*>(field(r, 3)), sizeof seen};
       errno = 0;
-      const ssize_t n = vm_call(false, static_cast<pid_t>(field(r, 2)), &local, 1, &remote, 1);
+      const ssize_t n = process_vm_readv(static_cast<pid_t>(field(r, 2)), &local, 1, &remote, 1, 0);
       if (n != static_cast<ssize_t>(sizeof seen) || seen != field(r, 4)) {
         failed = 1;
         problem = std::string("process_vm_readv from rank ") + std::to_string(r) + ": " +
@@ -130,19 +123,14 @@ std::unique_ptr<PeerMemory> PeerMemory::open(Communicator& comm, std::vector<Reg
 PeerMemory::~PeerMemory() = default;
 
 void PeerMemory::read(int peer, int region, std::span<const Extent> remote, void* dst) const {
-  transfer(false, peer, region, remote, dst, 0);
-}
-
-void PeerMemory::write(int peer, int region, std::span<const Extent> remote, const void* src) const {
-  transfer(true, peer, region, remote, const_cast<void*>(src), 0);
+  transfer(peer, region, remote, dst, 0);
 }
 
 void PeerMemory::pull(int peer, int from, std::span<const Extent> extents, int into) const {
-  transfer(false, peer, from, extents, nullptr, into);
+  transfer(peer, from, extents, nullptr, into);
 }
 
-void PeerMemory::transfer(bool out, int peer, int region, std::span<const Extent> remote, void* local,
-                          int into) const {
+void PeerMemory::transfer(int peer, int region, std::span<const Extent> remote, void* local, int into) const {
   LOOM_ASSERT(peer >= 0 && peer < size() && peer != rank_, "PeerMemory: no such peer");
   LOOM_ASSERT(region >= 0 && region < static_cast<int>(regions_.size()) && into >= 0 &&
                   into < static_cast<int>(regions_.size()),
@@ -166,12 +154,11 @@ void PeerMemory::transfer(bool out, int peer, int region, std::span<const Extent
     }
     if (local != nullptr) mine[0] = {at, total};
     const pid_t pid = static_cast<pid_t>(pids_[static_cast<size_t>(peer)]);
-    const ssize_t moved = vm_call(out, pid, mine, local == nullptr ? n : 1, pieces, n);
+    const ssize_t moved = process_vm_readv(pid, mine, local == nullptr ? n : 1, pieces, n, 0);
     LOOM_CHECK(moved == static_cast<ssize_t>(total), CommError,
-               std::string(out ? "process_vm_writev to" : "process_vm_readv from") + " rank " + std::to_string(peer) +
-                   " (pid " + std::to_string(pid) + "): " +
-                   (moved < 0 ? std::strerror(errno) : "moved " + std::to_string(moved) + " of " +
-                                                            std::to_string(total) + " bytes") +
+               "process_vm_readv from rank " + std::to_string(peer) + " (pid " + std::to_string(pid) + "): " +
+                   (moved < 0 ? std::string(std::strerror(errno))
+                              : "moved " + std::to_string(moved) + " of " + std::to_string(total) + " bytes") +
                    "; has that rank exited?");
     if (local != nullptr) at += total;
   }

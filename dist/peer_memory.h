@@ -1,6 +1,6 @@
 #pragma once
-// PeerMemory: direct reads and writes of a memory region that every rank registered, when
-// all ranks run on one host: Linux cross-memory attach (process_vm_readv / writev), the
+// PeerMemory: direct reads of the memory regions that every rank registered, when all
+// ranks run on one host: Linux cross-memory attach (process_vm_readv), the
 // kernel copying between the two address spaces with no intermediate buffer.
 //
 // Note [Peer memory]
@@ -60,8 +60,6 @@ class PeerMemory {
   // Reads the extents of region `region` of rank `peer`, in order, into dst (their total
   // length). Throws CommError naming the peer when the kernel refuses (the peer has exited).
   void read(int peer, int region, std::span<const Extent> remote, void* dst) const;
-  // Writes src (the extents' total length) into the extents of rank `peer`'s region.
-  void write(int peer, int region, std::span<const Extent> remote, const void* src) const;
   // Copies the extents of rank `peer`'s region `from` into the same extents of this rank's
   // region `into`.
   void pull(int peer, int from, std::span<const Extent> extents, int into) const;
@@ -69,7 +67,7 @@ class PeerMemory {
  private:
   PeerMemory() = default;
   // local null: each extent lands at the same offset of this rank's region `into`.
-  void transfer(bool out, int peer, int region, std::span<const Extent> remote, void* local, int into) const;
+  void transfer(int peer, int region, std::span<const Extent> remote, void* local, int into) const;
 
   int rank_ = 0;
   std::vector<Region> regions_;                // this rank's

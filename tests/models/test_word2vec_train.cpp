@@ -364,9 +364,9 @@ bool refused_by_the_system(const std::string& why) {
          why.find("Function not implemented") != std::string::npos;
 }
 
-// Every rank reads scattered pieces of every peer's region and writes its own mark into a
-// piece of every peer's region; the bytes are the ones the owner put there.
-TEST(PeerMemory, ReadsAndWritesEveryPeersRegion) {
+// Every rank reads scattered pieces of every peer's region and pulls pieces of a peer's
+// second region into its own first one; the bytes are the ones the owner put there.
+TEST(PeerMemory, ReadsAndPullsEveryPeersRegion) {
   const int world_size = world().size(), rank = world().rank();
   const int64_t n = 3 * 100000 + 17;
   std::vector<float> region(static_cast<size_t>(n));
@@ -412,22 +412,7 @@ TEST(PeerMemory, ReadsAndWritesEveryPeersRegion) {
     wrong_pull += region[static_cast<size_t>(i)] != (pulled ? value_of(i, from) + 1000.0f : value_of(i, rank));
   }
   EXPECT_EQ(wrong_pull, 0) << "rank " << rank << " pulling from rank " << from;
-  world().barrier();
-  for (int64_t i = 0; i < n; ++i) region[static_cast<size_t>(i)] = value_of(i, rank);
-  world().barrier();
-  // Rank r writes -(r + 1) into elements [1000 r, 1000 r + 1000) of every peer.
-  const std::vector<float> mark(1000, -static_cast<float>(rank + 1));
-  const PeerMemory::Extent mine[] = {{rank * 1000 * 4, 1000 * 4}};
-  for (int q = 0; q < world_size; ++q)
-    if (q != rank) peers->write(q, 0, mine, mark.data());
-  world().barrier();
-  int64_t wrong = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const int writer = static_cast<int>(i / 1000);
-    const float want = i < world_size * 1000 && writer != rank ? -static_cast<float>(writer + 1) : value_of(i, rank);
-    wrong += region[static_cast<size_t>(i)] != want;
-  }
-  EXPECT_EQ(wrong, 0) << "rank " << rank;
+  world().barrier();   // nobody reads this rank's regions any more
 }
 
 TEST(PeerMemory, OffWhenAsked) {
