@@ -177,6 +177,7 @@ class Word2Vec final : public Model {
   std::vector<std::vector<ElementRange>> owned_;   // with peers_: each rank's elements of this sync
   PeerSumScratch peer_scratch_;
   int64_t rare_rows_from_ = 0;               // syn0 / syn1neg rows from here on are rare
+  bool prefetch_ = true;                     // Note [Prefetching the next window]
   std::vector<std::unique_ptr<ThreadState>> threads_;
   int64_t steps_per_epoch_ = 1;
   int64_t total_steps_ = 1;

@@ -244,6 +244,24 @@ TEST(Word2VecTrain, RareRowsWaitForEveryThirdStep) {
 // epoch of CBOW with hot rows (averaged by MPI either way) and touched rows of syn0: the
 // same bits at 2 ranks, where both compute (x_0 + x_1) - base; at 3 ranks MPI may add the
 // three copies in another order, so there the results agree to rounding.
+// Note [Prefetching the next window]: the next window's noise words are drawn early and
+// then taken instead of drawn again; the parameters must be the bits of a run that draws
+// every window's own (LOOM_W2V_PREFETCH=0), for CBOW and for skip-gram's shared negatives.
+TEST(Word2VecTrain, PrefetchLeavesTheBitsAlone) {
+  const Planted& d = planted();
+  for (Word2VecArch arch : {Word2VecArch::kCbow, Word2VecArch::kSkipGram}) {
+    Word2VecOptions o = planted_options(arch, false);
+    o.epochs = 1;
+    std::unique_ptr<Word2Vec> ahead = make_word2vec(o, world(), d.vocab, d.shard);
+    ::setenv("LOOM_W2V_PREFETCH", "0", 1);
+    std::unique_ptr<Word2Vec> plain = make_word2vec(o, world(), d.vocab, d.shard);
+    ::unsetenv("LOOM_W2V_PREFETCH");
+    run_steps(*ahead, 0, ahead->total_steps());
+    run_steps(*plain, 0, plain->total_steps());
+    expect_identical(values(*ahead), values(*plain));
+  }
+}
+
 TEST(Word2VecTrain, PeerSumsEqualMpiSums) {
   if (world().size() == 1) GTEST_SKIP() << "no sums at world size 1";
   const Planted& d = planted();
