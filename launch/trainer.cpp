@@ -161,12 +161,16 @@ int Trainer::run() {
   options_.monitor.unit = std::string(model_.item_unit());
   RunMonitor monitor(comm_, options_.monitor);
   if (!last_checkpoint_.empty()) monitor.set_last_checkpoint(last_checkpoint_, start_step_);
+  // Host parameters reduce over the job's own communicator (a test may hand the Trainer
+  // one that is not the world); device parameters over the device's (NCCL).
+  const Device device = model_.params().device();
+  Communicator& device_comm = device.is_cpu() ? comm_ : comm_for(device);
   int stop = 0;              // a stop request waiting for a step the model can save at
   bool steps_due = false;    // likewise an every_steps checkpoint
   for (int64_t step = start_step_; step < total; ++step) {
     comm_.set_step(step);
     auto t0 = std::chrono::steady_clock::now();
-    StepStats stats = model_.train_step(StepContext{step, &comm_});
+    StepStats stats = model_.train_step(StepContext{step, &comm_, device, &device_comm});
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double loss = stats.examples > 0 ? stats.loss_sum / double(stats.examples) : 0.0;
     const int signal = monitor.end_step(StepReport{step, loss, seconds, stats.items});

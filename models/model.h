@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/device.h"
 #include "io/checkpoint.h"
 
 namespace loom {
@@ -28,9 +29,16 @@ struct StepStats {
   int64_t items = 0;       // items for the rate display (tokens, non-zeros) on this rank
 };
 
+// What the Trainer hands every step. `comm` is the host (MPI) communicator of the job, for
+// scalars, data cursors and anything in host memory; `device_comm` is the communicator
+// for buffers on `device` (comm_for(device): the same MPI communicator for CPU parameters,
+// NCCL for CUDA ones), the one gradient synchronisation uses. Model code never picks a
+// backend itself.
 struct StepContext {
-  int64_t step = 0;          // global step index, from 0; equal on every rank
-  Communicator* comm = nullptr;
+  int64_t step = 0;                     // global step index, from 0; equal on every rank
+  Communicator* comm = nullptr;         // host collectives
+  Device device = Device::cpu();        // where the model's parameters live (params().device())
+  Communicator* device_comm = nullptr;  // collectives on `device` buffers
 };
 
 class Model {
