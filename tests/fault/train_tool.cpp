@@ -9,9 +9,9 @@
 
 #include "core/error.h"
 #include "dist/mpi_communicator.h"
-#include "launch/session.h"
-#include "launch/signals.h"
-#include "launch/trainer.h"
+#include "launch/run/session.h"
+#include "launch/run/signals.h"
+#include "launch/run/trainer.h"
 #include "tests/support/regression_model.h"
 
 int main(int argc, char** argv) {

@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "core/error.h"
-#include "launch/config.h"
-#include "launch/config_engine.h"
-#include "launch/pipeline_glove.h"
-#include "launch/pipeline_word2vec.h"
+#include "launch/config/config.h"
+#include "launch/config/config_engine.h"
+#include "launch/pipeline/pipeline_glove.h"
+#include "launch/pipeline/pipeline_word2vec.h"
 #include "tests/support/test_support.h"
 
 namespace loom {

@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "launch/metrics.h"
-#include "launch/progress.h"
+#include "launch/monitor/metrics.h"
+#include "launch/monitor/progress.h"
 #include "tests/support/test_support.h"
 
 namespace loom {

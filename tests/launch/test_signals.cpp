@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "launch/signals.h"
+#include "launch/run/signals.h"
 
 namespace loom {
 namespace {

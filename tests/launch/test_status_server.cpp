@@ -18,7 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "launch/status_server.h"
+#include "launch/monitor/status_server.h"
 
 namespace loom {
 namespace {

@@ -18,9 +18,9 @@
 
 #include "core/tensor.h"
 #include "dist/mpi_communicator.h"
-#include "launch/metrics.h"
-#include "launch/run_monitor.h"
-#include "launch/signals.h"
+#include "launch/monitor/metrics.h"
+#include "launch/monitor/run_monitor.h"
+#include "launch/run/signals.h"
 #include "tests/support/test_support.h"
 
 namespace loom {

@@ -1,0 +1,154 @@
+// The `loom` command: a table of subcommands. Each one parses its arguments with CLI11,
+// runs, and returns an exit status; loom::Error is caught here, printed with the rank
+// prefix, and ends every rank of the job (STYLE.md rule 6).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/version.h"
+#include "dist/mpi_communicator.h"
+#include "io/checkpoint.h"
+#include "launch/cli/cli.h"
+#include "launch/config/config.h"
+#include "launch/cli/selftest.h"
+#include "launch/run/session.h"
+
+namespace {
+
+using loom::Error;
+using loom::add_config_options;
+using loom::with_session;
+
+std::string version_text() {
+  return std::string("loom ") + loom::kVersion + "\ncommit " + loom::kGitCommit + "\nbuild " +
+         loom::kBuildType + "\nCUDA " + (loom::kWithCuda ? "on" : "off") + "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "loom - pretrain text models data-parallel across processes\n\n"
+      "loom trains word embeddings (GloVe, word2vec) and transformers (BERT, GPT) on one\n"
+      "laptop or across a cluster. One binary runs alone, under `mpirun -np N loom ...`, or\n"
+      "as the tasks of a SLURM `srun` step; every run is one TOML config plus --set\n"
+      "overrides, and writes its outputs to a run directory.",
+      "loom"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", version_text(), "print version, git commit, build type, CUDA on/off");
+  app.footer(std::string("Run `loom SUBCOMMAND --help` for the manual of each subcommand.\n\n") + loom::kExitStatusText);
+
+  // ---- selftest ---------------------------------------------------------------------
+  std::string selftest_config;
+  std::vector<std::string> selftest_set;
+  CLI::App* selftest = loom::add_command(
+      app, "selftest", "run every collective on checked data across all ranks",
+      "  Each step runs allreduce (sum, avg, max, min; blocking and async), broadcast from a\n"
+      "  rotating root, allgatherv with uneven counts, alltoallv and barrier, on integer data\n"
+      "  whose result is known exactly, and checks every element. Message sizes cycle from 0\n"
+      "  bytes to selftest.max_bytes. Progress, metrics.jsonl, the status server, stop signals\n"
+      "  and the watchdog behave as in training.\n",
+      "  mpirun -np 2 loom selftest examples/selftest.toml\n"
+      "  loom selftest --set selftest.steps=50 --set status.port=0\n"
+      "  srun --mpi=pmix -n 4 loom selftest --set comm.timeout_s=60\n",
+      "FILES\n"
+      "  RUN_DIR/config.toml   the resolved config\n"
+      "  RUN_DIR/metrics.jsonl one JSON object per step\n");
+  add_config_options(selftest, selftest_config, selftest_set);
+
+  // ---- env --------------------------------------------------------------------------
+  CLI::App* env = loom::add_command(
+      app, "env", "print the run environment: launcher, ranks and hosts, threads, GPUs, versions",
+      "  Detects how the job was launched (singleton, mpirun, SLURM srun), brings up the\n"
+      "  world communicator, and prints from rank 0 one line per rank (host, local rank, pid,\n"
+      "  threads, GPU) and the versions of MPI, HDF5, NCCL and CUDA. Run it under the same\n"
+      "  launcher as the job to check a cluster allocation.\n",
+      "  loom env\n  mpirun -np 4 loom env\n  srun --mpi=pmix -n 2 loom env\n");
+
+  // ---- config -----------------------------------------------------------------------
+  std::string config_path;
+  std::vector<std::string> config_set;
+  bool describe = false;
+  CLI::App* config = loom::add_command(
+      app, "config", "check a config and print it resolved, or describe every key",
+      "  With --describe, prints the schema: every section.key with its type, default, allowed\n"
+      "  range and meaning. Otherwise loads CONFIG (and --set overrides), reports the first\n"
+      "  error with its key and file:line, and prints the full resolved config as TOML.\n",
+      "  loom config --describe\n  loom config examples/selftest.toml --set run.seed=7\n");
+  add_config_options(config, config_path, config_set);
+  config->add_flag("--describe", describe, "print every key: type, default, range, help");
+
+  // ---- inspect ----------------------------------------------------------------------
+  std::string inspect_path;
+  CLI::App* inspect = loom::add_command(
+      app, "inspect", "show a checkpoint: metadata, config, datasets, checksums",
+      "  Opens CKPT (an .h5 checkpoint, or a checkpoint directory: its `latest`), verifies\n"
+      "  the format, the version and every dataset's checksum, and prints the metadata\n"
+      "  (model kind, step, epoch, tokens seen, world size, loom version, creation time), the\n"
+      "  stored config and every dataset with its shape, size and checksum status. Needs no\n"
+      "  MPI launcher. Exit status 1 when the checkpoint is damaged or unreadable.\n",
+      "  loom inspect runs/glove/checkpoints/step_00001200.h5\n  loom inspect runs/glove/checkpoints\n");
+  inspect->add_option("checkpoint", inspect_path, "checkpoint file or directory")->required();
+
+  loom::CommandAction chosen;
+  loom::register_embedding_commands(app, chosen);
+  loom::register_slurm_command(app, chosen);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : loom::kExitUsage;
+  }
+
+  if (chosen) return chosen();
+  if (*selftest) {
+    return with_session({selftest_config, selftest_set, true, "selftest"},
+                        [](loom::Session& s) { return loom::run_selftest(s); });
+  }
+  if (*env) {
+    return with_session({"", {}, false, "env"}, [](loom::Session& s) {
+      std::string text = loom::describe_environment(s.comm(), s.env());
+      std::fputs(text.c_str(), stdout);
+      return 0;
+    });
+  }
+  if (*inspect) {
+    std::string path = inspect_path;
+    if (std::filesystem::is_directory(path)) {
+      std::ifstream latest(path + "/latest");
+      std::string name;
+      std::getline(latest, name);
+      if (name.empty()) {
+        loom::log::error("inspect", path + " has no `latest` checkpoint");
+        return loom::kExitError;
+      }
+      path = (std::filesystem::path(path) / name).string();
+    }
+    bool ok = false;
+    std::fputs(loom::inspect_checkpoint(path, &ok).c_str(), stdout);
+    return ok ? 0 : loom::kExitError;
+  }
+  if (*config) {
+    try {
+      if (describe) {
+        std::fputs(loom::describe_config_schema().c_str(), stdout);
+      } else {
+        std::fputs(loom::config_to_toml(loom::load_config_for_cli(config_path, config_set)).c_str(), stdout);
+      }
+      return 0;
+    } catch (const Error& e) {
+      loom::log::error("config", e.what());
+      return e.exit_code();
+    }
+  }
+  return loom::kExitUsage;
+}

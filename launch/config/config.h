@@ -1,0 +1,53 @@
+#pragma once
+// Config: loom's run configuration. A run is one TOML file plus `--set section.key=value`
+// overrides, applied in that order over the defaults. One typed struct per section,
+// generated from the schema tables in config_schema.h (key, type, default, range, help);
+// see the top of that file for how to add a key or a section.
+//
+// The resolved config (config_to_toml) is printed at start and stored in every
+// checkpoint; load_config_text reads it back to an equal Config. Every failure is a
+// loom::ConfigError (exit status 2) naming the key and file:line or the --set argument.
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "launch/config/config_schema.h"
+
+namespace loom {
+
+// struct RunSection, CommSection, StatusSection, ProgressSection, SelftestSection, ...
+LOOM_CONFIG_SECTIONS(LOOM_CONFIG_DEFINE_SECTION)
+
+struct Config {
+  // RunSection run; CommSection comm; StatusSection status; ProgressSection progress;
+  // SelftestSection selftest; ... in LOOM_CONFIG_SECTIONS order.
+  LOOM_CONFIG_SECTIONS(LOOM_CONFIG_DECLARE_MEMBER)
+  bool operator==(const Config&) const = default;
+};
+
+// Reads the TOML file at `path` (empty: defaults only), then applies `overrides`
+// ("section.key=value", later ones win). Throws ConfigError.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// The same from TOML text; `origin` names it in messages (e.g. "run.toml" or "checkpoint").
+Config load_config_text(std::string_view text, const std::string& origin,
+                        const std::vector<std::string>& overrides);
+
+// Every key of every section as TOML text; load_config_text reads it back to an equal Config.
+std::string config_to_toml(const Config& config);
+
+// A table of every key: section.key, type, default, range or allowed values, help.
+std::string describe_config_schema();
+
+// "section.key" for every key, in schema order.
+std::vector<std::string> config_keys();
+
+// The run directory: `dir` (run.dir) with "{name}" replaced by `name` (run.name) and
+// "{job}" by `job_id` (SLURM_JOB_ID; "local" when empty). Any other "{...}" is a
+// ConfigError naming 'run.dir'. load_config already rejects unknown placeholders.
+std::string expand_run_dir(const std::string& dir, const std::string& name, const std::string& job_id);
+inline std::string expand_run_dir(const RunSection& run, const std::string& job_id) {
+  return expand_run_dir(run.dir, run.name, job_id);
+}
+
+}  // namespace loom

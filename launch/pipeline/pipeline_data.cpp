@@ -1,0 +1,266 @@
+// The data stages of an embedding run (pipeline_data.h): corpus, vocabulary,
+// co-occurrence, with reuse by fingerprint (Note [Stage reuse]).
+#include "launch/pipeline/pipeline_data.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "dist/communicator.h"
+#include "launch/config/config.h"
+#include "models/glove/planted_corpus.h"
+
+namespace loom {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::string fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// PATH.tmp, then rename: a reader sees the old file or the whole new one.
+void write_text_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw IoError("cannot write " + tmp + ": " + std::strerror(errno));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw IoError("cannot rename " + tmp + " to " + path + ": " + ec.message());
+}
+
+// The first line where `stored` and `now` differ, for the "recomputing because" log.
+std::string first_difference(const std::string& stored, const std::string& now) {
+  if (stored.empty()) return "no earlier result";
+  std::istringstream a(stored), b(now);
+  std::string la, lb;
+  while (true) {
+    bool ga = static_cast<bool>(std::getline(a, la)), gb = static_cast<bool>(std::getline(b, lb));
+    if (!ga && !gb) return "identical";
+    if (la != lb || ga != gb) return "was '" + (ga ? la : std::string("(none)")) + "', now '" + (gb ? lb : std::string("(none)")) + "'";
+  }
+}
+
+// One line per corpus file: resolved path, bytes on disk, modification time in ns.
+std::string corpus_fingerprint(const CorpusOptions& corpus) {
+  std::string out = "# loom-fingerprint 1\n";
+  for (const std::string& path : resolve_corpus_paths(corpus.paths)) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) throw IoError("cannot stat corpus file " + path + ": " + std::strerror(errno));
+    const int64_t mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+    out += "corpus.file = " + fs::absolute(path).lexically_normal().string() + " size=" +
+           std::to_string(st.st_size) + " mtime_ns=" + std::to_string(mtime_ns) + "\n";
+  }
+  out += "corpus.lowercase = " + std::string(corpus.lowercase ? "true" : "false") + "\n";
+  out += "corpus.max_token_bytes = " + std::to_string(corpus.max_token_bytes) + "\n";
+  out += "corpus.max_line_bytes = " + std::to_string(corpus.max_line_bytes) + "\n";
+  out += "corpus.utf8 = " + std::string(corpus.utf8 == Utf8Policy::kError ? "error" : "replace") + "\n";
+  return out;
+}
+
+std::string vocab_fingerprint(const Config& config, const CorpusOptions& corpus) {
+  return corpus_fingerprint(corpus) + "vocab.min_count = " + std::to_string(config.vocab.min_count) +
+         "\nvocab.max_vocab = " + std::to_string(config.vocab.max_vocab) + "\n";
+}
+
+std::string cooccur_fingerprint(const Config& config, const CorpusOptions& corpus, int world) {
+  return vocab_fingerprint(config, corpus) + "cooccur.window = " + std::to_string(config.cooccur.window) +
+         "\ncooccur.symmetric = " + (config.cooccur.symmetric ? "true" : "false") +
+         "\nrun.seed = " + std::to_string(config.run.seed) + "\nworld_size = " + std::to_string(world) + "\n";
+}
+
+std::string partition_path(const std::string& run_dir, int rank, int world) {
+  return run_dir + "/cooccur.part-" + std::to_string(rank) + "-of-" + std::to_string(world) + ".h5";
+}
+
+// Rank 0 decides whether the stage's stored fingerprint matches `now`; every rank learns it.
+bool agree_on_reuse(Communicator& comm, const std::string& fingerprint_path, const std::string& now,
+                    const std::vector<std::string>& outputs, const char* stage) {
+  int32_t reuse = 0;
+  if (comm.rank() == 0) {
+    const std::string stored = read_text(fingerprint_path);
+    bool outputs_there = true;
+    for (const std::string& o : outputs) outputs_there = outputs_there && fs::exists(o);
+    reuse = stored == now && outputs_there ? 1 : 0;
+    if (reuse == 0) {
+      log::info(stage, std::string("computing (") +
+                           (stored == now ? "an output file is missing" : first_difference(stored, now)) + ")");
+      std::error_code ec;
+      fs::remove(fingerprint_path, ec);
+    }
+  }
+  comm.broadcast(Tensor::of(&reuse, 1), 0);
+  return reuse != 0;
+}
+
+// Collective on first use (every rank reaches it together: the reuse decision is shared).
+const CorpusLayout& layout_of(Communicator& comm, CorpusPlan& corpus) {
+  if (!corpus.layout) corpus.layout = CorpusLayout::scan(comm, corpus.options);
+  return *corpus.layout;
+}
+
+}  // namespace
+
+CorpusOptions corpus_options(const Config& config) {
+  const CorpusSection& c = config.corpus;
+  if (c.paths.empty() && !c.synthetic)
+    throw ConfigError("corpus.paths is empty: name the corpus files (corpus.paths = [\"a.txt\", \"dir/*.xz\"]) "
+                      "or set corpus.synthetic = true for the planted-relation corpus");
+  if (!c.paths.empty() && c.synthetic)
+    throw ConfigError("corpus.synthetic = true and corpus.paths are both set: choose one");
+  CorpusOptions o;
+  o.paths = c.paths;
+  o.lowercase = c.lowercase;
+  o.max_token_bytes = static_cast<size_t>(c.max_token_bytes);
+  o.max_line_bytes = static_cast<size_t>(c.max_line_bytes);
+  o.utf8 = c.utf8 == "replace" ? Utf8Policy::kReplace : Utf8Policy::kError;
+  return o;
+}
+
+VocabOptions vocab_options(const Config& config, int threads) {
+  VocabOptions o;
+  o.min_count = config.vocab.min_count;
+  o.max_vocab = config.vocab.max_vocab;
+  o.threads = threads;
+  return o;
+}
+
+CooccurOptions cooccur_options(const Config& config, int threads, const std::string& run_dir) {
+  CooccurOptions o;
+  o.window = static_cast<int>(config.cooccur.window);
+  o.symmetric = config.cooccur.symmetric;
+  o.memory_gb = config.cooccur.memory_gb;
+  o.spill_dir = config.cooccur.spill_dir.empty() ? run_dir : config.cooccur.spill_dir;
+  o.seed = static_cast<uint64_t>(config.run.seed);
+  o.threads = threads;
+  return o;
+}
+
+CorpusPlan prepare_corpus(Communicator& comm, const Config& config, const std::string& run_dir) {
+  CorpusPlan plan;
+  plan.options = corpus_options(config);
+  if (!config.corpus.synthetic) return plan;
+  const std::string corpus = run_dir + "/planted.txt", questions = run_dir + "/planted-questions.txt";
+  const std::string meta_path = run_dir + "/planted.fingerprint";
+  const std::string meta = "# loom-fingerprint 1\nrun.seed = " + std::to_string(config.run.seed) +
+                           "\ncorpus.synthetic_sentences = " + std::to_string(config.corpus.synthetic_sentences) + "\n";
+  if (comm.rank() == 0) {
+    if (read_text(meta_path) != meta || !fs::exists(corpus) || !fs::exists(questions)) {
+      std::error_code ec;
+      fs::remove(meta_path, ec);
+      PlantedCorpusInfo info = generate_planted_corpus(corpus, questions, static_cast<uint64_t>(config.run.seed),
+                                                       config.corpus.synthetic_sentences);
+      write_text_atomically(meta_path, meta);
+      log::info("corpus", "generated the planted-relation corpus " + corpus + " (" + std::to_string(info.sentences) +
+                              " sentences, " + std::to_string(info.tokens) + " tokens) and " +
+                              std::to_string(info.questions) + " analogy questions in " + questions);
+    } else {
+      log::info("corpus", "reusing the planted-relation corpus " + corpus);
+    }
+  }
+  comm.barrier();   // the files exist before any rank looks at them
+  plan.options.paths = {corpus};
+  plan.planted_questions = questions;
+  return plan;
+}
+
+Vocab vocab_stage(Communicator& comm, const Config& config, CorpusPlan& corpus, const std::string& run_dir,
+                  int threads, StageTimes* times) {
+  const auto t0 = Clock::now();
+  const std::string txt = run_dir + "/vocab.txt", h5 = run_dir + "/vocab.h5", fp = run_dir + "/vocab.fingerprint";
+  const std::string now = comm.rank() == 0 ? vocab_fingerprint(config, corpus.options) : std::string();
+  Vocab vocab;
+  if (agree_on_reuse(comm, fp, now, {txt, h5}, "vocab")) {
+    vocab = read_vocab_txt(txt);
+    log::info("vocab", "reusing " + txt + " (" + std::to_string(vocab.size()) +
+                           " words; corpus files and settings unchanged since " + fp + ")");
+    if (times != nullptr) times->vocab_reused = true;
+  } else {
+    VocabStats stats;
+    vocab = build_vocab(comm, layout_of(comm, corpus), corpus.options, vocab_options(config, threads), &stats);
+    if (comm.rank() == 0) {
+      write_vocab_txt(vocab, txt);
+      write_vocab_h5(vocab, h5);
+      write_text_atomically(fp, now);
+    }
+    log::info("vocab", std::to_string(vocab.size()) + " words (of " + std::to_string(stats.distinct) + " distinct, " +
+                           std::to_string(stats.tokens) + " tokens, min_count " +
+                           std::to_string(config.vocab.min_count) + ") in " + fixed(stats.seconds, 2) + " s; wrote " +
+                           txt + " and " + h5);
+    if (comm.rank() == 0 && stats.utf8_replaced > 0)
+      log::warn("vocab", std::to_string(stats.utf8_replaced) +
+                             " invalid UTF-8 sequences replaced by U+FFFD (corpus.utf8 = replace)");
+  }
+  LOOM_CHECK(vocab.size() > 0, DataError,
+             "the vocabulary is empty: no token of the corpus occurs vocab.min_count = " +
+                 std::to_string(config.vocab.min_count) + " times");
+  if (times != nullptr) times->vocab_s = since(t0);
+  return vocab;
+}
+
+CooccurResult cooccur_stage(Communicator& comm, const Config& config, CorpusPlan& corpus, const Vocab& vocab,
+                            const std::string& run_dir, int threads, StageTimes* times) {
+  const auto t0 = Clock::now();
+  const int rank = comm.rank(), world = comm.size();
+  const std::string fp = run_dir + "/cooccur.fingerprint";
+  const std::string now = rank == 0 ? cooccur_fingerprint(config, corpus.options, world) : std::string();
+  std::vector<std::string> outputs;
+  for (int r = 0; r < world; ++r) outputs.push_back(partition_path(run_dir, r, world));
+  CooccurResult result;
+  if (agree_on_reuse(comm, fp, now, outputs, "cooccur")) {
+    result.entries = read_cooccur_h5(partition_path(run_dir, rank, world));
+    result.partition = rank;
+    result.num_partitions = world;
+    result.h5_path = partition_path(run_dir, rank, world);
+    int64_t nnz = static_cast<int64_t>(result.entries.size());
+    comm.allreduce(Tensor::of(&nnz, 1), ReduceOp::kSum);
+    result.stats.nnz = nnz;
+    log::info("cooccur", "reusing " + partition_path(run_dir, 0, world) + " and the other " + std::to_string(world - 1) +
+                             " partition(s) (" + std::to_string(nnz) + " non-zeros; corpus, vocabulary, window, " +
+                             "seed and world size unchanged since " + fp + ")");
+    if (times != nullptr) times->cooccur_reused = true;
+  } else {
+    if (rank == 0) {   // partitions of other world sizes are stale now (Note [Stage reuse])
+      std::error_code ec;
+      for (const auto& entry : fs::directory_iterator(run_dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.rfind("cooccur.part-", 0) == 0 && !name.ends_with("-of-" + std::to_string(world) + ".h5"))
+          fs::remove(entry.path(), ec);
+      }
+    }
+    result = build_cooccurrence(comm, vocab, layout_of(comm, corpus), corpus.options,
+                                cooccur_options(config, threads, run_dir), run_dir);
+    comm.barrier();   // every rank's partition file is in place before the fingerprint commits them
+    if (rank == 0) write_text_atomically(fp, now);
+  }
+  if (times != nullptr) times->cooccur_s = since(t0);
+  return result;
+}
+
+}  // namespace loom

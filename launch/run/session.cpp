@@ -1,0 +1,139 @@
+#include "launch/run/session.h"
+
+#include <omp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/device.h"
+#include "core/log.h"
+#include "core/version.h"
+#include "dist/mpi_communicator.h"
+#include "dist/backend_info.h"
+#include "io/h5.h"
+
+namespace loom {
+namespace {
+
+log::Level parse_level(const std::string& name) {
+  if (name == "debug") return log::Level::kDebug;
+  if (name == "warn") return log::Level::kWarn;
+  if (name == "error") return log::Level::kError;
+  return log::Level::kInfo;
+}
+
+// Writes `text` to `path` through a temporary file and a rename, so a reader never sees
+// half a file.
+void write_file_atomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw IoError("cannot write " + tmp + ": " + std::strerror(errno));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw IoError("cannot rename " + tmp + " to " + path + ": " + ec.message());
+}
+
+}  // namespace
+
+int end_with_error(const std::string& command, const std::string& message, int exit_code) {
+  if (MpiCommunicator::world_initialized() && MpiCommunicator::world().size() > 1)
+    MpiCommunicator::world().abort(message, exit_code);
+  if (!MpiCommunicator::world_initialized() && RunEnv::detect().announced_rank != 0) return exit_code;
+  log::error(command, message);
+  return exit_code;
+}
+
+Config load_config_for_cli(const std::string& path, const std::vector<std::string>& overrides) {
+  return load_config(path, overrides);
+}
+
+Session::Session(const SessionOptions& options) {
+  env_ = RunEnv::detect();
+  log::set_rank(env_.announced_rank, env_.announced_size);   // until MPI says
+  config_ = load_config(options.config_path, options.overrides);
+  log::set_level(parse_level(config_.run.log_level));
+  int threads = config_.run.threads > 0 ? static_cast<int>(config_.run.threads) : env_.threads;
+  env_.threads = threads > 0 ? threads : 1;
+  omp_set_num_threads(env_.threads);
+
+  if (std::string why = env_.launch_problem(); !why.empty()) throw CommError(why);
+  comm_ = &MpiCommunicator::init_world();
+  comm_->set_default_timeout(std::chrono::milliseconds(
+      static_cast<int64_t>(config_.comm.timeout_s * 1000.0)));
+  if (!options.create_run_dir) return;
+
+  run_dir_ = expand_run_dir(config_.run.dir, config_.run.name, env_.job_id);
+  if (comm_->rank() == 0) {
+    std::error_code ec;
+    std::filesystem::create_directories(run_dir_, ec);
+    if (ec) throw IoError("cannot create run directory " + run_dir_ + ": " + ec.message());
+    std::string resolved = config_to_toml(config_);
+    write_file_atomically(run_dir_ + "/config.toml", resolved);
+    log::info("config", "run directory " + run_dir_ + "; resolved config (also in " + run_dir_ +
+                            "/config.toml):\n" + resolved);
+  }
+}
+
+Session::~Session() { MpiCommunicator::shutdown_world(); }
+
+std::string describe_environment(MpiCommunicator& comm, const RunEnv& env) {
+  // Each rank contributes one fixed-size record: "host|local|pid|threads|cores|gpu".
+  constexpr int kRecord = 256;
+  std::array<char, kRecord> mine{};
+  std::string gpu = env.gpu >= 0 ? "cuda:" + std::to_string(env.gpu) + " " + cuda_device_name(env.gpu)
+                                 : std::string("-");
+  std::snprintf(mine.data(), kRecord, "%s|%d/%d|%d|%d|%s|%s", comm.host_name().c_str(), env.local_rank,
+                env.local_size, static_cast<int>(getpid()), env.threads, env.affinity.c_str(), gpu.c_str());
+  std::vector<char> all(static_cast<size_t>(kRecord) * static_cast<size_t>(comm.size()));
+  comm.allgather(Tensor(mine.data(), {kRecord}, DType::kU8),
+                 Tensor(all.data(), {kRecord * comm.size()}, DType::kU8));
+  if (comm.rank() != 0) return {};
+
+  std::ostringstream out;
+  out << "loom " << kVersion << " (commit " << kGitCommit << ", " << kBuildType << ", CUDA "
+      << (kWithCuda ? "on" : "off") << ")\n";
+  out << "launcher       " << launcher_name(env.launcher);
+  if (!env.job_id.empty()) out << " (SLURM job " << env.job_id << ", restart " << env.restart_count << ")";
+  std::vector<std::string> hosts;   // distinct, in order of first rank: the node index
+  for (int r = 0; r < comm.size(); ++r)
+    if (std::find(hosts.begin(), hosts.end(), comm.host_of(r)) == hosts.end()) hosts.push_back(comm.host_of(r));
+  out << "\nworld size     " << comm.size() << " on " << hosts.size() << " node(s)\n";
+  out << "threads        " << env.threads << " per rank";
+  if (env.cpus_per_task > 0) out << " (SLURM_CPUS_PER_TASK=" << env.cpus_per_task << ")";
+  out << "\nbinding        " << (env.cpu_bind.empty() ? "as the launcher left it" : "launcher asked for " + env.cpu_bind)
+      << "; cores = the CPUs each rank may run on (sched_getaffinity)\n";
+  out << "visible GPUs   CUDA_VISIBLE_DEVICES=" << env.visible_gpus << ", " << cuda_device_count()
+      << " device(s) seen by rank 0";
+  if (!env.gpus_per_task.empty()) out << ", SLURM_GPUS_PER_TASK=" << env.gpus_per_task;
+  out << "\nrank  host                 node  local  pid      threads  cores       gpu\n";
+  for (int r = 0; r < comm.size(); ++r) {
+    std::string rec(all.data() + static_cast<size_t>(r) * kRecord);
+    std::array<std::string, 6> f;
+    std::istringstream ss(rec);
+    for (auto& field : f) std::getline(ss, field, '|');
+    auto node = std::find(hosts.begin(), hosts.end(), comm.host_of(r)) - hosts.begin();
+    char line[640];
+    std::snprintf(line, sizeof line, "%-5d %-20s %-5d %-6s %-8s %-8s %-11s %s\n", r, f[0].c_str(),
+                  static_cast<int>(node), f[1].c_str(), f[2].c_str(), f[3].c_str(), f[4].c_str(), f[5].c_str());
+    out << line;
+  }
+  out << "MPI            " << MpiCommunicator::library_version() << "\n";
+  out << "HDF5           " << hdf5_version() << "\n";
+  out << "NCCL           " << nccl_version() << "\n";
+  out << "CUDA runtime   " << cuda_runtime_version() << "\n";
+  return out.str();
+}
+
+}  // namespace loom

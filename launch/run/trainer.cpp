@@ -1,0 +1,200 @@
+#include "launch/run/trainer.h"
+
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "core/log.h"
+#include "core/param_store.h"
+#include "dist/communicator.h"
+#include "launch/config/config.h"
+#include "models/model.h"
+
+namespace loom {
+namespace {
+
+WriteMode parse_write_mode(const std::string& mode) {
+  if (mode == "gathered") return WriteMode::kGathered;
+  if (mode == "parallel") return WriteMode::kParallel;
+  return WriteMode::kAuto;
+}
+
+// "section.key" -> value text, from a config's TOML (as config_to_toml writes it).
+std::map<std::string, std::string> flatten_toml(const std::string& text) {
+  std::map<std::string, std::string> values;
+  std::istringstream in(text);
+  std::string line, section;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line[0] == '[') {
+      section = line.substr(1, line.find(']') - 1);
+      continue;
+    }
+    size_t eq = line.find(" = ");
+    if (eq != std::string::npos) values[section + "." + line.substr(0, eq)] = line.substr(eq + 3);
+  }
+  return values;
+}
+
+// The shape keys whose value differs between the checkpoint's config and this run's.
+std::string differing_shape_keys(const Model& model, const std::string& stored, const std::string& now) {
+  std::map<std::string, std::string> old_values = flatten_toml(stored), new_values = flatten_toml(now);
+  std::string diff;
+  for (const std::string& key : model.shape_keys()) {
+    const std::string& a = old_values[key];
+    const std::string& b = new_values[key];
+    if (a != b) diff += "\n  " + key + ": checkpoint " + (a.empty() ? "(absent)" : a) + ", now " + b;
+  }
+  return diff;
+}
+
+std::string checkpoint_name(int64_t steps_done) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step_%08lld", static_cast<long long>(steps_done));
+  return name;
+}
+
+}  // namespace
+
+TrainerOptions trainer_options(const Config& config, const std::string& run_dir) {
+  TrainerOptions o;
+  const CheckpointSection& c = config.checkpoint;
+  std::filesystem::path dir(c.dir);
+  o.checkpoint_dir = dir.is_absolute() || run_dir.empty() ? c.dir : (std::filesystem::path(run_dir) / dir).string();
+  o.every_steps = c.every_steps;
+  o.every_minutes = c.every_minutes;
+  o.at_end = c.at_end;
+  o.keep_last = static_cast<int>(c.keep_last);
+  o.keep_every_steps = c.keep_every_steps;
+  o.write_mode = parse_write_mode(c.write_mode);
+  o.stop_on_write_error = c.on_error == "stop";
+  o.resume = c.resume;
+  o.config_toml = config_to_toml(config);
+  o.monitor.run_dir = run_dir;
+  o.monitor.progress_interval_s = config.progress.interval_s;
+  o.monitor.bar = config.progress.bar == "on"    ? MonitorOptions::Bar::kOn
+                  : config.progress.bar == "off" ? MonitorOptions::Bar::kOff
+                                                 : MonitorOptions::Bar::kAuto;
+  o.monitor.metrics_every = config.progress.metrics_every;
+  o.monitor.status_port = static_cast<int>(config.status.port);
+  o.monitor.status_bind = config.status.bind;
+  return o;
+}
+
+Trainer::Trainer(Communicator& comm, Model& model, TrainerOptions options)
+    : comm_(comm), model_(model), options_(std::move(options)),
+      last_save_time_(std::chrono::steady_clock::now()) {}
+
+void Trainer::resume_if_asked() {
+  if (options_.resume.empty()) return;
+  std::string path = options_.resume;
+  if (path == "auto") {
+    path = options_.checkpoint_dir.empty() ? "" : find_resume_checkpoint(comm_, options_.checkpoint_dir);
+    if (path.empty()) {
+      log::info("train", "--resume auto: no checkpoint in " + options_.checkpoint_dir + "; starting fresh");
+      return;
+    }
+  }
+  CheckpointReader reader;
+  reader.open(path);
+  const CheckpointMeta& meta = reader.meta();
+  if (meta.model_kind != model_.kind())
+    throw DataError("cannot resume from " + path + ": it holds a " + meta.model_kind + " model, this run trains " +
+                    std::string(model_.kind()));
+  std::string diff = differing_shape_keys(model_, meta.config_toml, options_.config_toml);
+  if (!diff.empty())
+    throw ConfigError("cannot resume from " + path + ": the model's shape differs from the checkpoint's:" + diff +
+                      "\n(epochs, schedule length, checkpoint cadence and world size may change on resume)");
+  reader.read_model_into(model_.params());
+  model_.restore(reader, meta.step);
+  start_step_ = meta.step;
+  last_checkpoint_ = path;
+  log::info("train", "resumed from " + path + " after step " + std::to_string(meta.step) + " (written by " +
+                         std::to_string(meta.world_size) + " rank(s), now " + std::to_string(comm_.size()) + ")");
+}
+
+bool Trainer::save(int64_t steps_done, const char* why) {
+  if (options_.checkpoint_dir.empty()) return true;
+  SaveRequest req;
+  req.meta.model_kind = std::string(model_.kind());
+  req.meta.step = steps_done;
+  req.meta.epoch = model_.steps_per_epoch() > 0 ? steps_done / model_.steps_per_epoch() : 0;
+  req.meta.tokens_seen = model_.tokens_seen();
+  req.meta.config_toml = options_.config_toml;
+  req.params = &model_.params();
+  req.slots = model_.optimizer_slots();
+  req.state = model_.rank_state();
+  req.vocab = model_.vocab();
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    if (comm_.rank() == 0) std::filesystem::create_directories(options_.checkpoint_dir);
+    last_checkpoint_ = save_checkpoint(comm_, options_.checkpoint_dir, checkpoint_name(steps_done), req,
+                                       options_.write_mode);
+  } catch (const IoError& e) {
+    if (options_.stop_on_write_error) throw;
+    log::warn("checkpoint", std::string(e.what()) + " (checkpoint.on_error = continue: training goes on)");
+    return false;
+  }
+  last_save_time_ = std::chrono::steady_clock::now();
+  double seconds = std::chrono::duration<double>(last_save_time_ - t0).count();
+  log::info("checkpoint", std::string("wrote ") + last_checkpoint_ + " after step " + std::to_string(steps_done) +
+                              " (" + why + ", " + std::to_string(seconds).substr(0, 5) + " s)");
+  if (comm_.rank() == 0) apply_retention(options_.checkpoint_dir, options_.keep_last, options_.keep_every_steps);
+  return true;
+}
+
+bool Trainer::minutes_due() {
+  if (options_.every_minutes <= 0 || options_.checkpoint_dir.empty()) return false;
+  int32_t due = 0;
+  if (comm_.rank() == 0) {
+    double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save_time_).count() / 60;
+    due = minutes >= options_.every_minutes ? 1 : 0;
+  }
+  comm_.broadcast(Tensor::of(&due, 1), 0);   // rank 0's clock decides for everyone
+  return due != 0;
+}
+
+int Trainer::run() {
+  resume_if_asked();
+  const int64_t total = model_.total_steps();
+  options_.monitor.total_steps = total;
+  options_.monitor.unit = std::string(model_.item_unit());
+  RunMonitor monitor(comm_, options_.monitor);
+  if (!last_checkpoint_.empty()) monitor.set_last_checkpoint(last_checkpoint_, start_step_);
+  // Host parameters reduce over the job's own communicator (a test may hand the Trainer
+  // one that is not the world); device parameters over the device's (NCCL).
+  const Device device = model_.params().device();
+  Communicator& device_comm = device.is_cpu() ? comm_ : comm_for(device);
+  int stop = 0;              // a stop request waiting for a step the model can save at
+  bool steps_due = false;    // likewise an every_steps checkpoint
+  for (int64_t step = start_step_; step < total; ++step) {
+    comm_.set_step(step);
+    auto t0 = std::chrono::steady_clock::now();
+    StepStats stats = model_.train_step(StepContext{step, &comm_, device, &device_comm});
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double loss = stats.examples > 0 ? stats.loss_sum / double(stats.examples) : 0.0;
+    const int signal = monitor.end_step(StepReport{step, loss, seconds, stats.items});
+    if (stop == 0) stop = signal;
+    int64_t done = step + 1;
+    steps_due = steps_due || (options_.every_steps > 0 && done % options_.every_steps == 0 && done < total);
+    // The same answer on every rank (a function of the step), so the collectives below match.
+    if (!model_.checkpoint_ready(done)) continue;
+    if (stop != 0) {
+      log::info_all("train", "stop requested (signal " + std::to_string(stop) + "): all ranks stopped after step " +
+                                 std::to_string(done) + " (steps done)");
+      save(done, "stop request");
+      monitor.set_last_checkpoint(last_checkpoint_, done);
+      monitor.finish();
+      return 128 + stop;
+    }
+    const bool by_steps = steps_due;
+    steps_due = false;
+    if ((by_steps || minutes_due()) && save(done, by_steps ? "every_steps" : "every_minutes"))
+      monitor.set_last_checkpoint(last_checkpoint_, done);
+  }
+  if (options_.at_end && start_step_ < total) save(total, "end of training");
+  monitor.finish();
+  return 0;
+}
+
+}  // namespace loom

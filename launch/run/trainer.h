@@ -1,0 +1,69 @@
+#pragma once
+// Trainer: the loop every model runs in. Per step: set the step on the communicator,
+// model.train_step(), RunMonitor::end_step() (progress, metrics, status, the agreed stop
+// signal), then the checkpoint triggers. It owns resuming (--resume auto|PATH) and the
+// checkpoint cadence; the model owns what a step is.
+//
+// Checkpoint triggers (all decided identically on every rank):
+//   every_steps    after each step s with (s + 1) % every_steps == 0
+//   every_minutes  rank 0's clock since the last checkpoint, broadcast each step
+//   at_end         after the last step
+//   stop request   SIGINT/SIGTERM/SIGUSR1 on any rank: checkpoint, then exit 128 + signal
+// A checkpoint written after s steps has meta.step = s; resuming from it runs step s next.
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "io/checkpoint.h"
+#include "launch/monitor/run_monitor.h"
+
+namespace loom {
+
+class Communicator;
+class Model;
+struct Config;
+
+struct TrainerOptions {
+  std::string checkpoint_dir;        // "" = checkpoints off
+  int64_t every_steps = 0;           // 0 = off
+  double every_minutes = 0;          // 0 = off
+  bool at_end = true;
+  int keep_last = 3;
+  int64_t keep_every_steps = 0;
+  WriteMode write_mode = WriteMode::kAuto;
+  bool stop_on_write_error = true;   // false: warn and keep training
+  std::string resume;                // "", "auto" or a checkpoint path
+  std::string config_toml;           // the resolved config, stored in every checkpoint
+  MonitorOptions monitor;
+};
+
+// Maps the [checkpoint] and [progress]/[status] sections onto TrainerOptions; relative
+// checkpoint directories are inside run_dir.
+TrainerOptions trainer_options(const Config& config, const std::string& run_dir);
+
+class Trainer {
+ public:
+  Trainer(Communicator& comm, Model& model, TrainerOptions options);
+
+  // Collective. Resumes if asked, trains to model.total_steps(), checkpoints as configured.
+  // Returns 0 when training finished, 128 + signal after a clean stop (checkpoint written).
+  int run();
+
+  int64_t start_step() const { return start_step_; }
+  const std::string& last_checkpoint() const { return last_checkpoint_; }
+
+ private:
+  void resume_if_asked();
+  // Writes a checkpoint after `steps_done` steps; false if it failed and training goes on.
+  bool save(int64_t steps_done, const char* why);
+  bool minutes_due();
+
+  Communicator& comm_;
+  Model& model_;
+  TrainerOptions options_;
+  int64_t start_step_ = 0;
+  std::string last_checkpoint_;
+  std::chrono::steady_clock::time_point last_save_time_;
+};
+
+}  // namespace loom
