@@ -51,6 +51,12 @@ class Model {
   // Steps of the whole run (all epochs) and per epoch; equal on every rank.
   virtual int64_t total_steps() const = 0;
   virtual int64_t steps_per_epoch() const = 0;
+  // Epochs completed, and steps done of the current epoch (0 at an epoch's start). The
+  // Trainer ends an epoch (loss over all ranks, the epoch hook) when epoch() moves; after a
+  // resume at another world size the step number no longer says where epochs end, so the
+  // model does.
+  virtual int64_t epoch() const = 0;
+  virtual int64_t epoch_step() const = 0;
   // What the rate display counts ("tok", "pairs").
   virtual std::string_view item_unit() const = 0;
 

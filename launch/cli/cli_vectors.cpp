@@ -16,6 +16,7 @@
 #include "io/checkpoint.h"
 #include "io/export.h"
 #include "launch/config/config.h"
+#include "launch/kinds/glove.h"
 #include "launch/pipeline/pipeline_eval.h"
 #include "models/embedding_eval.h"
 #include "models/glove/glove.h"
@@ -76,7 +77,7 @@ int export_checkpoint(const VectorArgs& a) {
   std::string output = glove ? a.output : "syn0";
   if (output.empty()) {
     try {
-      output = load_config_text(meta.config_toml, path + " (stored config)", {}).glove.output;
+      output = load_config_text(meta.config_toml, path + " (stored config)", {}).models.get<GloveSection>().output;
     } catch (const ConfigError&) {
       output = "sum";   // a config from another loom version: the default
     }

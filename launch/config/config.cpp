@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "launch/config/config_engine.h"
+#include "launch/config/config_format.h"
 
 namespace loom {
 namespace {
@@ -16,8 +17,18 @@ namespace {
 #define LOOM_CONFIG_SECTION_RECORD(member, Type, TABLE, help) \
   LOOM_CONFIG_SECTION_INFO(Config, member, TABLE, help),
 
+// The engine's sections, then every registered model section (built at first use, after
+// the static registrations). train.model accepts the registered kinds' names.
 const ConfigSchema& schema() {
-  static const ConfigSchema kSchema = {LOOM_CONFIG_SECTIONS(LOOM_CONFIG_SECTION_RECORD)};
+  static const ConfigSchema kSchema = [] {
+    ConfigSchema s = {LOOM_CONFIG_SECTIONS(LOOM_CONFIG_SECTION_RECORD)};
+    for (const ModelSectionType& t : model_section_types()) s.push_back(t.info());
+    static const std::string kinds = model_kind_names();
+    for (ConfigSectionInfo& section : s)
+      for (ConfigKeyInfo& key : section.keys)
+        if (std::string_view(section.name) == "train" && std::string_view(key.key) == "model") key.allowed = kinds.c_str();
+    return s;
+  }();
   return kSchema;
 }
 
@@ -60,6 +71,17 @@ std::string describe_config_schema() {
 }
 
 std::vector<std::string> config_keys() { return config_key_names(schema()); }
+
+std::string config_value_text(const Config& config, std::string_view key) {
+  const size_t dot = key.find('.');
+  for (const ConfigSectionInfo& section : schema()) {
+    if (dot == std::string_view::npos || key.substr(0, dot) != section.name) continue;
+    for (const ConfigKeyInfo& info : section.keys)
+      if (key.substr(dot + 1) == info.key)
+        return config_format_value(info.field(section.section(const_cast<Config*>(&config))));
+  }
+  throw ConfigError("no config key '" + std::string(key) + "'");
+}
 
 std::string expand_run_dir(const std::string& dir, const std::string& name, const std::string& job_id) {
   std::string out;

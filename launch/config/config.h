@@ -12,9 +12,12 @@
 #include <vector>
 
 #include "launch/config/config_schema.h"
+#include "launch/config/model_sections.h"
 
 namespace loom {
 
+// Generated from config_schema.h (the engine's sections) and from the registered model
+// kinds' tables (launch/kinds/, Note [Model sections]).
 // struct RunSection, CommSection, StatusSection, ProgressSection, SelftestSection, ...
 LOOM_CONFIG_SECTIONS(LOOM_CONFIG_DEFINE_SECTION)
 
@@ -22,6 +25,9 @@ struct Config {
   // RunSection run; CommSection comm; StatusSection status; ProgressSection progress;
   // SelftestSection selftest; ... in LOOM_CONFIG_SECTIONS order.
   LOOM_CONFIG_SECTIONS(LOOM_CONFIG_DECLARE_MEMBER)
+  // The sections of the registered model kinds (Note [Model sections]):
+  // models.get<GloveSection>() and so on.
+  ModelSections models;
   bool operator==(const Config&) const = default;
 };
 
@@ -35,6 +41,10 @@ Config load_config_text(std::string_view text, const std::string& origin,
 
 // Every key of every section as TOML text; load_config_text reads it back to an equal Config.
 std::string config_to_toml(const Config& config);
+
+// The value of "section.key" in `config` as TOML text ("100", "\"cbow\"", "[]");
+// ConfigError when the key does not exist.
+std::string config_value_text(const Config& config, std::string_view key);
 
 // A table of every key: section.key, type, default, range or allowed values, help.
 std::string describe_config_schema();

@@ -5,12 +5,14 @@
 // walk (config.cpp). There is no second list to keep in sync.
 //
 // Adding a key: add one row to its section's table below.
-// Adding a section (e.g. [glove]):
-//   1. write `#define LOOM_CONFIG_GLOVE(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST) ...`
+// A model kind's own section ([glove], [word2vec]) is not here: it is declared with the
+// kind in launch/kinds/ (Note [Model sections] in model_sections.h).
+// Adding an engine section (e.g. [eval]):
+//   1. write `#define LOOM_CONFIG_EVAL(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST) ...`
 //      with one row per key, in the order they should be printed;
-//   2. add one line `X(glove, GloveSection, LOOM_CONFIG_GLOVE, "help")` to
-//      LOOM_CONFIG_SECTIONS. That defines `struct GloveSection`, the member
-//      `Config::glove`, its schema record, its TOML output and its --describe rows.
+//   2. add one line `X(eval, EvalSection, LOOM_CONFIG_EVAL, "help")` to
+//      LOOM_CONFIG_SECTIONS. That defines `struct EvalSection`, the member
+//      `Config::eval`, its schema record, its TOML output and its --describe rows.
 //
 // Row forms (the key is a bare identifier; it is the TOML key and the struct member):
 //   X_BOOL(key, default, help)                         bool
@@ -105,74 +107,10 @@ struct ConfigRange {
          "a failed checkpoint write (disk full, permissions) stops training, or warns and goes on") \
   X_STR(resume, "", "resume from: '' = start fresh, 'auto' = the newest valid checkpoint, or a path")
 
-// ---- [glove] --------------------------------------------------------------------------
-// Maps one to one onto GloveOptions (models/glove/glove.h).
-#define LOOM_CONFIG_GLOVE(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                          \
-  X_INT(dim, 100, ConfigRange::between(1, 4096), "vector size D of W and W_ctx")                  \
-  X_REAL(x_max, 100.0, ConfigRange::above(0), "weighting cutoff: f(x) = min(1, (x/x_max)^alpha)") \
-  X_REAL(alpha, 0.75, ConfigRange::above(0), "weighting exponent alpha")                          \
-  X_REAL(eta, 0.05, ConfigRange::above(0), "AdaGrad initial step size")                           \
-  X_REAL(grad_clip, 100.0, ConfigRange::above(0), "clip of eta * gradient per component")         \
-  X_INT(epochs, 15, ConfigRange::between(1, 100000), "passes over the co-occurrence non-zeros")   \
-  X_INT(threads, 0, ConfigRange::at_least(0),                                                     \
-        "Hogwild threads per rank (lock-free, timing-dependent results); 0 = run.threads; "       \
-        "1 = deterministic and bit-exact on resume")                                              \
-  X_ENUM(sync, "stratified", "stratified|delta|average",                                          \
-         "across ranks: stratified = each phase trains disjoint row/column blocks, then the "     \
-         "changes are summed (exact); delta = every rank trains its whole partition, changes "    \
-         "summed after every step; average = parameters and AdaGrad state averaged")              \
-  X_INT(step_nnz, 16777216, ConfigRange::at_least(1),                                             \
-        "non-zeros of the largest block per step: the sync period across ranks")                 \
-  X_BOOL(reshuffle, true,                                                                         \
-         "visit the non-zeros in chunks of 4096 in a fresh random order every epoch (false: "     \
-         "the same order every epoch, as GloVe's reference)")                                     \
-  X_ENUM(output, "sum", "sum|w|concat", "exported vectors: W + W_ctx, W alone, or [W, W_ctx]")
-
-// ---- [word2vec] -----------------------------------------------------------------------
-// Maps one to one onto Word2VecOptions (models/word2vec/word2vec.h); defaults are the
-// original word2vec tool's.
-#define LOOM_CONFIG_WORD2VEC(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                       \
-  X_ENUM(arch, "cbow", "cbow|skipgram", "architecture: CBOW (mean of the context) or skip-gram")  \
-  X_INT(dim, 100, ConfigRange::between(1, 4096), "vector size D of syn0 and the output layers")   \
-  X_INT(window, 5, ConfigRange::between(1, 100),                                                  \
-        "largest window each side; each centre word draws b uniform in [1, window]")             \
-  X_INT(negative, 5, ConfigRange::between(0, 100), "negative samples per prediction; 0 = off")    \
-  X_BOOL(hs, false, "hierarchical softmax over a Huffman tree of the counts")                    \
-  X_BOOL(shared_negatives, true,                                                                  \
-         "skip-gram: the context words of a window share one draw of negatives (Ji et al. "       \
-         "2016; batched, fast); false = fresh negatives per pair, as the original tool")          \
-  X_REAL(sample, 1e-3, ConfigRange::between(0, 1), "subsampling threshold of frequent words; 0 = off") \
-  X_REAL(alpha, 0.0, ConfigRange::at_least(0),                                                    \
-         "initial learning rate; 0 = 0.05 for cbow, 0.025 for skipgram")                          \
-  X_REAL(min_alpha, 1e-4, ConfigRange::between(0, 1),                                             \
-         "floor of the linearly decaying learning rate, as a fraction of alpha")                  \
-  X_REAL(ns_power, 0.75, ConfigRange::between(0, 1), "noise distribution count^ns_power")        \
-  X_INT(epochs, 5, ConfigRange::between(1, 100000), "passes over the corpus (word2vec -iter)")    \
-  X_INT(threads, 0, ConfigRange::between(0, 4096),                                                \
-        "Hogwild threads per rank (lock-free, timing-dependent results); 0 = run.threads; "       \
-        "1 = deterministic and bit-exact on resume")                                              \
-  X_ENUM(sync, "delta", "delta|average",                                                          \
-         "replica sync after every step: delta = apply the sum of all ranks' changes, "           \
-         "average = average the parameters")                                                      \
-  X_INT(step_words, 262144, ConfigRange::at_least(1),                                             \
-        "words of the largest shard per step: the sync period across ranks")                     \
-  X_REAL(average_above, -1.0, ConfigRange::at_least(-1),                                         \
-         "with sync = delta: rows of words expected to be kept at least this many times in one "  \
-         "rank's step are averaged across ranks instead of summed; 0 = sum every row; -1 = 100 "  \
-         "for cbow, 0 for skipgram")                                                              \
-  X_REAL(rare_below, 5.0, ConfigRange::at_least(0),                                               \
-         "with sync = delta: rows of words expected to be kept fewer than this many times in one " \
-         "rank's step (rare rows) are summed only every rare_every steps")                        \
-  X_INT(rare_every, 4, ConfigRange::between(1, 1000000),                                          \
-        "rare rows are summed at every rare_every-th step (checkpoints wait for such a step); "    \
-        "1 = every row at every step")                                                            \
-  X_INT(max_sentence_words, 1000, ConfigRange::between(1, 1000000),                               \
-        "longer lines are cut into sentences of this many words (word2vec: 1000)")
-
 // ---- [train] --------------------------------------------------------------------------
 #define LOOM_CONFIG_TRAIN(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                          \
-  X_ENUM(model, "glove", "glove|word2vec",                                                        \
-         "the model `loom train` trains (gpt and bert come later)")
+  X_ENUM(model, "glove", "",                                                                      \
+         "the model kind `loom train` trains: one of the registered kinds (launch/kinds/)")
 
 // ---- [corpus] -------------------------------------------------------------------------
 // Maps onto CorpusOptions (io/corpus_shard.h); launch/pipeline_data.h.
@@ -194,14 +132,6 @@ struct ConfigRange {
 #define LOOM_CONFIG_VOCAB(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                          \
   X_INT(min_count, 5, ConfigRange::at_least(1), "drop tokens seen fewer times")                   \
   X_INT(max_vocab, 0, ConfigRange::at_least(0), "keep at most this many most frequent; 0 = all")
-
-// ---- [cooccur] ------------------------------------------------------------------------
-#define LOOM_CONFIG_COOCCUR(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                        \
-  X_INT(window, 15, ConfigRange::between(1, 40), "context window: pairs at distance d add 1/d")   \
-  X_BOOL(symmetric, true, "count both directions; false = left context only")                    \
-  X_REAL(memory_gb, 4.0, ConfigRange::above(0),                                                   \
-         "per-rank memory budget of the counting; sorted runs over it spill to disk")             \
-  X_STR(spill_dir, "", "where spilled runs go; '' = the run directory")
 
 // ---- [vectors] ------------------------------------------------------------------------
 // (Named [vectors], not [export]: `export` is a C++ keyword and the section name is the
@@ -236,9 +166,6 @@ struct ConfigRange {
   X(train, TrainSection, LOOM_CONFIG_TRAIN, "what `loom train` trains")                         \
   X(corpus, CorpusSection, LOOM_CONFIG_CORPUS, "the training corpus (io/corpus_shard)")          \
   X(vocab, VocabSection, LOOM_CONFIG_VOCAB, "the vocabulary (io/vocab)")                         \
-  X(cooccur, CooccurSection, LOOM_CONFIG_COOCCUR, "the co-occurrence matrix (io/cooccur)")      \
-  X(glove, GloveSection, LOOM_CONFIG_GLOVE, "GloVe training (models/glove)")                    \
-  X(word2vec, Word2VecSection, LOOM_CONFIG_WORD2VEC, "word2vec training (models/word2vec)")     \
   X(vectors, VectorsSection, LOOM_CONFIG_VECTORS, "vector files exported after training")     \
   X(eval, EvalSection, LOOM_CONFIG_EVAL, "evaluation after (and during) training")
 

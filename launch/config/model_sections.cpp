@@ -15,7 +15,24 @@ std::vector<ModelSectionType>& types() {
   return registered;
 }
 
+std::vector<std::string>& kind_names() {
+  static std::vector<std::string> names;
+  return names;
+}
+
 }  // namespace
+
+bool register_model_kind_name(const char* name) {
+  std::vector<std::string>& names = kind_names();
+  names.insert(std::upper_bound(names.begin(), names.end(), std::string(name)), name);
+  return true;
+}
+
+std::string model_kind_names() {
+  std::string out;
+  for (const std::string& n : kind_names()) out += (out.empty() ? "" : "|") + n;
+  return out;
+}
 
 bool register_model_section(const ModelSectionType& type) {
   std::vector<ModelSectionType>& all = types();

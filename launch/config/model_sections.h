@@ -12,6 +12,7 @@
 // --describe and did-you-mean treat these sections exactly like the engine's, so adding
 // a model never edits config_schema.h.
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -31,6 +32,11 @@ struct ModelSectionType {
 bool register_model_section(const ModelSectionType& type);
 // In registration order (sorted by name, so the order does not depend on the link order).
 const std::vector<ModelSectionType>& model_section_types();
+
+// The values train.model accepts: each registered model kind's name, "a|b|c" in name
+// order. A kind registers its name with LOOM_REGISTER_MODEL (launch/pipeline/model_registry.h).
+bool register_model_kind_name(const char* name);
+std::string model_kind_names();
 
 // One object per registered section, copied and compared by value.
 class ModelSections {

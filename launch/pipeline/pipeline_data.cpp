@@ -15,23 +15,17 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/measure.h"
 #include "dist/communicator.h"
 #include "launch/config/config.h"
-#include "models/glove/planted_corpus.h"
+#include "io/planted_corpus.h"
 
 namespace loom {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
+}  // namespace
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -56,7 +50,7 @@ void write_text_atomically(const std::string& path, const std::string& text) {
 }
 
 // The first line where `stored` and `now` differ, for the "recomputing because" log.
-std::string first_difference(const std::string& stored, const std::string& now) {
+static std::string first_difference(const std::string& stored, const std::string& now) {
   if (stored.empty()) return "no earlier result";
   std::istringstream a(stored), b(now);
   std::string la, lb;
@@ -68,7 +62,7 @@ std::string first_difference(const std::string& stored, const std::string& now) 
 }
 
 // One line per corpus file: resolved path, bytes on disk, modification time in ns.
-std::string corpus_fingerprint(const CorpusOptions& corpus) {
+static std::string corpus_fingerprint(const CorpusOptions& corpus) {
   std::string out = "# loom-fingerprint 1\n";
   for (const std::string& path : resolve_corpus_paths(corpus.paths)) {
     struct stat st {};
@@ -87,16 +81,6 @@ std::string corpus_fingerprint(const CorpusOptions& corpus) {
 std::string vocab_fingerprint(const Config& config, const CorpusOptions& corpus) {
   return corpus_fingerprint(corpus) + "vocab.min_count = " + std::to_string(config.vocab.min_count) +
          "\nvocab.max_vocab = " + std::to_string(config.vocab.max_vocab) + "\n";
-}
-
-std::string cooccur_fingerprint(const Config& config, const CorpusOptions& corpus, int world) {
-  return vocab_fingerprint(config, corpus) + "cooccur.window = " + std::to_string(config.cooccur.window) +
-         "\ncooccur.symmetric = " + (config.cooccur.symmetric ? "true" : "false") +
-         "\nrun.seed = " + std::to_string(config.run.seed) + "\nworld_size = " + std::to_string(world) + "\n";
-}
-
-std::string partition_path(const std::string& run_dir, int rank, int world) {
-  return run_dir + "/cooccur.part-" + std::to_string(rank) + "-of-" + std::to_string(world) + ".h5";
 }
 
 // Rank 0 decides whether the stage's stored fingerprint matches `now`; every rank learns it.
@@ -125,7 +109,6 @@ const CorpusLayout& layout_of(Communicator& comm, CorpusPlan& corpus) {
   return *corpus.layout;
 }
 
-}  // namespace
 
 CorpusOptions corpus_options(const Config& config) {
   const CorpusSection& c = config.corpus;
@@ -147,17 +130,6 @@ VocabOptions vocab_options(const Config& config, int threads) {
   VocabOptions o;
   o.min_count = config.vocab.min_count;
   o.max_vocab = config.vocab.max_vocab;
-  o.threads = threads;
-  return o;
-}
-
-CooccurOptions cooccur_options(const Config& config, int threads, const std::string& run_dir) {
-  CooccurOptions o;
-  o.window = static_cast<int>(config.cooccur.window);
-  o.symmetric = config.cooccur.symmetric;
-  o.memory_gb = config.cooccur.memory_gb;
-  o.spill_dir = config.cooccur.spill_dir.empty() ? run_dir : config.cooccur.spill_dir;
-  o.seed = static_cast<uint64_t>(config.run.seed);
   o.threads = threads;
   return o;
 }
@@ -191,8 +163,8 @@ CorpusPlan prepare_corpus(Communicator& comm, const Config& config, const std::s
 }
 
 Vocab vocab_stage(Communicator& comm, const Config& config, CorpusPlan& corpus, const std::string& run_dir,
-                  int threads, StageTimes* times) {
-  const auto t0 = Clock::now();
+                  int threads, StageTime* time) {
+  const auto t0 = SteadyClock::now();
   const std::string txt = run_dir + "/vocab.txt", h5 = run_dir + "/vocab.h5", fp = run_dir + "/vocab.fingerprint";
   const std::string now = comm.rank() == 0 ? vocab_fingerprint(config, corpus.options) : std::string();
   Vocab vocab;
@@ -200,7 +172,7 @@ Vocab vocab_stage(Communicator& comm, const Config& config, CorpusPlan& corpus, 
     vocab = read_vocab_txt(txt);
     log::info("vocab", "reusing " + txt + " (" + std::to_string(vocab.size()) +
                            " words; corpus files and settings unchanged since " + fp + ")");
-    if (times != nullptr) times->vocab_reused = true;
+    if (time != nullptr) time->reused = true;
   } else {
     VocabStats stats;
     vocab = build_vocab(comm, layout_of(comm, corpus), corpus.options, vocab_options(config, threads), &stats);
@@ -220,47 +192,8 @@ Vocab vocab_stage(Communicator& comm, const Config& config, CorpusPlan& corpus, 
   LOOM_CHECK(vocab.size() > 0, DataError,
              "the vocabulary is empty: no token of the corpus occurs vocab.min_count = " +
                  std::to_string(config.vocab.min_count) + " times");
-  if (times != nullptr) times->vocab_s = since(t0);
+  if (time != nullptr) time->seconds = seconds_since(t0);
   return vocab;
-}
-
-CooccurResult cooccur_stage(Communicator& comm, const Config& config, CorpusPlan& corpus, const Vocab& vocab,
-                            const std::string& run_dir, int threads, StageTimes* times) {
-  const auto t0 = Clock::now();
-  const int rank = comm.rank(), world = comm.size();
-  const std::string fp = run_dir + "/cooccur.fingerprint";
-  const std::string now = rank == 0 ? cooccur_fingerprint(config, corpus.options, world) : std::string();
-  std::vector<std::string> outputs;
-  for (int r = 0; r < world; ++r) outputs.push_back(partition_path(run_dir, r, world));
-  CooccurResult result;
-  if (agree_on_reuse(comm, fp, now, outputs, "cooccur")) {
-    result.entries = read_cooccur_h5(partition_path(run_dir, rank, world));
-    result.partition = rank;
-    result.num_partitions = world;
-    result.h5_path = partition_path(run_dir, rank, world);
-    int64_t nnz = static_cast<int64_t>(result.entries.size());
-    comm.allreduce(Tensor::of(&nnz, 1), ReduceOp::kSum);
-    result.stats.nnz = nnz;
-    log::info("cooccur", "reusing " + partition_path(run_dir, 0, world) + " and the other " + std::to_string(world - 1) +
-                             " partition(s) (" + std::to_string(nnz) + " non-zeros; corpus, vocabulary, window, " +
-                             "seed and world size unchanged since " + fp + ")");
-    if (times != nullptr) times->cooccur_reused = true;
-  } else {
-    if (rank == 0) {   // partitions of other world sizes are stale now (Note [Stage reuse])
-      std::error_code ec;
-      for (const auto& entry : fs::directory_iterator(run_dir, ec)) {
-        const std::string name = entry.path().filename().string();
-        if (name.rfind("cooccur.part-", 0) == 0 && !name.ends_with("-of-" + std::to_string(world) + ".h5"))
-          fs::remove(entry.path(), ec);
-      }
-    }
-    result = build_cooccurrence(comm, vocab, layout_of(comm, corpus), corpus.options,
-                                cooccur_options(config, threads, run_dir), run_dir);
-    comm.barrier();   // every rank's partition file is in place before the fingerprint commits them
-    if (rank == 0) write_text_atomically(fp, now);
-  }
-  if (times != nullptr) times->cooccur_s = since(t0);
-  return result;
 }
 
 }  // namespace loom

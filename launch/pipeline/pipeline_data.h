@@ -1,8 +1,9 @@
 #pragma once
-// The data stages of an embedding run (`loom vocab`, `loom cooccur`, and the first half of
-// `loom train`): the corpus (a user's files, or the planted-relation corpus generated into
-// the run directory), the vocabulary and this rank's co-occurrence partition, each reused
-// from the run directory when its inputs and settings are unchanged.
+// The data stages that model kinds share (`loom vocab`, and the first half of `loom train`):
+// the corpus (a user's files, or the planted-relation corpus generated into the run
+// directory) and the vocabulary, reused from the run directory when its inputs and
+// settings are unchanged; and the reuse machinery a kind's own stages use (GloVe's
+// co-occurrence partitions, launch/kinds/glove.cpp).
 //
 // Note [Stage reuse]
 // A stage's outputs in RUN_DIR are committed by a fingerprint file written last:
@@ -27,7 +28,6 @@
 #include <string>
 #include <vector>
 
-#include "io/cooccur.h"
 #include "io/corpus_shard.h"
 #include "io/vocab.h"
 
@@ -47,24 +47,35 @@ struct CorpusPlan {
 // corpus.synthetic, or both are set.
 CorpusOptions corpus_options(const Config& config);
 VocabOptions vocab_options(const Config& config, int threads);
-CooccurOptions cooccur_options(const Config& config, int threads, const std::string& run_dir);
 
 // Collective. With corpus.synthetic, rank 0 writes RUN_DIR/planted.txt and
 // RUN_DIR/planted-questions.txt unless they already hold the same (seed, sentences).
 CorpusPlan prepare_corpus(Communicator& comm, const Config& config, const std::string& run_dir);
 
-struct StageTimes {
-  double vocab_s = 0, cooccur_s = 0;
-  bool vocab_reused = false, cooccur_reused = false;
+// How long a stage took and whether its result was reused from the run directory.
+struct StageTime {
+  double seconds = 0;
+  bool reused = false;
 };
 
 // Collective: the vocabulary, reused from RUN_DIR or built (Note [Stage reuse]).
 Vocab vocab_stage(Communicator& comm, const Config& config, CorpusPlan& corpus,
-                  const std::string& run_dir, int threads, StageTimes* times);
+                  const std::string& run_dir, int threads, StageTime* time);
 
-// Collective: this rank's co-occurrence partition, reused or built (Note [Stage reuse]).
-CooccurResult cooccur_stage(Communicator& comm, const Config& config, CorpusPlan& corpus,
-                            const Vocab& vocab, const std::string& run_dir, int threads,
-                            StageTimes* times);
+// ---- the reuse machinery (Note [Stage reuse]) --------------------------------------------
+// The fingerprint of the vocabulary's inputs (corpus files and settings); a later stage
+// appends its own keys to it.
+std::string vocab_fingerprint(const Config& config, const CorpusOptions& corpus);
+// Collective: rank 0 compares the stored fingerprint with `now` (and checks `outputs`
+// exist); every rank learns whether the stage may reuse them. On a mismatch rank 0 logs
+// why under `stage` and deletes the stale fingerprint.
+bool agree_on_reuse(Communicator& comm, const std::string& fingerprint_path, const std::string& now,
+                    const std::vector<std::string>& outputs, const char* stage);
+// Collective on first use: the corpus layout (file sizes and shard boundaries).
+const CorpusLayout& layout_of(Communicator& comm, CorpusPlan& corpus);
+// The file's text, or "" when it does not exist.
+std::string read_text(const std::string& path);
+// tmp + rename: a reader sees the old text or the new, never a part.
+void write_text_atomically(const std::string& path, const std::string& text);
 
 }  // namespace loom

@@ -1,10 +1,9 @@
 #include "launch/run/trainer.h"
 
 #include <filesystem>
-#include <map>
-#include <sstream>
 
 #include "core/log.h"
+#include "core/measure.h"
 #include "core/param_store.h"
 #include "dist/communicator.h"
 #include "launch/config/config.h"
@@ -19,31 +18,22 @@ WriteMode parse_write_mode(const std::string& mode) {
   return WriteMode::kAuto;
 }
 
-// "section.key" -> value text, from a config's TOML (as config_to_toml writes it).
-std::map<std::string, std::string> flatten_toml(const std::string& text) {
-  std::map<std::string, std::string> values;
-  std::istringstream in(text);
-  std::string line, section;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    if (line[0] == '[') {
-      section = line.substr(1, line.find(']') - 1);
-      continue;
-    }
-    size_t eq = line.find(" = ");
-    if (eq != std::string::npos) values[section + "." + line.substr(0, eq)] = line.substr(eq + 3);
+// The shape keys whose value differs between the checkpoint's config and this run's. Both
+// are read by the config loader itself, so a key is compared as a value ("dim = 100" and
+// "dim = 1_00" agree) and a stored config this loom cannot read is refused by name.
+std::string differing_shape_keys(const Model& model, const std::string& path, const std::string& stored,
+                                 const std::string& now) {
+  Config then_config;
+  try {
+    then_config = load_config_text(stored, path + " (its stored config)", {});
+  } catch (const ConfigError& e) {
+    throw ConfigError("cannot resume from " + path + ": its stored config does not load: " + e.what());
   }
-  return values;
-}
-
-// The shape keys whose value differs between the checkpoint's config and this run's.
-std::string differing_shape_keys(const Model& model, const std::string& stored, const std::string& now) {
-  std::map<std::string, std::string> old_values = flatten_toml(stored), new_values = flatten_toml(now);
+  const Config now_config = load_config_text(now, "this run's config", {});
   std::string diff;
   for (const std::string& key : model.shape_keys()) {
-    const std::string& a = old_values[key];
-    const std::string& b = new_values[key];
-    if (a != b) diff += "\n  " + key + ": checkpoint " + (a.empty() ? "(absent)" : a) + ", now " + b;
+    const std::string a = config_value_text(then_config, key), b = config_value_text(now_config, key);
+    if (a != b) diff += "\n  " + key + ": checkpoint " + a + ", now " + b;
   }
   return diff;
 }
@@ -101,12 +91,13 @@ void Trainer::resume_if_asked() {
   if (meta.model_kind != model_.kind())
     throw DataError("cannot resume from " + path + ": it holds a " + meta.model_kind + " model, this run trains " +
                     std::string(model_.kind()));
-  std::string diff = differing_shape_keys(model_, meta.config_toml, options_.config_toml);
+  std::string diff = differing_shape_keys(model_, path, meta.config_toml, options_.config_toml);
   if (!diff.empty())
     throw ConfigError("cannot resume from " + path + ": the model's shape differs from the checkpoint's:" + diff +
                       "\n(epochs, schedule length, checkpoint cadence and world size may change on resume)");
   reader.read_model_into(model_.params());
   model_.restore(reader, meta.step);
+  resumed_mid_epoch_ = model_.epoch_step() != 0;
   start_step_ = meta.step;
   last_checkpoint_ = path;
   log::info("train", "resumed from " + path + " after step " + std::to_string(meta.step) + " (written by " +
@@ -154,6 +145,24 @@ bool Trainer::minutes_due() {
   return due != 0;
 }
 
+void Trainer::end_epoch() {
+  double sums[2] = {epoch_loss_sum_, epoch_examples_};
+  comm_.allreduce(Tensor::of(sums, 2), ReduceOp::kSum);
+  epoch_loss_sum_ = epoch_examples_ = 0;
+  EpochRecord record;
+  record.epoch = model_.epoch();
+  record.loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+  record.partial = resumed_mid_epoch_;
+  resumed_mid_epoch_ = false;
+  if (epoch_hook_) epoch_hook_(record);
+  const int64_t per_epoch = std::max<int64_t>(1, model_.steps_per_epoch());
+  const int64_t epochs = (model_.total_steps() + per_epoch - 1) / per_epoch;
+  log::info(model_.kind(), "epoch " + std::to_string(record.epoch) + "/" + std::to_string(epochs) + ": loss " +
+                               fixed(record.loss, 5) + (record.partial ? " (steps since the resume)" : "") +
+                               record.note);
+  epochs_.push_back(std::move(record));
+}
+
 int Trainer::run() {
   resume_if_asked();
   const int64_t total = model_.total_steps();
@@ -170,7 +179,11 @@ int Trainer::run() {
   for (int64_t step = start_step_; step < total; ++step) {
     comm_.set_step(step);
     auto t0 = std::chrono::steady_clock::now();
+    const int64_t epoch_before = model_.epoch();
     StepStats stats = model_.train_step(StepContext{step, &comm_, device, &device_comm});
+    epoch_loss_sum_ += stats.loss_sum;
+    epoch_examples_ += static_cast<double>(stats.examples);
+    if (model_.epoch() != epoch_before) end_epoch();
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double loss = stats.examples > 0 ? stats.loss_sum / double(stats.examples) : 0.0;
     const int signal = monitor.end_step(StepReport{step, loss, seconds, stats.items});

@@ -10,9 +10,18 @@
 //   at_end         after the last step
 //   stop request   SIGINT/SIGTERM/SIGUSR1 on any rank: checkpoint, then exit 128 + signal
 // A checkpoint written after s steps has meta.step = s; resuming from it runs step s next.
+//
+// Epochs: when a step moves model.epoch(), every rank sums the epoch's loss and examples
+// (one allreduce of two doubles: the same collective on every rank, since epochs end at the
+// same step everywhere), the epoch hook runs (on every rank; rank 0 may evaluate there, but
+// the hook must not run collectives), and rank 0 logs "epoch E/N: loss L" plus the hook's
+// note. The records are kept for the run's report.
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "io/checkpoint.h"
 #include "launch/monitor/run_monitor.h"
@@ -41,9 +50,23 @@ struct TrainerOptions {
 // checkpoint directories are inside run_dir.
 TrainerOptions trainer_options(const Config& config, const std::string& run_dir);
 
+// One completed epoch.
+struct EpochRecord {
+  int64_t epoch = 0;                     // 1-based: epochs completed
+  double loss = 0;                       // mean loss per example over all ranks
+  bool partial = false;                  // began before a resume: loss over the steps since
+  std::string note;                      // the epoch hook's addition to the log line
+  std::map<std::string, double> metrics; // the epoch hook's figures (rank 0), e.g. "analogy"
+};
+
 class Trainer {
  public:
   Trainer(Communicator& comm, Model& model, TrainerOptions options);
+
+  // Called at every epoch end, on every rank, before the epoch line is logged.
+  using EpochHook = std::function<void(EpochRecord& record)>;
+  void on_epoch_end(EpochHook hook) { epoch_hook_ = std::move(hook); }
+  const std::vector<EpochRecord>& epochs() const { return epochs_; }
 
   // Collective. Resumes if asked, trains to model.total_steps(), checkpoints as configured.
   // Returns 0 when training finished, 128 + signal after a clean stop (checkpoint written).
@@ -57,6 +80,8 @@ class Trainer {
   // Writes a checkpoint after `steps_done` steps; false if it failed and training goes on.
   bool save(int64_t steps_done, const char* why);
   bool minutes_due();
+  void end_epoch();
+
 
   Communicator& comm_;
   Model& model_;
@@ -64,6 +89,10 @@ class Trainer {
   int64_t start_step_ = 0;
   std::string last_checkpoint_;
   std::chrono::steady_clock::time_point last_save_time_;
+  EpochHook epoch_hook_;
+  std::vector<EpochRecord> epochs_;
+  double epoch_loss_sum_ = 0, epoch_examples_ = 0;   // this rank, the epoch so far
+  bool resumed_mid_epoch_ = false;
 };
 
 }  // namespace loom

@@ -97,8 +97,8 @@ class Glove final : public Model {
   int64_t output_dim() const;
   const GloveOptions& options() const { return options_; }
   const Vocab& vocabulary() const { return vocab_; }
-  int64_t epoch() const { return epoch_; }
-  int64_t slice() const { return slice_; }   // steps of the current epoch done
+  int64_t epoch() const override { return epoch_; }
+  int64_t epoch_step() const override { return slice_; }
   // The accumulators, (total_elements) in the ParamStore's packed layout.
   Tensor gradsq() const { return gradsq_.as(DType::kF32); }
 

@@ -115,8 +115,8 @@ class Word2Vec final : public Model {
   std::vector<float> output_vectors() const;
   const Word2VecOptions& options() const { return options_; }
   const Vocab& vocabulary() const { return vocab_; }
-  int64_t epoch() const { return epoch_; }
-  int64_t slice() const { return slice_; }   // steps of the current epoch done
+  int64_t epoch() const override { return epoch_; }
+  int64_t epoch_step() const override { return slice_; }
   // The learning rate after `progress` words of all ranks.
   float learning_rate(double progress) const;
   int64_t total_words() const { return total_words_; }

@@ -20,7 +20,7 @@
 #include "io/vocab.h"
 #include "models/embedding_eval.h"
 #include "models/glove/glove.h"
-#include "models/glove/planted_corpus.h"
+#include "io/planted_corpus.h"
 #include "tests/support/test_support.h"
 
 namespace loom::test {

@@ -19,7 +19,7 @@
 #include "io/checkpoint.h"
 #include "io/export.h"
 #include "models/embedding_eval.h"
-#include "models/glove/planted_corpus.h"
+#include "io/planted_corpus.h"
 #include "models/replica_sync.h"
 #include "models/word2vec/word2vec.h"
 #include "tests/support/test_support.h"

@@ -38,6 +38,8 @@ class RegressionModel final : public Model {
   int64_t total_steps() const override { return options_.steps; }
   int64_t steps_per_epoch() const override { return options_.steps_per_epoch; }
   std::string_view item_unit() const override { return "ex"; }
+  int64_t epoch() const override { return examples_seen_ / options_.batch / options_.steps_per_epoch; }
+  int64_t epoch_step() const override { return examples_seen_ / options_.batch % options_.steps_per_epoch; }
   StepStats train_step(const StepContext& ctx) override;
   std::vector<OptimizerSlot> optimizer_slots() override;
   std::vector<RankState> rank_state() const override;

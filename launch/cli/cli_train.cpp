@@ -1,8 +1,9 @@
-// Embedding-model subcommands that run on ranks: train, vocab, cooccur; and
-// generate-corpus. The commands on vector files (export, eval, neighbors, analogy) are in
-// cli_vectors.cpp.
+// Subcommands that train or prepare data on ranks: train (every registered model kind,
+// launch/pipeline/model_registry.h), vocab, cooccur; and generate-corpus. The commands on
+// vector files (export, eval, neighbors, analogy) are in cli_vectors.cpp.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -10,10 +11,11 @@
 #include "core/log.h"
 #include "launch/cli/cli.h"
 #include "launch/cli/cli_vectors.h"
-#include "launch/pipeline/pipeline_glove.h"
-#include "launch/pipeline/pipeline_word2vec.h"
+#include "launch/kinds/glove.h"
+#include "launch/pipeline/model_registry.h"
+#include "launch/pipeline/pipeline.h"
 #include "launch/run/signals.h"
-#include "models/glove/planted_corpus.h"
+#include "io/planted_corpus.h"
 
 namespace loom {
 namespace {
@@ -39,25 +41,35 @@ const char* const kRunDirFiles =
     "                                  run reuses them while corpus files (size, mtime) and\n"
     "                                  settings are unchanged\n";
 
+// "  glove      GloVe: ...\n" for every registered kind.
+std::string model_kind_lines() {
+  std::string out;
+  for (const ModelKind& k : model_kinds()) {
+    std::string name = k.name;
+    name.resize(std::max<size_t>(name.size() + 2, 12), ' ');
+    out += "    " + name + k.help + "\n";
+  }
+  return out;
+}
+
 void register_train(CLI::App& app, CommandAction& chosen, EmbeddingArgs& a) {
   CLI::App* cmd = add_command(
-      app, "train", "train a model: corpus -> vocabulary -> co-occurrence -> GloVe -> export -> evaluation",
-      "  Trains train.model (glove or word2vec) on corpus.paths, or on the planted-relation corpus\n"
-      "  that loom generates with corpus.synthetic = true. Each rank reads its shard of the\n"
-      "  corpus; the vocabulary and the co-occurrence matrix are built collectively and kept in\n"
-      "  the run directory, where later runs reuse them while the corpus files and the settings\n"
-      "  they depend on are unchanged (a changed world size recomputes the co-occurrence\n"
-      "  partitions). GloVe then trains on every rank's partition with the Trainer: progress,\n"
-      "  metrics.jsonl, checkpoints, stop signals (checkpoint, exit 128+N) and --resume.\n"
-      "  Afterwards rank 0 writes the vectors in vectors.formats and, when eval.analogy /\n"
-      "  eval.similarity name files (or with the planted corpus), prints the per-section\n"
-      "  analogy accuracy, semantic / syntactic / total, example answers and Spearman's rho,\n"
-      "  and writes them to eval.json. glove.threads > 1 runs Hogwild threads (results depend\n"
-      "  on timing); glove.threads = 1 makes a run, and a resumed run, bit-exact.\n"
-      "  word2vec (train.model = \"word2vec\": skip-gram or CBOW, negative sampling and/or\n"
-      "  hierarchical softmax) skips the co-occurrence stage: each rank reads its shard as word\n"
-      "  ids and trains on it, replicas synchronised every word2vec.step_words words;\n"
-      "  word2vec.threads = 1 makes a run, and a resumed run, bit-exact.\n",
+      app, "train", "train a model: data stages -> training -> export -> evaluation",
+      "  Trains train.model, one of:\n" + model_kind_lines() +
+      "  on corpus.paths, or on the planted-relation corpus that loom generates with\n"
+      "  corpus.synthetic = true. Each rank reads its shard of the corpus; the model kind's\n"
+      "  data stages (the vocabulary, and for GloVe the co-occurrence matrix) are built\n"
+      "  collectively and kept in the run directory, where later runs reuse them while the\n"
+      "  corpus files and the settings they depend on are unchanged (a changed world size\n"
+      "  recomputes the co-occurrence partitions). The model then trains with the Trainer:\n"
+      "  progress, metrics.jsonl, checkpoints, stop signals (checkpoint, exit 128+N) and\n"
+      "  --resume. Afterwards rank 0 writes the exports (vectors.formats) and, when\n"
+      "  eval.analogy / eval.similarity name files (or with the planted corpus), prints the\n"
+      "  per-section analogy accuracy, semantic / syntactic / total, example answers and\n"
+      "  Spearman's rho, and writes them to eval.json. glove.threads / word2vec.threads > 1\n"
+      "  run Hogwild threads (results depend on timing); 1 makes a run, and a resumed run,\n"
+      "  bit-exact. word2vec skips the co-occurrence stage: each rank reads its shard as word\n"
+      "  ids, replicas synchronised every word2vec.step_words words.\n",
       "  loom train examples/glove.toml                       # planted corpus, one process\n"
       "  mpirun -np 2 loom train examples/glove.toml\n"
       "  mpirun -np 2 loom train examples/glove-wiki17m.toml --set glove.epochs=5\n"
@@ -68,7 +80,7 @@ void register_train(CLI::App& app, CommandAction& chosen, EmbeddingArgs& a) {
       std::string(kRunDirFiles) +
           "  checkpoints/step_NNNNNNNN.h5, checkpoints/latest   HDF5 checkpoints (loom inspect)\n"
           "  vectors.txt, vectors.w2v.txt, vectors.bin   GloVe text, word2vec text, word2vec binary\n"
-          "  eval.json                       analogy / similarity results, per-epoch loss, phase times\n"
+          "  eval.json                       evaluation, per-epoch loss, phase times, exports\n"
           "  metrics.jsonl                   one JSON object per step\n");
   add_config_options(cmd, a.config, a.set);
   cmd->add_option("--resume", a.resume, "resume: 'auto' (newest valid checkpoint, else start fresh) or a checkpoint path")
@@ -79,8 +91,7 @@ void register_train(CLI::App& app, CommandAction& chosen, EmbeddingArgs& a) {
       if (!a.resume.empty()) set.push_back("checkpoint.resume=" + a.resume);
       return with_session({a.config, set, true, "train"}, [](Session& s) {
         install_stop_handlers();
-        if (s.config().train.model == "word2vec") return run_word2vec_pipeline(s);
-        return run_glove_pipeline(s);
+        return run_train_pipeline(s);
       });
     };
   });

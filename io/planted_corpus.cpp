@@ -1,5 +1,5 @@
 // The planted-analogy corpus (planted_corpus.h).
-#include "models/glove/planted_corpus.h"
+#include "io/planted_corpus.h"
 
 #include <algorithm>
 #include <array>
