@@ -9,10 +9,20 @@
 
 #include "core/error.h"
 #include "dist/mpi_communicator.h"
+#include "launch/config/config.h"
 #include "launch/run/session.h"
 #include "launch/run/signals.h"
 #include "launch/run/trainer.h"
 #include "tests/support/regression_model.h"
+
+// The regression model's config section, registered as a model kind's would be (Note
+// [Model sections]): the Trainer compares regression.dim, its shape key, on resume.
+#define LOOM_CONFIG_REGRESSION(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST) \
+  X_INT(dim, 1024, ConfigRange::at_least(1), "features of the test regression model")
+namespace loom {
+LOOM_MODEL_SECTION(regression, RegressionSection, LOOM_CONFIG_REGRESSION)
+LOOM_REGISTER_MODEL_SECTION(RegressionSection, LOOM_CONFIG_REGRESSION, "the fault tests' regression model");
+}  // namespace loom
 
 int main(int argc, char** argv) {
   loom::test::RegressionOptions model_options;
@@ -20,7 +30,7 @@ int main(int argc, char** argv) {
   session_options.command = "train";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--dim") model_options.dim = std::atoll(value.c_str());
+    if (flag == "--dim") session_options.overrides.push_back("regression.dim=" + value);
     else if (flag == "--batch") model_options.batch = std::atoll(value.c_str());
     else if (flag == "--steps") model_options.steps = std::atoll(value.c_str());
     else if (flag == "--seed") model_options.seed = std::strtoull(value.c_str(), nullptr, 10);
@@ -33,9 +43,9 @@ int main(int argc, char** argv) {
   try {
     session = std::make_unique<loom::Session>(session_options);
     loom::install_stop_handlers();
+    model_options.dim = session->config().models.get<loom::RegressionSection>().dim;
     loom::test::RegressionModel model(model_options, session->comm());
     loom::TrainerOptions options = loom::trainer_options(session->config(), session->run_dir());
-    options.config_toml += model.config_toml();
     loom::Trainer trainer(session->comm(), model, options);
     return trainer.run();
   } catch (const loom::Error& e) {

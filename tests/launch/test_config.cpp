@@ -13,8 +13,8 @@
 #include "core/error.h"
 #include "launch/config/config.h"
 #include "launch/config/config_engine.h"
-#include "launch/pipeline/pipeline_glove.h"
-#include "launch/pipeline/pipeline_word2vec.h"
+#include "launch/kinds/glove.h"
+#include "launch/kinds/word2vec.h"
 #include "tests/support/test_support.h"
 
 namespace loom {
