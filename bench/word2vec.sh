@@ -79,7 +79,7 @@ for arch in $archs; do
             --set word2vec.arch="$arch" --set word2vec.epochs="$epochs" --set checkpoint.every_minutes=0 \
             --set checkpoint.at_end=false --set progress.interval_s=60 --set eval.analogy= --set eval.similarity= \
             --set run.seed="$seed")
-          grep -E "k words/s in training" "$run.log" | sed 's/^.*final loss/  final loss/' >&2
+          grep -E "words/s in training" "$run.log" | sed 's/^.*final loss/  final loss/' >&2
           score "loom-$layout" "$arch" "$wall" "$run/vectors.bin" "$seed"
         done
         done ;;

@@ -121,11 +121,7 @@ class GloveRecipe final : public EmbeddingRecipe {
  protected:
   EmbeddingTable table(const Model& model) const override {
     const Glove& glove = static_cast<const Glove&>(model);
-    EmbeddingTable t;
-    t.words = glove.vocabulary().tokens();
-    t.vectors = glove.output_vectors();
-    t.dim = glove.output_dim();
-    return t;
+    return embedding_table(glove.vocabulary(), glove.output_vectors(), glove.output_dim());
   }
 
  private:

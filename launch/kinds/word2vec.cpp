@@ -81,11 +81,7 @@ class Word2VecRecipe final : public EmbeddingRecipe {
  protected:
   EmbeddingTable table(const Model& model) const override {
     const Word2Vec& m = static_cast<const Word2Vec&>(model);
-    EmbeddingTable t;
-    t.words = m.vocabulary().tokens();
-    t.vectors = m.output_vectors();
-    t.dim = m.options().dim;
-    return t;
+    return embedding_table(m.vocabulary(), m.output_vectors(), m.options().dim);
   }
 
  private:

@@ -49,6 +49,14 @@ std::string vector_file_name(const std::string& name, VectorFormat format) {
   return name;
 }
 
+EmbeddingTable embedding_table(const Vocab& vocab, std::vector<float> vectors, int64_t dim) {
+  EmbeddingTable t;
+  t.words = vocab.tokens();
+  t.vectors = std::move(vectors);
+  t.dim = dim;
+  return t;
+}
+
 EmbeddingRecipe::EmbeddingRecipe(const Session& session)
     : config_(session.config()), run_dir_(session.run_dir()), formats_(export_formats(session.config())) {}
 

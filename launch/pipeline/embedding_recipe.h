@@ -24,6 +24,9 @@ struct Config;
 // The file name of one export format: NAME.txt, NAME.w2v.txt, NAME.bin.
 std::string vector_file_name(const std::string& name, VectorFormat format);
 
+// The table of `vocab`'s words and their vectors ((V, dim) row-major).
+EmbeddingTable embedding_table(const Vocab& vocab, std::vector<float> vectors, int64_t dim);
+
 class EmbeddingRecipe : public ModelRecipe {
  public:
   explicit EmbeddingRecipe(const Session& session);
