@@ -1,0 +1,167 @@
+// CPU reference kernels (core/kernels.h): OpenMP loops and OpenBLAS GEMMs, each family a
+// float/double pair through one function template local to this file. Arguments were
+// checked by the dispatch (core/kernels.cpp); here they are trusted.
+//
+// Determinism: every result depends on the inputs and their sizes only, never on timing
+// or the thread count - reductions run in a fixed order inside one thread, and OpenBLAS
+// splits a GEMM's output, not its inner sum, across threads.
+#include "core/kernels_cpu.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <climits>
+#include <string>
+
+namespace loom::cpu {
+namespace {
+
+// Below this many elements a loop runs on the calling thread (a parallel region costs
+// more than it saves).
+constexpr int64_t kParallelMin = 1 << 15;
+
+// N of (..., X): the product of all but the last dimension.
+int64_t rows(const Tensor& t) {
+  int64_t n = 1;
+  for (int i = 0; i + 1 < t.shape().rank(); ++i) n *= t.shape()[i];
+  return n;
+}
+
+int blas_int(int64_t v, const char* kernel) {
+  LOOM_CHECK(v <= INT_MAX, Error,
+             std::string(kernel) + ": dimension " + std::to_string(v) +
+                 " exceeds the BLAS integer range; split the call");
+  return static_cast<int>(v);
+}
+
+// Row-major C (M, N) = op(A) (M, K) · op(B) (K, N) + beta C, op = transpose when t*.
+void gemm(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B,
+          int ldb, float beta, float* C, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+void gemm(bool ta, bool tb, int M, int N, int K, const double* A, int lda, const double* B,
+          int ldb, double beta, double* C, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              M, N, K, 1.0, A, lda, B, ldb, beta, C, ldc);
+}
+
+template <class T>
+T* ptr(const Tensor& t) { return static_cast<T*>(t.data()); }
+
+// ---- linear -------------------------------------------------------------------------
+
+template <class T>
+void linear_forward_t(Tensor out_t, Tensor in_t, Tensor weight_t, Tensor bias_t) {
+  const char* k = "linear_forward";
+  const int64_t O = weight_t.shape()[0], I = weight_t.shape()[1], N = rows(in_t);
+  T* out = ptr<T>(out_t);                 // (N, O)
+  const T* in = ptr<T>(in_t);             // (N, I)
+  const T* weight = ptr<T>(weight_t);     // (O, I)
+  const T* bias = ptr<T>(bias_t);         // (O) or null
+  if (N == 0 || O == 0) return;
+  // out starts as the bias (or zero); the GEMM adds in · weightᵀ onto it.
+#pragma omp parallel for schedule(static) if (N * O >= kParallelMin)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t o = 0; o < O; ++o) out[n * O + o] = bias != nullptr ? bias[o] : T(0);
+  if (I == 0) return;
+  gemm(false, true, blas_int(N, k), blas_int(O, k), blas_int(I, k), in, blas_int(I, k), weight,
+       blas_int(I, k), T(1), out, blas_int(O, k));
+}
+
+// dbias[o] += Σ_n dout[n, o], in n order, a block of columns per thread.
+template <class T>
+void column_sums_add(T* dbias, const T* dout, int64_t N, int64_t O) {
+  constexpr int64_t kBlock = 64;
+  const int64_t blocks = (O + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (N * O >= kParallelMin)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t o0 = b * kBlock, width = std::min(kBlock, O - o0);
+    T acc[kBlock] = {};
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t j = 0; j < width; ++j) acc[j] += dout[n * O + o0 + j];
+    for (int64_t j = 0; j < width; ++j) dbias[o0 + j] += acc[j];
+  }
+}
+
+template <class T>
+void linear_backward_t(Tensor din_t, Tensor dweight_t, Tensor dbias_t, Tensor dout_t,
+                       Tensor in_t, Tensor weight_t) {
+  const char* k = "linear_backward";
+  const int64_t O = weight_t.shape()[0], I = weight_t.shape()[1], N = rows(in_t);
+  T* din = ptr<T>(din_t);                 // (N, I) or null
+  T* dweight = ptr<T>(dweight_t);         // (O, I)
+  T* dbias = ptr<T>(dbias_t);             // (O) or null
+  const T* dout = ptr<T>(dout_t);         // (N, O)
+  const T* in = ptr<T>(in_t);             // (N, I)
+  const T* weight = ptr<T>(weight_t);     // (O, I)
+  if (din != nullptr && N > 0 && I > 0) {
+    if (O == 0) {
+      for (int64_t i = 0; i < N * I; ++i) din[i] = T(0);
+    } else {  // din (N, I) = dout (N, O) · weight (O, I)
+      gemm(false, false, blas_int(N, k), blas_int(I, k), blas_int(O, k), dout, blas_int(O, k),
+           weight, blas_int(I, k), T(0), din, blas_int(I, k));
+    }
+  }
+  if (N == 0 || O == 0) return;
+  if (I > 0)  // dweight (O, I) += doutᵀ (O, N) · in (N, I)
+    gemm(true, false, blas_int(O, k), blas_int(I, k), blas_int(N, k), dout, blas_int(O, k), in,
+         blas_int(I, k), T(1), dweight, blas_int(I, k));
+  if (dbias != nullptr) column_sums_add(dbias, dout, N, O);
+}
+
+// ---- squared error ------------------------------------------------------------------
+
+template <class T>
+void squared_error_forward_t(Tensor loss_t, Tensor pred_t, Tensor target_t) {
+  const int64_t N = rows(pred_t), K = N == 0 ? 0 : pred_t.numel() / N;
+  T* loss = ptr<T>(loss_t);               // (N)
+  const T* pred = ptr<T>(pred_t);         // (N, K)
+  const T* target = ptr<T>(target_t);     // (N, K)
+#pragma omp parallel for schedule(static) if (N * K >= kParallelMin)
+  for (int64_t n = 0; n < N; ++n) {
+    T sum = 0;
+    for (int64_t j = 0; j < K; ++j) {
+      T d = pred[n * K + j] - target[n * K + j];
+      sum += d * d;
+    }
+    loss[n] = T(0.5) * sum;
+  }
+}
+
+template <class T>
+void squared_error_backward_t(Tensor dpred_t, Tensor pred_t, Tensor target_t) {
+  const int64_t total = pred_t.numel();
+  T* dpred = ptr<T>(dpred_t);             // (N, K)
+  const T* pred = ptr<T>(pred_t);         // (N, K)
+  const T* target = ptr<T>(target_t);     // (N, K)
+#pragma omp parallel for schedule(static) if (total >= kParallelMin)
+  for (int64_t i = 0; i < total; ++i) dpred[i] = pred[i] - target[i];
+}
+
+bool is_f64(const Tensor& t) { return t.dtype() == DType::kF64; }
+
+}  // namespace
+
+void linear_forward(Tensor out, Tensor in, Tensor weight, Tensor bias) {
+  if (is_f64(out)) return linear_forward_t<double>(out, in, weight, bias);
+  linear_forward_t<float>(out, in, weight, bias);
+}
+
+void linear_backward(Tensor din, Tensor dweight, Tensor dbias, Tensor dout, Tensor in,
+                     Tensor weight) {
+  if (is_f64(dweight)) return linear_backward_t<double>(din, dweight, dbias, dout, in, weight);
+  linear_backward_t<float>(din, dweight, dbias, dout, in, weight);
+}
+
+void squared_error_forward(Tensor loss, Tensor pred, Tensor target) {
+  if (is_f64(loss)) return squared_error_forward_t<double>(loss, pred, target);
+  squared_error_forward_t<float>(loss, pred, target);
+}
+
+void squared_error_backward(Tensor dpred, Tensor pred, Tensor target) {
+  if (is_f64(dpred)) return squared_error_backward_t<double>(dpred, pred, target);
+  squared_error_backward_t<float>(dpred, pred, target);
+}
+
+}  // namespace loom::cpu

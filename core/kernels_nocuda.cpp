@@ -1,0 +1,46 @@
+// What CUDA tensors get from a kernel family that has no CUDA implementation in this
+// build: a loom::Error naming the kernel and the device, before any memory is touched.
+// A family's stubs disappear when core/CMakeLists.txt lists it in
+// LOOM_CUDA_KERNEL_FAMILIES (it then defines LOOM_CUDA_HAS_<FAMILY>=1 for this file and
+// compiles core/cuda/<family>.cu instead). Note [Adding a kernel family] in core/kernels.h.
+#include <string>
+
+#include "core/error.h"
+#include "core/kernels_cuda.h"
+#include "core/version.h"
+
+namespace loom::cuda {
+namespace {
+
+[[maybe_unused]] [[noreturn]] void missing(const char* kernel, const char* family,
+                                           Device device) {
+  if (!kWithCuda)
+    throw Error(std::string(kernel) + ": the tensors are on " + device.str() +
+                " but this loom was built without CUDA (LOOM_CUDA=OFF or no nvcc at "
+                "configure time); rebuild with -DLOOM_CUDA=ON or keep the model on the CPU");
+  throw Error(std::string(kernel) + ": the tensors are on " + device.str() +
+              " but the '" + family + "' kernels have no CUDA implementation yet (core/cuda/" +
+              family + ".cu); keep the model on the CPU");
+}
+
+}  // namespace
+
+#if !LOOM_CUDA_HAS_LINEAR
+void linear_forward(Tensor out, Tensor, Tensor, Tensor) {
+  missing("linear_forward", "linear", out.device());
+}
+void linear_backward(Tensor, Tensor dweight, Tensor, Tensor, Tensor, Tensor) {
+  missing("linear_backward", "linear", dweight.device());
+}
+#endif
+
+#if !LOOM_CUDA_HAS_SQUARED_ERROR
+void squared_error_forward(Tensor loss, Tensor, Tensor) {
+  missing("squared_error_forward", "squared_error", loss.device());
+}
+void squared_error_backward(Tensor dpred, Tensor, Tensor) {
+  missing("squared_error_backward", "squared_error", dpred.device());
+}
+#endif
+
+}  // namespace loom::cuda
