@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -17,19 +18,17 @@ namespace {
 // 6,700 pages; the second-level TLB holds ~1,500). Host buffers of 4 MiB and more are
 // therefore 2 MiB-aligned and advised MADV_HUGEPAGE, which the usual Linux setting
 // (transparent_hugepage = madvise) honours before the memset below faults the pages in.
-// LOOM_HUGEPAGES=0 turns it off (for measuring, or where memory is tight).
+// run.hugepages = false turns it off (set_huge_pages; for measuring, or where memory is
+// tight).
 constexpr size_t kHugePage = size_t{2} << 20;
 constexpr size_t kHugeFrom = size_t{4} << 20;
 
-bool huge_pages_wanted() {
-  static const bool yes = [] {
-    const char* e = std::getenv("LOOM_HUGEPAGES");
-    return e == nullptr || std::string(e) != "0";
-  }();
-  return yes;
-}
+std::atomic<bool> g_huge_pages{true};
 
 }  // namespace
+
+void set_huge_pages(bool on) { g_huge_pages.store(on, std::memory_order_relaxed); }
+bool huge_pages() { return g_huge_pages.load(std::memory_order_relaxed); }
 
 Buffer::Buffer(size_t bytes, Device device, bool pinned) : bytes_(bytes), device_(device) {
   if (bytes == 0) return;
@@ -43,7 +42,7 @@ Buffer::Buffer(size_t bytes, Device device, bool pinned) : bytes_(bytes), device
     kind_ = MemoryKind::kPinnedHost;
     data_ = detail::cuda_malloc_host(bytes);
   } else {
-    const bool huge = bytes >= kHugeFrom && huge_pages_wanted();
+    const bool huge = bytes >= kHugeFrom && huge_pages();
     const size_t align = huge ? kHugePage : kAlignment;
     size_t rounded = (bytes + align - 1) / align * align;
     data_ = std::aligned_alloc(align, rounded);

@@ -43,6 +43,13 @@ class Buffer {
   MemoryKind kind_ = MemoryKind::kHost;
 };
 
+// Whether host buffers of 4 MiB and more are 2 MiB-aligned and advised onto transparent
+// huge pages (Note [Huge pages for parameters] in buffer.cpp; config run.hugepages, applied
+// by the Session at start-up, before the big buffers are allocated). On by default; a change
+// affects only buffers allocated after it.
+void set_huge_pages(bool on);
+bool huge_pages();
+
 // Copies bytes between any two devices (host<->host with memcpy, else through CUDA).
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 

@@ -1,8 +1,6 @@
 #include "core/log.h"
 
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <string>
 
@@ -21,12 +19,6 @@ struct State {
 
 State& state() {
   static State s;
-  static const bool init = [] {
-    const char* all = std::getenv("LOOM_LOG_ALL_RANKS");
-    s.all_ranks = all != nullptr && std::strcmp(all, "1") == 0;
-    return true;
-  }();
-  (void)init;
   return s;
 }
 
@@ -61,6 +53,7 @@ void set_rank(int rank, int size) {
 }
 
 void set_level(Level lvl) { state().level = lvl; }
+void set_all_ranks(bool all) { state().all_ranks = all; }
 Level level() { return state().level; }
 
 void debug(std::string_view sub, std::string_view msg) { emit(Level::kDebug, false, sub, msg); }

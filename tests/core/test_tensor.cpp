@@ -1,8 +1,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
-#include <cstdlib>
-#include <string>
 
 #include "core/buffer.h"
 #include "core/tensor.h"
@@ -36,16 +34,21 @@ TEST(Buffer, AlignedZeroedAndMovable) {
 
 // Note [Huge pages for parameters]: large host buffers start on a 2 MiB boundary (so that
 // huge pages can back them) and are still zeroed; small ones keep the plain alignment.
+// With huge pages off (run.hugepages = false) a large buffer is zeroed and plainly aligned.
 TEST(Buffer, LargeBuffersAreHugePageAligned) {
-  if (const char* e = std::getenv("LOOM_HUGEPAGES"); e != nullptr && std::string(e) == "0")
-    GTEST_SKIP() << "LOOM_HUGEPAGES=0";
-  loom::Buffer big(size_t{6} << 20, loom::Device::cpu());
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data()) % (size_t{2} << 20), 0u);
-  const auto* p = static_cast<const unsigned char*>(big.data());
-  for (size_t i = 0; i < big.size(); i += 4093) ASSERT_EQ(p[i], 0) << i;
-  EXPECT_EQ(p[big.size() - 1], 0);
-  loom::Buffer small(4096, loom::Device::cpu());
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(small.data()) % loom::Buffer::kAlignment, 0u);
+  ASSERT_TRUE(huge_pages()) << "on by default";
+  for (bool on : {true, false}) {
+    set_huge_pages(on);
+    Buffer big(size_t{6} << 20, Device::cpu());
+    if (on) EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data()) % (size_t{2} << 20), 0u);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data()) % Buffer::kAlignment, 0u);
+    const auto* p = static_cast<const unsigned char*>(big.data());
+    for (size_t i = 0; i < big.size(); i += 4093) ASSERT_EQ(p[i], 0) << i << ", huge pages " << on;
+    EXPECT_EQ(p[big.size() - 1], 0);
+    Buffer small(4096, Device::cpu());
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(small.data()) % Buffer::kAlignment, 0u);
+  }
+  set_huge_pages(true);
 }
 
 TEST(Buffer, CudaMemoryWithoutGpuIsAnError) {
