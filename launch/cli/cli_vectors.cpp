@@ -16,7 +16,7 @@
 #include "io/checkpoint.h"
 #include "io/export.h"
 #include "launch/config/config.h"
-#include "launch/kinds/glove.h"
+#include "launch/pipeline/model_registry.h"
 #include "launch/pipeline/pipeline_eval.h"
 #include "models/embedding_eval.h"
 #include "models/glove/glove.h"
@@ -42,59 +42,19 @@ std::string checkpoint_file(const std::string& path) {
   return (std::filesystem::path(path) / name).string();
 }
 
-// The word vectors of a checkpoint, written as `format` to `out`. GloVe: W + W_ctx, W or
-// [W, W_ctx] by `output` ("" = the checkpoint's glove.output); word2vec: syn0, the vectors
-// its own export writes (`output` must be empty there).
+// `loom export`: the checkpoint's model kind writes it (ModelKind::export_checkpoint).
 int export_checkpoint(const VectorArgs& a) {
-  const VectorFormat format = parse_vector_format(a.format);
-  const std::string path = checkpoint_file(a.checkpoint);
+  ExportRequest request{checkpoint_file(a.checkpoint), a.format, a.out, a.output};
   CheckpointReader reader;
-  reader.open(path);
-  const CheckpointMeta& meta = reader.meta();
-  const bool glove = meta.model_kind == "glove";
-  LOOM_CHECK(glove || meta.model_kind == "word2vec", DataError,
-             path + " holds a " + meta.model_kind + " model; loom export reads GloVe and word2vec checkpoints");
-  LOOM_CHECK(glove || a.output.empty(), ConfigError,
-             "--output " + a.output + " applies to GloVe checkpoints; " + path + " holds word2vec (exported: syn0)");
-  const std::string first = glove ? "W" : "syn0";
-  std::vector<int64_t> shape;
-  for (const DatasetInfo& d : reader.list_datasets())
-    if (d.path == "/model/" + first) shape = d.shape;
-  LOOM_CHECK(shape.size() == 2 && reader.has_vocab(), DataError,
-             path + " has no /model/" + first + " (V, D) or no /vocab");
-  const int64_t V = shape[0], D = shape[1];
-  ParamStore params;
-  params.declare(first, {V, D});
-  if (glove) params.declare("W_ctx", {V, D});
-  params.finalize();
-  reader.read_model_into(params);
-  std::vector<std::string> tokens;
-  std::vector<int64_t> counts;
-  reader.read_vocab(&tokens, &counts);
-  LOOM_CHECK(static_cast<int64_t>(tokens.size()) == V, DataError,
-             path + ": /vocab has " + std::to_string(tokens.size()) + " tokens but /model/" + first + " " +
-                 std::to_string(V) + " rows");
-  std::string output = glove ? a.output : "syn0";
-  if (output.empty()) {
-    try {
-      output = load_config_text(meta.config_toml, path + " (stored config)", {}).models.get<GloveSection>().output;
-    } catch (const ConfigError&) {
-      output = "sum";   // a config from another loom version: the default
+  reader.open(request.path);
+  const std::string& kind = reader.meta().model_kind;
+  for (const ModelKind& k : model_kinds())
+    if (kind == k.name) {
+      k.export_checkpoint(reader, request);
+      return 0;
     }
-  }
-  int64_t dim = D;
-  if (glove) {
-    const GloveOutput mode = parse_glove_output(output);
-    std::vector<float> vectors = glove_output_vectors(params.value(0).f32(), params.value(1).f32(), V, D, mode);
-    dim = mode == GloveOutput::kConcat ? 2 * D : D;
-    write_vectors(a.out, format, tokens, vectors.data(), dim);
-  } else {
-    write_vectors(a.out, format, tokens, params.value(0).f32(), dim);
-  }
-  std::printf("wrote %s: %lld words x %lld (%s, %s) from %s (step %lld)\n", a.out.c_str(), static_cast<long long>(V),
-              static_cast<long long>(dim), vector_format_name(format), output.c_str(), path.c_str(),
-              static_cast<long long>(meta.step));
-  return 0;
+  throw DataError(request.path + " holds a " + kind + " model, which this loom cannot export (it knows: " +
+                  model_kind_names() + ")");
 }
 
 int eval_analogy(const VectorArgs& a) {

@@ -11,6 +11,8 @@
 #include "core/log.h"
 #include "core/measure.h"
 #include "dist/mpi_communicator.h"
+#include "core/param_store.h"
+#include "io/checkpoint.h"
 #include "io/cooccur.h"
 #include "launch/config/config.h"
 #include "launch/pipeline/embedding_recipe.h"
@@ -129,9 +131,29 @@ class GloveRecipe final : public EmbeddingRecipe {
   int run_threads_;
 };
 
+// `loom export`: W + W_ctx, W or [W, W_ctx] by --output ("" = the checkpoint's glove.output).
+void export_glove_checkpoint(const CheckpointReader& reader, const ExportRequest& request) {
+  std::string output = request.output;
+  if (output.empty()) {
+    try {
+      output = load_config_text(reader.meta().config_toml, request.path + " (stored config)", {})
+                   .models.get<GloveSection>().output;
+    } catch (const ConfigError&) {
+      output = "sum";   // a config from another loom version: the default
+    }
+  }
+  export_embedding_checkpoint(reader, request, {{"W", "W_ctx"}, output},
+                              [](const ParamStore& p, int64_t V, int64_t D, const std::string& variant, int64_t* dim) {
+                                const GloveOutput mode = parse_glove_output(variant);
+                                *dim = mode == GloveOutput::kConcat ? 2 * D : D;
+                                return glove_output_vectors(p.value(0).f32(), p.value(1).f32(), V, D, mode);
+                              });
+}
+
 }  // namespace
 
-LOOM_REGISTER_MODEL(glove, GloveRecipe, "GloVe: co-occurrence counts, weighted least squares, AdaGrad");
+LOOM_REGISTER_MODEL(glove, GloveRecipe, export_glove_checkpoint,
+                    "GloVe: co-occurrence counts, weighted least squares, AdaGrad");
 
 GloveOptions glove_options(const Config& config, int run_threads) {
   const GloveSection& g = config.models.get<GloveSection>();

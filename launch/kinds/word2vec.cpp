@@ -7,7 +7,9 @@
 
 #include <memory>
 
+#include "core/error.h"
 #include "core/log.h"
+#include "core/param_store.h"
 #include "core/measure.h"
 #include "dist/mpi_communicator.h"
 #include "launch/config/config.h"
@@ -88,9 +90,23 @@ class Word2VecRecipe final : public EmbeddingRecipe {
   Word2VecOptions options_;
 };
 
+// `loom export`: syn0, the vectors its own training run exports (no --output variants).
+void export_word2vec_checkpoint(const CheckpointReader& reader, const ExportRequest& request) {
+  LOOM_CHECK(request.output.empty(), ConfigError,
+             "--output " + request.output + " applies to GloVe checkpoints; " + request.path +
+                 " holds word2vec (exported: syn0)");
+  export_embedding_checkpoint(reader, request, {{"syn0"}, "syn0"},
+                              [](const ParamStore& p, int64_t V, int64_t D, const std::string&, int64_t* dim) {
+                                *dim = D;
+                                const float* syn0 = p.value(0).f32();
+                                return std::vector<float>(syn0, syn0 + V * D);
+                              });
+}
+
 }  // namespace
 
-LOOM_REGISTER_MODEL(word2vec, Word2VecRecipe, "word2vec: skip-gram or CBOW, negative sampling and/or hierarchical softmax");
+LOOM_REGISTER_MODEL(word2vec, Word2VecRecipe, export_word2vec_checkpoint,
+                    "word2vec: skip-gram or CBOW, negative sampling and/or hierarchical softmax");
 
 Word2VecOptions word2vec_options(const Config& config, int run_threads) {
   const Word2VecSection& w = config.models.get<Word2VecSection>();

@@ -9,6 +9,8 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/measure.h"
+#include "core/param_store.h"
+#include "io/checkpoint.h"
 #include "launch/config/config.h"
 #include "launch/pipeline/pipeline_eval.h"
 #include "launch/pipeline/run_report.h"
@@ -55,6 +57,36 @@ EmbeddingTable embedding_table(const Vocab& vocab, std::vector<float> vectors, i
   t.vectors = std::move(vectors);
   t.dim = dim;
   return t;
+}
+
+void export_embedding_checkpoint(const CheckpointReader& reader, const ExportRequest& request,
+                                 const EmbeddingExport& what,
+                                 std::vector<float> (*vectors)(const ParamStore& params, int64_t V, int64_t D,
+                                                               const std::string& variant, int64_t* dim)) {
+  const VectorFormat format = parse_vector_format(request.format);
+  const std::string& path = request.path;
+  const std::string& first = what.names.front();
+  std::vector<int64_t> shape;
+  for (const DatasetInfo& d : reader.list_datasets())
+    if (d.path == "/model/" + first) shape = d.shape;
+  LOOM_CHECK(shape.size() == 2 && reader.has_vocab(), DataError, path + " has no /model/" + first + " (V, D) or no /vocab");
+  const int64_t V = shape[0], D = shape[1];
+  ParamStore params;
+  for (const std::string& name : what.names) params.declare(name, {V, D});
+  params.finalize();
+  reader.read_model_into(params);
+  std::vector<std::string> tokens;
+  std::vector<int64_t> counts;
+  reader.read_vocab(&tokens, &counts);
+  LOOM_CHECK(static_cast<int64_t>(tokens.size()) == V, DataError,
+             path + ": /vocab has " + std::to_string(tokens.size()) + " tokens but /model/" + first + " " +
+                 std::to_string(V) + " rows");
+  int64_t dim = D;
+  const std::vector<float> table = vectors(params, V, D, what.variant, &dim);
+  write_vectors(request.out, format, tokens, table.data(), dim);
+  std::printf("wrote %s: %lld words x %lld (%s, %s) from %s (step %lld)\n", request.out.c_str(),
+              static_cast<long long>(V), static_cast<long long>(dim), vector_format_name(format), what.variant.c_str(),
+              path.c_str(), static_cast<long long>(reader.meta().step));
 }
 
 EmbeddingRecipe::EmbeddingRecipe(const Session& session)

@@ -27,6 +27,20 @@ std::string vector_file_name(const std::string& name, VectorFormat format);
 // The table of `vocab`'s words and their vectors ((V, dim) row-major).
 EmbeddingTable embedding_table(const Vocab& vocab, std::vector<float> vectors, int64_t dim);
 
+// `loom export` of an embedding checkpoint: the vocabulary and the (V, D) parameters
+// `names` (all of one shape), checked against each other; `vectors(params)` makes the
+// (V, dim) table to write as request.format. `variant` names what was exported in the line
+// it prints.
+struct EmbeddingExport {
+  std::vector<std::string> names;   // e.g. {"W", "W_ctx"} or {"syn0"}
+  std::string variant;              // e.g. "sum" or "syn0"
+};
+class ParamStore;
+void export_embedding_checkpoint(const CheckpointReader& reader, const ExportRequest& request,
+                                 const EmbeddingExport& what,
+                                 std::vector<float> (*vectors)(const ParamStore& params, int64_t V, int64_t D,
+                                                               const std::string& variant, int64_t* dim));
+
 class EmbeddingRecipe : public ModelRecipe {
  public:
   explicit EmbeddingRecipe(const Session& session);

@@ -9,7 +9,8 @@
 //   2. launch/kinds/<kind>.cpp - its config section (LOOM_MODEL_SECTION and
 //      LOOM_REGISTER_MODEL_SECTION, Note [Model sections]), a ModelRecipe that maps the
 //      section onto the model's options, runs the data stages and builds the model, writes
-//      its exports and evaluates it, and one LOOM_REGISTER_MODEL(kind, Recipe, "help").
+//      its exports and evaluates it; a function for `loom export` of its checkpoints; and
+//      one LOOM_REGISTER_MODEL(kind, Recipe, export_fn, "help").
 // The CLI, the Trainer and the shared pipeline find the kind by name; the config loader
 // accepts the name for train.model and the section's keys, `loom config --describe` lists
 // them. Files in launch/kinds/ are linked whole into every binary (launch/CMakeLists.txt),
@@ -25,6 +26,7 @@
 
 namespace loom {
 
+class CheckpointReader;
 class Model;
 class Session;
 class RunReport;
@@ -60,10 +62,20 @@ class ModelRecipe {
   virtual void gather_report(PipelineContext& ctx, const Model& model) = 0;
 };
 
+// What `loom export CHECKPOINT` asks of a checkpoint's kind.
+struct ExportRequest {
+  std::string path;     // the checkpoint file (open in the reader)
+  std::string format;   // --format
+  std::string out;      // --out
+  std::string output;   // --output: the kind's variant of its export ("" = the checkpoint's own)
+};
+
 struct ModelKind {
   const char* name;     // train.model, and the checkpoint's model_kind
   const char* help;     // one line for `loom train --help`
   std::unique_ptr<ModelRecipe> (*make)(const Session& session);
+  // `loom export`: writes what request asks from a checkpoint of this kind; prints one line.
+  void (*export_checkpoint)(const CheckpointReader& reader, const ExportRequest& request);
 };
 
 bool register_model_kind(const ModelKind& kind);
@@ -75,10 +87,13 @@ const ModelKind& find_model_kind(std::string_view name);
 }  // namespace loom
 
 // At namespace scope in launch/kinds/<kind>.cpp: `Recipe` has a constructor taking
-// `const Session&`.
-#define LOOM_REGISTER_MODEL(kind, Recipe, help_text)                                         \
-  [[maybe_unused]] static const bool loom_model_kind_##kind =                                \
-      ::loom::register_model_kind_name(#kind) &&                                             \
-      ::loom::register_model_kind({#kind, help_text, [](const ::loom::Session& session) {    \
-        return std::unique_ptr<::loom::ModelRecipe>(std::make_unique<Recipe>(session));      \
-      }})
+// `const Session&`; `export_fn` is the kind's ModelKind::export_checkpoint.
+#define LOOM_REGISTER_MODEL(kind, Recipe, export_fn, help_text)                                   \
+  [[maybe_unused]] static const bool loom_model_kind_##kind =                                     \
+      ::loom::register_model_kind_name(#kind) &&                                                  \
+      ::loom::register_model_kind({#kind, help_text,                                              \
+                                   [](const ::loom::Session& session) {                           \
+                                     return std::unique_ptr<::loom::ModelRecipe>(                 \
+                                         std::make_unique<Recipe>(session));                      \
+                                   },                                                             \
+                                   export_fn})
