@@ -41,7 +41,8 @@ uint64_t pid_namespace() {
 
 }  // namespace
 
-std::unique_ptr<PeerMemory> PeerMemory::open(Communicator& comm, std::vector<Region> regions, std::string* why) {
+std::unique_ptr<PeerMemory> PeerMemory::open(Communicator& comm, std::vector<Region> regions, bool enabled,
+                                             std::string* why) {
   auto say = [&](std::string text) {
     if (why != nullptr) *why = std::move(text);
   };
@@ -50,8 +51,6 @@ std::unique_ptr<PeerMemory> PeerMemory::open(Communicator& comm, std::vector<Reg
     say("one rank");
     return nullptr;
   }
-  const char* env = std::getenv("LOOM_PEER_MEMORY");
-  const bool wanted = env == nullptr || std::string(env) != "0";
   // What every rank tells the others: host, PID namespace, pid, probe word, then each
   // region's address and size.
   static uint64_t probe = 0;
@@ -62,7 +61,7 @@ std::unique_ptr<PeerMemory> PeerMemory::open(Communicator& comm, std::vector<Reg
                                 static_cast<uint64_t>(getpid()),
                                 reinterpret_cast<uint64_t>(&probe),
                                 probe,
-                                wanted ? 1u : 0u,
+                                enabled ? 1u : 0u,
                                 static_cast<uint64_t>(regions.size())};
   for (const Region& r : regions) {
     mine.push_back(reinterpret_cast<uint64_t>(r.base));
@@ -75,7 +74,7 @@ std::unique_ptr<PeerMemory> PeerMemory::open(Communicator& comm, std::vector<Reg
   auto field = [&](int r, int64_t f) { return all[static_cast<size_t>(r * fields + f)]; };
   std::string problem;
   for (int r = 0; r < world && problem.empty(); ++r) {
-    if (field(r, 5) == 0) problem = "LOOM_PEER_MEMORY=0";
+    if (field(r, 5) == 0) problem = "turned off";
     else if (field(r, 0) != field(0, 0) || field(r, 0) == 0) problem = "the ranks run on more than one host";
     else if (field(r, 1) != field(0, 1) || field(r, 1) == 0) problem = "the ranks run in different PID namespaces";
     for (size_t i = 0; i < regions.size() && problem.empty(); ++i)

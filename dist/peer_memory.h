@@ -21,7 +21,8 @@
 // open() declares every process of this user a permitted tracer (prctl PR_SET_PTRACER, as
 // Open MPI's shared-memory transport does). open() proves it works by reading a random
 // token from every peer; where anything fails every rank falls back together.
-// LOOM_PEER_MEMORY=0 turns it off.
+// The caller may turn it off (`enabled`; config comm.peer_memory): to compare it with MPI,
+// or where letting every process of this user trace this one is not acceptable.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -47,10 +48,13 @@ class PeerMemory {
     int64_t bytes;
   };
 
-  // Collective. Returns null on every rank where the ranks cannot use it; `why` (optional)
-  // then says why ("the ranks run on more than one host", "process_vm_readv from rank 1:
-  // Operation not permitted"...). A world of one rank gets null too.
-  static std::unique_ptr<PeerMemory> open(Communicator& comm, std::vector<Region> regions, std::string* why);
+  // Collective. Returns null on every rank where the ranks cannot use it or where any rank
+  // passed enabled = false (then no rank declares tracers or probes its peers); `why`
+  // (optional) then says why ("turned off", "the ranks run on more than one host",
+  // "process_vm_readv from rank 1: Operation not permitted"...). A world of one rank gets
+  // null too.
+  static std::unique_ptr<PeerMemory> open(Communicator& comm, std::vector<Region> regions, bool enabled,
+                                          std::string* why);
   ~PeerMemory();
 
   int size() const { return static_cast<int>(pids_.size()); }

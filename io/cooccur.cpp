@@ -118,13 +118,17 @@ void shuffle_and_write(CooccurResult& result, const Vocab& vocab, const CooccurO
   if (error) std::rethrow_exception(error);
 }
 
+// cooccur.window's range is the [cooccur] schema's (checked by the config loader); options
+// built directly outside it break an invariant. The threads come from run.threads (0 =
+// every core of the rank), which has no upper bound of its own.
 void check_options(const CooccurOptions& options) {
-  if (options.window < 1 || options.window > kMaxWindow)
-    throw ConfigError("cooccur.window = " + std::to_string(options.window) + " is out of range 1.." +
-                      std::to_string(kMaxWindow));
-  if (options.threads < 1 || options.threads > kMaxThreads)
-    throw ConfigError("cooccur.threads = " + std::to_string(options.threads) + " is out of range 1.." +
-                      std::to_string(kMaxThreads));
+  LOOM_ASSERT(options.window >= 1 && options.window <= kMaxWindow && options.threads >= 1,
+              "CooccurOptions outside the ranges of the [cooccur] schema");
+  LOOM_CHECK(options.threads <= kMaxThreads, ConfigError,
+             "run.threads: counting co-occurrences takes at most " + std::to_string(kMaxThreads) +
+                 " threads per rank, got " + std::to_string(options.threads) +
+                 " (run.threads = 0 takes every core of the rank; set run.threads to at most " +
+                 std::to_string(kMaxThreads) + ")");
 }
 
 }  // namespace

@@ -191,8 +191,12 @@ TokenCounter count_local(const CorpusLayout& layout, const CorpusOptions& corpus
 Vocab build_vocab(Communicator& comm, const CorpusLayout& layout, const CorpusOptions& corpus,
                   const VocabOptions& options, VocabStats* stats) {
   auto t0 = std::chrono::steady_clock::now();
-  if (options.threads < 1 || options.threads > 256)
-    throw ConfigError("vocab.threads = " + std::to_string(options.threads) + " is out of range 1..256");
+  // The threads come from run.threads (0 = every core of the rank), which has no upper bound.
+  LOOM_ASSERT(options.threads >= 1, "VocabOptions: threads must be >= 1");
+  LOOM_CHECK(options.threads <= 256, ConfigError,
+             "run.threads: counting the vocabulary takes at most 256 threads per rank, got " +
+                 std::to_string(options.threads) +
+                 " (run.threads = 0 takes every core of the rank; set run.threads to at most 256)");
   int64_t tokens[3] = {0, 0, 0};   // tokens, distinct (set below), replaced
   TokenCounter local = count_local(layout, corpus, comm.rank(), comm.size(), options.threads, tokens);
   TokenCounter owned = exchange_counts(comm, local);

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 
 #include "core/error.h"
@@ -20,24 +19,23 @@ namespace {
 
 constexpr int kMaxThreads = 4096;   // RNG streams are keyed rank * kMaxThreads + thread
 
+// Note [Where word2vec options are checked]
+// Every key's own range is the [word2vec] schema's (launch/kinds/word2vec.h) and is
+// checked once, by the config loader. What is checked here, once, in the constructor, is
+// what no single key's range can promise: the rules between keys, as ConfigErrors that
+// name them. Options built directly (tests) outside the schema's ranges break an
+// invariant of this code: LOOM_ASSERT.
 void check_options(const Word2VecOptions& o) {
-  auto bad = [](const char* key, const std::string& why) {
-    throw ConfigError("word2vec." + std::string(key) + ": " + why);
-  };
-  if (o.dim < 1) bad("dim", "must be >= 1, got " + std::to_string(o.dim));
-  if (o.window < 1) bad("window", "must be >= 1, got " + std::to_string(o.window));
-  if (o.negative < 0) bad("negative", "must be >= 0, got " + std::to_string(o.negative));
-  if (o.negative == 0 && !o.hs) bad("negative", "is 0 and word2vec.hs is false: nothing to train (set one)");
-  if (!(o.sample >= 0)) bad("sample", "must be >= 0");
-  if (!(o.alpha >= 0)) bad("alpha", "must be >= 0");
-  if (!(o.min_alpha_ratio >= 0 && o.min_alpha_ratio <= 1)) bad("min_alpha", "must be in [0, 1]");
-  if (o.epochs < 1) bad("epochs", "must be >= 1, got " + std::to_string(o.epochs));
-  if (o.threads < 1 || o.threads > kMaxThreads) bad("threads", "must be in [1, 4096], got " + std::to_string(o.threads));
-  if (o.step_words < 1) bad("step_words", "must be >= 1, got " + std::to_string(o.step_words));
-  if (o.max_sentence_words < 1) bad("max_sentence_words", "must be >= 1");
-  if (!(o.average_above >= -1)) bad("average_above", "must be >= 0, or -1 for the default");
-  if (!(o.rare_below >= 0)) bad("rare_below", "must be >= 0");
-  if (o.rare_every < 1) bad("rare_every", "must be >= 1, got " + std::to_string(o.rare_every));
+  LOOM_ASSERT(o.dim >= 1 && o.window >= 1 && o.negative >= 0 && o.epochs >= 1 && o.threads >= 1 &&
+                  o.step_words >= 1 && o.max_sentence_words >= 1 && o.rare_every >= 1,
+              "Word2VecOptions outside the ranges of the [word2vec] schema");
+  LOOM_CHECK(o.negative > 0 || o.hs, ConfigError,
+             "word2vec.negative = 0 and word2vec.hs = false: nothing to train (set word2vec.negative > 0 or "
+             "word2vec.hs = true)");
+  LOOM_CHECK(o.threads <= kMaxThreads, ConfigError,
+             "word2vec.threads: " + std::to_string(o.threads) + " threads per rank is above " +
+                 std::to_string(kMaxThreads) + " (word2vec.threads = 0 takes run.threads; set word2vec.threads "
+                 "to at most " + std::to_string(kMaxThreads) + ")");
 }
 
 // SplitMix64: the fast per-sentence generator, seeded from the thread's Philox stream (so
@@ -63,7 +61,7 @@ struct SplitMix {
 // word it can add is kept[pos + 1 + window] - so train_sentence asks for their cache lines
 // (prefetch for writing) before running the current window. Same draws, same bits: the
 // next window takes those noise words instead of drawing them again and moves the stream
-// past them (SplitMix's state is a counter). LOOM_W2V_PREFETCH=0 turns it off (for
+// past them (SplitMix's state is a counter). word2vec.prefetch = false turns it off (for
 // measuring; Word2VecTrain.PrefetchLeavesTheBitsAlone compares the two).
 // Measured, wiki17m, 1 x 1, 2.6 GHz host, interleaved runs: CBOW 2.70-2.81 M words/s
 // without, 3.92-4.02 M with; skip-gram 1.23 M -> 1.40 M. Two windows ahead: 3.60-3.88 M,
@@ -116,9 +114,7 @@ const char* word2vec_sync_name(Word2VecSync sync) { return sync == Word2VecSync:
 
 Word2Vec::Word2Vec(const Word2VecOptions& options, Communicator& comm, const Vocab& vocab, TokenizedShard data)
     : options_(options), comm_(comm), vocab_(vocab), data_(std::move(data)) {
-  check_options(options_);
-  const char* prefetch = std::getenv("LOOM_W2V_PREFETCH");   // 0: off, for measuring
-  prefetch_ = prefetch == nullptr || std::string(prefetch) != "0";
+  check_options(options_);   // the one check (Note [Where word2vec options are checked])
   const int64_t V = vocab_.size(), D = options_.dim;
   LOOM_CHECK(V > 0, DataError, "word2vec: the vocabulary is empty (check vocab.min_count and the corpus)");
   LOOM_CHECK(!options_.hs || V >= 2, DataError, "word2vec: hierarchical softmax needs at least 2 words");
@@ -152,7 +148,9 @@ Word2Vec::Word2Vec(const Word2VecOptions& options, Communicator& comm, const Voc
     touched_.assign(static_cast<size_t>(V), 0);
     for (auto& t : threads_) t->touched.assign(static_cast<size_t>(V), 0);
     std::string why;
-    peers_ = PeerMemory::open(comm_, {{params_.values().data(), base_.size()}, {base_.data(), base_.size()}}, &why);
+    peers_ = PeerMemory::open(comm_, {{params_.values().data(), base_.size()}, {base_.data(), base_.size()}},
+                              options_.peer_memory, &why);
+    if (!options_.peer_memory) why = "comm.peer_memory = false";
     log::info("word2vec", peers_ != nullptr ? "replicas summed in place across the ranks' memory (cross-memory attach)"
                                             : "replicas summed by MPI allreduce (no cross-memory attach: " + why + ")");
   }
@@ -330,7 +328,7 @@ double Word2Vec::train_sentence(ThreadState& t, int64_t sentence, float lr, int6
       } else {
         N = draw_outputs();
       }
-      if (prefetch_ && pos + 1 < L) {   // Note [Prefetching the next window]
+      if (options_.prefetch && pos + 1 < L) {   // Note [Prefetching the next window]
         SplitMix peek = r;
         peek.next();   // the next window's reach
         const int64_t D = options_.dim;
@@ -439,7 +437,6 @@ std::vector<float> Word2Vec::output_vectors() const {
 
 std::unique_ptr<Word2Vec> make_word2vec(const Word2VecOptions& options, Communicator& comm, const Vocab& vocab,
                                         TokenizedShard data) {
-  check_options(options);
   return std::make_unique<Word2Vec>(options, comm, vocab, std::move(data));
 }
 

@@ -57,7 +57,8 @@ Word2VecSync parse_word2vec_sync(std::string_view name);   // "delta" | "average
 const char* word2vec_arch_name(Word2VecArch arch);
 const char* word2vec_sync_name(Word2VecSync sync);
 
-// Plain options; the [word2vec] config section has the same keys (launch/config_schema.h).
+// Plain options; the [word2vec] config section (launch/kinds/word2vec.h) has the same keys,
+// checked there (Note [Where word2vec options are checked] in word2vec.cpp).
 // Defaults are the original word2vec tool's (CBOW, 100, window 5, negative 5, sample 1e-3,
 // 5 iterations, alpha 0.05 for CBOW and 0.025 for skip-gram).
 struct Word2VecOptions {
@@ -86,6 +87,12 @@ struct Word2VecOptions {
   double rare_below = 5;
   int64_t rare_every = 4;
   int64_t max_sentence_words = 1000;
+  // Negative sampling: prefetch the next window's rows (Note [Prefetching the next window]
+  // in word2vec.cpp); the same bits either way. Config word2vec.prefetch.
+  bool prefetch = true;
+  // All ranks on one host: sum the replicas in each other's memory (dist/peer_memory.h)
+  // rather than by MPI allreduce. Config comm.peer_memory.
+  bool peer_memory = true;
   uint64_t seed = 1234;
 
   double initial_alpha() const { return alpha > 0 ? alpha : (arch == Word2VecArch::kCbow ? 0.05 : 0.025); }
@@ -177,7 +184,6 @@ class Word2Vec final : public Model {
   std::vector<std::vector<ElementRange>> owned_;   // with peers_: each rank's elements of this sync
   PeerSumScratch peer_scratch_;
   int64_t rare_rows_from_ = 0;               // syn0 / syn1neg rows from here on are rare
-  bool prefetch_ = true;                     // Note [Prefetching the next window]
   std::vector<std::unique_ptr<ThreadState>> threads_;
   int64_t steps_per_epoch_ = 1;
   int64_t total_steps_ = 1;

@@ -224,13 +224,27 @@ TEST(Cooccur, ThreadsGiveIdenticalResults) {
     }
 }
 
-TEST(Cooccur, RejectsBadThreads) {
+// The counting threads come from run.threads, which has no upper bound of its own: too many
+// is a ConfigError naming run.threads.
+TEST(Cooccur, RejectsTooManyThreads) {
   CooccurOptions co;
-  co.threads = 0;
+  co.threads = 257;
   VocabOptions vo;
   vo.min_count = 2;
   Vocab v = build_vocab(world(), corpus_options(), vo);
-  EXPECT_THROW(build_cooccurrence(world(), v, corpus_options(), co, shared().dir), ConfigError);
+  try {
+    build_cooccurrence(world(), v, corpus_options(), co, shared().dir);
+    ADD_FAILURE() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("run.threads"), std::string::npos) << e.what();
+  }
+  vo.threads = 257;
+  try {
+    build_vocab(world(), corpus_options(), vo);
+    ADD_FAILURE() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("run.threads"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

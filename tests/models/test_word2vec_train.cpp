@@ -240,38 +240,63 @@ TEST(Word2VecTrain, RareRowsWaitForEveryThirdStep) {
   expect_identical(values(*a), values(*b));
 }
 
-// The sums through PeerMemory against the sums through MPI (LOOM_PEER_MEMORY=0) over one
-// epoch of CBOW with hot rows (averaged by MPI either way) and touched rows of syn0: the
-// same bits at 2 ranks, where both compute (x_0 + x_1) - base; at 3 ranks MPI may add the
-// three copies in another order, so there the results agree to rounding.
 // Note [Prefetching the next window]: the next window's noise words are drawn early and
 // then taken instead of drawn again; the parameters must be the bits of a run that draws
-// every window's own (LOOM_W2V_PREFETCH=0), for CBOW and for skip-gram's shared negatives.
+// every window's own (prefetch = false), for CBOW and for skip-gram's shared negatives.
 TEST(Word2VecTrain, PrefetchLeavesTheBitsAlone) {
   const Planted& d = planted();
   for (Word2VecArch arch : {Word2VecArch::kCbow, Word2VecArch::kSkipGram}) {
     Word2VecOptions o = planted_options(arch, false);
     o.epochs = 1;
+    ASSERT_TRUE(o.prefetch) << "prefetching is the default";
     std::unique_ptr<Word2Vec> ahead = make_word2vec(o, world(), d.vocab, d.shard);
-    ::setenv("LOOM_W2V_PREFETCH", "0", 1);
+    o.prefetch = false;
     std::unique_ptr<Word2Vec> plain = make_word2vec(o, world(), d.vocab, d.shard);
-    ::unsetenv("LOOM_W2V_PREFETCH");
     run_steps(*ahead, 0, ahead->total_steps());
     run_steps(*plain, 0, plain->total_steps());
     expect_identical(values(*ahead), values(*plain));
   }
 }
 
+// Note [Where word2vec options are checked]: the rules between keys fail as ConfigErrors
+// that name the keys (on every rank, before any collective).
+TEST(Word2VecTrain, RulesBetweenKeysNameTheKeys) {
+  const Planted& d = planted();
+  auto message_of = [&](const Word2VecOptions& o) -> std::string {
+    try {
+      make_word2vec(o, world(), d.vocab, d.shard);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "no ConfigError";
+  };
+  Word2VecOptions o = planted_options(Word2VecArch::kSkipGram, false);
+  o.negative = 0;
+  o.hs = false;
+  const std::string nothing = message_of(o);
+  EXPECT_NE(nothing.find("word2vec.negative = 0"), std::string::npos) << nothing;
+  EXPECT_NE(nothing.find("word2vec.hs = false"), std::string::npos) << nothing;
+  o = planted_options(Word2VecArch::kCbow, false);
+  o.threads = 4097;   // word2vec.threads = 0 with run.threads = 4097
+  const std::string threads = message_of(o);
+  EXPECT_NE(threads.find("word2vec.threads"), std::string::npos) << threads;
+  EXPECT_NE(threads.find("run.threads"), std::string::npos) << threads;
+}
+
+// The sums through PeerMemory against the sums through MPI (peer_memory = false) over one
+// epoch of CBOW with hot rows (averaged by MPI either way) and touched rows of syn0: the
+// same bits at 2 ranks, where both compute (x_0 + x_1) - base; at 3 ranks MPI may add the
+// three copies in another order, so there the results agree to rounding.
 TEST(Word2VecTrain, PeerSumsEqualMpiSums) {
   if (world().size() == 1) GTEST_SKIP() << "no sums at world size 1";
   const Planted& d = planted();
   Word2VecOptions o = planted_options(Word2VecArch::kCbow, false);
   o.epochs = 1;
   o.average_above = 2;
+  ASSERT_TRUE(o.peer_memory) << "peer memory is the default";
   std::unique_ptr<Word2Vec> peer = make_word2vec(o, world(), d.vocab, d.shard);
-  ::setenv("LOOM_PEER_MEMORY", "0", 1);
+  o.peer_memory = false;
   std::unique_ptr<Word2Vec> mpi = make_word2vec(o, world(), d.vocab, d.shard);
-  ::unsetenv("LOOM_PEER_MEMORY");
   EXPECT_GT(peer->hot_words(), 0);
   EXPECT_FALSE(mpi->sums_in_peer_memory());
   if (!peer->sums_in_peer_memory()) GTEST_SKIP() << "no cross-memory attach here";
@@ -394,7 +419,8 @@ TEST(PeerMemory, ReadsAndPullsEveryPeersRegion) {
   std::vector<float> second(static_cast<size_t>(n));   // region 1: the values + 1000
   for (int64_t i = 0; i < n; ++i) second[static_cast<size_t>(i)] = value_of(i, rank) + 1000.0f;
   std::unique_ptr<PeerMemory> peers =
-      PeerMemory::open(world(), {{region.data(), region.size() * 4}, {second.data(), second.size() * 4}}, &why);
+      PeerMemory::open(world(), {{region.data(), region.size() * 4}, {second.data(), second.size() * 4}}, true,
+                       &why);
   if (world_size == 1) {
     EXPECT_EQ(peers, nullptr);
     EXPECT_EQ(why, "one rank");
@@ -433,14 +459,17 @@ TEST(PeerMemory, ReadsAndPullsEveryPeersRegion) {
   world().barrier();   // nobody reads this rank's regions any more
 }
 
+// Turned off on every rank, or on one rank only: every rank gets null (they agree).
 TEST(PeerMemory, OffWhenAsked) {
   std::vector<float> region(1000);
-  ::setenv("LOOM_PEER_MEMORY", "0", 1);
-  std::string why;
-  std::unique_ptr<PeerMemory> peers = PeerMemory::open(world(), {{region.data(), region.size() * 4}}, &why);
-  ::unsetenv("LOOM_PEER_MEMORY");
-  EXPECT_EQ(peers, nullptr);
-  EXPECT_EQ(why, world().size() == 1 ? "one rank" : "LOOM_PEER_MEMORY=0");
+  for (int off_rank : {-1, world().size() - 1}) {
+    const bool enabled = off_rank >= 0 && world().rank() != off_rank;
+    std::string why;
+    std::unique_ptr<PeerMemory> peers =
+        PeerMemory::open(world(), {{region.data(), region.size() * 4}}, enabled, &why);
+    EXPECT_EQ(peers, nullptr) << "rank " << world().rank() << ", off on rank " << off_rank;
+    EXPECT_EQ(why, world().size() == 1 ? "one rank" : "turned off") << "off on rank " << off_rank;
+  }
 }
 
 // split_by_owner (models/replica_sync.h): over ranges that start and end inside blocks,
@@ -493,7 +522,7 @@ TEST(ReplicaSums, OwnersSumEveryRanksChange) {
   }
   std::string why;
   std::unique_ptr<PeerMemory> peers =
-      PeerMemory::open(world(), {{x.data(), x.size() * 4}, {base.data(), base.size() * 4}}, &why);
+      PeerMemory::open(world(), {{x.data(), x.size() * 4}, {base.data(), base.size() * 4}}, true, &why);
   if (world_size == 1) return;   // nothing to sum
   if (peers == nullptr && refused_by_the_system(why)) GTEST_SKIP() << why;
   ASSERT_NE(peers, nullptr) << why;
