@@ -129,6 +129,8 @@ Word2VecOptions word2vec_options(const Config& config, int run_threads) {
   o.rare_below = w.rare_below;
   o.rare_every = w.rare_every;
   o.max_sentence_words = w.max_sentence_words;
+  o.prefetch = w.prefetch;
+  o.peer_memory = config.comm.peer_memory;
   o.seed = static_cast<uint64_t>(config.run.seed);
   return o;
 }

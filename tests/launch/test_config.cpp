@@ -394,6 +394,13 @@ TEST(Config, ModelSectionDefaultsAreTheModelsDefaults) {
   EXPECT_EQ(w.rare_below, wm.rare_below);
   EXPECT_EQ(w.rare_every, wm.rare_every);
   EXPECT_EQ(w.max_sentence_words, wm.max_sentence_words);
+  EXPECT_EQ(w.prefetch, wm.prefetch);
+  EXPECT_EQ(w.peer_memory, wm.peer_memory);
+  // The keys that replaced LOOM_W2V_PREFETCH and LOOM_PEER_MEMORY reach the options.
+  const Word2VecOptions off =
+      word2vec_options(load_config_text("", "t", {"word2vec.prefetch=false", "comm.peer_memory=false"}), 1);
+  EXPECT_FALSE(off.prefetch);
+  EXPECT_FALSE(off.peer_memory);
   const GloveOptions g = glove_options(defaults, 1), gm;
   EXPECT_EQ(g.dim, gm.dim);
   EXPECT_EQ(g.x_max, gm.x_max);
