@@ -41,14 +41,28 @@ class Work {
   virtual bool done() = 0;
 };
 
+// An MPI communicator as an opaque handle, so code that does MPI-IO on host files (HDF5's
+// mpio driver, MPI_File_open) can run it over a Communicator's ranks without mpi.h in a
+// header: `comm` points at an MPI_Comm that the Communicator owns and keeps valid while it
+// lives. Read it with mpi_comm_of() from dist/mpi_handle.h (which includes mpi.h: .cpp
+// files only). Empty (comm == nullptr) when there is none.
+struct MpiCommHandle {
+  const void* comm = nullptr;
+  explicit operator bool() const { return comm != nullptr; }
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
 
   virtual int rank() const = 0;
   virtual int size() const = 0;
-  // "mpi" or "nccl": for logs and `loom env`.
+  // "mpi" or "nccl": for logs and `loom env`, never for decisions (query what you need).
   virtual std::string_view backend() const = 0;
+  // The MPI communicator over exactly these ranks, in this rank order: a collective on it
+  // involves the same processes as one on this communicator, so MPI-IO on host files (a
+  // parallel checkpoint write) may run over it. Empty when these ranks share none.
+  virtual MpiCommHandle mpi_comm() const = 0;
 
   // In place: every rank ends with op(buf of all ranks). kAvg divides by size() (floating
   // dtypes only).

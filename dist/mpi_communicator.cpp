@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "dist/arrival_table.h"
 #include "dist/mpi_check.h"
+#include "dist/mpi_handle.h"
 #include "dist/mpi_impl.h"
 
 namespace loom {
@@ -114,7 +115,50 @@ void stop_watchdog_at_exit() {
 
 MpiCommunicator::MpiCommunicator() : impl_(std::make_unique<Impl>()) {}
 
-MpiCommunicator::~MpiCommunicator() = default;
+// The world is freed by shutdown_world() (comm is MPI_COMM_NULL here then); a split
+// communicator frees its MPI communicator here, on every member rank.
+MpiCommunicator::~MpiCommunicator() {
+  if (!impl_) return;
+  if (impl_->watchdog) impl_->watchdog->stop();
+  int finalized = 1;
+  if (MPI_Finalized(&finalized) != MPI_SUCCESS) finalized = 1;   // then leave MPI alone
+  if (impl_->comm != MPI_COMM_NULL && finalized == 0) {
+    int rc = MPI_Comm_free(&impl_->comm);
+    if (rc != MPI_SUCCESS)
+      log::warn("comm", "MPI_Comm_free of a split communicator failed (MPI error " + std::to_string(rc) + ")");
+  }
+}
+
+MpiCommHandle MpiCommunicator::mpi_comm() const { return mpi_handle_to(impl_->comm); }
+
+std::unique_ptr<MpiCommunicator> MpiCommunicator::split(int color, int key) {
+  LOOM_CHECK(color >= 0, CommError,
+             "MpiCommunicator::split: color " + std::to_string(color) + " is negative; every rank joins a group");
+  Impl& parent = *impl_;
+  std::unique_ptr<MpiCommunicator> group(new MpiCommunicator());
+  Impl& s = *group->impl_;
+  {
+    // A collective on the parent: numbered and under its deadline like the others.
+    OpInfo info = parent.next_op(step_, "split", nullptr, Tensor(nullptr, {0}, DType::kU8));
+    Watchdog::Guard guard = parent.enter(info, {});
+    LOOM_MPI_CHECK_OP(info, MPI_Comm_split(parent.comm, color, key, &s.comm));
+  }
+  LOOM_MPI_CHECK(MPI_Comm_set_errhandler(s.comm, MPI_ERRORS_RETURN));
+  LOOM_MPI_CHECK(MPI_Comm_rank(s.comm, &s.rank));
+  LOOM_MPI_CHECK(MPI_Comm_size(s.comm, &s.size));
+  s.thread_level = parent.thread_level;
+  s.hosts = gather_hosts(s.comm, s.size);
+  Watchdog::ExplainFn explain = [&s](int64_t) -> std::string {
+    if (s.size == 1) return "this is the only rank of its group";
+    return "which ranks are missing is unknown (a split communicator has no arrival table)";
+  };
+  s.watchdog = std::make_unique<Watchdog>(std::move(explain),
+                                          [](const std::string&, int code) { abort_job(code); });
+  s.watchdog->set_default_timeout(parent.watchdog->default_timeout());
+  log::debug("comm", "split: group " + std::to_string(color) + " of " + std::to_string(s.size) + " ranks, rank " +
+                         std::to_string(s.rank) + " in it");
+  return group;
+}
 
 MpiCommunicator& MpiCommunicator::init_world(int* argc, char*** argv) {
   if (g_world != nullptr) return *g_world;

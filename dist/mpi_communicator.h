@@ -1,5 +1,6 @@
 #pragma once
-// MpiCommunicator: the world communicator over MPI, for host buffers. Started without a
+// MpiCommunicator: a communicator over MPI, for host buffers: the world (init_world), or a
+// group of its ranks (split). Started without a
 // launcher, the process is a singleton of size 1 (no mpirun needed). Started by a launcher
 // that announces N > 1 ranks while MPI reports 1 (an srun without PMIx, say), init_world
 // throws a CommError that says how to launch correctly.
@@ -29,6 +30,7 @@ class MpiCommunicator final : public Communicator {
   int rank() const override;
   int size() const override;
   std::string_view backend() const override { return "mpi"; }
+  MpiCommHandle mpi_comm() const override;   // the duplicate loom's collectives run on
   void allreduce(Tensor buf, const CollectiveOptions& opt) override;
   std::unique_ptr<Work> allreduce_async(Tensor buf, const CollectiveOptions& opt) override;
   void broadcast(Tensor buf, int root) override;
@@ -38,6 +40,14 @@ class MpiCommunicator final : public Communicator {
   void barrier() override;
   [[noreturn]] void abort(std::string_view why, int exit_code) override;
   using Communicator::allreduce;
+
+  // Collective over this communicator: the ranks that pass the same `color` (>= 0) form a
+  // new communicator, ranked by (key, rank here). For jobs that run independent groups,
+  // and for code that must work on a communicator other than the world. Its collectives
+  // run under its own watchdog with this communicator's default deadline, and a report
+  // cannot name missing ranks (the arrival table follows the world only). Destroy it on
+  // every member rank, before shutdown_world().
+  std::unique_ptr<MpiCommunicator> split(int color, int key);
 
   // Deadline for blocking collectives whose options give none (default 600 s;
   // config key comm.timeout_s).

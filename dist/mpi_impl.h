@@ -23,9 +23,9 @@ struct MpiCommunicator::Impl {
   int size = 1;
   int thread_level = MPI_THREAD_SINGLE;
   bool owns_mpi = false;                   // we called MPI_Init_thread, so we finalize
-  MPI_Comm comm = MPI_COMM_NULL;           // the world duplicated for loom's collectives
+  MPI_Comm comm = MPI_COMM_NULL;           // the world duplicated, or a split, for loom's collectives
   int64_t seq = 0;                         // collectives issued on comm so far
-  std::unique_ptr<ArrivalTable> arrivals;  // null for a singleton or without THREAD_MULTIPLE
+  std::unique_ptr<ArrivalTable> arrivals;  // null for a singleton, a split or without THREAD_MULTIPLE
   std::unique_ptr<Watchdog> watchdog;
   std::vector<std::string> hosts;          // (size) MPI_Get_processor_name of every rank
 

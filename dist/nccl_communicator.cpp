@@ -189,6 +189,8 @@ NcclCommunicator::~NcclCommunicator() {
 int NcclCommunicator::rank() const { return impl_->rank; }
 int NcclCommunicator::size() const { return impl_->size; }
 int NcclCommunicator::device_index() const { return impl_->device; }
+// Same ranks in the same order as the MPI communicator that carried the unique id.
+MpiCommHandle NcclCommunicator::mpi_comm() const { return impl_->mpi->mpi_comm(); }
 
 std::string NcclCommunicator::library_version() {
   int v = 0;

@@ -30,6 +30,7 @@ class NcclCommunicator final : public Communicator {
   int rank() const override;
   int size() const override;
   std::string_view backend() const override { return "nccl"; }
+  MpiCommHandle mpi_comm() const override;   // the MPI communicator it was built over
   void allreduce(Tensor buf, const CollectiveOptions& opt) override;
   std::unique_ptr<Work> allreduce_async(Tensor buf, const CollectiveOptions& opt) override;
   void broadcast(Tensor buf, int root) override;

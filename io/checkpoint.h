@@ -21,11 +21,12 @@
 // checkpoint_write.cpp, Note [Reserved files] in h5.h).
 // kGathered: rank 0 writes all the data (pwrite); other ranks only contribute their
 //   /state rows (allgatherv). Works on every file system.
-// kParallel: MPI-IO over MPI_COMM_WORLD; each rank writes a disjoint block of rows of
+// kParallel: MPI-IO over the communicator's ranks (Communicator::mpi_comm(), so a group
+//   split from the world writes over that group); each rank writes a disjoint block of rows of
 //   every /model and /optimizer dataset (they are replicated) and its own /state row, and
 //   checksums what it writes (combined in rank order).
-// kAuto picks kParallel when (a) there is more than one rank, (b) the communicator is the
-//   MPI world, and (c) every rank sees the checkpoint directory on a parallel file system
+// kAuto picks kParallel when (a) there is more than one rank, (b) the communicator has an
+//   MPI communicator over its ranks (MpiCommunicator, NcclCommunicator), and (c) every rank sees the checkpoint directory on a parallel file system
 //   (Lustre, GPFS, BeeGFS), where several writers add bandwidth. A local file system
 //   (ext2/3/4, xfs, btrfs, tmpfs, ...) is one device that a single streaming writer
 //   already fills (MPI-IO from 2 ranks was slower there), and NFS, CIFS, FUSE and anything
@@ -61,7 +62,8 @@ struct CheckpointMeta {
   int format_version = kCheckpointFormatVersion;
 };
 
-// One optimizer state tensor: host float32, shape as the optimizer keeps it.
+// One optimizer state tensor: float32 in host or device memory, shape as the optimizer
+// keeps it (Note [Staging device data] in io/checkpoint_stage.h).
 struct OptimizerSlot {
   std::string param;   // "h.0.attn.c_attn.weight"
   std::string slot;    // "gradsq", "m", "v"
@@ -79,8 +81,9 @@ struct VocabView {
   const std::vector<int64_t>* counts = nullptr;   // same length as tokens
 };
 
-// What to save. params must live in host memory. Every rank passes the same parameter
-// and slot names and shapes (checked); only rank 0's meta and vocab are written.
+// What to save. params and slots may live in host or device memory (device data is staged
+// through a bounded host buffer; the file is the same). Every rank passes the same
+// parameter and slot names and shapes (checked); only rank 0's meta and vocab are written.
 struct SaveRequest {
   CheckpointMeta meta;
   const ParamStore* params = nullptr;
@@ -116,7 +119,8 @@ struct DatasetInfo {
 // attributes, the layout, every dataset's dtype, shape and size in the file, and every
 // checksum (streaming, with a bounded scratch buffer), and throws DataError (damage) or
 // IoError (cannot read) naming the file and dataset. The read_* calls verify the checksum
-// of what they read again before returning.
+// of what they read again before returning. One thread at a time: a reader keeps one
+// staging buffer for device reads (allocated at the first, freed with the reader).
 class CheckpointReader {
  public:
   CheckpointReader();
@@ -131,10 +135,11 @@ class CheckpointReader {
   bool has_model(const std::string& name) const;
   std::vector<std::string> model_names() const;
   // Every parameter of `params` must be in /model with the same shape; otherwise throws
-  // DataError listing every missing or differing parameter. Host ParamStore only.
+  // DataError listing every missing or differing parameter. params may live on any device
+  // (read and verified on the host through a bounded staging buffer, then copied up).
   void read_model_into(ParamStore& params) const;
   bool has_slot(const std::string& param, const std::string& slot) const;
-  void read_slot(const std::string& param, const std::string& slot, Tensor out) const;   // f32 host
+  void read_slot(const std::string& param, const std::string& slot, Tensor out) const;   // f32, any device
   // /state/NAME as world_size x n words, row-major.
   std::vector<uint64_t> read_state(const std::string& name, int64_t* n_per_rank = nullptr) const;
   bool has_vocab() const;

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/param_store.h"
 #include "io/checkpoint.h"
+#include "io/checkpoint_stage.h"
 #include "io/checksum.h"
 #include "io/h5.h"
 
@@ -38,18 +39,19 @@ uint32_t tokens_crc(const std::vector<std::string>& tokens) {
   return crc;
 }
 
-// CRC of a numeric dataset's logical array, read in pieces of whole rows.
+// CRC of a numeric dataset's logical array, read in pieces of at most kScratchBytes (a
+// piece need not hold whole rows, so one huge row does not grow the scratch buffer).
 uint32_t stream_crc(const h5::Dataset& ds) {
-  const int64_t rows = ds.dims().empty() ? 1 : ds.dims()[0];
-  const uint64_t row_bytes = rows > 0 ? logical_bytes(ds) / static_cast<uint64_t>(rows) : 0;
-  if (row_bytes == 0) return 0;
-  const int64_t step = std::max<int64_t>(1, static_cast<int64_t>(kScratchBytes / row_bytes));
-  std::vector<uint64_t> scratch((static_cast<uint64_t>(std::min(step, rows)) * row_bytes + 7) / 8);
+  const int64_t numel = ds.numel();
+  if (numel == 0 || !ds.type()) return 0;
+  const uint64_t elem = h5::elem_type_size(*ds.type());
+  const int64_t step = std::max<int64_t>(1, static_cast<int64_t>(kScratchBytes / elem));
+  std::vector<uint64_t> scratch((static_cast<uint64_t>(std::min(step, numel)) * elem + 7) / 8);
   uint32_t crc = 0;
-  for (int64_t r = 0; r < rows; r += step) {
-    int64_t n = std::min(step, rows - r);
-    ds.read_rows(r, n, scratch.data());
-    crc = crc32_update(crc, scratch.data(), static_cast<uint64_t>(n) * row_bytes);
+  for (int64_t at = 0; at < numel; at += step) {
+    const int64_t n = std::min(step, numel - at);
+    ds.read_elements(at, n, scratch.data());
+    crc = crc32_update(crc, scratch.data(), static_cast<uint64_t>(n) * elem);
   }
   return crc;
 }
@@ -62,6 +64,9 @@ struct CheckpointReader::Impl {
   std::optional<h5::File> file;
   std::vector<DatasetInfo> infos;
   std::map<std::string, size_t> index;   // dataset path -> infos
+  // Device reads go through it (Note [Staging device data]); made by open(), its buffer is
+  // allocated at the first staged piece and kept while the reader lives.
+  mutable std::optional<ckpt::Stager> stager;
 
   [[noreturn]] void damaged(const std::string& what) const { throw DataError("checkpoint " + path + ": " + what); }
   void read_meta();
@@ -69,7 +74,10 @@ struct CheckpointReader::Impl {
   void check_dataset(const h5::Dataset& ds, h5::ElemType want, const std::string& shape_problem);
   const DatasetInfo& info(const std::string& dataset_path) const;
   h5::Dataset open_at(const std::string& dataset_path) const;
-  void read_verified(const std::string& dataset_path, void* dst) const;
+  // Reads the dataset into dst (memory on `device`) and verifies its checksum.
+  void read_verified(const std::string& dataset_path, void* dst, Device device) const;
+  // Through the staging buffer, piece by piece; returns the CRC of what was read.
+  uint32_t read_staged(const h5::Dataset& ds, void* dst, Device device) const;
 };
 
 void CheckpointReader::Impl::read_meta() {
@@ -183,11 +191,32 @@ h5::Dataset CheckpointReader::Impl::open_at(const std::string& dataset_path) con
   return file->open_group(group.substr(0, inner)).open_group(group.substr(inner + 1)).open_dataset(name);
 }
 
-void CheckpointReader::Impl::read_verified(const std::string& dataset_path, void* dst) const {
+uint32_t CheckpointReader::Impl::read_staged(const h5::Dataset& ds, void* dst, Device device) const {
+  const uint64_t elem = h5::elem_type_size(*ds.type());
+  const int64_t step = std::max<int64_t>(1, static_cast<int64_t>(stager->chunk() / elem));   // elements per piece
+  uint32_t crc = 0;
+  for (int64_t at = 0; at < ds.numel(); at += step) {
+    const int64_t n = std::min(step, ds.numel() - at);
+    const uint64_t bytes = static_cast<uint64_t>(n) * elem;
+    void* host = stager->host(device);
+    ds.read_elements(at, n, host);
+    const uint32_t part = crc32_of(host, bytes);
+    crc = at == 0 ? part : crc32_combine_parts(crc, part, bytes);
+    stager->up(static_cast<uint8_t*>(dst) + static_cast<uint64_t>(at) * elem, device, bytes);
+  }
+  return crc;
+}
+
+void CheckpointReader::Impl::read_verified(const std::string& dataset_path, void* dst, Device device) const {
   const DatasetInfo& d = info(dataset_path);
   h5::Dataset ds = open_at(dataset_path);
-  ds.read_rows(0, ds.dims().empty() ? 1 : ds.dims()[0], dst);
-  uint32_t crc = crc32_of(dst, d.bytes);
+  uint32_t crc = 0;
+  if (stager->stages(device)) {
+    crc = read_staged(ds, dst, device);
+  } else {
+    ds.read_rows(0, ds.dims().empty() ? 1 : ds.dims()[0], dst);
+    crc = crc32_of(dst, d.bytes);
+  }
   if (crc != d.stored_crc)
     damaged("dataset " + dataset_path + ": checksum mismatch on read (stored crc32 " + hex32(d.stored_crc) +
             ", data gives " + hex32(crc) + "): the file changed or is damaged");
@@ -206,6 +235,9 @@ void CheckpointReader::open(const std::string& path) {
   impl_->scan();
   for (const auto& d : impl_->infos)
     if (!d.problem.empty()) impl_->damaged("dataset " + d.path + ": " + d.problem);
+  uint64_t largest = 0;
+  for (const auto& d : impl_->infos) largest = std::max(largest, d.bytes);
+  impl_->stager.emplace(largest);
 }
 
 const std::string& CheckpointReader::path() const { return impl_->path; }
@@ -222,8 +254,7 @@ std::vector<std::string> CheckpointReader::model_names() const {
 }
 
 void CheckpointReader::read_model_into(ParamStore& params) const {
-  LOOM_CHECK(params.finalized() && params.device().is_cpu(), DataError,
-             "checkpoint " + impl_->path + ": read_model_into needs a finalized host ParamStore");
+  LOOM_CHECK(params.finalized(), DataError, "checkpoint " + impl_->path + ": read_model_into needs a finalized ParamStore");
   std::string problems;
   for (const auto& e : params.entries()) {
     auto it = impl_->index.find("/model/" + e.name);
@@ -237,7 +268,7 @@ void CheckpointReader::read_model_into(ParamStore& params) const {
   }
   if (!problems.empty()) impl_->damaged("parameters do not match the model:" + problems);
   for (int i = 0; i < params.size(); ++i)
-    impl_->read_verified("/model/" + params.entry(i).name, params.value(i).data());
+    impl_->read_verified("/model/" + params.entry(i).name, params.value(i).data(), params.device());
 }
 
 bool CheckpointReader::has_slot(const std::string& param, const std::string& slot) const {
@@ -249,18 +280,19 @@ void CheckpointReader::read_slot(const std::string& param, const std::string& sl
   const DatasetInfo& d = impl_->info(p);
   std::vector<int64_t> want;
   for (int i = 0; i < out.shape().rank(); ++i) want.push_back(out.shape()[i]);
-  LOOM_CHECK(out.dtype() == DType::kF32 && out.device().is_cpu(), DataError,
-             "checkpoint " + impl_->path + " dataset " + p + ": read_slot needs a host float32 tensor");
+  LOOM_CHECK(out.dtype() == DType::kF32, DataError,
+             "checkpoint " + impl_->path + " dataset " + p + ": read_slot needs a float32 tensor, not " +
+                 dtype_name(out.dtype()));
   if (d.shape != want)
     impl_->damaged("dataset " + p + ": file has " + shape_str(d.shape) + ", optimizer expects " + shape_str(want));
-  impl_->read_verified(p, out.data());
+  impl_->read_verified(p, out.data(), out.device());
 }
 
 std::vector<uint64_t> CheckpointReader::read_state(const std::string& name, int64_t* n_per_rank) const {
   const std::string p = "/state/" + name;
   const DatasetInfo& d = impl_->info(p);
   std::vector<uint64_t> out(static_cast<size_t>(d.shape[0] * d.shape[1]));
-  impl_->read_verified(p, out.data());
+  impl_->read_verified(p, out.data(), Device::cpu());
   if (n_per_rank) *n_per_rank = d.shape[1];
   return out;
 }
@@ -272,7 +304,7 @@ void CheckpointReader::read_vocab(std::vector<std::string>* tokens, std::vector<
   std::vector<std::string> tok = impl_->open_at("/vocab/tokens").read_strings();
   if (tokens_crc(tok) != t.stored_crc) impl_->damaged("dataset /vocab/tokens: checksum mismatch on read");
   counts->assign(tok.size(), 0);
-  impl_->read_verified("/vocab/counts", counts->data());
+  impl_->read_verified("/vocab/counts", counts->data(), Device::cpu());
   *tokens = std::move(tok);
 }
 

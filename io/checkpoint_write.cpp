@@ -5,6 +5,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -19,6 +20,7 @@
 #include "dist/communicator.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_bulk.h"
+#include "io/checkpoint_stage.h"
 #include "io/checksum.h"
 #include "io/h5.h"
 
@@ -134,6 +136,7 @@ struct Item {
   std::vector<int64_t> dims;
   const void* full = nullptr;        // the whole array (replicated data; gathered state)
   const void* row_of_rank = nullptr; // /state: this rank's row
+  Device device = Device::cpu();     // where full and row_of_rank live (Note [Staging device data])
   std::string path() const { return group + "/" + name; }
   int64_t rows() const { return dims.empty() ? 1 : dims[0]; }
   uint64_t row_bytes() const {
@@ -158,19 +161,21 @@ std::vector<Item> plan_items(const SaveRequest& req, int world_size,
                              const std::vector<std::vector<uint64_t>>& gathered_state) {
   LOOM_CHECK(req.params != nullptr && req.params->finalized(), DataError,
              "checkpoint: SaveRequest.params must be a finalized ParamStore");
-  LOOM_CHECK(req.params->device().is_cpu(), DataError, "checkpoint: parameters must be in host memory");
   std::vector<Item> items;
   for (int i = 0; i < req.params->size(); ++i) {
     const auto& e = req.params->entry(i);
     check_name(e.name, "parameter");
-    items.push_back({"/model", e.name, h5::ElemType::kF32, dims_of(e.shape), req.params->value(i).data(), nullptr});
+    items.push_back({"/model", e.name, h5::ElemType::kF32, dims_of(e.shape), req.params->value(i).data(), nullptr,
+                     req.params->device()});
   }
   for (const auto& s : req.slots) {
     check_name(s.param, "optimizer parameter");
     check_name(s.slot, "optimizer slot");
-    LOOM_CHECK(s.value.dtype() == DType::kF32 && s.value.device().is_cpu(), DataError,
-               "checkpoint: optimizer slot " + s.param + "/" + s.slot + " must be a host float32 tensor");
-    items.push_back({"/optimizer/" + s.param, s.slot, h5::ElemType::kF32, dims_of(s.value.shape()), s.value.data(), nullptr});
+    LOOM_CHECK(s.value.dtype() == DType::kF32, DataError,
+               "checkpoint: optimizer slot " + s.param + "/" + s.slot + " must be a float32 tensor, not " +
+                   dtype_name(s.value.dtype()));
+    items.push_back({"/optimizer/" + s.param, s.slot, h5::ElemType::kF32, dims_of(s.value.shape()), s.value.data(),
+                     nullptr, s.value.device()});
   }
   for (size_t i = 0; i < req.state.size(); ++i) {
     const auto& st = req.state[i];
@@ -237,8 +242,7 @@ int64_t host_hash() {
 
 WriteMode choose_mode(Communicator& comm, const std::string& dir, WriteMode asked) {
   const int size = comm.size();
-  int64_t facts[3] = {fs_class(dir), host_hash(),
-                      (comm.backend() == "mpi" && h5::mpi_world_size() == size) ? 1 : 0};
+  int64_t facts[3] = {fs_class(dir), host_hash(), comm.mpi_comm() ? 1 : 0};
   std::vector<int64_t> all(static_cast<size_t>(3 * size));
   comm.allgather(Tensor::of(facts, 3), Tensor::of(all.data(), 3 * size));
   bool mpi_ok = true, same_host = true;
@@ -249,7 +253,9 @@ WriteMode choose_mode(Communicator& comm, const std::string& dir, WriteMode aske
     mpi_ok = mpi_ok && all[3 * r + 2] == 1;
   }
   if (asked == WriteMode::kParallel) {
-    LOOM_CHECK(mpi_ok, IoError, "checkpoint " + dir + ": parallel write mode needs the MPI world communicator");
+    LOOM_CHECK(mpi_ok, IoError, "checkpoint " + dir + ": parallel write mode needs MPI-IO, and this communicator (" +
+                                    std::string(comm.backend()) + ") has no MPI communicator over its ranks; "
+                                    "use checkpoint.write_mode = auto or gathered");
     LOOM_CHECK(worst_fs != 1 || same_host, IoError,
                "checkpoint " + dir + ": parallel write mode on a local file system needs every rank on one host "
                "(ranks on several hosts see different disks); use checkpoint.write_mode = auto or gathered");
@@ -281,10 +287,9 @@ WriteMode choose_mode(Communicator& comm, const std::string& dir, WriteMode aske
 struct Slab {
   int64_t begin = 0;
   int64_t count = 0;
-  const void* src = nullptr;
+  const void* src = nullptr;         // on the item's device
   uint64_t bytes(const Item& it) const { return static_cast<uint64_t>(count) * it.row_bytes(); }
 };
-
 
 Slab slab_of(const Item& it, bool parallel, int rank, int size) {
   if (!parallel) return {0, it.rows(), it.full};
@@ -337,16 +342,18 @@ std::vector<uint32_t> combine_crcs(Communicator& comm, const std::vector<Item>& 
   return out;
 }
 
-// Collective: the crc32 of every item's logical array (gathered: meaningful on rank 0 only).
-std::vector<uint32_t> item_crcs(Communicator& comm, const std::vector<Item>& items, bool parallel) {
-  const int rank = comm.rank(), size = comm.size();
+// Not collective: the crc32 of this rank's slab of every item (parallel), of every item's
+// whole array (gathered, rank 0), or nothing (gathered, other ranks). Over host bytes:
+// device data is staged (Note [Staging device data]), which may throw.
+std::vector<uint32_t> local_crcs(const std::vector<Item>& items, bool parallel, int rank, int size,
+                                 ckpt::Stager& stager) {
   std::vector<uint32_t> crcs;
   if (!parallel && rank != 0) return crcs;
   for (const auto& it : items) {
     Slab s = slab_of(it, parallel, rank, size);
-    crcs.push_back(crc32_of(s.src, s.bytes(it)));
+    crcs.push_back(stager.crc(s.src, it.device, s.bytes(it)));
   }
-  return parallel ? combine_crcs(comm, items, crcs) : crcs;
+  return crcs;
 }
 
 // An upper bound of the final file size: the data, /vocab (strings in HDF5's global heap:
@@ -444,7 +451,7 @@ std::vector<ckpt::BulkPiece> bulk_pieces(const std::vector<Item>& items, const s
     if (bytes == 0) continue;
     LOOM_ASSERT(offsets[i] >= 0, "a non-empty dataset has no file offset");
     const uint64_t at = static_cast<uint64_t>(offsets[i]) + static_cast<uint64_t>(s.begin) * items[i].row_bytes();
-    pieces.push_back({at, s.src, bytes});
+    pieces.push_back({at, s.src, bytes, items[i].device});
   }
   return pieces;
 }
@@ -501,7 +508,12 @@ std::string save_checkpoint(Communicator& comm, const std::string& dir, const st
   std::vector<std::vector<uint64_t>> gathered;
   if (!parallel) gathered = gather_state(comm, req);
   if (!parallel && rank == 0) items = plan_items(req, size, gathered);
-  const std::vector<uint32_t> crcs = item_crcs(comm, items, parallel);
+  uint64_t largest = 0;
+  for (const auto& it : items) largest = std::max(largest, item_bytes(it));
+  ckpt::Stager stager(largest);   // this save's one staging buffer, allocated at first use
+  std::vector<uint32_t> crcs;
+  agree(comm, run_guarded([&] { crcs = local_crcs(items, parallel, rank, size, stager); }));
+  if (parallel) crcs = combine_crcs(comm, items, crcs);
   const auto t_crc = Clock::now();
 
   // Phase 2: rank 0 writes the layout into the reserved tmp file and shares the offsets.
@@ -516,9 +528,9 @@ std::string save_checkpoint(Communicator& comm, const std::string& dir, const st
   std::string bulk_error;
   Failure f3 = run_guarded([&] {
     if (parallel) {
-      bulk_error = ckpt::write_pieces_mpiio(tmp_path, bulk_pieces(items, offsets, true, rank, size));
+      bulk_error = ckpt::write_pieces_mpiio(comm, tmp_path, bulk_pieces(items, offsets, true, rank, size), stager);
     } else if (rank == 0) {
-      ckpt::write_pieces_posix(tmp_path, bulk_pieces(items, offsets, false, 0, 1));
+      ckpt::write_pieces_posix(tmp_path, bulk_pieces(items, offsets, false, 0, 1), stager);
     }
   });
   if (!f3.failed && !bulk_error.empty()) f3 = {true, false, bulk_error};

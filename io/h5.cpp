@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <hdf5.h>
-#include <mpi.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -14,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "dist/mpi_handle.h"
 
 namespace loom {
 
@@ -70,15 +70,6 @@ void init_library() {
     H5open();
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   });
-}
-
-int mpi_world_size() {
-  int initialized = 0, finalized = 0;
-  MPI_Initialized(&initialized);
-  MPI_Finalized(&finalized);
-  int size = 0;
-  if (initialized && !finalized) MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
 }
 
 const char* elem_type_name(ElemType type) {
@@ -142,7 +133,7 @@ std::optional<ElemType> classify(hid_t type) {
 
 Handle transfer_list(Driver driver, const std::string& where) {
   Handle dxpl(LOOM_H5_CHECK(H5Pcreate(H5P_DATASET_XFER), where), Kind::kPropertyList);
-  if (driver == Driver::kMpiWorld)
+  if (driver == Driver::kMpio)
     LOOM_H5_CHECK(H5Pset_dxpl_mpio(dxpl.id(), H5FD_MPIO_COLLECTIVE), where);
   return dxpl;
 }
@@ -336,20 +327,28 @@ Dataset Group::open_dataset(const std::string& name) const {
 
 // ---- File ------------------------------------------------------------------------------
 
-File File::create(const std::string& path, Driver driver) {
+File File::create(const std::string& path) {
   init_library();
   const std::string w = path + " (creating)";
   Handle fapl(LOOM_H5_CHECK(H5Pcreate(H5P_FILE_ACCESS), w), Kind::kPropertyList);
-  if (driver == Driver::kMpiWorld) {
-    if (mpi_world_size() == 0) throw IoError(w + ": MPI-IO needs MPI to be initialised");
-    LOOM_H5_CHECK(H5Pset_fapl_mpio(fapl.id(), MPI_COMM_WORLD, MPI_INFO_NULL), w);
-    LOOM_H5_CHECK(H5Pset_all_coll_metadata_ops(fapl.id(), true), w);
-    LOOM_H5_CHECK(H5Pset_coll_metadata_write(fapl.id(), true), w);
-  } else {
-    LOOM_H5_CHECK(H5Pset_fapl_sec2(fapl.id()), w);
-  }
+  LOOM_H5_CHECK(H5Pset_fapl_sec2(fapl.id()), w);
   hid_t id = LOOM_H5_CHECK(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()), w);
-  return File(Handle(id, Kind::kFile), path, "/", driver);
+  return File(Handle(id, Kind::kFile), path, "/", Driver::kSerial);
+}
+
+File File::create_mpio(const std::string& path, const Communicator& comm) {
+  init_library();
+  const std::string w = path + " (creating for MPI-IO)";
+  const MpiCommHandle ranks = comm.mpi_comm();
+  if (!ranks)
+    throw IoError(w + ": the " + std::string(comm.backend()) +
+                  " communicator has no MPI communicator over its ranks; write the file serially");
+  Handle fapl(LOOM_H5_CHECK(H5Pcreate(H5P_FILE_ACCESS), w), Kind::kPropertyList);
+  LOOM_H5_CHECK(H5Pset_fapl_mpio(fapl.id(), mpi_comm_of(ranks), MPI_INFO_NULL), w);   // HDF5 keeps a duplicate
+  LOOM_H5_CHECK(H5Pset_all_coll_metadata_ops(fapl.id(), true), w);
+  LOOM_H5_CHECK(H5Pset_coll_metadata_write(fapl.id(), true), w);
+  hid_t id = LOOM_H5_CHECK(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()), w);
+  return File(Handle(id, Kind::kFile), path, "/", Driver::kMpio);
 }
 
 File File::open(const std::string& path, bool writable) {
@@ -525,6 +524,52 @@ void Dataset::read_rows(int64_t row_begin, int64_t row_count, void* data) const 
   auto [fspace, mspace] = row_spaces(handle_.id(), dims_, row_begin, row_count, row_elems_, where());
   Handle dxpl = transfer_list(driver_, where());
   LOOM_H5_CHECK(H5Dread(handle_.id(), mem_type(*type_), mspace.id(), fspace.id(), dxpl.id(), data), where());
+}
+
+namespace {
+// Selects elements [begin, begin + count) of the row-major array of shape `dims` in `space`
+// as a union of at most 2 * rank hyperslabs: each a run along one dimension of whole blocks
+// of the dimensions after it (a partial row, whole rows, a partial row, recursively). HDF5
+// transfers a selection in row-major order, so the memory side is a flat run of `count`.
+void select_flat_range(hid_t space, const std::vector<int64_t>& dims, int64_t begin, int64_t count,
+                       const std::string& w) {
+  const size_t rank = dims.size();
+  std::vector<int64_t> stride(rank, 1);   // (rank) elements per step of dimension k
+  for (size_t k = rank - 1; k > 0; --k) stride[k - 1] = stride[k] * dims[k];
+  const int64_t end = begin + count;
+  bool first = true;
+  for (int64_t at = begin; at < end; first = false) {
+    size_t k = 0;   // the outermost dimension a run from `at` can step along
+    while (at % stride[k] != 0 || stride[k] > end - at) ++k;   // stops at k = rank - 1 (stride 1)
+    const int64_t index = at / stride[k] % dims[k];
+    const int64_t run = std::min((end - at) / stride[k], dims[k] - index);
+    std::vector<hsize_t> start(rank, 0), extent(rank, 1);   // (rank)
+    for (size_t j = 0; j < rank; ++j) {
+      if (j < k) start[j] = static_cast<hsize_t>(at / stride[j] % dims[j]);
+      if (j == k) start[j] = static_cast<hsize_t>(index), extent[j] = static_cast<hsize_t>(run);
+      if (j > k) extent[j] = static_cast<hsize_t>(dims[j]);
+    }
+    LOOM_H5_CHECK(H5Sselect_hyperslab(space, first ? H5S_SELECT_SET : H5S_SELECT_OR, start.data(), nullptr,
+                                      extent.data(), nullptr), w);
+    at += run * stride[k];
+  }
+}
+}  // namespace
+
+void Dataset::read_elements(int64_t begin, int64_t count, void* data) const {
+  LOOM_ASSERT(type_ && *type_ != ElemType::kString, "read_elements needs a numeric dataset");
+  LOOM_ASSERT(driver_ == Driver::kSerial, "read_elements needs a serial file");
+  LOOM_ASSERT(begin >= 0 && count >= 0 && begin + count <= numel(), "read_elements: range outside the dataset");
+  Handle fspace(LOOM_H5_CHECK(H5Dget_space(handle_.id()), where()), Kind::kDataspace);
+  hsize_t mcount = static_cast<hsize_t>(count);
+  Handle mspace(LOOM_H5_CHECK(H5Screate_simple(1, &mcount, nullptr), where()), Kind::kDataspace);
+  if (count == 0) {
+    LOOM_H5_CHECK(H5Sselect_none(fspace.id()), where());
+    LOOM_H5_CHECK(H5Sselect_none(mspace.id()), where());
+  } else if (!dims_.empty()) {
+    select_flat_range(fspace.id(), dims_, begin, count, where());
+  }
+  LOOM_H5_CHECK(H5Dread(handle_.id(), mem_type(*type_), mspace.id(), fspace.id(), H5P_DEFAULT, data), where());
 }
 
 void Dataset::write_strings(const std::vector<std::string>& values) {

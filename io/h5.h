@@ -38,6 +38,8 @@
 
 namespace loom {
 
+class Communicator;
+
 // "1.10.8 (parallel)" for the linked library.
 std::string hdf5_version();
 
@@ -80,12 +82,10 @@ enum class ElemType : uint8_t { kF32, kI64, kU64, kString };
 const char* elem_type_name(ElemType type);  // "float32", "int64", "uint64", "string"
 size_t elem_type_size(ElemType type);       // bytes in memory (string: 0)
 
-// How a file is opened: serial sec2 driver, or MPI-IO over MPI_COMM_WORLD with
-// collective metadata (every rank makes every metadata call with the same arguments).
-enum class Driver : uint8_t { kSerial, kMpiWorld };
-// Size of MPI_COMM_WORLD when MPI is initialised (and not finalised), else 0: kMpiWorld
-// can be used only when this equals the communicator's size.
-int mpi_world_size();
+// How a file is opened: serial sec2 driver, or MPI-IO over a Communicator's ranks
+// (Communicator::mpi_comm()) with collective metadata (every rank makes every metadata
+// call with the same arguments).
+enum class Driver : uint8_t { kSerial, kMpio };
 
 class Dataset;
 class Group;
@@ -134,8 +134,11 @@ class Group : public Object {
 
 class File : public Group {
  public:
-  // Creates (truncating) `path`. With kMpiWorld this is a collective over MPI_COMM_WORLD.
-  static File create(const std::string& path, Driver driver);
+  // Creates (truncating) `path` with the serial driver.
+  static File create(const std::string& path);
+  // Collective over comm's ranks: creates (truncating) `path` for MPI-IO over
+  // comm.mpi_comm(); throws IoError when comm has no MPI communicator.
+  static File create_mpio(const std::string& path, const Communicator& comm);
   static File open(const std::string& path, bool writable);   // serial
   // Serial: creates PATH holding `reserve_bytes` reserved bytes and opens it for writing
   // (Note [Reserved files]). Throws IoError naming PATH and the OS error; PATH is removed
@@ -169,6 +172,9 @@ class Dataset : public Object {
   // `type()`. In an MPI-IO file the call is collective (ranks may pass row_count 0).
   void write_rows(int64_t row_begin, int64_t row_count, const void* data);
   void read_rows(int64_t row_begin, int64_t row_count, void* data) const;
+  // Elements [begin, begin + count) of the flattened (row-major) array, in any shape: a
+  // piece need not hold whole rows. Serial files only.
+  void read_elements(int64_t begin, int64_t count, void* data) const;
   void write_strings(const std::vector<std::string>& values);   // 1-D string dataset
   std::vector<std::string> read_strings() const;
 

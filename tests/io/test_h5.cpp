@@ -13,7 +13,7 @@ TEST(H5, AttributesAndRowsRoundTrip) {
   test::TempDir dir;
   const std::string path = dir.file("x.h5");
   {
-    h5::File f = h5::File::create(path, h5::Driver::kSerial);
+    h5::File f = h5::File::create(path);
     f.set_attr("name", std::string("naïve"));
     f.set_attr("n", int64_t{-5});
     h5::Group g = f.create_group("g.with.dots");
@@ -39,6 +39,40 @@ TEST(H5, AttributesAndRowsRoundTrip) {
   EXPECT_EQ(all[5], ~uint64_t{0});
 }
 
+// Every flat range [begin, begin + count) of a (3, 4, 5) array, of a (2, 1, 3, 2) array
+// (a dimension of 1) and of a 1-D array reads the row-major elements at those positions:
+// ranges that start and end inside rows, span whole rows, and cross the outer dimensions.
+TEST(H5, ReadElementsReadsAnyFlatRange) {
+  test::TempDir dir;
+  const std::string path = dir.file("flat.h5");
+  const std::vector<std::vector<int64_t>> shapes = {{3, 4, 5}, {2, 1, 3, 2}, {17}};
+  {
+    h5::File f = h5::File::create(path);
+    for (size_t s = 0; s < shapes.size(); ++s) {
+      h5::Dataset d = f.create_dataset("a" + std::to_string(s), h5::ElemType::kI64, shapes[s]);
+      std::vector<int64_t> values(static_cast<size_t>(d.numel()));
+      for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<int64_t>(1000 * s + i);
+      d.write_rows(0, shapes[s][0], values.data());
+    }
+  }
+  h5::File f = h5::File::open(path, false);
+  for (size_t s = 0; s < shapes.size(); ++s) {
+    h5::Dataset d = f.open_dataset("a" + std::to_string(s));
+    const int64_t n = d.numel();
+    for (int64_t begin = 0; begin <= n; ++begin) {
+      for (int64_t count = 0; begin + count <= n; ++count) {
+        std::vector<int64_t> got(static_cast<size_t>(count) + 1, -1);   // one guard element
+        d.read_elements(begin, count, got.data());
+        for (int64_t i = 0; i < count; ++i)
+          ASSERT_EQ(got[static_cast<size_t>(i)], static_cast<int64_t>(1000 * s) + begin + i)
+              << "shape " << s << " range [" << begin << ", " << begin + count << ") index " << i;
+        ASSERT_EQ(got.back(), -1) << "shape " << s << " range [" << begin << ", " << begin + count
+                                  << ") wrote past its end";
+      }
+    }
+  }
+}
+
 TEST(H5, ErrorsNameTheFileAndObject) {
   test::TempDir dir;
   try {
@@ -50,7 +84,7 @@ TEST(H5, ErrorsNameTheFileAndObject) {
     EXPECT_NE(msg.find("H5Fopen"), std::string::npos) << msg;     // the expression
     EXPECT_NE(msg.find("h5.cpp:"), std::string::npos) << msg;     // file:line
   }
-  h5::File f = h5::File::create(dir.file("y.h5"), h5::Driver::kSerial);
+  h5::File f = h5::File::create(dir.file("y.h5"));
   try {
     f.open_group("model").open_dataset("W");
     FAIL();
