@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/buffer.h"
 #include "core/device.h"
 #include "core/log.h"
 #include "core/version.h"
@@ -64,6 +65,8 @@ Session::Session(const SessionOptions& options) {
   log::set_rank(env_.announced_rank, env_.announced_size);   // until MPI says
   config_ = load_config(options.config_path, options.overrides);
   log::set_level(parse_level(config_.run.log_level));
+  log::set_all_ranks(config_.run.log_all_ranks);
+  set_huge_pages(config_.run.hugepages);   // before any parameter buffer is allocated
   int threads = config_.run.threads > 0 ? static_cast<int>(config_.run.threads) : env_.threads;
   env_.threads = threads > 0 ? threads : 1;
   omp_set_num_threads(env_.threads);
