@@ -55,9 +55,9 @@ bool check_args(const char* kernel, std::initializer_list<Arg> args) {
   return first->tensor.device().is_cuda();
 }
 
-void expect_shape(const char* kernel, const char* name, const Tensor& t, bool ok,
-                  const std::string& want) {
-  if (!ok) fail(kernel, std::string(name) + " must be " + want + "; got " + t.shape().str());
+[[noreturn]] void bad_shape(const char* kernel, const char* name, const Tensor& t,
+                            const std::string& want) {
+  fail(kernel, std::string(name) + " must be " + want + "; got " + t.shape().str());
 }
 
 int64_t last_dim(const Tensor& t) { return t.shape().rank() == 0 ? 1 : t.shape()[t.shape().rank() - 1]; }
@@ -86,14 +86,14 @@ std::string dims(std::initializer_list<int64_t> d) { return Shape(d).str(); }
 void check_linear_shapes(const char* kernel, const Tensor& rows_o, const char* rows_o_name,
                          const Tensor& in, const Tensor& weight, const Tensor& bias,
                          const char* bias_name) {
-  expect_shape(kernel, "weight", weight, weight.shape().rank() == 2, "(O, I)");
+  if (weight.shape().rank() != 2) bad_shape(kernel, "weight", weight, "(O, I)");
   const int64_t O = weight.shape()[0], I = weight.shape()[1];
-  expect_shape(kernel, "in", in, in.shape().rank() >= 1 && last_dim(in) == I,
-               "(N, I) with I = " + std::to_string(I));
-  expect_shape(kernel, rows_o_name, rows_o, same_rows(rows_o, in) && last_dim(rows_o) == O,
-               "in's leading dimensions followed by O = " + std::to_string(O));
-  if (present(bias))
-    expect_shape(kernel, bias_name, bias, bias.shape() == Shape{O}, dims({O}));
+  if (in.shape().rank() < 1 || last_dim(in) != I)
+    bad_shape(kernel, "in", in, "(N, I) with I = " + std::to_string(I));
+  if (!same_rows(rows_o, in) || last_dim(rows_o) != O)
+    bad_shape(kernel, rows_o_name, rows_o,
+              "in's leading dimensions followed by O = " + std::to_string(O));
+  if (present(bias) && !(bias.shape() == Shape{O})) bad_shape(kernel, bias_name, bias, dims({O}));
 }
 
 }  // namespace
@@ -114,9 +114,10 @@ void linear_backward(Tensor din, Tensor dweight, Tensor dbias, Tensor dout, Tens
   bool cuda = check_args(k, {{"din", din, true}, {"dweight", dweight}, {"dbias", dbias, true},
                              {"dout", dout}, {"in", in}, {"weight", weight}});
   check_linear_shapes(k, dout, "dout", in, weight, dbias, "dbias");
-  expect_shape(k, "dweight", dweight, dweight.shape() == weight.shape(),
-               "weight's shape " + weight.shape().str());
-  if (present(din)) expect_shape(k, "din", din, din.shape() == in.shape(), "in's shape " + in.shape().str());
+  if (!(dweight.shape() == weight.shape()))
+    bad_shape(k, "dweight", dweight, "weight's shape " + weight.shape().str());
+  if (present(din) && !(din.shape() == in.shape()))
+    bad_shape(k, "din", din, "in's shape " + in.shape().str());
   if (cuda) return cuda::linear_backward(din, dweight, dbias, dout, in, weight);
   cpu::linear_backward(din, dweight, dbias, dout, in, weight);
 }
@@ -125,9 +126,9 @@ void linear_backward(Tensor din, Tensor dweight, Tensor dbias, Tensor dout, Tens
 
 namespace {
 void check_squared_error_shapes(const char* kernel, const Tensor& pred, const Tensor& target) {
-  expect_shape(kernel, "pred", pred, pred.shape().rank() >= 1, "(N, K)");
-  expect_shape(kernel, "target", target, target.shape() == pred.shape(),
-               "pred's shape " + pred.shape().str());
+  if (pred.shape().rank() < 1) bad_shape(kernel, "pred", pred, "(N, K)");
+  if (!(target.shape() == pred.shape()))
+    bad_shape(kernel, "target", target, "pred's shape " + pred.shape().str());
 }
 }  // namespace
 
@@ -136,7 +137,7 @@ void squared_error_forward(Tensor loss, Tensor pred, Tensor target) {
   bool cuda = check_args(k, {{"loss", loss}, {"pred", pred}, {"target", target}});
   check_squared_error_shapes(k, pred, target);
   const int64_t N = rows(pred);
-  expect_shape(k, "loss", loss, loss.shape() == Shape{N}, dims({N}));
+  if (!(loss.shape() == Shape{N})) bad_shape(k, "loss", loss, dims({N}));
   if (cuda) return cuda::squared_error_forward(loss, pred, target);
   cpu::squared_error_forward(loss, pred, target);
 }
@@ -145,7 +146,8 @@ void squared_error_backward(Tensor dpred, Tensor pred, Tensor target) {
   const char* k = "squared_error_backward";
   bool cuda = check_args(k, {{"dpred", dpred}, {"pred", pred}, {"target", target}});
   check_squared_error_shapes(k, pred, target);
-  expect_shape(k, "dpred", dpred, dpred.shape() == pred.shape(), "pred's shape " + pred.shape().str());
+  if (!(dpred.shape() == pred.shape()))
+    bad_shape(k, "dpred", dpred, "pred's shape " + pred.shape().str());
   if (cuda) return cuda::squared_error_backward(dpred, pred, target);
   cpu::squared_error_backward(dpred, pred, target);
 }

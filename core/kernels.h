@@ -26,7 +26,8 @@
 // softmax_cross_entropy, ...). To add one:
 //   1. Declare it here in this file's style: shapes in the comment, outputs first.
 //   2. Add its dispatch to core/kernels.cpp: `bool cuda = check_args(...)` (devices,
-//      dtypes, missing arguments), its shape rules with expect_shape(), then
+//      dtypes, missing arguments), its shape rules (bad_shape() builds the message only
+//      on failure: a kernel call allocates nothing), then
 //      `if (cuda) return cuda::x(...); cpu::x(...);` - ten lines, no #ifdef.
 //   3. Write the CPU reference in core/kernels_cpu.cpp (or kernels_cpu_<family>.cpp once
 //      that file passes ~500 lines): a float/double pair through one function template
