@@ -5,39 +5,16 @@
 // naming it.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/param_store.h"
 #include "dist/communicator.h"
 #include "dist/grad_sync.h"
+#include "tests/support/solo_communicator.h"
 
 namespace loom::test {
 namespace {
-
-// A world of one, in process: collectives leave the buffer as it is.
-class SoloCommunicator final : public Communicator {
- public:
-  class DoneWork final : public Work {
-   public:
-    void wait() override {}
-    bool done() override { return true; }
-  };
-  int rank() const override { return 0; }
-  int size() const override { return 1; }
-  std::string_view backend() const override { return "solo"; }
-  void allreduce(Tensor, const CollectiveOptions&) override {}
-  std::unique_ptr<Work> allreduce_async(Tensor, const CollectiveOptions&) override {
-    return std::make_unique<DoneWork>();
-  }
-  void broadcast(Tensor, int) override {}
-  void allgatherv(Tensor, Tensor, std::span<const int64_t>) override {}
-  void alltoallv(Tensor, std::span<const int64_t>, Tensor, std::span<const int64_t>) override {}
-  void barrier() override {}
-  [[noreturn]] void abort(std::string_view, int) override { std::abort(); }
-};
 
 // Sizes in elements, declared as p0, p1, ...
 void declare(ParamStore& ps, const std::vector<int64_t>& sizes) {

@@ -121,6 +121,7 @@ class RecordingCommunicator final : public Communicator {
   int rank() const override { return inner_.rank(); }
   int size() const override { return inner_.size(); }
   std::string_view backend() const override { return inner_.backend(); }
+  MpiCommHandle mpi_comm() const override { return inner_.mpi_comm(); }
   void allreduce(Tensor buf, const CollectiveOptions& opt) override { inner_.allreduce(buf, opt); }
   std::unique_ptr<Work> allreduce_async(Tensor buf, const CollectiveOptions& opt) override {
     launches.push_back({static_cast<const float*>(buf.data()) - base_, buf.numel()});
