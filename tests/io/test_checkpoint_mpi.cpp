@@ -2,36 +2,21 @@
 // Every rank saves into one shared directory (rank 0's TempDir, path broadcast).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
+#include <span>
 
 #include "dist/mpi_communicator.h"
 #include "io/checkpoint.h"
+#include "io/h5.h"
 #include "tests/io/checkpoint_fixture.h"
+#include "tests/io/shared_dir.h"
 #include "tests/support/test_support.h"
 
 namespace loom {
 namespace {
 
-// A directory every rank sees; rank 0 owns (and removes) it.
-class SharedDir {
- public:
-  explicit SharedDir(Communicator& comm) {
-    if (comm.rank() == 0) {
-      dir_ = std::make_unique<test::TempDir>();
-      path_ = dir_->path();
-    }
-    int64_t len = static_cast<int64_t>(path_.size());
-    comm.broadcast(Tensor::of(&len, 1), 0);
-    path_.resize(static_cast<size_t>(len));
-    comm.broadcast(Tensor::of(reinterpret_cast<uint8_t*>(path_.data()), len), 0);
-  }
-  ~SharedDir() { MpiCommunicator::world().barrier(); }   // nobody still reading when rank 0 removes it
-  const std::string& path() const { return path_; }
-
- private:
-  std::unique_ptr<test::TempDir> dir_;
-  std::string path_;
-};
+using test::SharedDir;
 
 void expect_round_trip(const std::string& path, const test::CheckpointFixture& fx, int world) {
   CheckpointReader r;
@@ -151,6 +136,108 @@ TEST(CheckpointMpiFailure, RanksThatDisagreeOnTheLayoutAreRefused) {
   EXPECT_THROW(save_checkpoint(comm, dir.path(), "bad", fx.req, WriteMode::kAuto), DataError);
   comm.barrier();
   EXPECT_EQ(find_resume_checkpoint(comm, dir.path()), "");
+}
+
+// The world split in two groups where it can be: at np 3 ranks {0, 1} (group 0) and {2},
+// at np 2 {0} and {1}; a singleton is group 0 alone.
+std::unique_ptr<MpiCommunicator> split_world(int* color) {
+  MpiCommunicator& world = MpiCommunicator::world();
+  *color = world.rank() < std::max(1, world.size() - 1) ? 0 : 1;
+  return world.split(*color, world.rank());
+}
+
+// A group split from the world writes its checkpoint over its own ranks: group 0 in
+// parallel (MPI-IO over the group's communicator) while the other group writes gathered
+// (no MPI-IO at all). Over MPI_COMM_WORLD the MPI-IO open would wait for the other group
+// forever, and the old world-size check refused parallel mode for a group.
+TEST(CheckpointMpiSplit, AGroupWritesInParallelOverItsOwnRanks) {
+  int color = 0;
+  std::unique_ptr<MpiCommunicator> group = split_world(&color);
+  ASSERT_TRUE(group->mpi_comm());
+  SharedDir dir(*group);
+  test::CheckpointFixture fx(group->rank());
+  const WriteMode mode = color == 0 ? WriteMode::kParallel : WriteMode::kGathered;
+  WriteMode used = WriteMode::kAuto;
+  std::string path = save_checkpoint(*group, dir.path(), "group", fx.req, mode, &used);
+  EXPECT_EQ(used, mode);
+  expect_round_trip(path, fx, group->size());
+  group->barrier();   // every member has read the file before its rank 0 removes it
+}
+
+// h5::File::create_mpio runs HDF5's MPI-IO driver over group 0's ranks only (the other
+// group writes its file serially): each member writes its row collectively, and the file
+// holds every member's row.
+TEST(H5Mpio, AFileCreatedOverAGroupHoldsEveryMembersRow) {
+  int color = 0;
+  std::unique_ptr<MpiCommunicator> group = split_world(&color);
+  SharedDir dir(*group);
+  const std::string path = dir.path() + "/mpio.h5";
+  const int rank = group->rank(), size = group->size();
+  {
+    h5::File f = color == 0 ? h5::File::create_mpio(path, *group) : h5::File::create(path);
+    {
+      h5::Dataset d = f.create_dataset("rows", h5::ElemType::kI64, {size, 3});
+      int64_t mine[3] = {rank * 10, rank * 10 + 1, rank * 10 + 2};
+      d.write_rows(rank, 1, mine);   // collective in the MPI-IO file
+    }
+    f.close();   // collective
+  }
+  group->barrier();
+  h5::File f = h5::File::open(path, false);
+  h5::Dataset d = f.open_dataset("rows");
+  ASSERT_EQ(d.dims(), (std::vector<int64_t>{size, 3}));
+  std::vector<int64_t> all(static_cast<size_t>(3 * size), -1);
+  d.read_rows(0, size, all.data());
+  for (int q = 0; q < size; ++q)
+    for (int i = 0; i < 3; ++i)
+      EXPECT_EQ(all[static_cast<size_t>(3 * q + i)], q * 10 + i) << "row " << q << " index " << i << " rank " << rank;
+  group->barrier();
+}
+
+// The world's collectives, but no MPI communicator under them, and the name "mpi": the
+// writer asks mpi_comm(), not backend(), whether MPI-IO may run.
+class WorldWithoutMpiIo final : public Communicator {
+ public:
+  explicit WorldWithoutMpiIo(Communicator& inner) : inner_(inner) {}
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  std::string_view backend() const override { return inner_.backend(); }
+  MpiCommHandle mpi_comm() const override { return {}; }
+  void allreduce(Tensor buf, const CollectiveOptions& opt) override { inner_.allreduce(buf, opt); }
+  std::unique_ptr<Work> allreduce_async(Tensor buf, const CollectiveOptions& opt) override {
+    return inner_.allreduce_async(buf, opt);
+  }
+  void broadcast(Tensor buf, int root) override { inner_.broadcast(buf, root); }
+  void allgatherv(Tensor mine, Tensor all, std::span<const int64_t> counts) override {
+    inner_.allgatherv(mine, all, counts);
+  }
+  void alltoallv(Tensor send, std::span<const int64_t> send_counts, Tensor recv,
+                 std::span<const int64_t> recv_counts) override {
+    inner_.alltoallv(send, send_counts, recv, recv_counts);
+  }
+  void barrier() override { inner_.barrier(); }
+  void abort(std::string_view why, int exit_code) override { inner_.abort(why, exit_code); }
+  using Communicator::allreduce;
+
+ private:
+  Communicator& inner_;
+};
+
+TEST(CheckpointMpiModes, ParallelNeedsAnMpiCommunicatorUnderTheRanks) {
+  WorldWithoutMpiIo comm(MpiCommunicator::world());
+  SharedDir dir(comm);
+  test::CheckpointFixture fx(comm.rank());
+  std::string msg;
+  try {
+    save_checkpoint(comm, dir.path(), "parallel", fx.req, WriteMode::kParallel);
+  } catch (const IoError& e) {
+    msg = e.what();
+  }
+  EXPECT_NE(msg.find("no MPI communicator over its ranks"), std::string::npos) << "message: " << msg;
+  WriteMode used = WriteMode::kParallel;
+  std::string path = save_checkpoint(comm, dir.path(), "auto", fx.req, WriteMode::kAuto, &used);
+  EXPECT_EQ(used, WriteMode::kGathered);
+  expect_round_trip(path, fx, comm.size());
 }
 
 }  // namespace
