@@ -217,8 +217,9 @@ BpeVocab parse_bpe_files(std::string_view vocab_json, std::string_view merges_tx
 
 BpeVocab read_bpe_files(const std::string& vocab_json_path, const std::string& merges_txt_path,
                         std::span<const std::string_view> special_tokens) {
-  return parse_bpe_files(read_file(vocab_json_path), read_file(merges_txt_path), special_tokens,
-                         vocab_json_path, merges_txt_path);
+  const std::string vocab_json = read_file(vocab_json_path);   // first: errors name it first
+  const std::string merges_txt = read_file(merges_txt_path);
+  return parse_bpe_files(vocab_json, merges_txt, special_tokens, vocab_json_path, merges_txt_path);
 }
 
 std::string format_vocab_json(const BpeVocab& vocab) {
