@@ -39,6 +39,26 @@ if ((${#missing[@]})); then
 fi
 phase packages
 
+# ---- python reference environment ---------------------------------------------------
+# .venv: Debian's python3 with its packages (numpy, h5py, torch where installed) plus the
+# pinned test references in scripts/python-requirements.txt (Hugging Face tokenizers,
+# transformers, safetensors). Rebuilt only when that file changes. A failure (no PyPI) is
+# a warning here; the tests that need it then fail under CI and skip elsewhere, saying why.
+VENV=.venv
+req_sum=$(sha256sum scripts/python-requirements.txt | cut -d' ' -f1)
+if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.loom-requirements" 2>/dev/null)" != "$req_sum" ]]; then
+  echo "[setup] python environment: $VENV (scripts/python-requirements.txt)"
+  if /usr/bin/python3 -m venv --system-site-packages "$VENV" &&
+     "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+        -r scripts/python-requirements.txt >"$VENV/pip.log" 2>&1; then
+    echo "$req_sum" >"$VENV/.loom-requirements"
+  else
+    echo "[setup] WARNING: could not install scripts/python-requirements.txt into $VENV" \
+         "(see $VENV/pip.log); tests comparing with Hugging Face will not run"
+  fi
+fi
+phase python
+
 # ---- configure ----------------------------------------------------------------------
 want="type=$BUILD_TYPE cuda=$CUDA werror=$WERROR tests=$TESTS"
 stamp="$BUILD_DIR/.loom-configure"
