@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "dist/mpi_communicator.h"
-#include "io/cooccur.h"
+#include "models/glove/cooccur_build.h"
 #include "io/vocab.h"
 
 int main(int argc, char** argv) {

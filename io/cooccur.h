@@ -6,7 +6,7 @@
 //
 // Collective. Each rank counts its CorpusShard (with options.threads threads) into a dense
 // block for frequent pairs and sorted runs for the rest (spilled to disk over the memory
-// budget; Note [Dense block] in io/cooccur_count.h), the runs are merged and exchanged
+// budget; Note [Dense block] in models/glove/cooccur_count.h), the runs are merged and exchanged
 // with alltoallv so that rank r owns the rows with row % size == r, and each owner sums
 // duplicates (Note [Exact sums]), shuffles its partition with Rng(seed, rank, kShuffle)
 // and writes it. Rank 0 logs progress every few seconds and a phase summary at the end.
@@ -35,7 +35,7 @@ struct CooccurOptions {
   std::string spill_dir;         // sorted runs over budget go here; empty: out_dir
   uint64_t seed = 1;             // shuffle of each partition
   int threads = 1;               // counting threads per rank (Note [Counting threads] in
-                                 // io/cooccur_count.h); the result does not depend on it
+                                 // models/glove/cooccur_count.h); the result does not depend on it
 };
 
 // 16 bytes, the layout of GloVe's CREC record but with 0-based ids.
@@ -66,14 +66,6 @@ struct CooccurResult {
   std::string h5_path;       // where this partition was written ("" if not written)
   CooccurStats stats;
 };
-
-// Counts, exchanges and (when out_dir is not empty) writes
-// out_dir/cooccur.part-<r>-of-<W>.h5 (Note [Cooccur file format] in cooccur_io.cpp).
-CooccurResult build_cooccurrence(Communicator& comm, const Vocab& vocab, const CorpusLayout& layout,
-                                 const CorpusOptions& corpus, const CooccurOptions& options,
-                                 const std::string& out_dir);
-CooccurResult build_cooccurrence(Communicator& comm, const Vocab& vocab, const CorpusOptions& corpus,
-                                 const CooccurOptions& options, const std::string& out_dir);
 
 // HDF5 partition file: attrs format="loom-cooccur", format_version=1, partition,
 // num_partitions, window, symmetric, seed, nnz_total, vocab_size; dataset /cooccur

@@ -13,7 +13,7 @@
 #include "dist/mpi_communicator.h"
 #include "core/param_store.h"
 #include "io/checkpoint.h"
-#include "io/cooccur.h"
+#include "models/glove/cooccur_build.h"
 #include "launch/config/config.h"
 #include "launch/pipeline/embedding_recipe.h"
 #include "launch/pipeline/run_report.h"
@@ -22,7 +22,7 @@
 namespace loom {
 
 LOOM_REGISTER_MODEL_SECTION(GloveSection, LOOM_CONFIG_GLOVE, "GloVe training (models/glove)");
-LOOM_REGISTER_MODEL_SECTION(CooccurSection, LOOM_CONFIG_COOCCUR, "GloVe's co-occurrence matrix (io/cooccur)");
+LOOM_REGISTER_MODEL_SECTION(CooccurSection, LOOM_CONFIG_COOCCUR, "GloVe's co-occurrence matrix (models/glove/cooccur_build.h)");
 
 namespace {
 

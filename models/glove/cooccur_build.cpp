@@ -1,6 +1,6 @@
-// build_cooccurrence: count (io/cooccur_count.cpp), exchange (alltoallv rounds straight
+// build_cooccurrence: count (models/glove/cooccur_count.cpp), exchange (alltoallv rounds straight
 // into the partition), shuffle, write (behind the shuffle when threads > 1).
-#include "io/cooccur.h"
+#include "models/glove/cooccur_build.h"
 
 #include <sys/resource.h>
 
@@ -18,7 +18,7 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "dist/communicator.h"
-#include "io/cooccur_count.h"
+#include "models/glove/cooccur_count.h"
 #include "io/cooccur_runs.h"
 #include "io/cooccur_write.h"
 
@@ -134,7 +134,7 @@ void check_options(const CooccurOptions& options) {
 }  // namespace
 
 namespace cooccur_detail {
-// Note [Exchange rounds] in io/cooccur_exchange.cpp; emit gets this rank's partition in key order.
+// Note [Exchange rounds] in models/glove/cooccur_exchange.cpp; emit gets this rank's partition in key order.
 int64_t exchange(Communicator& comm, const std::vector<const RunStore*>& sent, size_t cap,
                  const std::function<void(uint64_t, uint64_t)>& emit);
 }

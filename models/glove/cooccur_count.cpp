@@ -1,6 +1,6 @@
 // Counting threads of the co-occurrence build: PairCounter (Note [Dense block]), sub-shards
 // (Note [Counting threads]) and progress lines.
-#include "io/cooccur_count.h"
+#include "models/glove/cooccur_count.h"
 
 #include <unistd.h>
 

@@ -14,7 +14,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "dist/mpi_communicator.h"
-#include "io/cooccur.h"
+#include "models/glove/cooccur_build.h"
 #include "io/tokenize.h"
 #include "io/vocab.h"
 #include "tests/support/test_support.h"

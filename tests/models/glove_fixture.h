@@ -15,7 +15,7 @@
 
 #include "core/param_store.h"
 #include "dist/mpi_communicator.h"
-#include "io/cooccur.h"
+#include "models/glove/cooccur_build.h"
 #include "io/export.h"
 #include "io/vocab.h"
 #include "models/embedding_eval.h"
