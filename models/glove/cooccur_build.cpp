@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/measure.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "dist/communicator.h"
@@ -29,14 +30,8 @@ using cooccur::RunStore;
 constexpr int kMaxWindow = 40;
 constexpr int kMaxThreads = 256;
 
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::string fixed(double v, int digits) {
-  char s[32];
-  std::snprintf(s, sizeof(s), "%.*f", digits, v);
-  return s;
-}
+using Clock = SteadyClock;
+double since(Clock::time_point t) { return seconds_since(t); }
 
 // Rng::below(n) with the same draws and results (Lemire's multiply-and-reject), but the
 // rejection threshold, a 64-bit division, is computed only when it can matter.
@@ -214,9 +209,7 @@ CooccurResult build_cooccurrence(Communicator& comm, const Vocab& vocab, const C
   Rng rng(options.seed, static_cast<uint64_t>(comm.rank()), RngPurpose::kShuffle);
   shuffle_and_write(result, vocab, options, rng);
   st.seconds = since(t0);
-  struct rusage ru {};
-  ::getrusage(RUSAGE_SELF, &ru);
-  st.peak_rss_gb = static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);
+  st.peak_rss_gb = peak_rss_gb();
   log::info("cooccur", std::to_string(st.tokens) + " tokens, " + std::to_string(st.nnz) + " non-zeros, " +
                            std::to_string(st.spills) + " spills, " + std::to_string(rounds) + " exchange rounds, " +
                            fixed(st.seconds, 2) + " s (count " + fixed(st.count_seconds, 2) + ", exchange " +

@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/measure.h"
 #include "io/tokenize.h"
 
 namespace loom::cooccur {
@@ -333,12 +334,6 @@ int64_t count_shard(const CorpusLayout& layout, const CorpusOptions& corpus, con
   }
   counter.flush();
   return tokens;
-}
-
-std::string fixed(double v, int digits) {
-  char s[32];
-  std::snprintf(s, sizeof(s), "%.*f", digits, v);
-  return s;
 }
 
 // Rank 0's progress line (log::info prints on rank 0 only).
