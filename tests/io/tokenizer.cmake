@@ -6,3 +6,12 @@ loom_add_test(test_tokenizers
           ${LOOM_TEST_DIR}/test_bpe_train.cpp ${LOOM_TEST_DIR}/test_char_tokenizer.cpp
           ${LOOM_TEST_DIR}/test_token_shard.cpp
   LIBS loom_io)
+
+loom_add_test(test_bpe_hf
+  SOURCES ${LOOM_TEST_DIR}/test_bpe_hf.cpp
+  LIBS loom_io nlohmann_json::nlohmann_json
+  TIMEOUT 900)
+set_property(TEST test_bpe_hf APPEND PROPERTY ENVIRONMENT
+             "LOOM_PYTHON=${PROJECT_SOURCE_DIR}/.venv/bin/python"
+             "LOOM_HF_BPE_TOOL=${PROJECT_SOURCE_DIR}/tests/tools/hf_bpe.py"
+             "LOOM_SHARED_DATA=${PROJECT_SOURCE_DIR}/../shared/data")
