@@ -15,3 +15,8 @@ set_property(TEST test_bpe_hf APPEND PROPERTY ENVIRONMENT
              "LOOM_PYTHON=${PROJECT_SOURCE_DIR}/.venv/bin/python"
              "LOOM_HF_BPE_TOOL=${PROJECT_SOURCE_DIR}/tests/tools/hf_bpe.py"
              "LOOM_SHARED_DATA=${PROJECT_SOURCE_DIR}/../shared/data")
+
+# bpe_tool: train / encode (speed) / shard from the command line, until the CLI has them.
+add_executable(bpe_tool ${LOOM_TEST_DIR}/bpe_tool.cpp)
+loom_target_defaults(bpe_tool)
+target_link_libraries(bpe_tool PRIVATE loom_io)
