@@ -8,7 +8,7 @@ namespace loom::detail {
 // Stage checkpoint data through the host staging buffer in pieces of `chunk_bytes` (any
 // size >= 1), host data included when `stage_host` is true, so the device path runs on a
 // machine without a GPU. chunk_bytes == 0 restores the defaults (64 MiB, host data in
-// place). Takes effect for saves and readers that start after the call, in this process
+// place). Takes effect for saves that start and readers opened after the call, in this process
 // only (staging is local: the file and its checksums do not change).
 void set_checkpoint_staging(uint64_t chunk_bytes, bool stage_host);
 

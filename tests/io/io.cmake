@@ -21,3 +21,19 @@ loom_add_mpi_test(test_checkpoint_mpi
   SOURCES ${LOOM_TEST_DIR}/test_checkpoint_mpi.cpp
   LIBS loom_io
   NP 1 2 3)
+
+# Checkpoint data through the host staging buffer, forced on the CPU with tiny pieces.
+loom_add_mpi_test(test_checkpoint_staging
+  SOURCES ${LOOM_TEST_DIR}/test_checkpoint_staging.cpp
+  LIBS loom_io
+  NP 1 2)
+
+# Parameters and optimizer slots on a GPU (label gpu): skips, saying why, without one.
+loom_add_mpi_test(test_checkpoint_gpu
+  SOURCES ${LOOM_TEST_DIR}/test_checkpoint_gpu.cpp
+  LIBS loom_io
+  NP 1 2
+  LABELS gpu)
+# ctest shows it as skipped (not passed) where gtest skipped it for want of a GPU.
+set_tests_properties(test_checkpoint_gpu_singleton test_checkpoint_gpu_np2 PROPERTIES
+                     SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
