@@ -1,56 +1,89 @@
 #include "tests/support/regression_model.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "core/kernels.h"
 #include "core/log.h"
 #include "dist/communicator.h"
+#include "dist/grad_sync.h"
 
 namespace loom::test {
 
 RegressionModel::RegressionModel(const RegressionOptions& options, Communicator& comm)
-    : options_(options), comm_(comm), dropout_rng_(options.seed, uint64_t(comm.rank()), RngPurpose::kDropout),
-      features_(size_t(options.dim)) {
-  params_.declare("weight", {options.dim});
-  params_.declare("bias", {1});
+    : options_(options), comm_(comm), dropout_rng_(options.seed, uint64_t(comm.rank()), RngPurpose::kDropout) {
+  weight_ = params_.declare("weight", {1, options.dim});   // linear: (out, in)
+  bias_ = params_.declare("bias", {1});
   params_.finalize();
   optimizer_ = std::make_unique<AdamW>(params_, AdamWOptions{});
+  const int64_t W = comm.size();
+  rows_ = (options.batch + W - 1) / W;
+  features_.resize(size_t(rows_ * options.dim));
+  targets_.resize(size_t(rows_));
+  pred_.resize(size_t(rows_));
+  dpred_.resize(size_t(rows_));
+  loss_.resize(size_t(rows_));
 }
 
-StepStats RegressionModel::train_step(const StepContext& ctx) {
-  const int64_t D = options_.dim, B = options_.batch, W = comm_.size(), r = comm_.rank();
-  const int64_t begin = ctx.step * B + r * B / W, end = ctx.step * B + (r + 1) * B / W;
+RegressionModel::~RegressionModel() = default;
+
+void RegressionModel::load_examples(int64_t begin, int64_t n) {
+  const int64_t D = options_.dim;
   const uint64_t key = rng_key(options_.seed, 0, RngPurpose::kData);
-  float* w = params_.value(0).f32();
-  float* dw = params_.grad(0).f32();
-  float& bias = params_.value(1).f32()[0];
-  float& dbias = params_.grad(1).f32()[0];
-  params_.zero_grads();
-  StepStats stats;
-  for (int64_t g = begin; g < end; ++g) {
+  for (int64_t row = 0; row < n; ++row) {
+    const int64_t g = begin + row;
+    float* x = features_.data() + row * D;   // (D)
     float target = 0.5f;
     for (int64_t k = 0; k < D; k += 4) {
       PhiloxBlock bits = philox(key, uint64_t(g), uint64_t(k));
       for (int64_t j = k; j < std::min(k + 4, D); ++j) {
-        features_[size_t(j)] = float(bits[size_t(j - k)] >> 8) * 0x1.0p-23f - 1.0f;
-        target += std::sin(float(j + 1)) * features_[size_t(j)];
+        x[j] = float(bits[size_t(j - k)] >> 8) * 0x1.0p-23f - 1.0f;
+        target += std::sin(float(j + 1)) * x[j];
       }
     }
-    if (dropout_rng_.below(4) == 0) features_[dropout_rng_.below(uint64_t(D))] = 0.0f;
-    float pred = bias;
-    for (int64_t j = 0; j < D; ++j) pred += w[j] * features_[size_t(j)];
-    float err = pred - target;
-    for (int64_t j = 0; j < D; ++j) dw[j] += err * features_[size_t(j)];
-    dbias += err;
-    stats.loss_sum += 0.5 * double(err) * double(err);
-    ++stats.examples;
+    targets_[size_t(row)] = target;
+    if (options_.dropout && dropout_rng_.below(4) == 0) x[dropout_rng_.below(uint64_t(D))] = 0.0f;
   }
-  comm_.allreduce(params_.grads(), ReduceOp::kSum);   // fixed order: the same sum on every rank
-  float scale = 1.0f / float(B);
-  float* g = params_.grads().f32();
-  for (int64_t i = 0; i < params_.total_elements(); ++i) g[i] *= scale;
+}
+
+// The GradSync on the step's device communicator (the model's own when the caller gives
+// none). Built once: the Trainer hands the same communicator every step.
+GradSync& RegressionModel::sync_for(const StepContext& ctx) {
+  Communicator* comm = ctx.device_comm != nullptr ? ctx.device_comm : &comm_;
+  if (sync_ == nullptr || comm != sync_comm_) {
+    sync_ = std::make_unique<GradSync>(params_, *comm);
+    sync_comm_ = comm;
+  }
+  return *sync_;
+}
+
+StepStats RegressionModel::train_step(const StepContext& ctx) {
+  const int64_t D = options_.dim, B = options_.batch, W = comm_.size(), r = comm_.rank();
+  const int64_t begin = ctx.step * B + r * B / W, n = (r + 1) * B / W - r * B / W;
+  GradSync& sync = sync_for(ctx);
+  load_examples(begin, n);
+  Tensor features(features_.data(), {n, D}, DType::kF32);
+  Tensor targets(targets_.data(), {n, 1}, DType::kF32);
+  Tensor pred(pred_.data(), {n, 1}, DType::kF32);
+  Tensor dpred(dpred_.data(), {n, 1}, DType::kF32);
+  Tensor loss(loss_.data(), {n}, DType::kF32);
+  // forward
+  linear_forward(pred, features, params_.value(weight_), params_.value(bias_));
+  squared_error_forward(loss, pred, targets);
+  // backward, in reverse; one linear_backward completes both gradients
+  params_.zero_grads();
+  squared_error_backward(dpred, pred, targets);
+  linear_backward(Tensor{}, params_.grad(weight_), params_.grad(bias_), dpred, features,
+                  params_.value(weight_));
+  sync.mark_ready(bias_);
+  sync.mark_ready(weight_);
+  sync.finish(double(B));   // the mean gradient over the global batch
   optimizer_->step(params_, options_.lr);
   examples_seen_ = (ctx.step + 1) * B;
-  stats.items = stats.examples;
+  StepStats stats;
+  for (int64_t i = 0; i < n; ++i) stats.loss_sum += double(loss_[size_t(i)]);
+  stats.examples = n;
+  stats.items = n;
   return stats;
 }
 
