@@ -1,10 +1,10 @@
 #include "io/bpe_tokenizer.h"
 
 #include <algorithm>
-#include <unordered_map>
 
 #include "core/error.h"
 #include "io/bpe_merge.h"
+#include "io/bpe_word_cache.h"
 
 namespace loom {
 
@@ -110,28 +110,15 @@ std::string BpeTokenizer::decode(std::span<const uint32_t> ids) const {
 
 // ---- encoder -------------------------------------------------------------------------
 
-namespace {
-
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-
-}  // namespace
-
 struct BpeEncoder::State {
-  size_t cache_words;
-  std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, StringHash, std::equal_to<>>
-      cache;                          // piece bytes -> (offset, count) in cache_ids
-  std::vector<uint32_t> cache_ids;
-  std::vector<uint32_t> word;         // the piece being merged
+  explicit State(size_t cache_words) : cache(cache_words) {}
+  BpeWordCache cache;
+  std::vector<uint32_t> word;   // the piece being merged
   BpeWordMerger merger;
 };
 
 BpeEncoder::BpeEncoder(const BpeTokenizer& tokenizer, size_t cache_words)
-    : tok_(tokenizer.impl_.get()), state_(std::make_unique<State>()) {
-  state_->cache_words = cache_words;
-}
+    : tok_(tokenizer.impl_.get()), state_(std::make_unique<State>(cache_words)) {}
 BpeEncoder::BpeEncoder(BpeEncoder&&) noexcept = default;
 BpeEncoder::~BpeEncoder() = default;
 
@@ -142,12 +129,12 @@ void BpeEncoder::encode_piece(std::string_view piece, std::vector<uint32_t>& out
   }
   State& s = *state_;
   constexpr size_t kCachedBytes = 128;   // longer pieces are rare; not worth the memory
-  const bool cacheable = piece.size() <= kCachedBytes && s.cache_words > 0;
+  const bool cacheable = piece.size() <= kCachedBytes;
+  const uint64_t hash = cacheable ? BpeWordCache::hash_of(piece) : 0;
   if (cacheable) {
-    auto it = s.cache.find(piece);
-    if (it != s.cache.end()) {
-      const uint32_t* ids = s.cache_ids.data() + it->second.first;
-      out.insert(out.end(), ids, ids + it->second.second);
+    std::span<const uint32_t> ids = s.cache.find(piece, hash);
+    if (!ids.empty()) {
+      out.insert(out.end(), ids.begin(), ids.end());
       return;
     }
   }
@@ -155,15 +142,7 @@ void BpeEncoder::encode_piece(std::string_view piece, std::vector<uint32_t>& out
   for (unsigned char b : piece) s.word.push_back(tok_->byte_id[b]);
   s.merger.merge(tok_->merges, s.word);
   out.insert(out.end(), s.word.begin(), s.word.end());
-  if (!cacheable) return;
-  if (s.cache.size() >= s.cache_words) {
-    s.cache.clear();
-    s.cache_ids.clear();
-  }
-  s.cache.emplace(std::string(piece), std::pair<uint32_t, uint32_t>(
-                                          static_cast<uint32_t>(s.cache_ids.size()),
-                                          static_cast<uint32_t>(s.word.size())));
-  s.cache_ids.insert(s.cache_ids.end(), s.word.begin(), s.word.end());
+  if (cacheable) s.cache.insert(piece, hash, s.word);
 }
 
 void BpeEncoder::encode_plain(std::string_view text, uint64_t offset, std::vector<uint32_t>& out,
