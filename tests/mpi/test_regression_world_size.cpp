@@ -16,7 +16,8 @@
 // this test is deterministic), so after S steps the parameters differ by about
 // S · lr · 1e-6 at most: 3e-7 for 30 steps at lr 0.01 (measured: 6e-8 at 2 ranks, 3e-8 at
 // 3). The test allows 1e-6 and reports every element beyond it. A slicing or bucketing bug
-// (an example counted twice or missed, a wrong divisor) moves parameters by ~1e-3 or more.
+// (an example counted twice or missed, a divisor that depends on the world size) moves
+// parameters by ~1e-3 or more.
 #include <gtest/gtest.h>
 
 #include <atomic>
