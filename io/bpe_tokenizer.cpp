@@ -1,6 +1,8 @@
 #include "io/bpe_tokenizer.h"
 
 #include <algorithm>
+#include <exception>
+#include <thread>
 
 #include "core/error.h"
 #include "io/bpe_merge.h"
@@ -190,6 +192,37 @@ void BpeEncoder::encode_documents(std::span<const std::string_view> docs,
     if (d > 0) out.push_back(eot);
     encode(docs[d], out, opt);
   }
+}
+
+std::vector<uint32_t> encode_documents_parallel(const BpeTokenizer& tokenizer,
+                                                std::span<const std::string_view> docs,
+                                                int threads, const BpeEncodeOptions& opt) {
+  const size_t parts = std::clamp<size_t>(static_cast<size_t>(std::max(threads, 1)), 1,
+                                          std::max<size_t>(docs.size(), 1));
+  std::vector<std::vector<uint32_t>> ids(parts);   // (parts) each block's ids
+  std::vector<std::exception_ptr> errors(parts);
+  auto run = [&](size_t p) {
+    try {
+      const size_t begin = docs.size() * p / parts, end = docs.size() * (p + 1) / parts;
+      BpeEncoder(tokenizer).encode_documents(docs.subspan(begin, end - begin), ids[p], opt);
+    } catch (...) {
+      errors[p] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t p = 1; p < parts; ++p) pool.emplace_back(run, p);
+  run(0);
+  for (std::thread& t : pool) t.join();
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+  const uint32_t eot = parts > 1 ? tokenizer.eot_id() : 0;
+  std::vector<uint32_t> out = std::move(ids[0]);
+  for (size_t p = 1; p < parts; ++p) {
+    const size_t begin = docs.size() * p / parts, end = docs.size() * (p + 1) / parts;
+    if (begin < end && begin > 0) out.push_back(eot);   // between the blocks' documents
+    out.insert(out.end(), ids[p].begin(), ids[p].end());
+  }
+  return out;
 }
 
 }  // namespace loom

@@ -86,4 +86,11 @@ class BpeEncoder {
   std::unique_ptr<State> state_;
 };
 
+// encode_documents on `threads` threads: each takes a contiguous block of documents with
+// its own BpeEncoder; the blocks are joined in order, so the ids are exactly those of one
+// BpeEncoder::encode_documents. The first error (in document order) is rethrown.
+std::vector<uint32_t> encode_documents_parallel(const BpeTokenizer& tokenizer,
+                                                std::span<const std::string_view> docs,
+                                                int threads, const BpeEncodeOptions& opt = {});
+
 }  // namespace loom

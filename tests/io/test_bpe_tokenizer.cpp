@@ -135,6 +135,24 @@ TEST(BpeTokenizer, SpecialTokensOnlyWhereAsked) {
   EXPECT_THROW(without.eot_id(), DataError);
 }
 
+TEST(BpeTokenizer, ParallelDocumentsEqualSerial) {
+  BpeTokenizer tok(make_bpe_vocab({{"a", "b"}, {" ", "ab"}, {"c", "c"}}));
+  std::vector<std::string> texts;
+  for (int d = 0; d < 23; ++d) texts.push_back(std::string(d % 4, 'c') + " ab" + std::to_string(d));
+  std::vector<std::string_view> docs(texts.begin(), texts.end());
+  Ids serial;
+  BpeEncoder(tok).encode_documents(docs, serial);
+  for (int threads : {1, 2, 3, 7, 40}) {
+    EXPECT_EQ(encode_documents_parallel(tok, docs, threads), serial) << threads << " threads";
+    EXPECT_EQ(encode_documents_parallel(tok, std::span(docs).first(1), threads),
+              tok.encode(docs[0]));
+  }
+  EXPECT_TRUE(encode_documents_parallel(tok, {}, 4).empty());
+  texts[17] += "\xff";
+  docs.assign(texts.begin(), texts.end());
+  EXPECT_THROW(encode_documents_parallel(tok, docs, 3), DataError);
+}
+
 TEST(BpeTokenizer, DecodeRefusesUnknownIds) {
   BpeTokenizer tok(make_bpe_vocab({}));
   try {
