@@ -21,13 +21,13 @@ namespace {
 // the static registrations). train.model accepts the registered kinds' names.
 const ConfigSchema& schema() {
   static const ConfigSchema kSchema = [] {
-    ConfigSchema s = {LOOM_CONFIG_SECTIONS(LOOM_CONFIG_SECTION_RECORD)};
-    for (const ModelSectionType& t : model_section_types()) s.push_back(t.info());
+    ConfigSchema sections = {LOOM_CONFIG_SECTIONS(LOOM_CONFIG_SECTION_RECORD)};
+    for (const ModelSectionType& t : model_section_types()) sections.push_back(t.info());
     static const std::string kinds = model_kind_names();
-    for (ConfigSectionInfo& section : s)
+    for (ConfigSectionInfo& section : sections)
       for (ConfigKeyInfo& key : section.keys)
         if (std::string_view(section.name) == "train" && std::string_view(key.key) == "model") key.allowed = kinds.c_str();
-    return s;
+    return sections;
   }();
   return kSchema;
 }
