@@ -14,6 +14,12 @@ The table comes from the running Python's unicodedata; the Unicode version it im
 is written into the generated file (kUnicodeVersion). Classes are disjoint: no white-space
 code point is a letter or a number.
 
+Hugging Face `tokenizers` matches with Oniguruma's own Unicode tables, not Python's. With
+Python 3.11 (Unicode 14.0.0) and tokenizers 0.20.3, --check-hf finds no disagreement on any
+of the 1,112,064 scalar values. A newer Python (3.12: Unicode 15.0) classifies the code
+points assigned since as letters/numbers where an older Oniguruma says "other": run
+--check-hf after regenerating and keep the table that agrees with the pinned tokenizers.
+
     python3 scripts/gen_unicode_tables.py > io/unicode_tables.cpp
     python3 scripts/gen_unicode_tables.py --check-hf   # compare every code point with HF
 """
