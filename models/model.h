@@ -1,6 +1,6 @@
 #pragma once
 // Model: the interface every model (GloVe, word2vec, BERT, GPT) implements for the
-// Trainer (launch/trainer.h). The Trainer owns the loop, the stop agreement, progress and
+// Trainer (launch/run/trainer.h). The Trainer owns the loop, the stop agreement, progress and
 // checkpoints; a model owns its parameters (a ParamStore with DESIGN.md names), its data
 // shard, its optimizer state and what a "step" is (a mini-batch, a chunk of non-zeros, a
 // slice of the corpus).
@@ -79,7 +79,7 @@ class Model {
   // Whether the state after `steps_done` steps is one a checkpoint may hold: a model whose
   // replicas are only made fully equal every few steps (word2vec's rare rows) says no in
   // between, and the Trainer then saves at the next step that is (a stop request too).
-  // Pure, so that a wrapper (the pipelines' *Watch) cannot forget to forward it.
+  // Pure: every model says, none inherits a guess.
   virtual bool checkpoint_ready(int64_t steps_done) const = 0;
 
   // Config keys that fix the model's shape (e.g. "glove.dim"): resuming from a checkpoint

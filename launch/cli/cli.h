@@ -35,11 +35,11 @@ void add_config_options(CLI::App* cmd, std::string& config_path, std::vector<std
 int with_session(const SessionOptions& options, const std::function<int(Session&)>& body);
 
 // Embedding models: train (GloVe, word2vec), vocab, cooccur, export, eval, neighbors,
-// analogy (launch/cli_embeddings.cpp).
+// analogy (launch/cli/cli_train.cpp).
 void register_embedding_commands(CLI::App& app, CommandAction& chosen);
 
 // `loom slurm`: prints a preemptible, self-requeueing sbatch script for a config
-// (launch/cli_slurm.cpp).
+// (launch/cli/cli_slurm.cpp).
 void register_slurm_command(CLI::App& app, CommandAction& chosen);
 
 }  // namespace loom

@@ -1,6 +1,6 @@
 #pragma once
 // Commands on vector files and checkpoints that need no ranks: export (vectors from a
-// checkpoint), eval analogy|similarity, neighbors, analogy (launch/cli_vectors.cpp).
+// checkpoint), eval analogy|similarity, neighbors, analogy (launch/cli/cli_vectors.cpp).
 #include <functional>
 
 #include "launch/cli/cli.h"

@@ -55,7 +55,7 @@ GloveOutput parse_glove_output(std::string_view name);   // "sum" | "w" | "conca
 const char* glove_sync_name(GloveSync sync);
 const char* glove_output_name(GloveOutput output);
 
-// Plain options; the [glove] config section has the same keys (launch/config_schema.h).
+// Plain options; the [glove] config section has the same keys (launch/kinds/glove.h).
 struct GloveOptions {
   int64_t dim = 100;           // D
   double x_max = 100.0;        // weighting cutoff
