@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -191,6 +192,47 @@ TEST(BpeVsHuggingFace, GeneratedMultilingualText) {
   for (std::string& d : test::bpe_generated_docs(2, 150)) texts.push_back(std::move(d));
   for (std::string& s : test::bpe_tricky_strings()) texts.push_back(std::move(s));
   compare_with_hf(train, texts, 1500, "generated text");
+}
+
+std::string to_hex(std::string_view bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 15]);
+  }
+  return out;
+}
+
+// InvalidUtf8::kReplace replaces what Python's bytes.decode(errors="replace") replaces, so
+// loom's ids equal HF's on the text Python would hand it.
+TEST(BpeVsHuggingFace, InvalidUtf8ReplacedAsPythonDoes) {
+  LOOM_REQUIRE_HF();
+  std::mt19937 rng(5);
+  const std::vector<std::string> atoms = {"a", " ", "\xC3\xA9", "\xC3", "\xA9", "\xE2\x82\xAC",
+                                          "\xE2\x82", "\xE0\x80", "\xED\xA0\x80",
+                                          "\xF0\x9F\x98\x80", "\xF0\x9F\x98", "\xF4\x90",
+                                          "\xC0\xAF", "\xFF", "\xFE", "\x80\x80", "\xF5"};
+  std::vector<std::string> texts, hex;
+  for (int i = 0; i < 2000; ++i) {
+    std::string t;
+    for (int n = static_cast<int>(rng() % 12); n > 0; --n) t += atoms[rng() % atoms.size()];
+    hex.push_back(to_hex(t));
+    texts.push_back(std::move(t));
+  }
+  test::TempDir dir;
+  test::write_file(dir.file("in.json"), nlohmann::json(hex).dump());
+  ASSERT_NO_FATAL_FAILURE(run_tool({"replace", "--hex", dir.file("in.json"), "--out",
+                                    dir.file("out.json")}));
+  const auto python = nlohmann::json::parse(test::read_file(dir.file("out.json")))
+                          .get<std::vector<std::string>>();
+  ASSERT_EQ(python.size(), texts.size());
+  std::string scratch;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::string_view loom =
+        apply_utf8_policy(texts[i], InvalidUtf8::kReplace, "text", 0, scratch);
+    ASSERT_EQ(to_hex(loom), python[i]) << "bytes " << hex[i];
+  }
 }
 
 TEST(BpeVsHuggingFace, RawWikipedia) {

@@ -10,8 +10,11 @@
   hf_bpe.py encode --dir DIR --texts T.json --out IDS.json
       loads DIR/vocab.json + merges.txt as GPT-2 does (no prefix space, <|endoftext|>
       special) and writes the ids of each text as a JSON list of lists
-  hf_bpe.py speed --dir DIR --text FILE
-      encodes FILE's lines (paragraphs) on one thread and prints MB/s
+  hf_bpe.py replace --hex IN.json --out OUT.json
+      decodes each hex-encoded byte string with Python's errors="replace" and writes the
+      UTF-8 result, hex-encoded (loom's InvalidUtf8::kReplace claims the same result)
+  hf_bpe.py speed --dir DIR --text FILE [--threads N]
+      encodes FILE's lines (paragraphs) on N threads (default 1) and prints MB/s
 
 Texts travel as JSON, so they must be valid Unicode (no lone surrogates).
 """
@@ -21,8 +24,9 @@ import os
 import sys
 import time
 
-if len(sys.argv) > 1 and sys.argv[1] == "speed":
-    os.environ["RAYON_NUM_THREADS"] = "1"   # before tokenizers starts its thread pool
+if len(sys.argv) > 1 and sys.argv[1] == "speed":   # before tokenizers starts its thread pool
+    os.environ["RAYON_NUM_THREADS"] = (sys.argv[sys.argv.index("--threads") + 1]
+                                       if "--threads" in sys.argv else "1")
 
 
 def gpt2_like(directory):
@@ -63,9 +67,17 @@ def cmd_encode(args):
         json.dump(ids, f)
 
 
+def cmd_replace(args):
+    with open(args.hex) as f:
+        texts = [bytes.fromhex(h) for h in json.load(f)]
+    out = [t.decode("utf-8", errors="replace").encode("utf-8").hex() for t in texts]
+    with open(args.out, "w") as f:
+        json.dump(out, f)
+
+
 def cmd_speed(args):
-    """One thread (RAYON_NUM_THREADS=1 is set before tokenizers loads): encode_batch over all
-    lines, and encode line by line; the better of the two is the fair figure."""
+    """encode_batch over all lines on --threads threads (RAYON_NUM_THREADS, set before
+    tokenizers loads), and encode line by line (one thread)."""
     tok = gpt2_like(args.dir)
     with open(args.text, encoding="utf-8") as f:
         lines = f.read().split("\n")
@@ -74,8 +86,8 @@ def cmd_speed(args):
     start = time.perf_counter()
     tokens = sum(len(e.ids) for e in tok.encode_batch(lines))
     seconds = time.perf_counter() - start
-    print("hf tokenizers %s encode_batch: %d bytes, %d tokens, %.2f s, %.2f MB/s (one thread)"
-          % (version, size, tokens, seconds, size / seconds / 1e6))
+    print("hf tokenizers %s encode_batch: %d bytes, %d tokens, %.2f s, %.2f MB/s (%s threads)"
+          % (version, size, tokens, seconds, size / seconds / 1e6, os.environ["RAYON_NUM_THREADS"]))
     start = time.perf_counter()
     tokens = sum(len(tok.encode(line).ids) for line in lines)
     seconds = time.perf_counter() - start
@@ -96,11 +108,16 @@ def main():
     e.add_argument("--dir", required=True)
     e.add_argument("--texts", required=True)
     e.add_argument("--out", required=True)
+    r = sub.add_parser("replace")
+    r.add_argument("--hex", required=True)
+    r.add_argument("--out", required=True)
     s = sub.add_parser("speed")
     s.add_argument("--dir", required=True)
     s.add_argument("--text", required=True)
+    s.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    {"check": cmd_check, "train": cmd_train, "encode": cmd_encode, "speed": cmd_speed}[args.cmd](args)
+    {"check": cmd_check, "train": cmd_train, "encode": cmd_encode, "replace": cmd_replace,
+     "speed": cmd_speed}[args.cmd](args)
 
 
 if __name__ == "__main__":
