@@ -44,6 +44,8 @@
 // compiles the .cu (CUDA builds only) and drops the family's stub. Model code, the
 // dispatch and the other families stay untouched. Its test compares it with the CPU
 // reference on the same inputs (tests/gpu/, skipped without a GPU).
+#include <cstdint>
+
 #include "core/tensor.h"
 
 namespace loom {
@@ -77,5 +79,75 @@ void squared_error_forward(Tensor loss, Tensor pred, Tensor target);
 //   pred   (N, K)
 //   target (N, K)
 void squared_error_backward(Tensor dpred, Tensor pred, Tensor target);
+
+// ---- transformer families (GPT, BERT) ---------------------------------------------------
+// Integer inputs (token ids, segment ids, targets, key masks) are i32 tensors on the same
+// device as the floating ones; the dtype rule above is about the floating tensors.
+
+// ---- embedding: out[b, t] = wte[tokens[b, t]] + wpe[t] (+ wse[segments[b, t]]) ----------
+// GPT: token + learned position; BERT adds the segment (token type) embedding.
+//   out      (B, T, C)  written
+//   tokens   (B, T) i32, each in [0, V): an id outside is a loom::Error naming it
+//   segments (B, T) i32 in [0, S), or empty
+//   wte (V, C), wpe (P, C) with P >= T, wse (S, C) or empty
+void embedding_forward(Tensor out, Tensor tokens, Tensor segments, Tensor wte, Tensor wpe,
+                       Tensor wse);
+//   dwte, dwpe, dwse   accumulated (dwse empty when there is no segment table)
+//   dout (B, T, C)
+void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dwse, Tensor dout, Tensor tokens,
+                        Tensor segments);
+
+// ---- layernorm: out = (in − mean) · rstd · weight + bias, over the last dimension --------
+//   out  (N, C) written; mean, rstd (N) written (saved for backward)
+//   in   (N, C); weight (C); bias (C) or empty
+void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor in, Tensor weight,
+                       Tensor bias, double eps);
+//   din (N, C) written; dweight (C), dbias (C) or empty accumulated
+void layernorm_backward(Tensor din, Tensor dweight, Tensor dbias, Tensor dout, Tensor in,
+                        Tensor weight, Tensor mean, Tensor rstd);
+
+// ---- gelu: out = gelu(in), elementwise --------------------------------------------------
+// kTanh: GPT-2's 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))); kErf: BERT's 0.5 x (1 + erf(x/√2)).
+enum class GeluForm : uint8_t { kTanh, kErf };
+void gelu_forward(Tensor out, Tensor in, GeluForm form);
+//   din written (may be the same memory as dout)
+void gelu_backward(Tensor din, Tensor dout, Tensor in, GeluForm form);
+
+// ---- residual add ----------------------------------------------------------------------
+// out = a + b (out may be the memory of a or b). Its backward is an accumulation:
+// residual_backward(dacc, dout): dacc += dout, both the same shape.
+void residual_forward(Tensor out, Tensor a, Tensor b);
+void residual_backward(Tensor dacc, Tensor dout);
+
+// ---- multi-head self-attention ---------------------------------------------------------
+// qkv holds q, k and v side by side as GPT-2's c_attn writes them: qkv[b, t] =
+// [q (C) | k (C) | v (C)], head h owning columns [h·D, (h+1)·D) of each, D = C / n_head.
+// For each (b, h): att = softmax(q kᵀ / √D + mask), out[b, :, h·D:(h+1)·D] = att v.
+// Masks: `causal` (query t sees keys s <= t) and/or key_mask (B, T) i32 (0 = padding: no
+// query sees that key; a query whose keys are all masked gets zeros, not NaN).
+//   out   (B, T, C)      written
+//   att   (B, H, T, T)   written: the probabilities, saved for backward
+//   qkv   (B, T, 3C)
+void attention_forward(Tensor out, Tensor att, Tensor qkv, Tensor key_mask, int n_head,
+                       bool causal);
+//   dqkv  (B, T, 3C)     written
+//   datt  (B, H, T, T)   scratch (its contents on return are unspecified)
+//   dout  (B, T, C); qkv and att as the forward saw and wrote them
+void attention_backward(Tensor dqkv, Tensor datt, Tensor dout, Tensor qkv, Tensor att,
+                        int n_head, bool causal);
+
+// ---- fused softmax cross-entropy -------------------------------------------------------
+// loss[n] = logsumexp(logits[n]) − logits[n, targets[n]]; rows whose target is
+// ignore_index have loss 0 and zero gradient. A target outside [0, V) that is not
+// ignore_index is a loom::Error naming the row.
+//   loss (N) written; lse (N) written (logsumexp, saved for backward)
+//   logits (N, V); targets (N) i32
+void softmax_cross_entropy_forward(Tensor loss, Tensor lse, Tensor logits, Tensor targets,
+                                   int ignore_index);
+// The gradient of scale · Σ_n loss[n] (scale = 1 / tokens counted for a mean):
+//   dlogits (N, V) written: (softmax(logits[n]) − onehot(targets[n])) · scale;
+//   may be the same memory as logits (the logits are then overwritten).
+void softmax_cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor lse, Tensor targets,
+                                    int ignore_index, double scale);
 
 }  // namespace loom

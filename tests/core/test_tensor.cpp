@@ -40,7 +40,9 @@ TEST(Buffer, LargeBuffersAreHugePageAligned) {
   for (bool on : {true, false}) {
     set_huge_pages(on);
     Buffer big(size_t{6} << 20, Device::cpu());
-    if (on) EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data()) % (size_t{2} << 20), 0u);
+    if (on) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data()) % (size_t{2} << 20), 0u);
+    }
     EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data()) % Buffer::kAlignment, 0u);
     const auto* p = static_cast<const unsigned char*>(big.data());
     for (size_t i = 0; i < big.size(); i += 4093) ASSERT_EQ(p[i], 0) << i << ", huge pages " << on;
