@@ -1,6 +1,8 @@
 #include "core/optimizer.h"
 
 #include <cmath>
+#include <cstdint>
+#include <string>
 
 namespace loom {
 
@@ -8,18 +10,21 @@ Tensor Optimizer::slot_view(int param_index, std::string_view slot) const {
   for (size_t s = 0; s < slot_names_.size(); ++s) {
     if (slot_names_[s] != slot) continue;
     const ParamStore::Entry& e = params_.entry(param_index);
-    return slots_[s].as(DType::kF32).slice(e.offset, e.numel).view(e.shape);
+    return Tensor(slot_data(s) + e.offset, e.shape, DType::kF32);
   }
   throw Error("optimizer " + std::string(name()) + " has no slot '" + std::string(slot) + "'");
 }
 
-void Optimizer::add_slot(std::string name, float init) {
+void Optimizer::init_slots(std::vector<std::string> names, float init) {
   LOOM_ASSERT(params_.finalized(), "optimizer built before ParamStore::finalize");
   LOOM_ASSERT(params_.device().is_cpu(), "CPU optimizer on device parameters");
-  slot_names_.push_back(std::move(name));
-  slots_.emplace_back(static_cast<size_t>(params_.total_elements()) * sizeof(float));
-  float* p = static_cast<float*>(slots_.back().data());
-  for (int64_t i = 0; i < params_.total_elements(); ++i) p[i] = init;
+  LOOM_ASSERT(slot_names_.empty(), "optimizer slots allocated twice");
+  slot_names_ = std::move(names);
+  const int64_t n = int64_t(slot_names_.size()) * params_.total_elements();
+  slots_ = Buffer(static_cast<size_t>(n) * sizeof(float));
+  float* p = static_cast<float*>(slots_.data());
+  if (init != 0.0f)
+    for (int64_t i = 0; i < n; ++i) p[i] = init;
 }
 
 void Sgd::step(ParamStore& params, double lr) {
@@ -33,7 +38,7 @@ void Sgd::step(ParamStore& params, double lr) {
 }
 
 AdaGrad::AdaGrad(const ParamStore& params, float initial_accumulator) : Optimizer(params) {
-  add_slot("gradsq", initial_accumulator);
+  init_slots({"gradsq"}, initial_accumulator);
 }
 
 void AdaGrad::step(ParamStore& params, double lr) {
@@ -51,8 +56,10 @@ void AdaGrad::step(ParamStore& params, double lr) {
 }
 
 AdamW::AdamW(const ParamStore& params, AdamWOptions options) : Optimizer(params), options_(options) {
-  add_slot("m", 0.0f);
-  add_slot("v", 0.0f);
+  init_slots({"m", "v"}, 0.0f);
+  LOOM_CHECK(options_.decay.empty() || options_.decay.size() == size_t(params.size()), Error,
+             "AdamW: the decay mask has " + std::to_string(options_.decay.size()) +
+                 " entries for " + std::to_string(params.size()) + " parameters");
 }
 
 void AdamW::step(ParamStore& params, double lr) {
@@ -66,13 +73,19 @@ void AdamW::step(ParamStore& params, double lr) {
   const auto c2 = static_cast<float>(1.0 - std::pow(options_.beta2, double(steps_)));
   const auto rate = static_cast<float>(lr), eps = static_cast<float>(options_.eps);
   const auto decay = static_cast<float>(lr * options_.weight_decay);
-  const int64_t n = params.total_elements();
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-    float mhat = m[i] / c1, vhat = v[i] / c2;
-    w[i] -= rate * (mhat / (std::sqrt(vhat) + eps)) + decay * w[i];
+  // One run of elements per parameter (its own decay); padding between them stays zero.
+  const std::vector<ParamStore::Entry>& entries = params.entries();
+#pragma omp parallel
+  for (size_t p = 0; p < entries.size(); ++p) {
+    const int64_t begin = entries[p].offset, end = begin + entries[p].numel;
+    const float wd = options_.decay.empty() || options_.decay[p] != 0 ? decay : 0.0f;
+#pragma omp for simd schedule(static) nowait
+    for (int64_t i = begin; i < end; ++i) {
+      m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+      v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+      float mhat = m[i] / c1, vhat = v[i] / c2;
+      w[i] -= rate * (mhat / (std::sqrt(vhat) + eps)) + wd * w[i];
+    }
   }
 }
 

@@ -1,11 +1,12 @@
 #pragma once
 // Optimizers over a ParamStore's packed buffers. Each keeps its state in named slots with
-// the ParamStore's layout (one buffer per slot), so a checkpoint writes
+// the ParamStore's layout (all slots in ONE allocation, slot after slot), so a checkpoint writes
 // /optimizer/<param>/<slot> from slot_view(param, slot) and resumes by reading it back.
 //
 // step() reads the gradient buffer, updates the value buffer, and leaves the gradients as
 // they were (the Trainer zeroes them). Host (CPU) parameters; CUDA versions come with the
 // transformers.
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -36,13 +37,16 @@ class Optimizer {
   void set_steps_taken(int64_t steps) { steps_ = steps; }
 
  protected:
-  // Adds a slot buffer with the ParamStore's packed layout, filled with `init`.
-  void add_slot(std::string name, float init);
-  float* slot_data(size_t slot) const { return static_cast<float*>(slots_[slot].data()); }
+  // Allocates the slots (once, from the constructor), each with the ParamStore's packed
+  // layout and filled with `init`.
+  void init_slots(std::vector<std::string> names, float init);
+  float* slot_data(size_t slot) const {
+    return static_cast<float*>(slots_.data()) + slot * size_t(params_.total_elements());
+  }
 
   const ParamStore& params_;
   std::vector<std::string> slot_names_;
-  std::vector<Buffer> slots_;
+  Buffer slots_;   // (slots, params.total_elements())
   int64_t steps_ = 0;
 };
 
@@ -67,6 +71,9 @@ struct AdamWOptions {
   double beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0.0;   // decoupled: w -= lr * wd * w
+  // Which parameters decay (declaration order, 1 = yes); empty: all of them. Transformers
+  // decay linear weights only (GptNet::decay_mask).
+  std::vector<uint8_t> decay;
 };
 
 class AdamW final : public Optimizer {

@@ -16,6 +16,7 @@ enum class RngPurpose : uint32_t {
   kNegative = 4,   // negative sampling
   kMask = 5,       // masked-LM masking
   kDropout = 6,
+  kSample = 7,     // generation: sampling the next token
   kTest = 100,
 };
 

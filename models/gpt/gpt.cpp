@@ -1,0 +1,264 @@
+#include "models/gpt/gpt.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <string>
+
+#include "core/log.h"
+#include "core/measure.h"
+#include "core/schedule.h"
+#include "dist/communicator.h"
+
+namespace loom {
+namespace {
+
+// The arena's micro-batch: the option, or a rank's largest slice of the global batch.
+int64_t arena_batch(const GptOptions& o, int world) {
+  const int64_t slice = (o.batch_size + world - 1) / world;
+  return o.micro_batch > 0 ? std::min(o.micro_batch, std::max<int64_t>(slice, 1))
+                           : std::max<int64_t>(slice, 1);
+}
+
+// Rank r's block of a global batch of B (Note [GPT data parallelism]).
+int64_t slice_begin(int64_t B, int r, int W) { return int64_t(r) * B / W; }
+
+}  // namespace
+
+Gpt::Gpt(const GptOptions& options, Communicator& comm, const WindowSource* train,
+         const WindowSource* heldout)
+    : options_(options),
+      comm_(comm),
+      train_(train),
+      heldout_(heldout),
+      net_(options.shape, arena_batch(options, comm.size()), options.seq_len) {
+  LOOM_ASSERT(train_ != nullptr, "Gpt without training windows");
+  LOOM_ASSERT(train_->seq_len() == options.seq_len, "window length differs from gpt.seq_len");
+  LOOM_ASSERT(heldout_ == nullptr || heldout_->seq_len() == options.seq_len,
+              "held-out window length differs from gpt.seq_len");
+  net_.init(options.seed);
+  AdamWOptions adam;
+  adam.beta1 = options.beta1;
+  adam.beta2 = options.beta2;
+  adam.eps = options.eps;
+  adam.weight_decay = options.weight_decay;
+  adam.decay = net_.decay_mask(options.decay_embeddings);
+  optimizer_ = std::make_unique<AdamW>(net_.params(), adam);
+  const int64_t mb = net_.micro_batch(), T = options.seq_len;
+  window_buf_.resize(size_t(mb * (T + 1)));
+  tokens_.resize(size_t(mb * T));
+  targets_.resize(size_t(mb * T));
+}
+
+Gpt::~Gpt() = default;
+
+int64_t Gpt::steps_per_epoch() const {
+  const int64_t w = train_->windows_per_epoch();
+  return std::max<int64_t>(1, (w + options_.batch_size - 1) / options_.batch_size);
+}
+
+int64_t Gpt::epoch() const {
+  return steps_done_ * options_.batch_size / train_->windows_per_epoch();
+}
+
+int64_t Gpt::epoch_step() const {
+  // Steps since the first step that began in the current epoch.
+  const int64_t B = options_.batch_size, w = train_->windows_per_epoch();
+  const int64_t epoch_start = epoch() * w;   // first window of this epoch
+  const int64_t first_step = (epoch_start + B - 1) / B;
+  return steps_done_ - first_step;
+}
+
+std::vector<std::string> Gpt::shape_keys() const {
+  return {"gpt.n_layer", "gpt.n_head", "gpt.d_model", "gpt.n_positions", "gpt.bias"};
+}
+
+GradSync& Gpt::sync_for(const StepContext& ctx) {
+  Communicator* comm = ctx.device_comm != nullptr ? ctx.device_comm : &comm_;
+  if (sync_ == nullptr || comm != sync_comm_) {
+    sync_ = std::make_unique<GradSync>(net_.params(), *comm, options_.buckets);
+    sync_comm_ = comm;
+  }
+  return *sync_;
+}
+
+void Gpt::load_windows(const WindowSource& source, int64_t first, int64_t count) {
+  const int64_t T = options_.seq_len;
+  for (int64_t i = 0; i < count; ++i) {
+    int32_t* w = window_buf_.data() + i * (T + 1);
+    source.window(first + i, w);
+    std::copy(w, w + T, tokens_.data() + i * T);
+    std::copy(w + 1, w + T + 1, targets_.data() + i * T);
+  }
+}
+
+// Σ g² in a fixed order (blocks of the packed buffer, each summed in one thread, then the
+// blocks in order): the norm does not depend on the thread count. Scales the gradients
+// when the norm exceeds grad_clip. Returns the norm before clipping.
+double Gpt::clip_gradients() {
+  float* g = net_.params().grads().f32();
+  const int64_t n = net_.params().total_elements();
+  constexpr int64_t kBlocks = 256;
+  double partial[kBlocks] = {};
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < kBlocks; ++b) {
+    const int64_t lo = n * b / kBlocks, hi = n * (b + 1) / kBlocks;
+    double s = 0.0;
+    for (int64_t i = lo; i < hi; ++i) s += double(g[i]) * double(g[i]);
+    partial[b] = s;
+  }
+  double sum = 0.0;
+  for (double p : partial) sum += p;
+  const double norm = std::sqrt(sum);
+  if (options_.grad_clip > 0.0 && norm > options_.grad_clip) {
+    const auto factor = static_cast<float>(options_.grad_clip / (norm + 1e-6));
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) g[i] *= factor;
+  }
+  return norm;
+}
+
+StepStats Gpt::train_step(const StepContext& ctx) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t B = options_.batch_size, T = options_.seq_len, mb = net_.micro_batch();
+  const int W = comm_.size(), r = comm_.rank();
+  GradSync& sync = sync_for(ctx);
+  ParamStore& params = net_.params();
+  if (blocking_allreduce_s_ < 0.0) {
+    // What the buckets would cost unhidden: one blocking allreduce of the whole gradient
+    // buffer (zeros now), the best of three (Note [What GradSync measures]).
+    params.zero_grads();
+    Communicator& dc = ctx.device_comm != nullptr ? *ctx.device_comm : comm_;
+    double best = 1e30;
+    for (int i = 0; i < 3; ++i) {
+      const auto a = std::chrono::steady_clock::now();
+      dc.allreduce(params.grads(), {});
+      best = std::min(best, seconds_since(a));
+    }
+    blocking_allreduce_s_ = best;
+    sync.reset_stats();
+  }
+
+  params.zero_grads();
+  const int64_t first = ctx.step * B + slice_begin(B, r, W);
+  const int64_t count = slice_begin(B, r + 1, W) - slice_begin(B, r, W);
+  const double scale = 1.0 / double(B * T);   // the mean over the global batch's tokens
+  StepStats stats;
+  for (int64_t done = 0; done < count;) {
+    const int64_t n = std::min(mb, count - done);
+    load_windows(*train_, first + done, n);
+    Tensor tokens(tokens_.data(), {n, T}, DType::kI32);
+    Tensor targets(targets_.data(), {n, T}, DType::kI32);
+    stats.loss_sum += net_.forward(tokens, targets);
+    done += n;
+    if (done < count) {
+      net_.backward(scale);
+    } else {
+      net_.backward(scale, [&sync](int p) { sync.mark_ready(p); });
+    }
+    rank_flops_ += 3.0 * net_.matmul_flops(n, T);
+  }
+  if (count == 0) sync.mark_all_ready();   // more ranks than sequences: send zeros
+  sync.finish(1.0);
+  clip_gradients();
+  const double lr = lr_warmup_cosine(ctx.step, options_.warmup_steps, options_.steps,
+                                     options_.lr, options_.lr_min);
+  optimizer_->step(params, lr);
+  steps_done_ = ctx.step + 1;
+  // Loss per token: the Trainer divides loss_sum by examples.
+  stats.examples = count * T;
+  stats.items = count * T;
+  train_seconds_ += seconds_since(t0);
+
+  const bool last = steps_done_ == options_.steps;
+  if (heldout_ != nullptr &&
+      (last || (options_.eval_every > 0 && steps_done_ % options_.eval_every == 0))) {
+    GptEval e = evaluate_heldout(*ctx.comm);
+    log::info("gpt", "step " + std::to_string(e.step) + ": held-out loss " + fixed(e.loss, 4) +
+                         " (perplexity " + fixed(std::exp(e.loss), 2) + ", " +
+                         std::to_string(e.windows) + " windows), lr " + fixed(lr * 1e4, 3) + "e-4");
+    evals_.push_back(e);
+  }
+  return stats;
+}
+
+GptEval Gpt::evaluate_heldout(Communicator& comm, int64_t windows) {
+  LOOM_CHECK(heldout_ != nullptr, Error, "gpt: no held-out split to evaluate");
+  const int64_t T = options_.seq_len, mb = net_.micro_batch();
+  const int64_t available = heldout_->windows_per_epoch();
+  int64_t total = windows > 0 ? windows : options_.eval_batches * options_.batch_size;
+  total = std::min(total, available);
+  const int W = comm.size(), r = comm.rank();
+  const int64_t first = slice_begin(total, r, W);
+  const int64_t count = slice_begin(total, r + 1, W) - first;
+  double sums[2] = {0.0, 0.0};   // loss, tokens
+  for (int64_t done = 0; done < count;) {
+    const int64_t n = std::min(mb, count - done);
+    load_windows(*heldout_, first + done, n);
+    Tensor tokens(tokens_.data(), {n, T}, DType::kI32);
+    Tensor targets(targets_.data(), {n, T}, DType::kI32);
+    sums[0] += net_.forward(tokens, targets);
+    sums[1] += double(n * T);
+    done += n;
+  }
+  comm.allreduce(Tensor(sums, {2}, DType::kF64), {});
+  GptEval e;
+  e.step = steps_done_;
+  e.loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+  e.windows = total;
+  return e;
+}
+
+GptSyncReport Gpt::sync_report() const {
+  GptSyncReport rep;
+  if (sync_ == nullptr) return rep;
+  const GradSyncStats& s = sync_->stats();
+  rep.buckets = s.buckets;
+  rep.bytes_per_step = s.bytes_per_step;
+  rep.blocking_allreduce_s = std::max(0.0, blocking_allreduce_s_);
+  rep.exposed_s = s.steps > 0 ? s.wait_s / double(s.steps) : 0.0;
+  rep.hidden_fraction = rep.blocking_allreduce_s > 0.0
+                            ? std::clamp(1.0 - rep.exposed_s / rep.blocking_allreduce_s, 0.0, 1.0)
+                            : 0.0;
+  return rep;
+}
+
+double Gpt::step_matmul_flops() const {
+  return 3.0 * net_.matmul_flops(options_.batch_size, options_.seq_len);
+}
+
+std::vector<OptimizerSlot> Gpt::optimizer_slots() {
+  std::vector<OptimizerSlot> slots;
+  const ParamStore& params = net_.params();
+  for (int i = 0; i < params.size(); ++i)
+    for (const std::string& s : optimizer_->slot_names())
+      slots.push_back({params.entry(i).name, s, optimizer_->slot_view(i, s)});
+  return slots;
+}
+
+std::vector<RankState> Gpt::rank_state() const {
+  // The data cursor is global: windows consumed and optimizer steps (equal on every rank).
+  return {{"data", {uint64_t(steps_done_ * options_.batch_size), uint64_t(optimizer_->steps_taken())}}};
+}
+
+void Gpt::restore(const CheckpointReader& reader, int64_t step) {
+  const ParamStore& params = net_.params();
+  for (int i = 0; i < params.size(); ++i)
+    for (const std::string& s : optimizer_->slot_names())
+      reader.read_slot(params.entry(i).name, s, optimizer_->slot_view(i, s));
+  const std::vector<uint64_t> data = reader.read_state("data");
+  LOOM_CHECK(data.size() >= 2, DataError, reader.path() + ": /state/data has too few words");
+  const auto windows = int64_t(data[0]);
+  LOOM_CHECK(windows == step * options_.batch_size, DataError,
+             reader.path() + ": the data cursor (" + std::to_string(windows) +
+                 " windows) is not step x gpt.batch_size (" + std::to_string(step) + " x " +
+                 std::to_string(options_.batch_size) + "); gpt.batch_size changed since the checkpoint");
+  optimizer_->set_steps_taken(int64_t(data[1]));
+  steps_done_ = step;
+  if (reader.meta().world_size != comm_.size())
+    log::info("gpt", "resuming at world size " + std::to_string(comm_.size()) + " from " +
+                         std::to_string(reader.meta().world_size) + ": the same global window " +
+                         std::to_string(windows) + ", each rank a new slice of every batch");
+}
+
+}  // namespace loom
