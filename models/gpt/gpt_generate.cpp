@@ -17,8 +17,8 @@ std::vector<int32_t> gpt_generate(GptNet& net, const std::vector<int32_t>& promp
   Rng rng(options.seed, 0, RngPurpose::kSample);
   std::vector<int32_t> seq = prompt;
   std::vector<int32_t> out;
-  std::vector<double> prob(size_t(V));
-  std::vector<int32_t> order(size_t(V));
+  std::vector<double> prob(static_cast<size_t>(V));
+  std::vector<int32_t> order(static_cast<size_t>(V));
   for (int64_t i = 0; i < options.max_tokens; ++i) {
     const int64_t T = std::min<int64_t>(int64_t(seq.size()), context);
     int32_t* window = seq.data() + (int64_t(seq.size()) - T);
