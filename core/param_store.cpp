@@ -18,9 +18,11 @@ int ParamStore::declare(std::string_view name, Shape shape) {
   return static_cast<int>(entries_.size()) - 1;
 }
 
-void ParamStore::finalize(Device device) {
+void ParamStore::finalize(Device device, DType dtype) {
   LOOM_ASSERT(!finalized_, "ParamStore::finalize called twice");
-  size_t bytes = static_cast<size_t>(total_) * sizeof(float);
+  LOOM_ASSERT(dtype == DType::kF32 || dtype == DType::kF64, "ParamStore holds f32 or f64");
+  dtype_ = dtype;
+  size_t bytes = static_cast<size_t>(total_) * dtype_size(dtype);
   values_ = Buffer(bytes, device);
   grads_ = Buffer(bytes, device);
   finalized_ = true;

@@ -27,8 +27,10 @@ class ParamStore {
 
   // Declares a parameter; returns its index. Names must be unique. Before finalize().
   int declare(std::string_view name, Shape shape);
-  // Allocates values and gradients (zeroed) on `device`. Once.
-  void finalize(Device device = Device::cpu());
+  // Allocates values and gradients (zeroed) on `device`. Once. Training keeps float32
+  // parameters; float64 serves gradient checks against double-precision references.
+  void finalize(Device device = Device::cpu(), DType dtype = DType::kF32);
+  DType dtype() const { return dtype_; }
   bool finalized() const { return finalized_; }
 
   int size() const { return static_cast<int>(entries_.size()); }
@@ -44,9 +46,9 @@ class ParamStore {
   Tensor value(std::string_view name) const { return value(index_of(name)); }
   Tensor grad(std::string_view name) const { return grad(index_of(name)); }
 
-  // The whole packed buffers (padding included) as flat f32 tensors.
-  Tensor values() const { return values_.as(DType::kF32); }
-  Tensor grads() const { return grads_.as(DType::kF32); }
+  // The whole packed buffers (padding included) as flat tensors of dtype().
+  Tensor values() const { return values_.as(dtype_); }
+  Tensor grads() const { return grads_.as(dtype_); }
   int64_t total_elements() const { return total_; }   // padded size of each buffer
   int64_t parameter_count() const;                    // sum of numel, no padding
   void zero_grads() { grads_.zero(); }
@@ -56,6 +58,7 @@ class ParamStore {
   std::vector<Entry> entries_;
   int64_t total_ = 0;
   bool finalized_ = false;
+  DType dtype_ = DType::kF32;
   Buffer values_;
   Buffer grads_;
 };

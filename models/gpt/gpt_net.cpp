@@ -15,8 +15,9 @@ std::string block_name(int l, const char* rest) { return "h." + std::to_string(l
 
 }  // namespace
 
-GptNet::GptNet(const GptShape& shape, int64_t micro_batch, int64_t seq_len, Device device)
-    : shape_(shape), micro_batch_(micro_batch), seq_len_(seq_len) {
+GptNet::GptNet(const GptShape& shape, int64_t micro_batch, int64_t seq_len, Device device,
+               DType dtype)
+    : shape_(shape), micro_batch_(micro_batch), seq_len_(seq_len), acts_(dtype), scratch_(dtype) {
   LOOM_ASSERT(shape.d_model % shape.n_head == 0, "d_model must be a multiple of n_head");
   LOOM_ASSERT(seq_len >= 1 && seq_len <= shape.n_positions, "seq_len outside [1, n_positions]");
   const int64_t C = shape.d_model, V = shape.vocab_size, P = shape.n_positions;
@@ -43,7 +44,7 @@ GptNet::GptNet(const GptShape& shape, int64_t micro_batch, int64_t seq_len, Devi
   }
   ln_f_w_ = params_.declare("ln_f.weight", {C});
   ln_f_b_ = b ? params_.declare("ln_f.bias", {C}) : -1;
-  params_.finalize(device);
+  params_.finalize(device, dtype);
 
   // Activations (Note [GPT activations]) at the largest micro-batch.
   const int64_t B = micro_batch, T = seq_len, H = shape.n_head, N = B * T;
@@ -92,16 +93,22 @@ void GptNet::init(uint64_t seed) {
   Rng rng(seed, 0, RngPurpose::kInit);
   const float std_w = 0.02f;
   const auto std_proj = static_cast<float>(0.02 / std::sqrt(2.0 * shape_.n_layer));
+  const bool f64 = dtype() == DType::kF64;
+  auto set = [&](const Tensor& t, int64_t i, float v) {
+    if (f64) {
+      t.f64()[i] = double(v);
+    } else {
+      t.f32()[i] = v;
+    }
+  };
   auto normal = [&](int index, float sd) {
     Tensor t = params_.value(index);
-    float* p = t.f32();
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(rng.normal()) * sd;
+    for (int64_t i = 0; i < t.numel(); ++i) set(t, i, static_cast<float>(rng.normal()) * sd);
   };
   auto fill = [&](int index, float v) {
     if (index < 0) return;
     Tensor t = params_.value(index);
-    float* p = t.f32();
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = v;
+    for (int64_t i = 0; i < t.numel(); ++i) set(t, i, v);
   };
   // Declaration order, so that the draws do not depend on anything but the shape.
   normal(wte_, std_w);
@@ -168,9 +175,13 @@ double GptNet::forward(Tensor tokens, Tensor targets) {
   if (targets.data() == nullptr) return 0.0;
   Tensor loss = act(loss_, {N});
   softmax_cross_entropy_forward(loss, act(lse_, {N}), logits, targets.view({N}), kIgnore);
-  const float* l = loss.f32();
   double sum = 0.0;
-  for (int64_t i = 0; i < N; ++i) sum += double(l[i]);
+  if (dtype() == DType::kF64) {
+    for (int64_t i = 0; i < N; ++i) sum += loss.f64()[i];
+  } else {
+    const float* l = loss.f32();
+    for (int64_t i = 0; i < N; ++i) sum += double(l[i]);
+  }
   return sum;
 }
 

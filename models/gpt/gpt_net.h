@@ -48,7 +48,9 @@ struct GptBlockParams {
 class GptNet {
  public:
   // Arena sizes: up to `micro_batch` sequences of up to `seq_len` (<= n_positions) tokens.
-  GptNet(const GptShape& shape, int64_t micro_batch, int64_t seq_len, Device device = Device::cpu());
+  // dtype f32 trains; f64 (CPU) checks gradients against double-precision references.
+  GptNet(const GptShape& shape, int64_t micro_batch, int64_t seq_len, Device device = Device::cpu(),
+         DType dtype = DType::kF32);
 
   const GptShape& shape() const { return shape_; }
   ParamStore& params() { return params_; }
@@ -58,7 +60,7 @@ class GptNet {
 
   // GPT-2's initialisation from `seed` (the same on every rank): weights N(0, 0.02), the
   // residual projections (attn.c_proj, mlp.c_proj) N(0, 0.02 / √(2 n_layer)), biases 0,
-  // LayerNorm weights 1.
+  // LayerNorm weights 1. The values are float32 draws whatever dtype() is.
   void init(uint64_t seed);
 
   // Forward of tokens (B, T) i32, B <= micro_batch, T <= seq_len. With targets (B, T) i32
@@ -80,6 +82,7 @@ class GptNet {
   // Multiply-add FLOPs x2 of one forward over B sequences of T tokens in matmuls: the
   // linear layers, the tied head and attention's two products (full T x T).
   double matmul_flops(int64_t B, int64_t T) const;
+  DType dtype() const { return params_.dtype(); }
 
  private:
   struct BlockActs {
