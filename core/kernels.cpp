@@ -3,6 +3,7 @@
 // backends (core/kernels_cpu.cpp, core/cuda/<family>.cu) may then assume valid arguments.
 #include "core/kernels.h"
 
+#include <cmath>
 #include <initializer_list>
 #include <string>
 
@@ -53,6 +54,24 @@ bool check_args(const char* kernel, std::initializer_list<Arg> args) {
   }
   LOOM_ASSERT(first != nullptr, "a kernel call without tensors");
   return first->tensor.device().is_cuda();
+}
+
+// Integer arguments (token ids, targets, masks): i32, on the device of `ref` (a floating
+// argument already checked by check_args); required ones present.
+void check_int_args(const char* kernel, const Arg& ref, std::initializer_list<Arg> args) {
+  for (const Arg& a : args) {
+    if (!present(a.tensor)) {
+      if (!a.optional) fail(kernel, std::string("argument '") + a.name + "' is missing");
+      continue;
+    }
+    if (a.tensor.dtype() != DType::kI32)
+      fail(kernel, std::string(a.name) + " has dtype " + dtype_name(a.tensor.dtype()) +
+                       "; integer arguments are i32");
+    if (!(a.tensor.device() == ref.tensor.device()))
+      fail(kernel, std::string("all tensors must be on one device: ") + ref.name + " is on " +
+                       ref.tensor.device().str() + ", " + a.name + " on " +
+                       a.tensor.device().str());
+  }
 }
 
 [[noreturn]] void bad_shape(const char* kernel, const char* name, const Tensor& t,
@@ -150,6 +169,227 @@ void squared_error_backward(Tensor dpred, Tensor pred, Tensor target) {
     bad_shape(k, "dpred", dpred, "pred's shape " + pred.shape().str());
   if (cuda) return cuda::squared_error_backward(dpred, pred, target);
   cpu::squared_error_backward(dpred, pred, target);
+}
+
+// ---- transformer families -----------------------------------------------------------
+
+namespace {
+
+// A per-row vector of `x` (..., X): shape (N) or x's leading dimensions.
+bool is_row_vector(const Tensor& t, const Tensor& x) {
+  if (t.shape() == Shape{rows(x)}) return true;
+  const Shape& st = t.shape();
+  const Shape& sx = x.shape();
+  if (st.rank() + 1 != sx.rank()) return false;
+  for (int i = 0; i < st.rank(); ++i)
+    if (st[i] != sx[i]) return false;
+  return true;
+}
+
+void check_same_shape(const char* kernel, const char* name, const Tensor& t,
+                      const char* like_name, const Tensor& like) {
+  if (!(t.shape() == like.shape()))
+    bad_shape(kernel, name, t, std::string(like_name) + "'s shape " + like.shape().str());
+}
+
+// tokens (B, T) [segments (B, T)] against a table (X, C) and the (B, T, C) tensor `btc`.
+void check_embedding_shapes(const char* kernel, const Tensor& btc, const char* btc_name,
+                            const Tensor& tokens, const Tensor& segments, const Tensor& wte,
+                            const Tensor& wpe, const Tensor& wse, const char* wse_name) {
+  if (tokens.shape().rank() != 2) bad_shape(kernel, "tokens", tokens, "(B, T)");
+  const int64_t B = tokens.shape()[0], T = tokens.shape()[1];
+  if (wte.shape().rank() != 2) bad_shape(kernel, "wte", wte, "(V, C)");
+  const int64_t C = wte.shape()[1];
+  if (!(btc.shape() == Shape{B, T, C})) bad_shape(kernel, btc_name, btc, dims({B, T, C}));
+  if (wpe.shape().rank() != 2 || wpe.shape()[0] < T || wpe.shape()[1] != C)
+    bad_shape(kernel, "wpe", wpe, "(P, " + std::to_string(C) + ") with P >= T = " +
+                                      std::to_string(T));
+  if (present(segments) != present(wse))
+    fail(kernel, std::string("segments and ") + wse_name +
+                     " come together: pass both or neither");
+  if (!present(segments)) return;
+  if (!(segments.shape() == tokens.shape()))
+    bad_shape(kernel, "segments", segments, "tokens' shape " + tokens.shape().str());
+  if (wse.shape().rank() != 2 || wse.shape()[1] != C)
+    bad_shape(kernel, wse_name, wse, "(S, " + std::to_string(C) + ")");
+}
+
+}  // namespace
+
+void embedding_forward(Tensor out, Tensor tokens, Tensor segments, Tensor wte, Tensor wpe,
+                       Tensor wse) {
+  const char* k = "embedding_forward";
+  bool cuda = check_args(k, {{"out", out}, {"wte", wte}, {"wpe", wpe}, {"wse", wse, true}});
+  check_int_args(k, {"out", out}, {{"tokens", tokens}, {"segments", segments, true}});
+  check_embedding_shapes(k, out, "out", tokens, segments, wte, wpe, wse, "wse");
+  if (cuda) return cuda::embedding_forward(out, tokens, segments, wte, wpe, wse);
+  cpu::embedding_forward(out, tokens, segments, wte, wpe, wse);
+}
+
+void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dwse, Tensor dout, Tensor tokens,
+                        Tensor segments) {
+  const char* k = "embedding_backward";
+  bool cuda = check_args(k, {{"dwte", dwte}, {"dwpe", dwpe}, {"dwse", dwse, true},
+                             {"dout", dout}});
+  check_int_args(k, {"dout", dout}, {{"tokens", tokens}, {"segments", segments, true}});
+  check_embedding_shapes(k, dout, "dout", tokens, segments, dwte, dwpe, dwse, "dwse");
+  if (cuda) return cuda::embedding_backward(dwte, dwpe, dwse, dout, tokens, segments);
+  cpu::embedding_backward(dwte, dwpe, dwse, dout, tokens, segments);
+}
+
+namespace {
+// in (N, C); weight (C); bias-like (C) optional; mean, rstd per row.
+void check_layernorm_shapes(const char* kernel, const Tensor& in, const Tensor& weight,
+                            const Tensor& bias, const char* bias_name, const Tensor& mean,
+                            const Tensor& rstd) {
+  if (in.shape().rank() < 1) bad_shape(kernel, "in", in, "(N, C)");
+  const int64_t C = last_dim(in);
+  if (!(weight.shape() == Shape{C})) bad_shape(kernel, "weight", weight, dims({C}));
+  if (present(bias) && !(bias.shape() == Shape{C})) bad_shape(kernel, bias_name, bias, dims({C}));
+  const std::string per_row = "one value per row of in " + in.shape().str();
+  if (!is_row_vector(mean, in)) bad_shape(kernel, "mean", mean, per_row);
+  if (!is_row_vector(rstd, in)) bad_shape(kernel, "rstd", rstd, per_row);
+}
+}  // namespace
+
+void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor in, Tensor weight,
+                       Tensor bias, double eps) {
+  const char* k = "layernorm_forward";
+  bool cuda = check_args(k, {{"out", out}, {"mean", mean}, {"rstd", rstd}, {"in", in},
+                             {"weight", weight}, {"bias", bias, true}});
+  check_layernorm_shapes(k, in, weight, bias, "bias", mean, rstd);
+  check_same_shape(k, "out", out, "in", in);
+  if (!(eps > 0) || !std::isfinite(eps))
+    fail(k, "eps must be positive and finite; got " + std::to_string(eps));
+  if (cuda) return cuda::layernorm_forward(out, mean, rstd, in, weight, bias, eps);
+  cpu::layernorm_forward(out, mean, rstd, in, weight, bias, eps);
+}
+
+void layernorm_backward(Tensor din, Tensor dweight, Tensor dbias, Tensor dout, Tensor in,
+                        Tensor weight, Tensor mean, Tensor rstd) {
+  const char* k = "layernorm_backward";
+  bool cuda = check_args(k, {{"din", din}, {"dweight", dweight}, {"dbias", dbias, true},
+                             {"dout", dout}, {"in", in}, {"weight", weight}, {"mean", mean},
+                             {"rstd", rstd}});
+  check_layernorm_shapes(k, in, weight, dbias, "dbias", mean, rstd);
+  check_same_shape(k, "din", din, "in", in);
+  check_same_shape(k, "dout", dout, "in", in);
+  check_same_shape(k, "dweight", dweight, "weight", weight);
+  if (cuda) return cuda::layernorm_backward(din, dweight, dbias, dout, in, weight, mean, rstd);
+  cpu::layernorm_backward(din, dweight, dbias, dout, in, weight, mean, rstd);
+}
+
+void gelu_forward(Tensor out, Tensor in, GeluForm form) {
+  const char* k = "gelu_forward";
+  bool cuda = check_args(k, {{"out", out}, {"in", in}});
+  check_same_shape(k, "out", out, "in", in);
+  if (cuda) return cuda::gelu_forward(out, in, form);
+  cpu::gelu_forward(out, in, form);
+}
+
+void gelu_backward(Tensor din, Tensor dout, Tensor in, GeluForm form) {
+  const char* k = "gelu_backward";
+  bool cuda = check_args(k, {{"din", din}, {"dout", dout}, {"in", in}});
+  check_same_shape(k, "din", din, "in", in);
+  check_same_shape(k, "dout", dout, "in", in);
+  if (cuda) return cuda::gelu_backward(din, dout, in, form);
+  cpu::gelu_backward(din, dout, in, form);
+}
+
+void residual_forward(Tensor out, Tensor a, Tensor b) {
+  const char* k = "residual_forward";
+  bool cuda = check_args(k, {{"out", out}, {"a", a}, {"b", b}});
+  check_same_shape(k, "b", b, "a", a);
+  check_same_shape(k, "out", out, "a", a);
+  if (cuda) return cuda::residual_forward(out, a, b);
+  cpu::residual_forward(out, a, b);
+}
+
+void residual_backward(Tensor dacc, Tensor dout) {
+  const char* k = "residual_backward";
+  bool cuda = check_args(k, {{"dacc", dacc}, {"dout", dout}});
+  check_same_shape(k, "dout", dout, "dacc", dacc);
+  if (cuda) return cuda::residual_backward(dacc, dout);
+  cpu::residual_backward(dacc, dout);
+}
+
+namespace {
+// qkv (B, T, 3C) with C divisible by n_head, the (B, T, C) tensor `btc` (out or dout),
+// att (B, H, T, T) (att or datt, under `att_name`).
+void check_attention_shapes(const char* kernel, const Tensor& btc, const char* btc_name,
+                            const Tensor& att, const char* att_name, const Tensor& qkv,
+                            int n_head) {
+  if (qkv.shape().rank() != 3 || last_dim(qkv) % 3 != 0 || last_dim(qkv) == 0)
+    bad_shape(kernel, "qkv", qkv, "(B, T, 3C) with C > 0");
+  const int64_t B = qkv.shape()[0], T = qkv.shape()[1], C = last_dim(qkv) / 3;
+  if (n_head <= 0 || C % n_head != 0)
+    fail(kernel, "n_head must divide C = " + std::to_string(C) + "; got " +
+                     std::to_string(n_head));
+  if (!(btc.shape() == Shape{B, T, C})) bad_shape(kernel, btc_name, btc, dims({B, T, C}));
+  if (!(att.shape() == Shape{B, n_head, T, T}))
+    bad_shape(kernel, att_name, att, dims({B, n_head, T, T}));
+}
+}  // namespace
+
+void attention_forward(Tensor out, Tensor att, Tensor qkv, Tensor key_mask, int n_head,
+                       bool causal) {
+  const char* k = "attention_forward";
+  bool cuda = check_args(k, {{"out", out}, {"att", att}, {"qkv", qkv}});
+  check_int_args(k, {"qkv", qkv}, {{"key_mask", key_mask, true}});
+  check_attention_shapes(k, out, "out", att, "att", qkv, n_head);
+  if (present(key_mask) && !(key_mask.shape() == Shape{qkv.shape()[0], qkv.shape()[1]}))
+    bad_shape(k, "key_mask", key_mask, dims({qkv.shape()[0], qkv.shape()[1]}));
+  if (cuda) return cuda::attention_forward(out, att, qkv, key_mask, n_head, causal);
+  cpu::attention_forward(out, att, qkv, key_mask, n_head, causal);
+}
+
+void attention_backward(Tensor dqkv, Tensor datt, Tensor dout, Tensor qkv, Tensor att,
+                        int n_head, bool causal) {
+  const char* k = "attention_backward";
+  bool cuda = check_args(k, {{"dqkv", dqkv}, {"datt", datt}, {"dout", dout}, {"qkv", qkv},
+                             {"att", att}});
+  check_attention_shapes(k, dout, "dout", att, "att", qkv, n_head);
+  check_same_shape(k, "dqkv", dqkv, "qkv", qkv);
+  check_same_shape(k, "datt", datt, "att", att);
+  if (cuda) return cuda::attention_backward(dqkv, datt, dout, qkv, att, n_head, causal);
+  cpu::attention_backward(dqkv, datt, dout, qkv, att, n_head, causal);
+}
+
+namespace {
+// logits (N, V); targets, and the per-row tensors, one value per row.
+void check_softmax_ce_shapes(const char* kernel, const Tensor& logits, const Tensor& targets,
+                             const Tensor& lse) {
+  if (logits.shape().rank() < 1 || last_dim(logits) == 0)
+    bad_shape(kernel, "logits", logits, "(N, V) with V > 0");
+  const std::string per_row = "one value per row of logits " + logits.shape().str();
+  if (!is_row_vector(targets, logits)) bad_shape(kernel, "targets", targets, per_row);
+  if (!is_row_vector(lse, logits)) bad_shape(kernel, "lse", lse, per_row);
+}
+}  // namespace
+
+void softmax_cross_entropy_forward(Tensor loss, Tensor lse, Tensor logits, Tensor targets,
+                                   int ignore_index) {
+  const char* k = "softmax_cross_entropy_forward";
+  bool cuda = check_args(k, {{"loss", loss}, {"lse", lse}, {"logits", logits}});
+  check_int_args(k, {"logits", logits}, {{"targets", targets}});
+  check_softmax_ce_shapes(k, logits, targets, lse);
+  if (!is_row_vector(loss, logits))
+    bad_shape(k, "loss", loss, "one value per row of logits " + logits.shape().str());
+  if (cuda) return cuda::softmax_cross_entropy_forward(loss, lse, logits, targets, ignore_index);
+  cpu::softmax_cross_entropy_forward(loss, lse, logits, targets, ignore_index);
+}
+
+void softmax_cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor lse, Tensor targets,
+                                    int ignore_index, double scale) {
+  const char* k = "softmax_cross_entropy_backward";
+  bool cuda = check_args(k, {{"dlogits", dlogits}, {"logits", logits}, {"lse", lse}});
+  check_int_args(k, {"logits", logits}, {{"targets", targets}});
+  check_softmax_ce_shapes(k, logits, targets, lse);
+  check_same_shape(k, "dlogits", dlogits, "logits", logits);
+  if (cuda)
+    return cuda::softmax_cross_entropy_backward(dlogits, logits, lse, targets, ignore_index,
+                                                scale);
+  cpu::softmax_cross_entropy_backward(dlogits, logits, lse, targets, ignore_index, scale);
 }
 
 }  // namespace loom

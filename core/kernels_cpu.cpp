@@ -1,11 +1,14 @@
 // CPU reference kernels (core/kernels.h): OpenMP loops and OpenBLAS GEMMs, each family a
-// float/double pair through one function template local to this file. Arguments were
-// checked by the dispatch (core/kernels.cpp); here they are trusted.
+// float/double pair through one function template local to its file. This file holds the
+// shared helpers of core/kernels_cpu_detail.h, linear and squared error; the transformer
+// families live in core/kernels_cpu_<family>.cpp. Arguments were checked by the dispatch
+// (core/kernels.cpp); here they are trusted.
 //
 // Determinism: every result depends on the inputs and their sizes only, never on timing
 // or the thread count - reductions run in a fixed order inside one thread, and OpenBLAS
 // splits a GEMM's output, not its inner sum, across threads.
 #include "core/kernels_cpu.h"
+#include "core/kernels_cpu_detail.h"
 
 #include <cblas.h>
 
@@ -14,18 +17,7 @@
 #include <string>
 
 namespace loom::cpu {
-namespace {
-
-// Below this many elements a loop runs on the calling thread (a parallel region costs
-// more than it saves).
-constexpr int64_t kParallelMin = 1 << 15;
-
-// N of (..., X): the product of all but the last dimension.
-int64_t rows(const Tensor& t) {
-  int64_t n = 1;
-  for (int i = 0; i + 1 < t.shape().rank(); ++i) n *= t.shape()[i];
-  return n;
-}
+namespace detail {
 
 int blas_int(int64_t v, const char* kernel) {
   LOOM_CHECK(v <= INT_MAX, Error,
@@ -34,20 +26,35 @@ int blas_int(int64_t v, const char* kernel) {
   return static_cast<int>(v);
 }
 
-// Row-major C (M, N) = op(A) (M, K) · op(B) (K, N) + beta C, op = transpose when t*.
-void gemm(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B,
-          int ldb, float beta, float* C, int ldc) {
+void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
+          const float* B, int ldb, float beta, float* C, int ldc) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+              M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-void gemm(bool ta, bool tb, int M, int N, int K, const double* A, int lda, const double* B,
-          int ldb, double beta, double* C, int ldc) {
+void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda,
+          const double* B, int ldb, double beta, double* C, int ldc) {
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              M, N, K, 1.0, A, lda, B, ldb, beta, C, ldc);
+              M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-template <class T>
-T* ptr(const Tensor& t) { return static_cast<T*>(t.data()); }
+// OpenBLAS (the build links Debian's pthread variant through FindBLAS) has a process-wide
+// thread count; another BLAS has no such call and is assumed serial inside OpenMP.
+#if defined(OPENBLAS_VERSION)
+SerialBlas::SerialBlas() : saved_(openblas_get_num_threads()) {
+  if (saved_ != 1) openblas_set_num_threads(1);
+}
+SerialBlas::~SerialBlas() {
+  if (saved_ != 1) openblas_set_num_threads(saved_);
+}
+#else
+SerialBlas::SerialBlas() : saved_(1) {}
+SerialBlas::~SerialBlas() = default;
+#endif
+
+}  // namespace detail
+
+namespace {
+using namespace detail;
 
 // ---- linear -------------------------------------------------------------------------
 
@@ -65,8 +72,8 @@ void linear_forward_t(Tensor out_t, Tensor in_t, Tensor weight_t, Tensor bias_t)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t o = 0; o < O; ++o) out[n * O + o] = bias != nullptr ? bias[o] : T(0);
   if (I == 0) return;
-  gemm(false, true, blas_int(N, k), blas_int(O, k), blas_int(I, k), in, blas_int(I, k), weight,
-       blas_int(I, k), T(1), out, blas_int(O, k));
+  gemm(false, true, blas_int(N, k), blas_int(O, k), blas_int(I, k), T(1), in, blas_int(I, k),
+       weight, blas_int(I, k), T(1), out, blas_int(O, k));
 }
 
 // dbias[o] += Σ_n dout[n, o], in n order, a block of columns per thread.
@@ -99,14 +106,14 @@ void linear_backward_t(Tensor din_t, Tensor dweight_t, Tensor dbias_t, Tensor do
     if (O == 0) {
       for (int64_t i = 0; i < N * I; ++i) din[i] = T(0);
     } else {  // din (N, I) = dout (N, O) · weight (O, I)
-      gemm(false, false, blas_int(N, k), blas_int(I, k), blas_int(O, k), dout, blas_int(O, k),
-           weight, blas_int(I, k), T(0), din, blas_int(I, k));
+      gemm(false, false, blas_int(N, k), blas_int(I, k), blas_int(O, k), T(1), dout,
+           blas_int(O, k), weight, blas_int(I, k), T(0), din, blas_int(I, k));
     }
   }
   if (N == 0 || O == 0) return;
   if (I > 0)  // dweight (O, I) += doutᵀ (O, N) · in (N, I)
-    gemm(true, false, blas_int(O, k), blas_int(I, k), blas_int(N, k), dout, blas_int(O, k), in,
-         blas_int(I, k), T(1), dweight, blas_int(I, k));
+    gemm(true, false, blas_int(O, k), blas_int(I, k), blas_int(N, k), T(1), dout,
+         blas_int(O, k), in, blas_int(I, k), T(1), dweight, blas_int(I, k));
   if (dbias != nullptr) column_sums_add(dbias, dout, N, O);
 }
 
@@ -138,8 +145,6 @@ void squared_error_backward_t(Tensor dpred_t, Tensor pred_t, Tensor target_t) {
 #pragma omp parallel for schedule(static) if (total >= kParallelMin)
   for (int64_t i = 0; i < total; ++i) dpred[i] = pred[i] - target[i];
 }
-
-bool is_f64(const Tensor& t) { return t.dtype() == DType::kF64; }
 
 }  // namespace
 

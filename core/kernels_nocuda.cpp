@@ -43,4 +43,56 @@ void squared_error_backward(Tensor dpred, Tensor, Tensor) {
 }
 #endif
 
+#if !LOOM_CUDA_HAS_EMBEDDING
+void embedding_forward(Tensor out, Tensor, Tensor, Tensor, Tensor, Tensor) {
+  missing("embedding_forward", "embedding", out.device());
+}
+void embedding_backward(Tensor dwte, Tensor, Tensor, Tensor, Tensor, Tensor) {
+  missing("embedding_backward", "embedding", dwte.device());
+}
+#endif
+
+#if !LOOM_CUDA_HAS_LAYERNORM
+void layernorm_forward(Tensor out, Tensor, Tensor, Tensor, Tensor, Tensor, double) {
+  missing("layernorm_forward", "layernorm", out.device());
+}
+void layernorm_backward(Tensor din, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor) {
+  missing("layernorm_backward", "layernorm", din.device());
+}
+#endif
+
+#if !LOOM_CUDA_HAS_GELU
+void gelu_forward(Tensor out, Tensor, GeluForm) { missing("gelu_forward", "gelu", out.device()); }
+void gelu_backward(Tensor din, Tensor, Tensor, GeluForm) {
+  missing("gelu_backward", "gelu", din.device());
+}
+#endif
+
+#if !LOOM_CUDA_HAS_RESIDUAL
+void residual_forward(Tensor out, Tensor, Tensor) {
+  missing("residual_forward", "residual", out.device());
+}
+void residual_backward(Tensor dacc, Tensor) {
+  missing("residual_backward", "residual", dacc.device());
+}
+#endif
+
+#if !LOOM_CUDA_HAS_ATTENTION
+void attention_forward(Tensor out, Tensor, Tensor, Tensor, int, bool) {
+  missing("attention_forward", "attention", out.device());
+}
+void attention_backward(Tensor dqkv, Tensor, Tensor, Tensor, Tensor, int, bool) {
+  missing("attention_backward", "attention", dqkv.device());
+}
+#endif
+
+#if !LOOM_CUDA_HAS_SOFTMAX_CROSS_ENTROPY
+void softmax_cross_entropy_forward(Tensor loss, Tensor, Tensor, Tensor, int) {
+  missing("softmax_cross_entropy_forward", "softmax_cross_entropy", loss.device());
+}
+void softmax_cross_entropy_backward(Tensor dlogits, Tensor, Tensor, Tensor, int, double) {
+  missing("softmax_cross_entropy_backward", "softmax_cross_entropy", dlogits.device());
+}
+#endif
+
 }  // namespace loom::cuda

@@ -1,5 +1,5 @@
 # Layer kernels (core/kernels.h) on the CPU reference: one source per family.
 # (CUDA kernels are compared with the CPU reference in tests/gpu/.)
 loom_add_test(test_kernels
-  SOURCES ${LOOM_TEST_DIR}/test_kernels_linear.cpp
+  SOURCES ${LOOM_TEST_DIR}/test_kernels_linear.cpp ${LOOM_TEST_DIR}/test_kernels_embedding.cpp
   LIBS loom_core)
