@@ -2,4 +2,5 @@
 # (CUDA kernels are compared with the CPU reference in tests/gpu/.)
 loom_add_test(test_kernels
   SOURCES ${LOOM_TEST_DIR}/test_kernels_linear.cpp ${LOOM_TEST_DIR}/test_kernels_embedding.cpp
+          ${LOOM_TEST_DIR}/test_kernels_layernorm.cpp ${LOOM_TEST_DIR}/test_kernels_gelu.cpp
   LIBS loom_core)
