@@ -4,4 +4,5 @@ loom_add_test(test_kernels
   SOURCES ${LOOM_TEST_DIR}/test_kernels_linear.cpp ${LOOM_TEST_DIR}/test_kernels_embedding.cpp
           ${LOOM_TEST_DIR}/test_kernels_layernorm.cpp ${LOOM_TEST_DIR}/test_kernels_gelu.cpp
           ${LOOM_TEST_DIR}/test_kernels_attention.cpp
+          ${LOOM_TEST_DIR}/test_kernels_softmax_cross_entropy.cpp
   LIBS loom_core)
