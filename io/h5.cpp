@@ -78,6 +78,7 @@ const char* elem_type_name(ElemType type) {
     case ElemType::kI64: return "int64";
     case ElemType::kU64: return "uint64";
     case ElemType::kString: return "string";
+    case ElemType::kF64: return "float64";
   }
   return "?";
 }
@@ -86,7 +87,8 @@ size_t elem_type_size(ElemType type) {
   switch (type) {
     case ElemType::kF32: return 4;
     case ElemType::kI64:
-    case ElemType::kU64: return 8;
+    case ElemType::kU64:
+    case ElemType::kF64: return 8;
     case ElemType::kString: return 0;
   }
   return 0;
@@ -99,6 +101,7 @@ hid_t file_type(ElemType type) {
     case ElemType::kF32: return H5T_IEEE_F32LE;
     case ElemType::kI64: return H5T_STD_I64LE;
     case ElemType::kU64: return H5T_STD_U64LE;
+    case ElemType::kF64: return H5T_IEEE_F64LE;
     case ElemType::kString: break;
   }
   return -1;
@@ -109,6 +112,7 @@ hid_t mem_type(ElemType type) {
     case ElemType::kF32: return H5T_NATIVE_FLOAT;
     case ElemType::kI64: return H5T_NATIVE_INT64;
     case ElemType::kU64: return H5T_NATIVE_UINT64;
+    case ElemType::kF64: return H5T_NATIVE_DOUBLE;
     case ElemType::kString: break;
   }
   return -1;
@@ -126,7 +130,7 @@ std::optional<ElemType> classify(hid_t type) {
   if (H5Tget_class(type) == H5T_STRING) {
     return H5Tis_variable_str(type) > 0 ? std::optional(ElemType::kString) : std::nullopt;
   }
-  for (ElemType t : {ElemType::kF32, ElemType::kI64, ElemType::kU64})
+  for (ElemType t : {ElemType::kF32, ElemType::kI64, ElemType::kU64, ElemType::kF64})
     if (H5Tequal(type, file_type(t)) > 0) return t;
   return std::nullopt;
 }

@@ -78,8 +78,8 @@ class Handle {
 };
 
 // Element types loom stores. File types: IEEE f32 LE, std i64/u64 LE, vlen UTF-8 string.
-enum class ElemType : uint8_t { kF32, kI64, kU64, kString };
-const char* elem_type_name(ElemType type);  // "float32", "int64", "uint64", "string"
+enum class ElemType : uint8_t { kF32, kI64, kU64, kString, kF64 };
+const char* elem_type_name(ElemType type);  // "float32", "int64", "uint64", "string", "float64"
 size_t elem_type_size(ElemType type);       // bytes in memory (string: 0)
 
 // How a file is opened: serial sec2 driver, or MPI-IO over a Communicator's ranks

@@ -13,3 +13,13 @@ loom_add_mpi_test(test_glove_train
   LIBS loom_models
   NP 1 2 3
   TIMEOUT 600)
+
+# GPT (models/gpt): the network's gradient against finite differences in double, float32
+# against float64, and against Hugging Face's GPT2LMHeadModel in PyTorch float64.
+loom_add_test(test_gpt_net
+  SOURCES ${LOOM_TEST_DIR}/test_gpt_net.cpp
+  LIBS loom_models
+  TIMEOUT 600)
+set_property(TEST test_gpt_net APPEND PROPERTY ENVIRONMENT
+             "LOOM_PYTHON=${PROJECT_SOURCE_DIR}/.venv/bin/python"
+             "LOOM_GPT_REFERENCE=${PROJECT_SOURCE_DIR}/tests/python/gpt_reference.py")
