@@ -9,6 +9,7 @@
 #include "core/measure.h"
 #include "core/schedule.h"
 #include "dist/communicator.h"
+#include "io/token_windows.h"
 
 namespace loom {
 namespace {
@@ -19,9 +20,6 @@ int64_t arena_batch(const GptOptions& o, int world) {
   return o.micro_batch > 0 ? std::min(o.micro_batch, std::max<int64_t>(slice, 1))
                            : std::max<int64_t>(slice, 1);
 }
-
-// Rank r's block of a global batch of B (Note [GPT data parallelism]).
-int64_t slice_begin(int64_t B, int r, int W) { return int64_t(r) * B / W; }
 
 }  // namespace
 
@@ -140,8 +138,8 @@ StepStats Gpt::train_step(const StepContext& ctx) {
   }
 
   params.zero_grads();
-  const int64_t first = ctx.step * B + slice_begin(B, r, W);
-  const int64_t count = slice_begin(B, r + 1, W) - slice_begin(B, r, W);
+  const WindowSlice mine = rank_slice(ctx.step, B, r, W);   // Note [Rank slices]
+  const int64_t first = mine.begin, count = mine.count;
   const double scale = 1.0 / double(B * T);   // the mean over the global batch's tokens
   StepStats stats;
   for (int64_t done = 0; done < count;) {
@@ -189,8 +187,8 @@ GptEval Gpt::evaluate_heldout(Communicator& comm, int64_t windows) {
   int64_t total = windows > 0 ? windows : options_.eval_batches * options_.batch_size;
   total = std::min(total, available);
   const int W = comm.size(), r = comm.rank();
-  const int64_t first = slice_begin(total, r, W);
-  const int64_t count = slice_begin(total, r + 1, W) - first;
+  const WindowSlice mine = rank_slice(0, total, r, W);
+  const int64_t first = mine.begin, count = mine.count;
   double sums[2] = {0.0, 0.0};   // loss, tokens
   for (int64_t done = 0; done < count;) {
     const int64_t n = std::min(mb, count - done);

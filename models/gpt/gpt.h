@@ -5,9 +5,9 @@
 //
 // Note [GPT data parallelism]
 // Step s trains on the global batch of windows [s·B, (s+1)·B) of one global order that
-// depends on the seed alone (WindowSource; io/token_windows.h). Rank r of W takes the
-// contiguous block [s·B + ⌊rB/W⌋, s·B + ⌊(r+1)B/W⌋) and runs it in micro-batches of at
-// most `micro_batch` windows, accumulating gradients of (1 / (B·T)) · Σ token losses, i.e.
+// depends on the seed alone (WindowSource; io/token_windows.h). Rank r of W takes its
+// contiguous block of it (rank_slice, Note [Rank slices] in io/token_windows.h) and runs
+// it in micro-batches of at most `micro_batch` windows, accumulating gradients of (1 / (B·T)) · Σ token losses, i.e.
 // of the mean loss over the GLOBAL batch. Only the last micro-batch's backward marks
 // parameters ready, so GradSync's bucket allreduces (sums) overlap that backward and the
 // result is the global batch's gradient at any world size (equal up to float summation
