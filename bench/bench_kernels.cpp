@@ -1,6 +1,7 @@
 // Forward + backward time of each transformer kernel family (core/kernels.h) on the CPU
 // reference at GPT shapes; by default gpt-tiny's (B=8, T=256, C=256, H=4, V=8192).
-// Usage: bench_kernels [B T C H V [reps]]   (threads: OMP_NUM_THREADS / OPENBLAS_NUM_THREADS)
+// Usage: bench_kernels [B T C H V [reps [only]]]   (threads: OMP_NUM_THREADS /
+// OPENBLAS_NUM_THREADS; `only`: run the families whose name contains it)
 // Prints one line per family: the best and the median of `reps` runs, in milliseconds.
 // Speed is measured here, never asserted in tests (STYLE.md rule 19).
 #include <omp.h>
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -29,7 +31,10 @@ struct Buf {
   Tensor t(loom::Shape s) { return Tensor(v.data(), s, loom::DType::kF32); }
 };
 
+const char* g_only = nullptr;
+
 void report(const char* name, int reps, const std::function<void()>& step) {
+  if (g_only != nullptr && std::strstr(name, g_only) == nullptr) return;
   step();   // warm-up: page faults, BLAS buffers
   std::vector<double> ms;
   for (int r = 0; r < reps; ++r) {
@@ -51,6 +56,7 @@ int main(int argc, char** argv) {
     H = std::atoll(argv[4]), V = std::atoll(argv[5]);
   }
   if (argc >= 7) reps = std::atoi(argv[6]);
+  if (argc >= 8) g_only = argv[7];
   const int64_t N = B * T;
   std::printf("B=%lld T=%lld C=%lld H=%lld V=%lld, %d OpenMP threads, %d reps\n",
               static_cast<long long>(B), static_cast<long long>(T), static_cast<long long>(C),

@@ -25,8 +25,18 @@
 // multi-threaded BLAS. Calling the pthread OpenBLAS that the build links from several
 // OpenMP threads at once while it runs its own thread pool oversubscribes the cores (and
 // older versions are not reentrant), hence SerialBlas around the parallel region.
-// Heads in parallel: small per-head GEMMs do not amortise OpenBLAS's thread hand-off,
-// and the softmax between them parallelises for free over heads.
+// Heads in parallel: with an idle machine this needs no synchronisation but the region's
+// end, parallelises the softmax too, and avoids OpenBLAS's hand-off on small GEMMs
+// (M = 64, N <= T, K = D). Heads are handed out dynamically (one at a time) so a thread
+// preempted on a shared machine does not hold the others at the barrier; which thread
+// computes a head changes nothing in the result.
+// Measured (bench/bench_kernels, causal forward + backward, best of 30-60, 2 threads) on
+// the 2-core build machine while it was shared (load average ~6, so no configuration
+// beat one thread): T=256, D=64 (B=8, C=256, H=4): heads in parallel 93-105 ms, serial
+// heads with 2 BLAS threads 78-105 ms, one thread 97 ms; T=64, D=32 (B=8, C=128, H=4):
+// 4.7 / 4.7 / 4.7 ms - but 20 ms for heads in parallel under libgomp's default active
+// wait policy (spinning threads fight for the oversubscribed cores; OMP_WAIT_POLICY=
+// passive removes it). Re-measure on an idle machine before revisiting the choice.
 // Determinism: each head is computed by one thread, with the same GEMM calls whatever
 // the thread count.
 #include <algorithm>
@@ -168,7 +178,7 @@ void attention_forward_t(Tensor out_t, Tensor att_t, Tensor qkv_t, Tensor mask_t
   const int32_t* key_mask = ptr<int32_t>(mask_t);  // (B, T) or null
   fits_blas("attention_forward", T, C);
   SerialBlas serial_blas;                          // Note [Attention threading]
-#pragma omp parallel for schedule(static) if (B * g.H * T * T >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, 1) if (B * g.H * T * T >= kParallelMin)
   for (int64_t bh = 0; bh < B * g.H; ++bh) {
     const int64_t b = bh / g.H, h = bh % g.H;
     const F* q = qkv + b * T * 3 * C + h * g.D;
@@ -189,7 +199,7 @@ void attention_backward_t(Tensor dqkv_t, Tensor datt_t, Tensor dout_t, Tensor qk
   const F* att = ptr<F>(att_t);                    // (B, H, T, T)
   fits_blas("attention_backward", T, C);
   SerialBlas serial_blas;                          // Note [Attention threading]
-#pragma omp parallel for schedule(static) if (B * g.H * T * T >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, 1) if (B * g.H * T * T >= kParallelMin)
   for (int64_t bh = 0; bh < B * g.H; ++bh) {
     const int64_t b = bh / g.H, h = bh % g.H, off = b * T * 3 * C + h * g.D;
     head_backward(dqkv + off, dqkv + off + C, dqkv + off + 2 * C, datt + bh * T * T,
