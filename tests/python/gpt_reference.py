@@ -33,7 +33,7 @@ CASE.h5 (written by the loom test), everything row-major:
 
 REF.h5:
   /  attrs  loss: float64, mean cross-entropy over the targets that are not -1 (NaN if all
-            are ignored); reference: "transformers <version> GPT2LMHeadModel" or
+            are ignored; also the dataset /loss (1,) for readers without float attributes); reference: "transformers <version> GPT2LMHeadModel" or
             "plain torch"; torch_version
   /logits          (B, T, V) float64
   /grad/<name>     float64, one per /model/<name>, same shape and layout ([out, in]); the
@@ -154,6 +154,7 @@ def write_ref(path, result, reference):
     import h5py
     with h5py.File(path, "w") as f:
         f.attrs["loss"] = np.float64(result["loss"])
+        f.create_dataset("loss", data=np.array([result["loss"]], dtype=np.float64))
         f.attrs["reference"] = str(reference)
         f.attrs["torch_version"] = str(torch.__version__)
         f.create_dataset("logits", data=result["logits"].astype(np.float64))
