@@ -38,6 +38,9 @@ int with_session(const SessionOptions& options, const std::function<int(Session&
 // analogy (launch/cli/cli_train.cpp).
 void register_embedding_commands(CLI::App& app, CommandAction& chosen);
 
+// `loom tokenize` and `loom tokenizer train` (launch/cli/cli_tokenize.cpp).
+void register_tokenize_commands(CLI::App& app, CommandAction& chosen);
+
 // `loom slurm`: prints a preemptible, self-requeueing sbatch script for a config
 // (launch/cli/cli_slurm.cpp).
 void register_slurm_command(CLI::App& app, CommandAction& chosen);
