@@ -3,6 +3,7 @@
 // launch/cli_*.cpp and registers itself on the CLI11 app; the subcommand the user picked
 // stores its action in `chosen`, and main() runs it after parsing. State bound to options
 // must outlive the parse (keep it in a struct owned by the registering function's static).
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -44,5 +45,12 @@ void register_tokenize_commands(CLI::App& app, CommandAction& chosen);
 // `loom slurm`: prints a preemptible, self-requeueing sbatch script for a config
 // (launch/cli/cli_slurm.cpp).
 void register_slurm_command(CLI::App& app, CommandAction& chosen);
+
+// `loom generate` (launch/cli/cli_gpt.cpp).
+void register_gpt_commands(CLI::App& app, CommandAction& chosen);
+// `loom eval CKPT` for a language model checkpoint: held-out loss and perplexity, on the
+// ranks of the launch (launch/cli/cli_gpt.cpp). windows 0 = gpt.eval_batches batches.
+int run_lm_eval(const std::string& checkpoint, const std::vector<std::string>& overrides,
+                int64_t windows);
 
 }  // namespace loom

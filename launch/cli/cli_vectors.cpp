@@ -9,12 +9,14 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "core/param_store.h"
 #include "io/checkpoint.h"
 #include "io/export.h"
+#include "launch/cli/cli.h"
 #include "launch/config/config.h"
 #include "launch/pipeline/model_registry.h"
 #include "launch/pipeline/pipeline_eval.h"
@@ -26,21 +28,13 @@ namespace {
 
 struct VectorArgs {
   std::string vectors, questions, pairs, word, a, b, c, json;
-  std::string checkpoint, format = "glove", out, output;
+  std::string checkpoint, format, out, output;   // format "": the kind's own
   int64_t restrict_vocab = 30000;
+  int64_t windows = 0;
+  std::vector<std::string> set;
   int k = 10;
   bool no_fold = false;
 };
-
-// A checkpoint directory means its `latest`.
-std::string checkpoint_file(const std::string& path) {
-  if (!std::filesystem::is_directory(path)) return path;
-  std::ifstream latest(path + "/latest");
-  std::string name;
-  std::getline(latest, name);
-  LOOM_CHECK(!name.empty(), IoError, path + " has no `latest` checkpoint");
-  return (std::filesystem::path(path) / name).string();
-}
 
 // `loom export`: the checkpoint's model kind writes it (ModelKind::export_checkpoint).
 int export_checkpoint(const VectorArgs& a) {
@@ -48,6 +42,7 @@ int export_checkpoint(const VectorArgs& a) {
   CheckpointReader reader;
   reader.open(request.path);
   const std::string& kind = reader.meta().model_kind;
+  if (request.format.empty()) request.format = kind == "gpt" ? "safetensors" : "glove";
   for (const ModelKind& k : model_kinds())
     if (kind == k.name) {
       k.export_checkpoint(reader, request);
@@ -111,21 +106,26 @@ const char* const kVectorFormats =
 
 void register_export(CLI::App& app, CommandAction& chosen, VectorArgs& a) {
   CLI::App* cmd = add_command(
-      app, "export", "write the vectors of a GloVe or word2vec checkpoint as GloVe / word2vec text or binary",
+      app, "export", "write a checkpoint for other tools: word vectors (GloVe, word2vec) or a Hugging Face GPT-2",
       "  Reads CKPT (a checkpoint file, or a checkpoint directory: its `latest`), verifies its\n"
       "  checksums and writes the word vectors to OUT. GloVe: W + W_ctx, W alone or [W, W_ctx]\n"
       "  (--output; default: the checkpoint's glove.output); word2vec: syn0, as its training\n"
       "  run exports (--output does not apply). Formats: glove (`word v1 .. vD`),\n"
       "  word2vec (a `count dim` header, then text lines), word2vec-bin (the header, then\n"
       "  `word ` + D little-endian float32 per word, as gensim reads with binary=True). Values\n"
-      "  round-trip bit-exactly. Needs no MPI launcher.\n",
+      "  round-trip bit-exactly. GPT checkpoints: --format safetensors writes the directory\n"
+      "  --out with model.safetensors, config.json and the run's tokenizer files, which\n"
+      "  transformers loads as GPT2LMHeadModel (and GPT2TokenizerFast for BPE). Needs no MPI\n"
+      "  launcher.\n",
       "  loom export runs/glove/checkpoints --format word2vec-bin --out vectors.bin\n"
       "  loom export runs/glove/checkpoints/step_00000100.h5 --out vectors.txt --output w\n"
-      "  loom export runs/word2vec/checkpoints --format word2vec --out vectors.w2v\n");
+      "  loom export runs/word2vec/checkpoints --format word2vec --out vectors.w2v\n"
+      "  loom export runs/gpt/checkpoints --format safetensors --out gpt-hf\n");
   cmd->add_option("checkpoint", a.checkpoint, "checkpoint file or directory")->required();
-  cmd->add_option("--format", a.format, "glove | word2vec | word2vec-bin (default glove)")
-      ->check(CLI::IsMember({"glove", "word2vec", "word2vec-bin"}));
-  cmd->add_option("--out", a.out, "file to write")->required();
+  cmd->add_option("--format", a.format,
+                  "glove | word2vec | word2vec-bin (vectors; default glove) | safetensors (GPT)")
+      ->check(CLI::IsMember({"glove", "word2vec", "word2vec-bin", "safetensors"}));
+  cmd->add_option("--out", a.out, "file to write (safetensors: a directory)")->required();
   cmd->add_option("--output", a.output, "sum | w | concat (default: the checkpoint's glove.output)")
       ->check(CLI::IsMember({"sum", "w", "concat"}));
   on_run(cmd, chosen, "export", export_checkpoint, a);
@@ -133,12 +133,28 @@ void register_export(CLI::App& app, CommandAction& chosen, VectorArgs& a) {
 
 void register_eval(CLI::App& app, CommandAction& chosen, VectorArgs& a) {
   CLI::App* eval = add_command(
-      app, "eval", "evaluate word vectors: analogy questions or word-similarity pairs",
-      "  `loom eval analogy VECTORS QUESTIONS` and `loom eval similarity VECTORS PAIRS`; see\n"
-      "  `loom eval analogy --help` and `loom eval similarity --help`.\n",
+      app, "eval", "evaluate: a language model's held-out loss, or word vectors (analogy, similarity)",
+      "  `loom eval CKPT` (a GPT checkpoint file or directory): the mean token loss and the\n"
+      "  perplexity on the held-out split of the checkpoint's run (its stored config says\n"
+      "  how; --set changes it, e.g. --set gpt.eval_batches=100), with the unigram baseline.\n"
+      "  Runs on the ranks of the launch (mpirun -np N splits the windows).\n"
+      "  Word vectors: `loom eval analogy VECTORS QUESTIONS` and `loom eval similarity\n"
+      "  VECTORS PAIRS`; see `loom eval analogy --help` and `loom eval similarity --help`.\n",
+      "  loom eval runs/gpt/checkpoints\n"
+      "  mpirun -np 2 loom eval runs/gpt/checkpoints/step_00001000.h5 --windows 512\n"
       "  loom eval analogy runs/glove/vectors.txt ../shared/data/questions-words.txt\n"
       "  loom eval similarity runs/glove/vectors.bin ../shared/data/wordsim353.tsv\n");
-  eval->require_subcommand(1);
+  eval->require_subcommand(0, 1);
+  eval->add_option("checkpoint", a.checkpoint, "a language model checkpoint file or directory");
+  eval->add_option("--set", a.set, "override a key of the checkpoint's config, section.key=value");
+  eval->add_option("--windows", a.windows, "held-out windows to evaluate (default: gpt.eval_batches batches)")
+      ->check(CLI::NonNegativeNumber);
+  eval->callback([&chosen, &a, eval] {
+    if (!eval->get_subcommands().empty()) return;
+    if (a.checkpoint.empty())
+      throw CLI::RequiredError("eval needs a checkpoint, or a subcommand: analogy, similarity");
+    chosen = [&a] { return run_lm_eval(a.checkpoint, a.set, a.windows); };
+  });
   CLI::App* an = add_command(
       *eval, "analogy", "analogy accuracy (3CosAdd) per section, semantic / syntactic / total",
       std::string("  QUESTIONS is in word2vec's questions-words format: `: section` lines, then\n"
@@ -205,6 +221,15 @@ void register_analogy(CLI::App& app, CommandAction& chosen, VectorArgs& a) {
 }
 
 }  // namespace
+
+std::string checkpoint_file(const std::string& path) {
+  if (!std::filesystem::is_directory(path)) return path;
+  std::ifstream latest(path + "/latest");
+  std::string name;
+  std::getline(latest, name);
+  LOOM_CHECK(!name.empty(), IoError, path + " has no `latest` checkpoint");
+  return (std::filesystem::path(path) / name).string();
+}
 
 int run_local_command(const char* command, const std::function<int()>& body) {
   log::set_rank(0, 1);

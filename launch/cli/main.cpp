@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
   loom::register_embedding_commands(app, chosen);
   loom::register_slurm_command(app, chosen);
   loom::register_tokenize_commands(app, chosen);
+  loom::register_gpt_commands(app, chosen);
 
   try {
     app.parse(argc, argv);

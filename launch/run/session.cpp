@@ -63,7 +63,9 @@ Config load_config_for_cli(const std::string& path, const std::vector<std::strin
 Session::Session(const SessionOptions& options) {
   env_ = RunEnv::detect();
   log::set_rank(env_.announced_rank, env_.announced_size);   // until MPI says
-  config_ = load_config(options.config_path, options.overrides);
+  config_ = options.config_text.empty()
+                ? load_config(options.config_path, options.overrides)
+                : load_config_text(options.config_text, options.config_origin, options.overrides);
   log::set_level(parse_level(config_.run.log_level));
   log::set_all_ranks(config_.run.log_all_ranks);
   set_huge_pages(config_.run.hugepages);   // before any parameter buffer is allocated

@@ -20,6 +20,9 @@ struct SessionOptions {
   std::vector<std::string> overrides;      // "section.key=value"
   bool create_run_dir = true;              // train-like commands: yes; env, inspect: no
   std::string command;                     // for logs: "selftest", "env", ...
+  std::string config_text{};               // when set, the config instead of config_path
+                                           // (a checkpoint's stored config)
+  std::string config_origin{};             // names config_text in messages
 };
 
 class Session {

@@ -1,0 +1,181 @@
+// GPT in `loom train`: corpus -> token shards (the [tokens] stage, reused when unchanged)
+// -> training and held-out windows -> Gpt -> held-out loss, Hugging Face export.
+//
+// Files in the run directory, besides the shared ones (config.toml, metrics.jsonl,
+// checkpoints/, eval.json):
+//   tokenizer/   the tokenizer's own files (vocab.json + merges.txt, or char_vocab.txt),
+//                copied at the start so that the run's checkpoints can be evaluated,
+//                sampled and exported without the original files
+//   hf/          after training: model.safetensors + config.json + the tokenizer files, in
+//                the layout Hugging Face `transformers` loads as GPT2LMHeadModel
+#include "launch/kinds/gpt.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/measure.h"
+#include "dist/mpi_communicator.h"
+#include "io/checkpoint.h"
+#include "io/token_windows.h"
+#include "io/tokenizer.h"
+#include "launch/config/config.h"
+#include "launch/kinds/gpt_files.h"
+#include "launch/pipeline/model_registry.h"
+#include "launch/pipeline/run_report.h"
+#include "launch/pipeline/token_stage.h"
+#include "launch/run/session.h"
+
+namespace loom {
+
+LOOM_REGISTER_MODEL_SECTION(GptSection, LOOM_CONFIG_GPT, "GPT-2 pretraining (models/gpt)");
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class GptRecipe final : public ModelRecipe {
+ public:
+  explicit GptRecipe(const Session& session) : session_(session) {}
+
+  std::unique_ptr<Model> build(PipelineContext& ctx) override {
+    Communicator& comm = ctx.session.comm();
+    const Config& config = ctx.session.config();
+    check_gpt_section(config);
+    data_ = std::make_unique<GptData>(open_gpt_data(ctx, config));
+    options_ = gpt_options(config, int(data_->tokens.tokenizer->vocab_size()));
+    if (comm.rank() == 0)
+      data_->tokens.tokenizer->save_files((fs::path(ctx.session.run_dir()) / "tokenizer").string());
+    auto model = std::make_unique<Gpt>(options_, comm, data_->train.get(), data_->heldout.get());
+    ctx.report.set_threads(ctx.session.env().threads);
+    ctx.report.set_items_name("tokens");
+    const GptOptions& o = options_;
+    const GptShape& s = o.shape;
+    log::info("gpt", std::to_string(s.n_layer) + " layers, " + std::to_string(s.n_head) +
+                         " heads, d_model " + std::to_string(s.d_model) + ", vocab " +
+                         std::to_string(s.vocab_size) + ", " + std::to_string(s.n_positions) +
+                         " positions" + (s.bias ? "" : ", no biases") + ": " +
+                         fixed(double(model->params().parameter_count()) / 1e6, 2) +
+                         " M parameters; seq_len " + std::to_string(o.seq_len) + ", batch " +
+                         std::to_string(o.batch_size) + " sequences (" +
+                         std::to_string(o.batch_size * o.seq_len) + " tokens) per step over " +
+                         std::to_string(comm.size()) + " rank(s), micro-batch " +
+                         std::to_string(model->net().micro_batch()) + ", " +
+                         std::to_string(o.steps) + " steps; " +
+                         std::to_string(data_->train->windows_per_epoch()) +
+                         " training windows per epoch, " +
+                         std::to_string(data_->heldout ? data_->heldout->windows_per_epoch() : 0) +
+                         " held-out");
+    return model;
+  }
+
+  Evaluation evaluate(const Model& model, bool final) override {
+    Evaluation e;
+    if (!final) return e;
+    const Gpt& m = static_cast<const Gpt&>(model);
+    nlohmann::json j;
+    nlohmann::json curve = nlohmann::json::array();
+    for (const GptEval& ev : m.evaluations())
+      curve.push_back({{"step", ev.step}, {"loss", ev.loss}, {"perplexity", std::exp(ev.loss)}});
+    j["heldout"] = curve;
+    if (!m.evaluations().empty()) {
+      j["heldout_loss"] = m.evaluations().back().loss;
+      j["perplexity"] = std::exp(m.evaluations().back().loss);
+    }
+    if (data_ && data_->unigram_loss > 0) j["unigram_loss"] = data_->unigram_loss;
+    const double train_s = m.train_seconds();
+    const int64_t tokens = m.tokens_seen() - tokens_before_;
+    if (train_s > 0) {
+      j["tokens_per_s"] = double(tokens) / train_s;
+      j["matmul_gflops"] = m.rank_matmul_flops() / train_s / 1e9;   // this rank's
+    }
+    j["parameters"] = m.net().params().parameter_count();
+    const GptSyncReport sync = m.sync_report();
+    j["allreduce"] = {{"buckets", sync.buckets},
+                      {"bytes_per_step", sync.bytes_per_step},
+                      {"blocking_s", sync.blocking_allreduce_s},
+                      {"exposed_s_per_step", sync.exposed_s},
+                      {"hidden_fraction", sync.hidden_fraction}};
+    e.json = j.dump();
+    return e;
+  }
+
+  std::vector<std::string> write_exports(const Model& model) override {
+    const Gpt& m = static_cast<const Gpt&>(model);
+    const std::string dir = (fs::path(session_.run_dir()) / "hf").string();
+    return write_gpt_hf_export(m.net(), *data_->tokens.tokenizer, dir);
+  }
+
+  void gather_report(PipelineContext& ctx, const Model& model) override {
+    const Gpt& m = static_cast<const Gpt&>(model);
+    const GptSyncReport sync = m.sync_report();
+    ctx.report.gather_per_rank(ctx.session.comm(), "allreduce_exposed_per_step", sync.exposed_s,
+                               "");
+    if (ctx.session.comm().size() > 1)
+      log::info("gpt", "gradient allreduce: " + std::to_string(sync.buckets) + " bucket(s), " +
+                           fixed(double(sync.bytes_per_step) / double(1 << 20), 1) +
+                           " MiB per step; blocking it takes " +
+                           fixed(sync.blocking_allreduce_s * 1e3, 2) + " ms, " +
+                           fixed(sync.exposed_s * 1e3, 2) +
+                           " ms per step stayed exposed: " + fixed(100 * sync.hidden_fraction, 1) +
+                           " % hidden behind backward (rank 0)");
+  }
+
+ private:
+  const Session& session_;
+  GptOptions options_;
+  std::unique_ptr<GptData> data_;
+  int64_t tokens_before_ = 0;
+};
+
+void export_gpt(const CheckpointReader& reader, const ExportRequest& request) {
+  LOOM_CHECK(request.format == "safetensors" || request.format.empty(), ConfigError,
+             "--format " + request.format + ": GPT checkpoints export as safetensors (" +
+                 request.path + ")");
+  LOOM_CHECK(request.output.empty(), ConfigError, "--output applies to GloVe checkpoints only");
+  export_gpt_checkpoint(reader, request.out);
+}
+
+}  // namespace
+
+LOOM_REGISTER_MODEL(gpt, GptRecipe, export_gpt,
+                    "GPT-2: causal language model on byte-level BPE or character tokens");
+
+GptOptions gpt_options(const Config& config, int vocab_size) {
+  const GptSection& g = config.models.get<GptSection>();
+  GptOptions o;
+  o.shape.n_layer = int(g.n_layer);
+  o.shape.n_head = int(g.n_head);
+  o.shape.d_model = int(g.d_model);
+  o.shape.n_positions = int(g.n_positions > 0 ? g.n_positions : g.seq_len);
+  o.shape.vocab_size = vocab_size;
+  o.shape.bias = g.bias;
+  o.shape.ln_eps = g.ln_eps;
+  o.seq_len = g.seq_len;
+  o.batch_size = g.batch_size;
+  o.micro_batch = g.micro_batch;
+  o.steps = g.steps;
+  o.lr = g.lr;
+  o.lr_min = g.lr_min;
+  o.warmup_steps = g.warmup_steps;
+  o.beta1 = g.beta1;
+  o.beta2 = g.beta2;
+  o.eps = g.eps;
+  o.weight_decay = g.weight_decay;
+  o.decay_embeddings = g.decay_embeddings;
+  o.grad_clip = g.grad_clip;
+  o.eval_every = g.eval_every;
+  o.eval_batches = g.eval_batches;
+  o.buckets.bucket_cap_bytes = int64_t(g.bucket_mb * double(1 << 20));
+  o.buckets.first_bucket_cap_bytes = std::min<int64_t>(o.buckets.bucket_cap_bytes, int64_t(1) << 20);
+  o.seed = static_cast<uint64_t>(config.run.seed);
+  return o;
+}
+
+}  // namespace loom
