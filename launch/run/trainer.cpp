@@ -145,20 +145,22 @@ bool Trainer::minutes_due() {
   return due != 0;
 }
 
-void Trainer::end_epoch() {
+void Trainer::end_epoch(bool unfinished) {
   double sums[2] = {epoch_loss_sum_, epoch_examples_};
   comm_.allreduce(Tensor::of(sums, 2), ReduceOp::kSum);
   epoch_loss_sum_ = epoch_examples_ = 0;
   EpochRecord record;
-  record.epoch = model_.epoch();
+  record.epoch = unfinished ? model_.epoch() + 1 : model_.epoch();
   record.loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
-  record.partial = resumed_mid_epoch_;
+  record.partial = resumed_mid_epoch_ || unfinished;
   resumed_mid_epoch_ = false;
   if (epoch_hook_) epoch_hook_(record);
   const int64_t per_epoch = std::max<int64_t>(1, model_.steps_per_epoch());
   const int64_t epochs = (model_.total_steps() + per_epoch - 1) / per_epoch;
   log::info(model_.kind(), "epoch " + std::to_string(record.epoch) + "/" + std::to_string(epochs) + ": loss " +
-                               fixed(record.loss, 5) + (record.partial ? " (steps since the resume)" : "") +
+                               fixed(record.loss, 5) +
+                               (unfinished ? " (the run ended inside this epoch: its steps so far)"
+                                : record.partial ? " (steps since the resume)" : "") +
                                record.note);
   epochs_.push_back(std::move(record));
 }
@@ -205,6 +207,9 @@ int Trainer::run() {
     if ((by_steps || minutes_due()) && save(done, by_steps ? "every_steps" : "every_minutes"))
       monitor.set_last_checkpoint(last_checkpoint_, done);
   }
+  // A run that ends inside an epoch (a transformer trained for a number of steps) reports
+  // the loss of that epoch's steps so far; every rank takes this branch alike.
+  if (start_step_ < total && model_.epoch_step() > 0) end_epoch(/*unfinished=*/true);
   if (options_.at_end && start_step_ < total) save(total, "end of training");
   monitor.finish();
   return 0;

@@ -54,7 +54,8 @@ TrainerOptions trainer_options(const Config& config, const std::string& run_dir)
 struct EpochRecord {
   int64_t epoch = 0;                     // 1-based: epochs completed
   double loss = 0;                       // mean loss per example over all ranks
-  bool partial = false;                  // began before a resume: loss over the steps since
+  bool partial = false;                  // began before a resume, or the run ended inside it:
+                                         // loss over the steps of this run in it
   std::string note;                      // the epoch hook's addition to the log line
   std::map<std::string, double> metrics; // the epoch hook's figures (rank 0), e.g. "analogy"
 };
@@ -80,7 +81,7 @@ class Trainer {
   // Writes a checkpoint after `steps_done` steps; false if it failed and training goes on.
   bool save(int64_t steps_done, const char* why);
   bool minutes_due();
-  void end_epoch();
+  void end_epoch(bool unfinished = false);
 
 
   Communicator& comm_;
