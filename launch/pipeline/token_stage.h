@@ -94,9 +94,10 @@ TokenData prepare_token_data(PipelineContext& ctx);
 // damaged manifest or part, or a part written by a tokenizer other than `tokenizer`.
 std::shared_ptr<const TokenStream> open_token_shards(const std::string& dir, const Tokenizer& tokenizer);
 
-// Collective: GPT-2 pieces of every rank's documents counted and summed exactly (rank 0
-// gathers the serialized tables), then BPE learned on rank 0 and broadcast as files'
-// text: the result is the same at every world size. Returns the vocabulary on every rank.
+// Collective: GPT-2 pieces of every rank's documents counted (run.threads threads, one table
+// each), the serialized tables exchanged with allgatherv and summed exactly on rank 0 in rank
+// order, BPE learned there (Note [BPE training order]) and broadcast as the files' text: the
+// same vocabulary at every world size. Returns it on every rank.
 BpeVocab learn_bpe_vocab(Communicator& comm, const CorpusLayout& layout, DocumentMode mode,
                          InvalidUtf8 invalid_utf8, int threads, const BpeTrainOptions& options);
 // Collective: the distinct characters of the corpus (and of the separator).
