@@ -73,7 +73,7 @@ struct AdamWOptions {
   double weight_decay = 0.0;   // decoupled: w -= lr * wd * w
   // Which parameters decay (declaration order, 1 = yes); empty: all of them. Transformers
   // decay linear weights only (GptNet::decay_mask).
-  std::vector<uint8_t> decay;
+  std::vector<uint8_t> decay{};
 };
 
 class AdamW final : public Optimizer {

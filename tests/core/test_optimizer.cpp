@@ -68,6 +68,19 @@ TEST(Optimizer, AdamWDecoupledWeightDecay) {
   EXPECT_NEAR(f.ps.value("b").f32()[2], 4.0 - 0.5 * 0.1 * 4.0, 1e-6);
 }
 
+TEST(Optimizer, AdamWDecaysOnlyTheMaskedParameters) {
+  Fixture f;
+  f.ps.zero_grads();
+  AdamWOptions o{0.9, 0.999, 1e-8, 0.1};
+  o.decay = {0, 1};   // "a" (a bias, a LayerNorm) keeps its value; "b" (a weight) decays
+  AdamW opt(f.ps, o);
+  opt.step(f.ps, 0.5);
+  EXPECT_EQ(f.ps.value("a").f32()[1], -2.0f);
+  EXPECT_NEAR(f.ps.value("b").f32()[2], 4.0 - 0.5 * 0.1 * 4.0, 1e-6);
+  o.decay = {1};
+  EXPECT_THROW(AdamW(f.ps, o), Error);   // one flag per parameter
+}
+
 TEST(Schedule, LinearAndWarmupCosine) {
   EXPECT_DOUBLE_EQ(lr_linear(0, 100, 0.025, 1e-4), 0.025);
   EXPECT_DOUBLE_EQ(lr_linear(50, 100, 0.025, 1e-4), 0.0125);

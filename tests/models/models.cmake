@@ -23,3 +23,7 @@ loom_add_test(test_gpt_net
 set_property(TEST test_gpt_net APPEND PROPERTY ENVIRONMENT
              "LOOM_PYTHON=${PROJECT_SOURCE_DIR}/.venv/bin/python"
              "LOOM_GPT_REFERENCE=${PROJECT_SOURCE_DIR}/tests/python/gpt_reference.py")
+
+loom_add_test(test_gpt_model
+  SOURCES ${LOOM_TEST_DIR}/test_gpt_model.cpp
+  LIBS loom_models)
