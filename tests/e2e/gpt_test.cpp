@@ -346,7 +346,8 @@ TEST_F(GptE2E, BadInputsAreRefusedNamingTheCause) {
   auto expect_refused = [&](const RunResult& r, const std::vector<std::string>& names, const std::string& what) {
     EXPECT_NE(r.status, 0) << what << ":\n" << output(r);
     EXPECT_FALSE(r.timed_out) << what;
-    for (const std::string& n : names) EXPECT_NE(output(r).find(n), std::string::npos) << what << ": no \"" << n << "\" in\n" << output(r);
+    for (const std::string& n : names)
+      EXPECT_NE(output(r).find(n), std::string::npos) << what << ": no \"" << n << "\" in\n" << output(r);
   };
   // A corpus smaller than one window (seq_len + 1 = 33 tokens).
   write_file(dir_->file("tiny.txt"), "KING:\nGood night.\n");
