@@ -8,3 +8,13 @@ target_compile_definitions(test_config PRIVATE LOOM_SOURCE_DIR="${PROJECT_SOURCE
 loom_add_test(test_registry
   SOURCES ${LOOM_TEST_DIR}/test_registry.cpp
   LIBS loom_launch)
+
+# GPT's Hugging Face export: the layout, and transformers' GPT2LMHeadModel loading it.
+loom_add_test(test_gpt_export
+  SOURCES ${LOOM_TEST_DIR}/test_gpt_export.cpp
+  LIBS loom_launch
+  TIMEOUT 600)
+set_property(TEST test_gpt_export APPEND PROPERTY ENVIRONMENT
+             "LOOM_PYTHON=${PROJECT_SOURCE_DIR}/.venv/bin/python"
+             "LOOM_GPT_REFERENCE=${PROJECT_SOURCE_DIR}/tests/python/gpt_reference.py"
+             "LOOM_HF_LOAD_GPT=${PROJECT_SOURCE_DIR}/tests/python/hf_load_gpt.py")
