@@ -24,6 +24,7 @@ constexpr int kSeconds = 1;
 constexpr int kItems = 2;
 constexpr int kLoss = 3;
 constexpr int kSignal = 4;
+constexpr int kWeight = 5;
 
 constexpr double kStragglerRatio = 1.5;
 constexpr double kStragglerMarginSeconds = 0.005;
@@ -93,6 +94,7 @@ int RunMonitor::end_step(const StepReport& report) {
   mine_[kItems] = static_cast<double>(report.items);
   mine_[kLoss] = report.loss;
   mine_[kSignal] = pending_stop_signal();
+  mine_[kWeight] = report.weight;
   comm_.allgather(Tensor::of(mine_.data(), kFields), Tensor::of(all_.data(), static_cast<int64_t>(all_.size())));
   int stop = 0;
   for (int r = 0; r < size_; ++r) {
@@ -114,13 +116,17 @@ void RunMonitor::observe(int64_t step, int stop_signal) {
   ++calls_;
 
   // This step across ranks.
-  double loss_sum = 0, items = 0, seconds_sum = 0;
+  double loss_sum = 0, items = 0, seconds_sum = 0, weighted = 0, weights = 0;
+  bool weighted_ok = true;
   double seconds_min = all_[kSeconds], seconds_max = all_[kSeconds];
   int slowest = 0;
   for (int r = 0; r < size_; ++r) {
     const double* row = &all_[static_cast<size_t>(r * kFields)];
     loss_sum += row[kLoss];
     items += row[kItems];
+    weighted += row[kLoss] * std::max(row[kWeight], 0.0);
+    weights += std::max(row[kWeight], 0.0);
+    weighted_ok = weighted_ok && row[kWeight] >= 0;
     seconds_sum += row[kSeconds];
     seconds_min = std::min(seconds_min, row[kSeconds]);
     if (row[kSeconds] > seconds_max) {
@@ -143,7 +149,9 @@ void RunMonitor::observe(int64_t step, int stop_signal) {
   snapshot_.steps_per_s = dt > 0 ? static_cast<double>(span) / dt : 0;
 
   snapshot_.step = step;
-  snapshot_.loss = loss_sum / size_;
+  // The mean over every example of the step (ranks with uneven or empty slices weigh what
+  // they hold), or the plain mean of the ranks' losses when a caller gives no weights.
+  snapshot_.loss = weighted_ok && weights > 0 ? weighted / weights : loss_sum / size_;
   snapshot_.stop_signal = stop_signal;
   const int64_t remaining = options_.total_steps - (step + 1);
   snapshot_.eta_s = options_.total_steps > 0 && snapshot_.steps_per_s > 0

@@ -44,6 +44,8 @@ struct StepReport {
   double loss = 0;            // this rank's loss
   double step_seconds = 0;    // this rank's time for the step (compute + its own waits)
   int64_t items = 0;          // items (tokens, bytes, pairs) this rank processed in the step
+  double weight = -1;         // examples behind `loss` (its mean): the step's loss is the
+                              // weighted mean over ranks; < 0 on any rank: the plain mean
 };
 
 class RunMonitor {
@@ -81,7 +83,7 @@ class RunMonitor {
 
  private:
   using Clock = std::chrono::steady_clock;
-  static constexpr int kFields = 5;   // step, step_seconds, items, loss, stop signal
+  static constexpr int kFields = 6;   // step, step_seconds, items, loss, stop signal, weight
 
   void observe(int64_t step, int stop_signal);   // rank 0
   void update_stragglers(Clock::time_point now);

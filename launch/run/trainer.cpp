@@ -188,7 +188,7 @@ int Trainer::run() {
     if (model_.epoch() != epoch_before) end_epoch();
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double loss = stats.examples > 0 ? stats.loss_sum / double(stats.examples) : 0.0;
-    const int signal = monitor.end_step(StepReport{step, loss, seconds, stats.items});
+    const int signal = monitor.end_step(StepReport{step, loss, seconds, stats.items, double(stats.examples)});
     if (stop == 0) stop = signal;
     int64_t done = step + 1;
     steps_due = steps_due || (options_.every_steps > 0 && done % options_.every_steps == 0 && done < total);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "core/log.h"
@@ -236,7 +237,16 @@ std::vector<OptimizerSlot> Gpt::optimizer_slots() {
 
 std::vector<RankState> Gpt::rank_state() const {
   // The data cursor is global: windows consumed and optimizer steps (equal on every rank).
-  return {{"data", {uint64_t(steps_done_ * options_.batch_size), uint64_t(optimizer_->steps_taken())}}};
+  // The held-out curve so far rides along (step, loss bits, windows per evaluation), so a
+  // resumed run's eval.json shows the whole curve.
+  std::vector<uint64_t> evals = {uint64_t(evals_.size())};
+  for (const GptEval& e : evals_) {
+    uint64_t bits = 0;
+    std::memcpy(&bits, &e.loss, sizeof bits);
+    evals.insert(evals.end(), {uint64_t(e.step), bits, uint64_t(e.windows)});
+  }
+  return {{"data", {uint64_t(steps_done_ * options_.batch_size), uint64_t(optimizer_->steps_taken())}},
+          {"heldout", std::move(evals)}};
 }
 
 void Gpt::restore(const CheckpointReader& reader, int64_t step) {
@@ -253,6 +263,16 @@ void Gpt::restore(const CheckpointReader& reader, int64_t step) {
                  std::to_string(options_.batch_size) + "); gpt.batch_size changed since the checkpoint");
   optimizer_->set_steps_taken(int64_t(data[1]));
   steps_done_ = step;
+  evals_.clear();
+  int64_t per_rank = 0;
+  const std::vector<uint64_t> evals = reader.read_state("heldout", &per_rank);   // rank 0's row
+  for (uint64_t i = 0; per_rank > 0 && i < evals[0] && 3 * i + 3 < uint64_t(per_rank); ++i) {
+    GptEval e;
+    e.step = int64_t(evals[3 * i + 1]);
+    std::memcpy(&e.loss, &evals[3 * i + 2], sizeof e.loss);
+    e.windows = int64_t(evals[3 * i + 3]);
+    evals_.push_back(e);
+  }
   if (reader.meta().world_size != comm_.size())
     log::info("gpt", "resuming at world size " + std::to_string(comm_.size()) + " from " +
                          std::to_string(reader.meta().world_size) + ": the same global window " +

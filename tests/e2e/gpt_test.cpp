@@ -231,9 +231,8 @@ TEST_F(GptE2E, WorldSizes1To3AgreeOnTheLossCurveAndTheParameters) {
 }
 
 // Batch 7 at np 2: slices of 4 and 3 windows. The gradient is still the global batch's
-// mean, so the held-out curve, the epoch loss and the parameters equal np 1's within the
-// tolerances. (metrics.jsonl is not compared here: its per-step loss is the unweighted mean
-// of the ranks' own means, which differs from the global mean when slices are uneven.)
+// mean, so the per-step losses of metrics.jsonl (each rank's mean weighted by its tokens),
+// the held-out curve, the epoch loss and the parameters equal np 1's within the tolerances.
 TEST_F(GptE2E, UnevenSlicesTrainTheSameModel) {
   RunResult one = train(1, "b7np1", {"gpt.batch_size=7"});
   ASSERT_EQ(one.status, 0) << output(one);
@@ -245,6 +244,9 @@ TEST_F(GptE2E, UnevenSlicesTrainTheSameModel) {
   std::printf("batch 7, np 2 vs np 1: held-out within %.2e relative, parameters within %.2e\n", heldout, params);
   EXPECT_LE(heldout, kLossRelTol);
   EXPECT_LE(params, kParamAbsTol);
+  const double steps = max_rel_diff(loss_curve(dir_->file("b7np2")), loss_curve(dir_->file("b7np1")));
+  std::printf("batch 7, np 2 vs np 1: per-step losses within %.2e relative\n", steps);
+  EXPECT_LE(steps, kLossRelTol);
   const double a = eval_json("b7np1")["final_loss"].get<double>(), b = eval_json("b7np2")["final_loss"].get<double>();
   EXPECT_LE(std::abs(a - b), kLossRelTol * a) << a << " vs " << b;
 }

@@ -126,6 +126,8 @@ TEST_P(GptKillResume, KilledRankThenResumeAutoEqualsAnUninterruptedRunBitForBit)
   const auto want = checkpoint_state(final_checkpoint(ref_run));
   const std::map<int64_t, double> want_losses = losses(ref_run);
   ASSERT_EQ(want_losses.size(), size_t(kSteps));
+  const nlohmann::json want_curve = nlohmann::json::parse(read_file(ref_run + "/eval.json"))["heldout"];
+  ASSERT_GE(want_curve.size(), 2u);
   std::printf("np=%d uninterrupted run: %lld ms\n", np, static_cast<long long>(duration.count()));
 
   std::mt19937 gen(20261205u + static_cast<unsigned>(np));
@@ -189,6 +191,10 @@ TEST_P(GptKillResume, KilledRankThenResumeAutoEqualsAnUninterruptedRunBitForBit)
       ASSERT_TRUE(got.count(s)) << "kill " << i << ": no metrics for step " << s;
       EXPECT_EQ(got.at(s), want_losses.at(s)) << "kill " << i << ", step " << s;
     }
+    // The held-out curve before the kill came back from the checkpoint: the whole curve
+    // equals the uninterrupted run's, value for value.
+    EXPECT_EQ(nlohmann::json::parse(read_file(run_dir + "/eval.json"))["heldout"], want_curve)
+        << "kill " << i;
   }
 }
 

@@ -116,9 +116,12 @@ TEST(Gpt, EpochsFollowTheGlobalWindowCount) {
   EXPECT_EQ(m.epoch(), 1);
   EXPECT_EQ(m.epoch_step(), 0);
   std::vector<RankState> state = m.rank_state();
-  ASSERT_EQ(state.size(), 1u);
+  ASSERT_EQ(state.size(), 2u);
+  EXPECT_EQ(state[0].name, "data");
   EXPECT_EQ(state[0].mine[0], 18u);   // windows consumed: the global cursor
   EXPECT_EQ(state[0].mine[1], 3u);    // optimizer steps
+  EXPECT_EQ(state[1].name, "heldout");
+  EXPECT_EQ(state[1].mine, std::vector<uint64_t>{0});   // no evaluation yet
 }
 
 }  // namespace
