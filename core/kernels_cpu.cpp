@@ -11,6 +11,7 @@
 #include "core/kernels_cpu_detail.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <climits>
@@ -51,6 +52,37 @@ SerialBlas::SerialBlas() : saved_(1) {}
 SerialBlas::~SerialBlas() = default;
 #endif
 
+// Note [One thread pool]
+// OpenMP (the elementwise kernels, attention's heads) and OpenBLAS's own pthreads would be
+// two pools of run.threads threads each: after every parallel region one pool's idle
+// threads spin while the other's work, and on a machine with as many cores as threads a
+// step lost ~30 % of its time to that (perf: libgomp spin + sched_yield). So the linear
+// layers' GEMMs run on the OpenMP pool too: each thread multiplies a block of rows of C
+// with BLAS held to one thread (SerialBlas), and OpenBLAS's pool stays asleep. A block is
+// a whole number of 16-row tiles; every element of C is still one BLAS dot product over
+// the full K in BLAS's order, so the result does not depend on how many threads split it.
+template <class T>
+void parallel_gemm(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda,
+                   const T* B, int ldb, T beta, T* C, int ldc) {
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  constexpr int kTile = 16;
+  if (threads <= 1 || M < 2 * kTile || double(M) * N * K < 2e6) {
+    gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  SerialBlas serial;
+  const int tiles = (M + kTile - 1) / kTile;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int m0 = std::min(M, tiles * t / nt * kTile), m1 = std::min(M, tiles * (t + 1) / nt * kTile);
+    if (m1 > m0) {
+      const T* a = ta ? A + m0 : A + int64_t(m0) * lda;   // rows m0.. of op(A)
+      gemm(ta, tb, m1 - m0, N, K, alpha, a, lda, B, ldb, beta, C + int64_t(m0) * ldc, ldc);
+    }
+  }
+}
+
 }  // namespace detail
 
 namespace {
@@ -72,8 +104,8 @@ void linear_forward_t(Tensor out_t, Tensor in_t, Tensor weight_t, Tensor bias_t)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t o = 0; o < O; ++o) out[n * O + o] = bias != nullptr ? bias[o] : T(0);
   if (I == 0) return;
-  gemm(false, true, blas_int(N, k), blas_int(O, k), blas_int(I, k), T(1), in, blas_int(I, k),
-       weight, blas_int(I, k), T(1), out, blas_int(O, k));
+  parallel_gemm(false, true, blas_int(N, k), blas_int(O, k), blas_int(I, k), T(1), in,
+                blas_int(I, k), weight, blas_int(I, k), T(1), out, blas_int(O, k));
 }
 
 // dbias[o] += Σ_n dout[n, o], in n order, a block of columns per thread.
@@ -106,14 +138,14 @@ void linear_backward_t(Tensor din_t, Tensor dweight_t, Tensor dbias_t, Tensor do
     if (O == 0) {
       for (int64_t i = 0; i < N * I; ++i) din[i] = T(0);
     } else {  // din (N, I) = dout (N, O) · weight (O, I)
-      gemm(false, false, blas_int(N, k), blas_int(I, k), blas_int(O, k), T(1), dout,
-           blas_int(O, k), weight, blas_int(I, k), T(0), din, blas_int(I, k));
+      parallel_gemm(false, false, blas_int(N, k), blas_int(I, k), blas_int(O, k), T(1), dout,
+                    blas_int(O, k), weight, blas_int(I, k), T(0), din, blas_int(I, k));
     }
   }
   if (N == 0 || O == 0) return;
   if (I > 0)  // dweight (O, I) += doutᵀ (O, N) · in (N, I)
-    gemm(true, false, blas_int(O, k), blas_int(I, k), blas_int(N, k), T(1), dout,
-         blas_int(O, k), in, blas_int(I, k), T(1), dweight, blas_int(I, k));
+    parallel_gemm(true, false, blas_int(O, k), blas_int(I, k), blas_int(N, k), T(1), dout,
+                  blas_int(O, k), in, blas_int(I, k), T(1), dweight, blas_int(I, k));
   if (dbias != nullptr) column_sums_add(dbias, dout, N, O);
 }
 

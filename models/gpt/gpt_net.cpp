@@ -63,6 +63,7 @@ GptNet::GptNet(const GptShape& shape, int64_t micro_batch, int64_t seq_len, Devi
     a.ln2_mean = acts_.declare(p + "ln2_mean", {N});
     a.ln2_rstd = acts_.declare(p + "ln2_rstd", {N});
     a.fc = acts_.declare(p + "fc", {N * 4 * C});
+    a.gelu = acts_.declare(p + "gelu", {N * 4 * C});
     block_acts_.push_back(a);
   }
   x_final_ = acts_.declare("x_final", {N * C});
@@ -80,7 +81,6 @@ GptNet::GptNet(const GptShape& shape, int64_t micro_batch, int64_t seq_len, Devi
   d_qkv_ = scratch_.declare("d_qkv", {N * 3 * C});
   d_att_ = scratch_.declare("d_att", {B * H * T * T});
   d_fc_ = scratch_.declare("d_fc", {N * 4 * C});
-  gelu_ = scratch_.declare("gelu", {N * 4 * C});
   scratch_.finalize(device);
 }
 
@@ -151,7 +151,7 @@ double GptNet::forward(Tensor tokens, Tensor targets) {
     Tensor att = act(a.att, {B, H, T, T}), atty = act(a.atty, {B, T, C});
     Tensor res1 = act(a.res1, {B, T, C}), ln2 = act(a.ln2, {B, T, C});
     Tensor fc = act(a.fc, {B, T, 4 * C});
-    Tensor gelu = scratch_.view(gelu_).slice(0, N * 4 * C).view({B, T, 4 * C});
+    Tensor gelu = act(a.gelu, {B, T, 4 * C});
     Tensor x_out = act(l + 1 < blocks_.size() ? block_acts_[l + 1].x_in : x_final_, {B, T, C});
 
     layernorm_forward(ln1, act(a.ln1_mean, {N}), act(a.ln1_rstd, {N}), x_in, weight(p.ln_1_w),
@@ -198,7 +198,6 @@ void GptNet::backward(double scale, const std::function<void(int)>& ready) {
   Tensor d_qkv = scratch_.view(d_qkv_).slice(0, N * 3 * C).view({B, T, 3 * C});
   Tensor d_att = scratch_.view(d_att_).slice(0, B * H * T * T).view({B, H, T, T});
   Tensor d_fc = scratch_.view(d_fc_).slice(0, N * 4 * C).view({B, T, 4 * C});
-  Tensor gelu = scratch_.view(gelu_).slice(0, N * 4 * C).view({B, T, 4 * C});
 
   // Head: the loss's gradient overwrites the logits; the tied head adds to wte's gradient
   // (complete only after the embedding's backward, at the very end).
@@ -220,10 +219,9 @@ void GptNet::backward(double scale, const std::function<void(int)>& ready) {
     Tensor ln1 = act(a.ln1, {B, T, C}), qkv = act(a.qkv, {B, T, 3 * C});
     Tensor att = act(a.att, {B, H, T, T}), atty = act(a.atty, {B, T, C});
     Tensor res1 = act(a.res1, {B, T, C}), ln2 = act(a.ln2, {B, T, C});
-    Tensor fc = act(a.fc, {B, T, 4 * C});
+    Tensor fc = act(a.fc, {B, T, 4 * C}), gelu = act(a.gelu, {B, T, 4 * C});
 
     // MLP: x_out = res1 + c_proj(gelu(c_fc(ln_2(res1))))
-    gelu_forward(gelu, fc, GeluForm::kTanh);   // recomputed (Note [GPT activations])
     linear_backward(d_fc, grad(p.mlp_proj_w), grad(p.mlp_proj_b), d_res, gelu,
                     weight(p.mlp_proj_w));
     mark(p.mlp_proj_b);
