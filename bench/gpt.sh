@@ -18,6 +18,7 @@
 #   TOOLS="pytorch" bench/gpt.sh ...       only some tools (loom pytorch); sgemm always runs
 #   STEPS_TINY=20 STEPS_124M=5 WARMUP=2    timed steps per shape (loom runs WARMUP + steps)
 #   SHAKESPEARE=1 bench/gpt.sh ...         also the Shakespeare recipe (~5-10 min per tool)
+#   SCALING=0 bench/gpt.sh ...             skip loom's 2 ranks x 1 thread vs 1 x 1 on gpt-tiny
 #   BENCH_SET="--set gpt.micro_batch=4"    extra loom overrides
 # Needs: .venv with torch (scripts/setup.sh; Debian python3-torch 1.13). Run on an idle
 # machine: the load average is printed before and after every run. PyTorch runs with
@@ -54,11 +55,11 @@ shape_vocab() { case $1 in tiny) echo 8192 ;; 124m) echo 50257 ;; esac; }
 loom_common_args() {  # loom_common_args RUN_DIR CORPUS VOCAB_DIR
   echo "--set run.dir=$1 --set run.threads=$threads --set corpus.paths=[\"$2\"]" \
        "--set tokens.tokenizer=bpe --set tokens.vocab=$3/vocab.json --set tokens.merges=$3/merges.txt" \
+       "--set tokens.documents=blank_line" \
        "--set gpt.eval_every=0 --set checkpoint.every_minutes=0"
 }
 loom_train_tokenizer() {  # loom_train_tokenizer V CORPUS DIR: DIR/vocab.json + merges.txt
-  "$build/loom" tokenizer train "$LOOM_GPT_CONFIG" --set "corpus.paths=[\"$2\"]" \
-    --set tokens.vocab_size="$1" --set tokens.vocab="$3/vocab.json" --set tokens.merges="$3/merges.txt"
+  "$build/loom" tokenizer train --corpus "$2" --vocab-size "$1" --out "$3" --documents blank_line
 }
 loom_shakespeare_args() {  # loom_shakespeare_args RUN_DIR TEXT: nanoGPT's char recipe
   echo "--set run.dir=$1 --set run.threads=$threads --set corpus.paths=[\"$2\"]" \
@@ -138,6 +139,38 @@ if t and l:
           f"peak RSS {rss(l['peak_rss_gb']) / t['peak_rss_gb']:.2f} x")
 PY
 done
+
+if [ "${SCALING:-1}" = 1 ] && has loom; then
+  # 2 ranks x 1 thread against 1 rank x 1 thread on gpt-tiny at the same global batch
+  # (target: >= 1.8x), with the machine's own ceiling beside it: sgemm on 2 threads against
+  # 1 (two cores shared by two ranks cannot beat two cores shared by two threads).
+  echo
+  echo "== scaling: gpt-tiny, 1 rank x 1 thread against 2 ranks x 1 thread (same global batch)"
+  "$build/bench/sgemm_peak" 1 1 > "$work/sgemm1.txt"
+  peak1=$(awk '/^peak_gflops/ {print $2}' "$work/sgemm1.txt")
+  vocab_dir="$work/bpe-8192"
+  for np in 1 2; do
+    run="$work/loom-scale-$np"
+    rm -rf "$run"
+    echo "-- loom np $np; load before: $(load)"
+    launch=("$build/loom")
+    [ "$np" -gt 1 ] && launch=(mpirun -np "$np" --oversubscribe --bind-to none "$build/loom")
+    # shellcheck disable=SC2046
+    "${launch[@]}" train "$LOOM_GPT_CONFIG" $(loom_common_args "$run" "$corpus" "$vocab_dir") \
+      $(loom_shape_args tiny "$((steps_tiny + warmup))") --set run.threads=1 ${BENCH_SET:-} \
+      > "$run.log" 2>&1 || { tail -20 "$run.log"; exit 1; }
+  done
+  python3 - "$work/loom-scale-1/eval.json" "$work/loom-scale-2/eval.json" "$peak1" "$peak" <<'PY'
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+p1, p2 = float(sys.argv[3]), float(sys.argv[4])
+print(f"loom 1x1: {a['tokens_per_s']:,.0f} tokens/s, loss {a['final_loss']:.5f}; "
+      f"2x1: {b['tokens_per_s']:,.0f} tokens/s, loss {b['final_loss']:.5f}")
+print(f"scaling 2x1 / 1x1: {b['tokens_per_s'] / a['tokens_per_s']:.2f} x (target 1.8 x); "
+      f"machine ceiling sgemm 2 threads / 1 thread: {p2:.1f} / {p1:.1f} = {p2 / p1:.2f} x; "
+      f"allreduce hidden {b['allreduce']['hidden_fraction']:.0%}")
+PY
+fi
 
 if [ "${SHAKESPEARE:-0}" = 1 ]; then
   text="$data/tinyshakespeare.txt"

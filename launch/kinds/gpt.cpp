@@ -89,10 +89,11 @@ class GptRecipe final : public ModelRecipe {
       j["perplexity"] = std::exp(m.evaluations().back().loss);
     }
     if (data_ && data_->unigram_loss > 0) j["unigram_loss"] = data_->unigram_loss;
+    // Steady state: the steps after the run's first (Gpt::train_seconds); the summary
+    // line's rate covers every step.
     const double train_s = m.train_seconds();
-    const int64_t tokens = m.tokens_seen() - tokens_before_;
     if (train_s > 0) {
-      j["tokens_per_s"] = double(tokens) / train_s;
+      j["tokens_per_s"] = double(m.steady_tokens()) / train_s;
       j["matmul_gflops"] = m.rank_matmul_flops() / train_s / 1e9;   // this rank's
     }
     j["parameters"] = m.net().params().parameter_count();
@@ -131,7 +132,6 @@ class GptRecipe final : public ModelRecipe {
   const Session& session_;
   GptOptions options_;
   std::unique_ptr<GptData> data_;
-  int64_t tokens_before_ = 0;
 };
 
 void export_gpt(const CheckpointReader& reader, const ExportRequest& request) {

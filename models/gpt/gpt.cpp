@@ -155,7 +155,7 @@ StepStats Gpt::train_step(const StepContext& ctx) {
     } else {
       net_.backward(scale, [&sync](int p) { sync.mark_ready(p); });
     }
-    rank_flops_ += 3.0 * net_.matmul_flops(n, T);
+    if (first_step_done_) rank_flops_ += 3.0 * net_.matmul_flops(n, T);
   }
   if (count == 0) sync.mark_all_ready();   // more ranks than sequences: send zeros
   sync.finish(1.0);
@@ -167,7 +167,11 @@ StepStats Gpt::train_step(const StepContext& ctx) {
   // Loss per token: the Trainer divides loss_sum by examples.
   stats.examples = count * T;
   stats.items = count * T;
-  train_seconds_ += seconds_since(t0);
+  if (first_step_done_) {
+    train_seconds_ += seconds_since(t0);
+    steady_tokens_ += B * T;
+  }
+  first_step_done_ = true;
 
   const bool last = steps_done_ == options_.steps;
   if (heldout_ != nullptr &&

@@ -110,9 +110,12 @@ class Gpt final : public Model {
   GptSyncReport sync_report() const;
   // Matmul FLOPs of one optimizer step over the global batch (forward + backward = 3x forward).
   double step_matmul_flops() const;
-  // Σ over steps of this rank's seconds in train_step, and of its matmul FLOPs.
+  // Over this run's steps AFTER its first (which also pays for first-touch page faults of
+  // every buffer and the allreduce calibration): this rank's seconds in train_step, its
+  // matmul FLOPs, and the global batch's tokens.
   double train_seconds() const { return train_seconds_; }
   double rank_matmul_flops() const { return rank_flops_; }
+  int64_t steady_tokens() const { return steady_tokens_; }
 
  private:
   GradSync& sync_for(const StepContext& ctx);
@@ -135,6 +138,8 @@ class Gpt final : public Model {
   double blocking_allreduce_s_ = -1.0;
   double train_seconds_ = 0.0;
   double rank_flops_ = 0.0;
+  int64_t steady_tokens_ = 0;
+  bool first_step_done_ = false;
 };
 
 }  // namespace loom
