@@ -8,7 +8,10 @@
 #include <string>
 
 #include "core/kernels_cpu.h"
+#include "core/kernels_cpu_detail.h"
 #include "core/kernels_cuda.h"
+
+#include <omp.h>
 
 namespace loom {
 namespace {
@@ -116,6 +119,12 @@ void check_linear_shapes(const char* kernel, const Tensor& rows_o, const char* r
 }
 
 }  // namespace
+
+void set_kernel_threads(int threads) {
+  LOOM_ASSERT(threads >= 1, "set_kernel_threads: threads < 1");
+  omp_set_num_threads(threads);
+  cpu::detail::set_blas_threads(threads);
+}
 
 // ---- linear -------------------------------------------------------------------------
 

@@ -50,6 +50,11 @@
 
 namespace loom {
 
+// The threads of the CPU kernels, OpenMP's and BLAS's alike (run.threads; the Session sets
+// it at start-up). Without it OpenBLAS would use every core of the machine in each rank,
+// whatever run.threads says (Note [One thread pool] in core/kernels_cpu.cpp).
+void set_kernel_threads(int threads);
+
 // ---- linear: out = in · weightᵀ + bias -------------------------------------------------
 // Linear weights are stored (out_features, in_features) as DESIGN.md fixes.
 //   out    (N, O)   written

@@ -40,6 +40,14 @@ void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, 
 
 // OpenBLAS (the build links Debian's pthread variant through FindBLAS) has a process-wide
 // thread count; another BLAS has no such call and is assumed serial inside OpenMP.
+void set_blas_threads(int threads) {
+#if defined(OPENBLAS_VERSION)
+  openblas_set_num_threads(threads);
+#else
+  (void)threads;
+#endif
+}
+
 #if defined(OPENBLAS_VERSION)
 SerialBlas::SerialBlas() : saved_(openblas_get_num_threads()) {
   if (saved_ != 1) openblas_set_num_threads(1);

@@ -39,6 +39,9 @@ void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, 
 // inside an OpenMP region (Note [Attention threading] in core/kernels_cpu_attention.cpp).
 // Restores the previous thread count. BLAS's thread count is process-wide: kernels run one
 // at a time on the step's thread, so no other GEMM is in flight meanwhile.
+// BLAS's own thread count (OpenBLAS; other BLAS libraries: nothing).
+void set_blas_threads(int threads);
+
 class SerialBlas {
  public:
   SerialBlas();

@@ -15,6 +15,7 @@
 
 #include "core/buffer.h"
 #include "core/device.h"
+#include "core/kernels.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "dist/mpi_communicator.h"
@@ -71,7 +72,7 @@ Session::Session(const SessionOptions& options) {
   set_huge_pages(config_.run.hugepages);   // before any parameter buffer is allocated
   int threads = config_.run.threads > 0 ? static_cast<int>(config_.run.threads) : env_.threads;
   env_.threads = threads > 0 ? threads : 1;
-  omp_set_num_threads(env_.threads);
+  set_kernel_threads(env_.threads);   // OpenMP and BLAS: run.threads per rank
 
   if (std::string why = env_.launch_problem(); !why.empty()) throw CommError(why);
   comm_ = &MpiCommunicator::init_world();
