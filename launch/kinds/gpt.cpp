@@ -102,7 +102,8 @@ class GptRecipe final : public ModelRecipe {
                       {"bytes_per_step", sync.bytes_per_step},
                       {"blocking_s", sync.blocking_allreduce_s},
                       {"exposed_s_per_step", sync.exposed_s},
-                      {"hidden_fraction", sync.hidden_fraction}};
+                      {"hidden_fraction", sync.hidden_fraction},
+                      {"buckets_done_early", sync.buckets_done_early}};
     e.json = j.dump();
     return e;
   }
@@ -124,8 +125,10 @@ class GptRecipe final : public ModelRecipe {
                            " MiB per step; blocking it takes " +
                            fixed(sync.blocking_allreduce_s * 1e3, 2) + " ms, " +
                            fixed(sync.exposed_s * 1e3, 2) +
-                           " ms per step stayed exposed: " + fixed(100 * sync.hidden_fraction, 1) +
-                           " % hidden behind backward (rank 0)");
+                           " ms per step stayed exposed (waits for slower ranks included): " +
+                           fixed(100 * sync.hidden_fraction, 1) + " % hidden behind backward; " +
+                           fixed(100 * sync.buckets_done_early, 1) +
+                           " % of the bucket allreduces complete before backward ended (rank 0)");
   }
 
  private:

@@ -220,6 +220,9 @@ GptSyncReport Gpt::sync_report() const {
   rep.bytes_per_step = s.bytes_per_step;
   rep.blocking_allreduce_s = std::max(0.0, blocking_allreduce_s_);
   rep.exposed_s = s.steps > 0 ? s.wait_s / double(s.steps) : 0.0;
+  rep.buckets_done_early = s.steps > 0 && s.buckets > 0
+                               ? double(s.done_early) / double(s.steps * s.buckets)
+                               : 0.0;
   rep.hidden_fraction = rep.blocking_allreduce_s > 0.0
                             ? std::clamp(1.0 - rep.exposed_s / rep.blocking_allreduce_s, 0.0, 1.0)
                             : 0.0;

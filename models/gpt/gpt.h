@@ -72,7 +72,10 @@ struct GptEval {
 struct GptSyncReport {
   double blocking_allreduce_s = 0.0;   // one blocking allreduce of all buckets, measured at start
   double exposed_s = 0.0;              // mean per step: waiting in GradSync::finish
-  double hidden_fraction = 0.0;        // 1 − exposed / blocking, in [0, 1]
+  double hidden_fraction = 0.0;        // 1 − exposed / blocking, in [0, 1]; the wait also
+                                       // holds any time spent waiting for a slower rank
+  double buckets_done_early = 0.0;     // fraction of bucket allreduces already complete when
+                                       // backward ended (entirely hidden)
   int buckets = 0;
   int64_t bytes_per_step = 0;
 };
