@@ -1,5 +1,6 @@
 #include "core/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -85,6 +86,76 @@ void AdamW::step(ParamStore& params, double lr) {
       v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
       float mhat = m[i] / c1, vhat = v[i] / c2;
       w[i] -= rate * (mhat / (std::sqrt(vhat) + eps)) + wd * w[i];
+    }
+  }
+}
+
+namespace {
+constexpr int64_t kLambChunk = 4096;
+}
+
+Lamb::Lamb(const ParamStore& params, AdamWOptions options) : Optimizer(params), options_(options) {
+  init_slots({"m", "v"}, 0.0f);
+  LOOM_CHECK(options_.decay.empty() || options_.decay.size() == size_t(params.size()), Error,
+             "LAMB: the decay mask has " + std::to_string(options_.decay.size()) +
+                 " entries for " + std::to_string(params.size()) + " parameters");
+  chunk_begin_.push_back(0);
+  for (const ParamStore::Entry& e : params.entries())
+    chunk_begin_.push_back(chunk_begin_.back() + (e.numel + kLambChunk - 1) / kLambChunk);
+  chunk_w_.assign(size_t(chunk_begin_.back()), 0.0);
+  chunk_u_.assign(size_t(chunk_begin_.back()), 0.0);
+  trust_.assign(size_t(params.size()), 1.0);
+}
+
+void Lamb::step(ParamStore& params, double lr) {
+  ++steps_;
+  float* w = params.values().f32();
+  const float* g = params.grads().f32();
+  float* m = slot_data(0);
+  float* v = slot_data(1);
+  const auto b1 = static_cast<float>(options_.beta1), b2 = static_cast<float>(options_.beta2);
+  const auto c1 = static_cast<float>(1.0 - std::pow(options_.beta1, double(steps_)));
+  const auto c2 = static_cast<float>(1.0 - std::pow(options_.beta2, double(steps_)));
+  const auto eps = static_cast<float>(options_.eps);
+  const std::vector<ParamStore::Entry>& entries = params.entries();
+  auto decays = [&](size_t p) { return options_.decay.empty() || options_.decay[p] != 0; };
+  const int64_t chunks = chunk_begin_.back();
+  // Pass 1: the moments, and per chunk Σ w² and Σ u² (u = m̂ / (√v̂ + ε) + λ w).
+  size_t p = 0;
+#pragma omp parallel for schedule(static) firstprivate(p)
+  for (int64_t c = 0; c < chunks; ++c) {
+    while (chunk_begin_[p + 1] <= c) ++p;
+    const float wd = decays(p) ? static_cast<float>(options_.weight_decay) : 0.0f;
+    const int64_t begin = entries[p].offset + (c - chunk_begin_[p]) * kLambChunk;
+    const int64_t end = std::min(begin + kLambChunk, entries[p].offset + entries[p].numel);
+    double sw = 0.0, su = 0.0;
+    for (int64_t i = begin; i < end; ++i) {
+      m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+      v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+      const float u = (m[i] / c1) / (std::sqrt(v[i] / c2) + eps) + wd * w[i];
+      sw += double(w[i]) * w[i];
+      su += double(u) * u;
+    }
+    chunk_w_[size_t(c)] = sw;
+    chunk_u_[size_t(c)] = su;
+  }
+  for (size_t q = 0; q < entries.size(); ++q) {
+    double sw = 0.0, su = 0.0;
+    for (int64_t c = chunk_begin_[q]; c < chunk_begin_[q + 1]; ++c) sw += chunk_w_[size_t(c)], su += chunk_u_[size_t(c)];
+    trust_[q] = decays(q) && sw > 0.0 && su > 0.0 ? std::sqrt(sw) / std::sqrt(su) : 1.0;
+  }
+  // Pass 2: w −= lr · trust · u (u recomputed from the new moments: cheaper than storing it).
+  p = 0;
+#pragma omp parallel for schedule(static) firstprivate(p)
+  for (int64_t c = 0; c < chunks; ++c) {
+    while (chunk_begin_[p + 1] <= c) ++p;
+    const float wd = decays(p) ? static_cast<float>(options_.weight_decay) : 0.0f;
+    const auto rate = static_cast<float>(lr * trust_[p]);
+    const int64_t begin = entries[p].offset + (c - chunk_begin_[p]) * kLambChunk;
+    const int64_t end = std::min(begin + kLambChunk, entries[p].offset + entries[p].numel);
+    for (int64_t i = begin; i < end; ++i) {
+      const float u = (m[i] / c1) / (std::sqrt(v[i] / c2) + eps) + wd * w[i];
+      w[i] -= rate * u;
     }
   }
 }

@@ -24,7 +24,7 @@ class Optimizer {
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
-  virtual std::string_view name() const = 0;           // "sgd", "adagrad", "adamw"
+  virtual std::string_view name() const = 0;           // "sgd", "adagrad", "adamw", "lamb"
   // One update of every parameter with learning rate `lr`.
   virtual void step(ParamStore& params, double lr) = 0;
 
@@ -84,6 +84,33 @@ class AdamW final : public Optimizer {
 
  private:
   AdamWOptions options_;
+};
+
+// Note [LAMB]
+// LAMB (You et al., "Large Batch Optimization for Deep Learning: Training BERT in 76
+// minutes") is Adam's direction rescaled per parameter tensor so that each layer moves by a
+// fixed fraction of its own norm, which keeps large global batches (many ranks) stable:
+//   m = β1 m + (1 − β1) g,  v = β2 v + (1 − β2) g²,  m̂ = m / (1 − β1^t),  v̂ = v / (1 − β2^t)
+//   u = m̂ / (√v̂ + ε) + λ w                          (λ: weight decay, masked as AdamW's)
+//   trust = ‖w‖ / ‖u‖ when both norms are > 0, else 1;  w −= lr · trust · u
+// Tensors that do not decay (biases, LayerNorm weights: the decay mask) are also excluded
+// from the trust ratio (trust = 1), as the BERT reference implementation excludes them
+// from layer adaptation. The options are AdamWOptions' (same meanings). The norms are
+// summed in double over fixed chunks of 4096 elements and the chunks added in order, so a
+// step's result does not depend on the number of OpenMP threads.
+class Lamb final : public Optimizer {
+ public:
+  Lamb(const ParamStore& params, AdamWOptions options);
+  std::string_view name() const override { return "lamb"; }
+  void step(ParamStore& params, double lr) override;
+  // The trust ratio each parameter got in the last step (declaration order).
+  const std::vector<double>& trust_ratios() const { return trust_; }
+
+ private:
+  AdamWOptions options_;
+  std::vector<int64_t> chunk_begin_;    // (params + 1) first chunk of each parameter
+  std::vector<double> chunk_w_, chunk_u_;   // per chunk: Σ w², Σ u²
+  std::vector<double> trust_;
 };
 
 }  // namespace loom
