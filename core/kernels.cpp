@@ -401,4 +401,54 @@ void softmax_cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor lse, T
   cpu::softmax_cross_entropy_backward(dlogits, logits, lse, targets, ignore_index, scale);
 }
 
+// ---- tanh, gather_rows ----------------------------------------------------------------
+
+void tanh_forward(Tensor out, Tensor in) {
+  const char* k = "tanh_forward";
+  bool cuda = check_args(k, {{"out", out}, {"in", in}});
+  check_same_shape(k, "out", out, "in", in);
+  if (cuda) return cuda::tanh_forward(out, in);
+  cpu::tanh_forward(out, in);
+}
+
+void tanh_backward(Tensor din, Tensor dout, Tensor out) {
+  const char* k = "tanh_backward";
+  bool cuda = check_args(k, {{"din", din}, {"dout", dout}, {"out", out}});
+  check_same_shape(k, "din", din, "out", out);
+  check_same_shape(k, "dout", dout, "out", out);
+  if (cuda) return cuda::tanh_backward(din, dout, out);
+  cpu::tanh_backward(din, dout, out);
+}
+
+namespace {
+// bpc (B, P, C) (out or dout), btc (B, T, C) (in or din), positions (B, P).
+void check_gather_rows_shapes(const char* kernel, const Tensor& bpc, const char* bpc_name,
+                              const Tensor& btc, const char* btc_name, const Tensor& positions) {
+  if (btc.shape().rank() != 3) bad_shape(kernel, btc_name, btc, "(B, T, C)");
+  const int64_t B = btc.shape()[0], C = btc.shape()[2];
+  if (positions.shape().rank() != 2 || positions.shape()[0] != B)
+    bad_shape(kernel, "positions", positions, "(B, P) with B = " + std::to_string(B));
+  const int64_t P = positions.shape()[1];
+  if (!(bpc.shape() == Shape{B, P, C})) bad_shape(kernel, bpc_name, bpc, dims({B, P, C}));
+}
+}  // namespace
+
+void gather_rows_forward(Tensor out, Tensor in, Tensor positions) {
+  const char* k = "gather_rows_forward";
+  bool cuda = check_args(k, {{"out", out}, {"in", in}});
+  check_int_args(k, {"in", in}, {{"positions", positions}});
+  check_gather_rows_shapes(k, out, "out", in, "in", positions);
+  if (cuda) return cuda::gather_rows_forward(out, in, positions);
+  cpu::gather_rows_forward(out, in, positions);
+}
+
+void gather_rows_backward(Tensor din, Tensor dout, Tensor positions) {
+  const char* k = "gather_rows_backward";
+  bool cuda = check_args(k, {{"din", din}, {"dout", dout}});
+  check_int_args(k, {"din", din}, {{"positions", positions}});
+  check_gather_rows_shapes(k, dout, "dout", din, "din", positions);
+  if (cuda) return cuda::gather_rows_backward(din, dout, positions);
+  cpu::gather_rows_backward(din, dout, positions);
+}
+
 }  // namespace loom

@@ -155,4 +155,27 @@ void softmax_cross_entropy_forward(Tensor loss, Tensor lse, Tensor logits, Tenso
 void softmax_cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor lse, Tensor targets,
                                     int ignore_index, double scale);
 
+// ---- tanh: out = tanh(in), elementwise ------------------------------------------------
+// BERT's pooler (dense + tanh on the [CLS] vector). Backward reads the forward's OUTPUT
+// (tanh' = 1 − tanh²), so the input need not be kept: out may be in's memory.
+//   out written (may be in's memory); in any shape
+void tanh_forward(Tensor out, Tensor in);
+//   din written (may be dout's memory): din = dout · (1 − out²)
+//   dout, out the forward's output: all three the same shape
+void tanh_backward(Tensor din, Tensor dout, Tensor out);
+
+// ---- gather_rows: out[b, p] = in[b, positions[b, p]] ------------------------------------
+// Picks P rows of each sequence so that a head runs on B·P rows instead of B·T (BERT: the
+// masked positions for the MLM head, [CLS] at position 0 for the pooler).
+//   out       (B, P, C)  written; the row of a position −1 (an empty slot) is zeros
+//   in        (B, T, C)
+//   positions (B, P) i32, each in [0, T) or −1: anything else is a loom::Error naming
+//             (b, p), raised before anything is written
+void gather_rows_forward(Tensor out, Tensor in, Tensor positions);
+// The scatter-add: din[b, t] = Σ over p with positions[b, p] = t of dout[b, p]; rows no
+// position names are zeros (a position named twice sums both rows, in p order).
+//   din  (B, T, C)  written
+//   dout (B, P, C)
+void gather_rows_backward(Tensor din, Tensor dout, Tensor positions);
+
 }  // namespace loom

@@ -42,4 +42,9 @@ void softmax_cross_entropy_forward(Tensor loss, Tensor lse, Tensor logits, Tenso
 void softmax_cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor lse, Tensor targets,
                                     int ignore_index, double scale);
 
+void tanh_forward(Tensor out, Tensor in);
+void tanh_backward(Tensor din, Tensor dout, Tensor out);
+void gather_rows_forward(Tensor out, Tensor in, Tensor positions);
+void gather_rows_backward(Tensor din, Tensor dout, Tensor positions);
+
 }  // namespace loom::cuda

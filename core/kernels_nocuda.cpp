@@ -95,4 +95,18 @@ void softmax_cross_entropy_backward(Tensor dlogits, Tensor, Tensor, Tensor, int,
 }
 #endif
 
+#if !LOOM_CUDA_HAS_TANH
+void tanh_forward(Tensor out, Tensor) { missing("tanh_forward", "tanh", out.device()); }
+void tanh_backward(Tensor din, Tensor, Tensor) { missing("tanh_backward", "tanh", din.device()); }
+#endif
+
+#if !LOOM_CUDA_HAS_GATHER_ROWS
+void gather_rows_forward(Tensor out, Tensor, Tensor) {
+  missing("gather_rows_forward", "gather_rows", out.device());
+}
+void gather_rows_backward(Tensor din, Tensor, Tensor) {
+  missing("gather_rows_backward", "gather_rows", din.device());
+}
+#endif
+
 }  // namespace loom::cuda

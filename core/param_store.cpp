@@ -18,6 +18,43 @@ int ParamStore::declare(std::string_view name, Shape shape) {
   return static_cast<int>(entries_.size()) - 1;
 }
 
+int ParamStore::declare_packed(std::string_view name, Shape shape) {
+  LOOM_ASSERT(!finalized_, "ParamStore::declare_packed after finalize");
+  LOOM_ASSERT(!entries_.empty(), "ParamStore::declare_packed needs a parameter to follow");
+  LOOM_CHECK(find(name) < 0, Error, "parameter '" + std::string(name) + "' declared twice");
+  const Entry& prev = entries_.back();
+  Entry e;
+  e.name = std::string(name);
+  e.shape = shape;
+  e.numel = shape.numel();
+  e.offset = prev.offset + prev.numel;
+  // The next declare() starts on a boundary again: offsets stay aligned after a packed run.
+  total_ = (e.offset + e.numel + kAlignElements - 1) / kAlignElements * kAlignElements;
+  entries_.push_back(std::move(e));
+  return static_cast<int>(entries_.size()) - 1;
+}
+
+Tensor ParamStore::packed_value(int first, int count, Shape shape) const {
+  LOOM_ASSERT(finalized_, "ParamStore used before finalize");
+  return values().slice(entry(first).offset, packed_numel(first, count)).view(shape);
+}
+
+Tensor ParamStore::packed_grad(int first, int count, Shape shape) const {
+  LOOM_ASSERT(finalized_, "ParamStore used before finalize");
+  return grads().slice(entry(first).offset, packed_numel(first, count)).view(shape);
+}
+
+int64_t ParamStore::packed_numel(int first, int count) const {
+  LOOM_ASSERT(count >= 1, "ParamStore: an empty packed run");
+  int64_t n = entry(first).numel;
+  for (int i = first + 1; i < first + count; ++i) {
+    LOOM_ASSERT(entry(i).offset == entry(i - 1).offset + entry(i - 1).numel,
+                "ParamStore: a packed run with padding (declare_packed after the first)");
+    n += entry(i).numel;
+  }
+  return n;
+}
+
 void ParamStore::finalize(Device device, DType dtype) {
   LOOM_ASSERT(!finalized_, "ParamStore::finalize called twice");
   LOOM_ASSERT(dtype == DType::kF32 || dtype == DType::kF64, "ParamStore holds f32 or f64");

@@ -5,7 +5,8 @@
 //
 // Usage: declare() every parameter (DESIGN.md names), then finalize(device) once; after
 // that the layout is frozen and value()/grad() return views into the two buffers.
-// Each parameter starts on a 64-byte boundary; the padding between them stays zero.
+// Each parameter starts on a 64-byte boundary (except those declare_packed() puts right
+// after the previous one); the padding between them stays zero.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -27,6 +28,15 @@ class ParamStore {
 
   // Declares a parameter; returns its index. Names must be unique. Before finalize().
   int declare(std::string_view name, Shape shape);
+  // Declares a parameter that starts where the previous one ends (no padding between
+  // them), so that a run of them reads as ONE tensor through packed_value()/packed_grad():
+  // BERT's query, key and value weights, three (C, C) parameters under their own names,
+  // are one (3C, C) matrix for one GEMM. Before finalize(); not the first parameter.
+  int declare_packed(std::string_view name, Shape shape);
+  // Parameters first .. first + count − 1 (each after the first declared packed) as one
+  // tensor of `shape`, whose numel is their total.
+  Tensor packed_value(int first, int count, Shape shape) const;
+  Tensor packed_grad(int first, int count, Shape shape) const;
   // Allocates values and gradients (zeroed) on `device`. Once. Training keeps float32
   // parameters; float64 serves gradient checks against double-precision references.
   void finalize(Device device = Device::cpu(), DType dtype = DType::kF32);
@@ -55,6 +65,8 @@ class ParamStore {
   Device device() const { return values_.device(); }
 
  private:
+  int64_t packed_numel(int first, int count) const;   // asserts there is no padding
+
   std::vector<Entry> entries_;
   int64_t total_ = 0;
   bool finalized_ = false;
