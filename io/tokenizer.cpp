@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/bpe_tokenizer.h"
 #include "io/char_tokenizer.h"
+#include "io/wordpiece.h"
 
 namespace loom {
 namespace {
@@ -126,6 +127,34 @@ class CharTextTokenizer final : public Tokenizer {
   CharTokenizer tok_;
 };
 
+class WordPieceTextTokenizer final : public Tokenizer {
+ public:
+  explicit WordPieceTextTokenizer(WordPieceTokenizer tok) : tok_(std::move(tok)) {}
+  std::string_view kind() const override { return "wordpiece"; }
+  size_t vocab_size() const override { return tok_.vocab_size(); }
+  uint64_t fingerprint() const override { return tok_.fingerprint(); }
+  std::optional<uint32_t> eot_id() const override { return tok_.sep_id(); }
+
+  void encode_append(std::string_view text, std::vector<uint32_t>& out,
+                     const TokenizeOptions& opt) const override {
+    WordPieceEncoder(tok_, size_t{1} << 10).encode(text, out, opt);
+  }
+  void encode_documents(std::span<const std::string_view> docs, std::string_view,
+                        std::vector<uint32_t>& out, const TokenizeOptions& opt) const override {
+    tok_.encode_documents(docs, out, opt);
+  }
+  std::vector<uint32_t> separator_ids(std::string_view) const override { return {tok_.sep_id()}; }
+  std::string decode(std::span<const uint32_t> ids) const override { return tok_.decode(ids); }
+  std::vector<std::string> save_files(const std::string& dir) const override {
+    const std::string path = make_dir(dir) + std::string(kWordPieceVocabFile);
+    tok_.save(path);
+    return {path};
+  }
+
+ private:
+  WordPieceTokenizer tok_;
+};
+
 }  // namespace
 
 std::string fingerprint_hex(uint64_t fingerprint) {
@@ -147,20 +176,33 @@ std::unique_ptr<Tokenizer> make_tokenizer(CharTokenizer chars) {
   return std::make_unique<CharTextTokenizer>(std::move(chars));
 }
 
+std::unique_ptr<Tokenizer> make_tokenizer(WordPieceTokenizer wordpiece) {
+  return std::make_unique<WordPieceTextTokenizer>(std::move(wordpiece));
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer(std::string_view kind,
-                                          std::span<const std::string> paths) {
+                                          std::span<const std::string> paths,
+                                          const TokenizerLoadOptions& options) {
   if (kind == "bpe") {
     LOOM_CHECK(paths.size() == 2 && !paths[0].empty() && !paths[1].empty(), ConfigError,
                "a BPE tokenizer needs two files, vocab.json and merges.txt (tokens.vocab and "
                "tokens.merges); learn them with `loom tokenizer train`");
     return make_tokenizer(BpeTokenizer::load(paths[0], paths[1]));
   }
+  if (kind == "wordpiece") {
+    LOOM_CHECK(paths.size() == 1 && !paths[0].empty(), ConfigError,
+               "a WordPiece tokenizer needs one file, BERT's vocab.txt (tokens.vocab); learn it "
+               "with `loom tokenizer train --kind wordpiece`");
+    WordPieceOptions opt;
+    opt.lowercase = options.lowercase;
+    return make_tokenizer(WordPieceTokenizer::load(paths[0], opt));
+  }
   if (kind == "char") {
     LOOM_CHECK(paths.size() == 1 && !paths[0].empty(), ConfigError,
                "a character tokenizer needs one file, its character vocabulary (tokens.vocab)");
     return make_tokenizer(CharTokenizer::load(paths[0]));
   }
-  throw ConfigError("unknown tokenizer kind \"" + std::string(kind) + "\"; loom has bpe and char");
+  throw ConfigError("unknown tokenizer kind \"" + std::string(kind) + "\"; loom has bpe, wordpiece and char");
 }
 
 }  // namespace loom

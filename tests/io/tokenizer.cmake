@@ -20,3 +20,31 @@ set_property(TEST test_bpe_hf APPEND PROPERTY ENVIRONMENT
 add_executable(bpe_tool ${LOOM_TEST_DIR}/bpe_tool.cpp)
 loom_target_defaults(bpe_tool)
 target_link_libraries(bpe_tool PRIVATE loom_io)
+
+# BERT's WordPiece: the tokenizer and trainer alone (test_wordpiece), its ids and decodes
+# against Hugging Face tokenizers' BertWordPieceTokenizer and transformers' BertTokenizerFast
+# (test_wordpiece_hf, tests/python/hf_wordpiece.py), and `loom tokenizer train --kind
+# wordpiece` byte-identical at np 1, 2 and 3 under mpirun (test_wordpiece_train_mpi).
+loom_add_test(test_wordpiece
+  SOURCES ${LOOM_TEST_DIR}/test_wordpiece.cpp
+  LIBS loom_io)
+
+loom_add_test(test_wordpiece_hf
+  SOURCES ${LOOM_TEST_DIR}/test_wordpiece_hf.cpp
+  LIBS loom_io nlohmann_json::nlohmann_json
+  TIMEOUT 900)
+set_property(TEST test_wordpiece_hf APPEND PROPERTY ENVIRONMENT
+             "LOOM_PYTHON=${PROJECT_SOURCE_DIR}/.venv/bin/python"
+             "LOOM_HF_WORDPIECE_TOOL=${PROJECT_SOURCE_DIR}/tests/python/hf_wordpiece.py")
+
+loom_add_test(test_wordpiece_train_mpi
+  SOURCES ${LOOM_TEST_DIR}/test_wordpiece_train_mpi.cpp
+  LIBS loom_io
+  LABELS mpi
+  TIMEOUT 600)
+add_dependencies(test_wordpiece_train_mpi loom)
+
+# wordpiece_tool: encode a file's lines on N threads (bench/wordpiece.sh).
+add_executable(wordpiece_tool ${LOOM_TEST_DIR}/wordpiece_tool.cpp)
+loom_target_defaults(wordpiece_tool)
+target_link_libraries(wordpiece_tool PRIVATE loom_io ZLIB::ZLIB)
