@@ -5,4 +5,5 @@ loom_add_test(test_kernels
           ${LOOM_TEST_DIR}/test_kernels_layernorm.cpp ${LOOM_TEST_DIR}/test_kernels_gelu.cpp
           ${LOOM_TEST_DIR}/test_kernels_attention.cpp
           ${LOOM_TEST_DIR}/test_kernels_softmax_cross_entropy.cpp
+          ${LOOM_TEST_DIR}/test_kernels_tanh.cpp ${LOOM_TEST_DIR}/test_kernels_gather_rows.cpp
   LIBS loom_core)
