@@ -7,3 +7,9 @@ loom_add_test(test_sentence_split
 loom_add_test(test_bert_examples
   SOURCES ${LOOM_TEST_DIR}/test_bert_examples.cpp
   LIBS loom_io)
+
+# Build time and memory of the instance table over a synthetic 26 M-token stream, and the
+# cost of example(): run by hand (see the file's header), never by ctest.
+add_executable(bert_examples_bench ${LOOM_TEST_DIR}/bert_examples_bench.cpp)
+loom_target_defaults(bert_examples_bench)
+target_link_libraries(bert_examples_bench PRIVATE loom_io)
