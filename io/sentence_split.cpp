@@ -13,13 +13,14 @@ namespace {
 using unicode::CharClass;
 
 // Note [Sentence splitter], rule 3.
-constexpr std::array<std::string_view, 32> kAbbreviations = {
+constexpr std::array<std::string_view, 33> kAbbreviations = {
     "Mr",  "Mrs", "Ms",  "Dr",  "Prof", "St",   "Sr",   "Jr",  "Mt",  "Ft",  "Fr",
     "Gen", "Col", "Lt",  "Sgt", "Capt", "Cmdr", "Adm",  "Gov", "Sen", "Rep", "Rev",
-    "Hon", "Pres", "Messrs", "vs", "cf", "viz", "etc", "al",  "ca",  "approx"};
-constexpr std::array<std::string_view, 26> kNumberAbbreviations = {
+    "Hon", "Pres", "Messrs", "vs", "cf", "viz", "etc", "al",  "c",   "ca",  "approx"};
+constexpr std::array<std::string_view, 29> kNumberAbbreviations = {
     "No",  "Nos", "Vol", "vol", "pp",  "p",   "Fig", "fig", "Ch",   "ch",  "Art", "art", "Op",
-    "op",  "Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec"};
+    "op",  "fl",  "b",   "d",   "Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sep",
+    "Sept", "Oct", "Nov", "Dec"};
 
 struct Char {
   uint32_t cp;   // unicode::kInvalidCodePoint for invalid UTF-8
@@ -91,12 +92,17 @@ void emit(std::string_view s, std::vector<std::string_view>& out) {
   if (e > b) out.push_back(s.substr(b, e - b));
 }
 
-// The word before the '.' at line[dot]: back to white space, less opening punctuation.
+bool ends_word(uint32_t cp) {
+  return is_space(cp) || cp == '-' || cp == '/' || cp == 0x2013 || cp == 0x2014;
+}
+
+// The word before the '.' at line[dot]: back to white space, a hyphen, a slash or a dash
+// ("Lt-Gen.", "Minneapolis-St."), less opening punctuation.
 std::string_view word_before(std::string_view line, size_t dot) {
   size_t w = dot;
   while (w > 0) {
     const size_t q = previous_start(line, w);
-    if (is_space(char_at(line, q).cp)) break;
+    if (ends_word(char_at(line, q).cp)) break;
     w = q;
   }
   while (w < dot) {

@@ -16,14 +16,16 @@
 //      lower-case non-ASCII letter after ". " is rare enough in running text to accept).
 //   3. Except when the run is a single '.' after
 //        - a known abbreviation, compared case-sensitively with the word before the '.'
-//          (the characters back to white space, less opening quotes and brackets):
+//          (the characters back to white space, '-', '/' or a dash, less opening quotes
+//          and brackets: "(Mr.", "Lt-Gen.", "Minneapolis-St."):
 //            titles   Mr Mrs Ms Dr Prof St Sr Jr Mt Ft Fr Gen Col Lt Sgt Capt Cmdr Adm
 //                     Gov Sen Rep Rev Hon Pres Messrs
-//            Latin    vs cf viz etc al (et al.) ca approx
+//            Latin    vs cf viz etc al (et al.) c ca (circa: "c. AD 600") approx
 //          ("etc." ends sentences too; the list prefers a missed split, which leaves a
 //          longer sentence, to a wrong one, which cuts a sentence in two);
 //        - an abbreviation that precedes a number, when the next character is a digit:
-//            No Nos Vol vol pp p Fig fig Ch ch Art art Op op and the months
+//            No Nos Vol vol pp p Fig fig Ch ch Art art Op op, fl b d (floruit, born,
+//            died: "(d. 1250)") and the months
 //            Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec ("Jan. 5", "No. 7");
 //        - a single capital letter (an initial: "J. R. R. Tolkien", "Ö. Smith"); so
 //          "World War I. Then" stays one sentence, the price of keeping initials whole;

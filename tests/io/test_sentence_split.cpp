@@ -46,6 +46,9 @@ TEST(SentenceSplit, KeepsAbbreviationsWhole) {
   // Number abbreviations hold only before a digit.
   EXPECT_EQ(split("See No. 5 on Jan. 12 in Vol. 3. No. It is not."),
             (Sentences{"See No. 5 on Jan. 12 in Vol. 3.", "No.", "It is not."}));
+  EXPECT_EQ(split("He lived (c. AD 1200 to d. 1250). The Lt-Gen. Smith and Minneapolis-St. Paul."),
+            (Sentences{"He lived (c. AD 1200 to d. 1250).",
+                       "The Lt-Gen. Smith and Minneapolis-St. Paul."}));
   // Inside brackets the word is still found.
   EXPECT_EQ(split("He met (Mr. Brown) there. Then left."),
             (Sentences{"He met (Mr. Brown) there.", "Then left."}));
