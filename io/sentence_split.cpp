@@ -159,6 +159,13 @@ void split_line(std::string_view line, std::vector<std::string_view>& out) {
     return at;
   };
   while (i < n) {
+    // Terminators are '.', '!', '?' or U+2026 (E2 80 A6): other bytes are skipped undecoded
+    // (no UTF-8 continuation byte takes these values).
+    const auto byte = static_cast<unsigned char>(line[i]);
+    if (byte != '.' && byte != '!' && byte != '?' && byte != 0xE2) {
+      ++i;
+      continue;
+    }
     const Char c = char_at(line, i);
     if (!is_terminator(c.cp)) {
       i += c.len;
