@@ -27,3 +27,14 @@ set_property(TEST test_gpt_net APPEND PROPERTY ENVIRONMENT
 loom_add_test(test_gpt_model
   SOURCES ${LOOM_TEST_DIR}/test_gpt_model.cpp
   LIBS loom_models)
+
+# BERT (models/bert): the network's gradient against finite differences in double, float32
+# against float64, gathered MLM rows against all positions, and against Hugging Face's
+# BertForPreTraining in PyTorch float64.
+loom_add_test(test_bert_net
+  SOURCES ${LOOM_TEST_DIR}/test_bert_net.cpp
+  LIBS loom_models
+  TIMEOUT 600)
+set_property(TEST test_bert_net APPEND PROPERTY ENVIRONMENT
+             "LOOM_PYTHON=${PROJECT_SOURCE_DIR}/.venv/bin/python"
+             "LOOM_BERT_REFERENCE=${PROJECT_SOURCE_DIR}/tests/python/bert_reference.py")
