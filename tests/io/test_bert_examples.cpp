@@ -22,100 +22,23 @@
 #include "io/feistel_permutation.h"
 #include "io/token_shard.h"
 #include "io/token_windows.h"
+#include "tests/io/bert_corpus.h"
 #include "tests/support/test_support.h"
 
 namespace loom {
 namespace {
 
-constexpr int32_t kVocab = 1 << 24;
-constexpr int32_t kFirstText = 1000;
-constexpr BertSpecialIds kSpecial{0, 100, 101, 102, 103};   // pad unk cls sep mask
-
-using Sentence = std::vector<int32_t>;
-using Document = std::vector<Sentence>;
-
-// Documents as the reference sees them, and the same as a BERT token stream.
-struct Corpus {
-  std::vector<Document> docs;
-  std::vector<int32_t> tokens;     // the stream (Note [BERT token stream])
-  std::vector<int32_t> doc_of;     // (tokens) document of each stream position
-  std::vector<int32_t> sent_of;    // (tokens) global sentence index; -1 at [SEP] and [CLS]
-};
-
-// `docs` documents of 1..max_sentences sentences of 1..max_len tokens (one sentence in 16
-// three times longer, to truncate across sentences); one document in 8 has one sentence.
-Corpus make_corpus(int docs, uint64_t seed, int max_sentences, int max_len) {
-  std::mt19937_64 gen(seed);
-  Corpus c;
-  int32_t sentence = 0;
-  for (int d = 0; d < docs; ++d) {
-    const int n = gen() % 8 == 0 ? 1 : 1 + static_cast<int>(gen() % max_sentences);
-    Document doc;
-    for (int s = 0; s < n; ++s, ++sentence) {
-      int len = 1 + static_cast<int>(gen() % max_len);
-      if (gen() % 16 == 0) len *= 3;
-      Sentence ids;
-      for (int k = 0; k < len; ++k) {
-        const auto at = static_cast<int32_t>(c.tokens.size());
-        ids.push_back(kFirstText + at);
-        c.tokens.push_back(kFirstText + at);
-        c.doc_of.push_back(d);
-        c.sent_of.push_back(sentence);
-      }
-      c.tokens.push_back(kSpecial.sep);
-      c.doc_of.push_back(d);
-      c.sent_of.push_back(-1);
-      doc.push_back(std::move(ids));
-    }
-    c.tokens.push_back(kSpecial.cls);
-    c.doc_of.push_back(d);
-    c.sent_of.push_back(-1);
-    c.docs.push_back(std::move(doc));
-  }
-  return c;
-}
-
-// The tokens as shards cut at arbitrary places (the stream reads across them).
-std::shared_ptr<const TokenStream> write_stream(const test::TempDir& dir,
-                                                const std::vector<int32_t>& tokens,
-                                                int shards = 3) {
-  std::vector<TokenShard> out;
-  const size_t n = tokens.size();
-  for (int s = 0; s < shards; ++s) {
-    const size_t lo = std::min(n, n * s / shards + (s ? 7 : 0));
-    const size_t hi = s + 1 == shards ? n : std::min(n, n * (s + 1) / shards + 7);
-    const std::string path = dir.file("part-" + std::to_string(s) + ".tokens");
-    TokenShardWriter w(path, kVocab, 42);
-    std::vector<uint32_t> ids(tokens.begin() + static_cast<ptrdiff_t>(lo),
-                              tokens.begin() + static_cast<ptrdiff_t>(hi));
-    w.append(ids);
-    w.commit();
-    out.push_back(TokenShard::open(path));
-  }
-  return std::make_shared<const TokenStream>(std::move(out));
-}
-
-BertDataOptions options(int64_t max_seq_len, uint64_t seed) {
-  BertDataOptions o;
-  o.max_seq_len = max_seq_len;
-  o.seed = seed;
-  o.vocab_size = kVocab;
-  o.special = kSpecial;
-  return o;
-}
-
-bool is_special(int32_t id) {
-  return id == kSpecial.pad || id == kSpecial.unk || id == kSpecial.cls || id == kSpecial.sep ||
-         id == kSpecial.mask;
-}
-
-// The example's ids before masking.
-std::vector<int32_t> unmasked(const BertExample& e) {
-  std::vector<int32_t> ids = e.input_ids;
-  for (size_t p = 0; p < ids.size(); ++p)
-    if (e.labels[p] >= 0) ids[p] = e.labels[p];
-  return ids;
-}
+using test::Corpus;
+using test::Document;
+using test::Sentence;
+using test::is_special;
+using test::kFirstText;
+using test::kSpecial;
+using test::kVocab;
+using test::make_corpus;
+using test::options;
+using test::unmasked;
+using test::write_stream;
 
 // ---- the reference: create_instances_from_document, transcribed ------------------------
 
@@ -521,6 +444,13 @@ TEST(BertExamples, SameExampleInAnyOrderThreadOrBuild) {
   EXPECT_EQ(run(first, shuffled), expected) << "the order of calls changed an example";
   BertExamples again(stream, 0, stream->size(), o);   // another rank, or after a resume
   EXPECT_EQ(run(again, shuffled), expected) << "a second build of the table differs";
+  // The token stage writes one part file per rank: the same stream in 1 or 2 shards.
+  for (const int shards : {1, 2}) {
+    test::TempDir other_dir;
+    auto restream = write_stream(other_dir, c.tokens, shards);
+    BertExamples resharded(restream, 0, restream->size(), o);
+    EXPECT_EQ(run(resharded, forward), expected) << "the stream in " << shards << " shards differs";
+  }
 
   // Four threads on one table, interleaved indices.
   std::vector<std::vector<std::vector<int32_t>>> parts(4);
