@@ -135,6 +135,12 @@ void BertExamples::Builder::step(int32_t t, uint64_t offset, State& state, uint6
 }
 
 void BertExamples::Builder::scan() {
+  if (owner_.begin_ > 0) {
+    int32_t before = 0;
+    stream_.copy(owner_.begin_ - 1, {&before, 1});
+    if (before != owner_.options_.special.cls)
+      refuse(owner_.begin_, "the range starts inside a document (the token before it is not [CLS])");
+  }
   std::vector<int32_t> buf(kScanChunk);
   State state = State::kBoundary;
   uint64_t sentence_start = owner_.begin_;

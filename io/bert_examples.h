@@ -114,9 +114,10 @@ struct BertPair {
 
 class BertExamples {
  public:
-  // The instance table of the documents in stream tokens [begin, end) (Note [BERT examples]).
-  // ConfigError for options out of range; DataError for a stream that breaks
-  // Note [BERT token stream] or holds fewer than two documents (NotNext needs another).
+  // The instance table of the documents in stream tokens [begin, end) (Note [BERT examples]);
+  // begin is 0 or follows a [CLS]. ConfigError for options out of range; DataError for a
+  // stream that breaks Note [BERT token stream] or holds fewer than two documents (NotNext
+  // needs another). One sequential pass: about 0.8 s for 26 M tokens (bert_examples_bench).
   BertExamples(std::shared_ptr<const TokenStream> stream, uint64_t begin, uint64_t end,
                const BertDataOptions& options, WindowOrder order = WindowOrder::kShuffled,
                const std::string& split_name = "training");

@@ -600,6 +600,16 @@ TEST(BertExamples, RefusesAMalformedStreamNamingTheOffset) {
     const std::string msg = refusal(t, o);
     EXPECT_TRUE(has(msg, "token 3 of") && has(msg, "[MASK]")) << msg;
   }
+  {  // a range that starts inside a document
+    test::TempDir dir;
+    auto stream = write_stream(dir, good, 2);
+    try {
+      BertExamples ex(stream, 4, stream->size(), o);
+      ADD_FAILURE() << "a range starting at token 4 was accepted";
+    } catch (const DataError& err) {
+      EXPECT_TRUE(has(err.what(), "stream offset 4") && has(err.what(), "inside a document")) << err.what();
+    }
+  }
   {  // one document: NotNext has nowhere to go
     const Corpus one = make_corpus(1, 1, 5, 10);
     const std::string msg = refusal(one.tokens, o);
