@@ -1,5 +1,5 @@
-// `loom tokenize` (the token stage alone) and `loom tokenizer train` (learn a BPE or
-// character vocabulary from a corpus, counted across ranks). launch/pipeline/token_stage.h.
+// `loom tokenize` (the token stage alone) and `loom tokenizer train` (learn a BPE,
+// WordPiece or character vocabulary from a corpus, counted across ranks). launch/pipeline/token_stage.h.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -15,6 +15,7 @@
 #include "io/char_tokenizer.h"
 #include "io/corpus_shard.h"
 #include "io/tokenizer.h"
+#include "io/wordpiece.h"
 #include "launch/cli/cli.h"
 #include "launch/config/config.h"
 #include "launch/kinds/tokens.h"
@@ -84,6 +85,17 @@ int train_tokenizer(Session& session, const std::string& out) {
     written = {out + "/" + std::string(kBpeVocabFile), out + "/" + std::string(kBpeMergesFile)};
     if (comm.rank() == 0) write_bpe_files(vocab, written[0], written[1]);
     what = std::to_string(vocab.tokens.size()) + " tokens, " + std::to_string(vocab.merges.size()) + " merges";
+  } else if (t.tokenizer == "wordpiece") {
+    WordPieceOptions basic;
+    basic.lowercase = t.lowercase;
+    WordPieceTrainOptions opt;
+    opt.vocab_size = static_cast<size_t>(t.vocab_size);
+    opt.min_frequency = static_cast<uint64_t>(t.min_frequency);
+    const std::vector<std::string> tokens =
+        learn_wordpiece_vocab(comm, layout, mode, policy, session.env().threads, basic, opt);
+    written = {out + "/" + std::string(kWordPieceVocabFile)};
+    if (comm.rank() == 0) WordPieceTokenizer(tokens, basic, written[0]).save(written[0]);
+    what = std::to_string(tokens.size()) + " WordPiece tokens, " + (t.lowercase ? "uncased" : "cased");
   } else {
     std::vector<uint32_t> cps = learn_char_vocab(comm, layout, mode, policy);
     written = {out + "/" + std::string(kCharVocabFile)};
@@ -105,7 +117,9 @@ void register_tokenize(CLI::App& app, CommandAction& chosen, TokenizeArgs& a) {
       app, "tokenize", "tokenize the corpus into token shards (the token stage of `loom train`)",
       "  Splits corpus.paths into documents (tokens.documents: blank_line, line or file) and\n"
       "  encodes each with tokens.tokenizer (bpe: tokens.vocab + tokens.merges, GPT-2's files,\n"
-      "  <|endoftext|> after every document; char: one token per character, the vocabulary\n"
+      "  <|endoftext|> after every document; wordpiece: BERT's vocab.txt in tokens.vocab,\n"
+      "  tokens.lowercase for uncased/cased, [SEP] after every document; char: one token per\n"
+      "  character, the vocabulary\n"
       "  learned from the corpus when tokens.vocab does not exist). Rank r tokenizes the\n"
       "  documents that start in its byte range of the corpus on run.threads threads and\n"
       "  writes them as its shard; the shards in order are the corpus in order, the same\n"
@@ -134,19 +148,27 @@ void register_tokenizer_train(CLI::App& app, CommandAction& chosen, TokenizeArgs
       "  until the vocabulary has --vocab-size tokens (tokens.vocab_size) or no pair is seen\n"
       "  tokens.min_frequency times. The files are the same bytes at every world size and are\n"
       "  written crash-safely into --out: vocab.json + merges.txt (GPT-2's format), or with\n"
-      "  --kind char the distinct characters as char_vocab.txt.\n",
+      "  --kind char the distinct characters as char_vocab.txt.\n"
+      "  --kind wordpiece counts the words of BERT's basic tokenizer (tokens.lowercase: uncased\n"
+      "  or cased) and learns BERT's vocab.txt as Hugging Face's WordPieceTrainer does: [PAD]\n"
+      "  [UNK] [CLS] [SEP] [MASK], the alphabet (the 1000 most frequent characters), their\n"
+      "  ##-continuations, then BPE merges with the ## prefix until --vocab-size tokens (fewer,\n"
+      "  with a warning, when no pair is seen tokens.min_frequency times).\n",
       "  loom tokenizer train --corpus wiki.txt --vocab-size 8192 --out tok/\n"
       "  mpirun -np 2 loom tokenizer train RUN.toml --out tok/ --set tokens.documents=line\n"
-      "  loom tokenizer train --corpus shakespeare.txt --kind char --out tok/\n",
+      "  loom tokenizer train --corpus shakespeare.txt --kind char --out tok/\n"
+      "  loom tokenizer train --corpus wiki.txt --kind wordpiece --vocab-size 30522 --out bert/\n",
       "FILES (in --out)\n"
       "  vocab.json, merges.txt         GPT-2's files (tokens.vocab, tokens.merges)\n"
+      "  vocab.txt                      with --kind wordpiece (BERT's file: tokens.vocab)\n"
       "  char_vocab.txt                 with --kind char\n");
   cmd->add_option("config", a.train_config, "TOML config file (optional)")->check(CLI::ExistingFile);
   cmd->add_option("--set", a.train_set, "override one config key (repeatable)")->type_name("KEY=VALUE")->take_all();
   cmd->add_option("--corpus", a.corpus, "corpus files, directories or globs (corpus.paths)")->take_all();
   cmd->add_option("--vocab-size", a.vocab_size, "tokens in all (tokens.vocab_size)")->check(CLI::Range(257, 16777216));
   cmd->add_option("--out", a.out, "directory for the vocabulary files")->required();
-  cmd->add_option("--kind", a.kind, "bpe or char (tokens.tokenizer)")->check(CLI::IsMember({"bpe", "char"}));
+  cmd->add_option("--kind", a.kind, "bpe, wordpiece or char (tokens.tokenizer)")
+      ->check(CLI::IsMember({"bpe", "wordpiece", "char"}));
   cmd->add_option("--documents", a.documents, "blank_line, line or file (tokens.documents)")
       ->check(CLI::IsMember({"blank_line", "line", "file"}));
   cmd->callback([&chosen, &a] {

@@ -23,6 +23,8 @@
 #include "io/char_tokenizer.h"
 #include "io/corpus_shard.h"
 #include "io/text_source.h"
+#include "io/wordpiece.h"
+#include "io/wordpiece_train.h"
 #include "launch/config/config.h"
 #include "launch/kinds/tokens.h"
 #include "launch/pipeline/model_registry.h"
@@ -265,6 +267,11 @@ TokenizerChoice choose_tokenizer(const TokensSection& t, const std::string& dir)
   if (t.tokenizer == "bpe") {
     const std::vector<std::string> paths = {t.vocab, t.merges};
     c.tokenizer = load_tokenizer("bpe", paths);
+  } else if (t.tokenizer == "wordpiece") {
+    const std::vector<std::string> paths = {t.vocab};
+    TokenizerLoadOptions opt;
+    opt.lowercase = t.lowercase;
+    c.tokenizer = load_tokenizer("wordpiece", paths, opt);
   } else {
     c.char_path = t.vocab.empty() ? dir + "/" + std::string(kCharVocabFile) : t.vocab;
     if (!t.vocab.empty() && fs::exists(t.vocab)) {
@@ -477,8 +484,15 @@ TokenData prepare_token_data(PipelineContext& ctx) {
   return data;
 }
 
-BpeVocab learn_bpe_vocab(Communicator& comm, const CorpusLayout& layout, DocumentMode mode, InvalidUtf8 invalid_utf8,
-                         int threads, const BpeTrainOptions& options) {
+namespace {
+
+// Collective: count_doc(document, table, options) over the documents of this rank's byte
+// range on `threads` threads (one table each); the serialized tables gathered with
+// allgatherv and summed exactly on rank 0 in rank order. Returns the sum on rank 0 (empty
+// elsewhere): exact integers, so every world size gives rank 0 the same table.
+using CountDocument = std::function<void(std::string_view, BpeWordCounts&, const TokenizeOptions&)>;
+BpeWordCounts sum_word_counts(Communicator& comm, const CorpusLayout& layout, DocumentMode mode,
+                              InvalidUtf8 invalid_utf8, int threads, const CountDocument& count_doc) {
   const auto [begin, end] = rank_range(layout.total_bytes(), comm.rank(), comm.size());
   const size_t parts = static_cast<size_t>(std::max(threads, 1));
   std::vector<BpeWordCounts> counts(parts);   // (threads) one table per thread, merged below
@@ -486,12 +500,12 @@ BpeVocab learn_bpe_vocab(Communicator& comm, const CorpusLayout& layout, Documen
     std::vector<std::exception_ptr> errors(parts);
     auto run = [&](size_t p) {
       try {
-        BpeCountOptions opt;
+        TokenizeOptions opt;
         opt.invalid_utf8 = invalid_utf8;
         opt.source = *batch.file;
         opt.source_offset = batch.offset;
         const size_t n = batch.docs.size();
-        for (size_t d = n * p / parts; d < n * (p + 1) / parts; ++d) count_bpe_words(batch.docs[d], counts[p], opt);
+        for (size_t d = n * p / parts; d < n * (p + 1) / parts; ++d) count_doc(batch.docs[d], counts[p], opt);
       } catch (...) {
         errors[p] = std::current_exception();
       }
@@ -504,7 +518,6 @@ BpeVocab learn_bpe_vocab(Communicator& comm, const CorpusLayout& layout, Documen
       if (e) std::rethrow_exception(e);
   });
   for (size_t p = 1; p < parts; ++p) merge_word_counts(counts[0], counts[p]);
-  // Gather every rank's table (serialized) and sum on rank 0: exact, so any world size agrees.
   std::string mine = serialize_word_counts(counts[0]);
   counts.clear();
   const int world = comm.size();
@@ -516,29 +529,73 @@ BpeVocab learn_bpe_vocab(Communicator& comm, const CorpusLayout& layout, Documen
   std::string all(static_cast<size_t>(total), '\0');
   comm.allgatherv(Tensor::of(reinterpret_cast<uint8_t*>(mine.data()), static_cast<int64_t>(mine.size())),
                   Tensor::of(reinterpret_cast<uint8_t*>(all.data()), total), sizes);
-  std::string files[2];
+  BpeWordCounts merged;
   if (comm.rank() == 0) {
-    BpeWordCounts merged;
     int64_t at = 0;
     for (int r = 0; r < world; ++r) {
       deserialize_word_counts(std::string_view(all).substr(static_cast<size_t>(at), static_cast<size_t>(sizes[r])),
                               merged, "rank " + std::to_string(r) + "'s word counts");
       at += sizes[r];
     }
-    log::info("tokenizer", std::to_string(merged.size()) + " distinct pieces counted; learning " +
-                               std::to_string(options.vocab_size) + " tokens");
-    const BpeVocab vocab = train_bpe(merged, options);
-    files[0] = format_vocab_json(vocab);
-    files[1] = format_merges_txt(vocab);
   }
-  // Broadcast the files' text: every rank parses the same vocabulary.
+  return merged;
+}
+
+// Collective: rank 0's files' text to every rank.
+void broadcast_texts(Communicator& comm, std::span<std::string> files) {
   for (std::string& f : files) {
     int64_t n = static_cast<int64_t>(f.size());
     comm.broadcast(Tensor::of(&n, 1), 0);
     f.resize(static_cast<size_t>(n));
     comm.broadcast(Tensor::of(reinterpret_cast<uint8_t*>(f.data()), n), 0);
   }
+}
+
+}  // namespace
+
+BpeVocab learn_bpe_vocab(Communicator& comm, const CorpusLayout& layout, DocumentMode mode, InvalidUtf8 invalid_utf8,
+                         int threads, const BpeTrainOptions& options) {
+  const CountDocument count = [](std::string_view doc, BpeWordCounts& counts, const TokenizeOptions& opt) {
+    BpeCountOptions o;
+    o.invalid_utf8 = opt.invalid_utf8;
+    o.source = opt.source;
+    o.source_offset = opt.source_offset;
+    count_bpe_words(doc, counts, o);
+  };
+  const BpeWordCounts merged = sum_word_counts(comm, layout, mode, invalid_utf8, threads, count);
+  std::string files[2];
+  if (comm.rank() == 0) {
+    log::info("tokenizer", std::to_string(merged.size()) + " distinct pieces counted; learning " +
+                               std::to_string(options.vocab_size) + " tokens");
+    const BpeVocab vocab = train_bpe(merged, options);
+    files[0] = format_vocab_json(vocab);
+    files[1] = format_merges_txt(vocab);
+  }
+  broadcast_texts(comm, files);   // every rank parses the same vocabulary
   return parse_bpe_files(files[0], files[1], kDefaultSpecials, "vocab.json", "merges.txt");
+}
+
+std::vector<std::string> learn_wordpiece_vocab(Communicator& comm, const CorpusLayout& layout, DocumentMode mode,
+                                               InvalidUtf8 invalid_utf8, int threads, const WordPieceOptions& basic,
+                                               const WordPieceTrainOptions& options) {
+  const BertBasicTokenizer splitter(basic);
+  const CountDocument count = [&splitter](std::string_view doc, BpeWordCounts& counts, const TokenizeOptions& opt) {
+    count_wordpiece_words(splitter, doc, counts, opt);
+  };
+  const BpeWordCounts merged = sum_word_counts(comm, layout, mode, invalid_utf8, threads, count);
+  std::string text[1];
+  if (comm.rank() == 0) {
+    log::info("tokenizer", std::to_string(merged.size()) + " distinct words counted; learning " +
+                               std::to_string(options.vocab_size) + " WordPiece tokens");
+    const std::vector<std::string> vocab = train_wordpiece(merged, options);
+    if (vocab.size() < options.vocab_size)
+      log::warn("tokenizer", "the corpus fills only " + std::to_string(vocab.size()) + " of the " +
+                                 std::to_string(options.vocab_size) +
+                                 " WordPiece tokens asked (no pair is seen tokens.min_frequency times more)");
+    text[0] = format_vocab_txt(vocab);
+  }
+  broadcast_texts(comm, text);
+  return WordPieceTokenizer::parse(text[0], basic).tokens();
 }
 
 std::vector<uint32_t> learn_char_vocab(Communicator& comm, const CorpusLayout& layout, DocumentMode mode,

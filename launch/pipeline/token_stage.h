@@ -7,7 +7,7 @@
 // Documents: the corpus is split into documents by tokens.documents (blank_line: maximal
 // runs of non-empty lines, the empty lines between them dropped; line: each non-empty line;
 // file: each non-empty file, byte for byte). Each document is encoded alone and followed
-// by the separator - <|endoftext|> for BPE, the delimiter's text ("\n\n", "\n", "") for
+// by the separator - <|endoftext|> for BPE, [SEP] for WordPiece, the delimiter's text ("\n\n", "\n", "") for
 // the character tokenizer - so the stream is doc0 SEP doc1 SEP ... docN SEP.
 // Ranks: rank r of W owns the documents whose first byte lies in the global byte range
 // [total * r / W, total * (r + 1) / W) of the corpus (io/corpus_shard.h's byte space) and
@@ -43,6 +43,7 @@
 #include "io/bpe_train.h"
 #include "io/token_windows.h"
 #include "io/tokenizer.h"
+#include "io/wordpiece_train.h"
 #include "launch/pipeline/pipeline_data.h"
 
 namespace loom {
@@ -100,6 +101,14 @@ std::shared_ptr<const TokenStream> open_token_shards(const std::string& dir, con
 // same vocabulary at every world size. Returns it on every rank.
 BpeVocab learn_bpe_vocab(Communicator& comm, const CorpusLayout& layout, DocumentMode mode,
                          InvalidUtf8 invalid_utf8, int threads, const BpeTrainOptions& options);
+// Collective: BERT's basic-tokenizer words of every rank's documents counted (`basic`'s
+// options: cased or uncased), summed exactly on rank 0 as learn_bpe_vocab does, WordPiece
+// learned there (Note [WordPiece training order]; a warning when the corpus cannot fill
+// options.vocab_size) and broadcast as vocab.txt's text. Returns the tokens in id order on
+// every rank: the same at every world size.
+std::vector<std::string> learn_wordpiece_vocab(Communicator& comm, const CorpusLayout& layout, DocumentMode mode,
+                                               InvalidUtf8 invalid_utf8, int threads, const WordPieceOptions& basic,
+                                               const WordPieceTrainOptions& options);
 // Collective: the distinct characters of the corpus (and of the separator).
 std::vector<uint32_t> learn_char_vocab(Communicator& comm, const CorpusLayout& layout,
                                        DocumentMode mode, InvalidUtf8 invalid_utf8);

@@ -149,7 +149,7 @@ void compare_with_hf(bool cased) {
   test::TempDir dir;
   const std::vector<std::string> train = test::wordpiece_generated_docs(1, 300);
   std::vector<std::string> texts = train;
-  for (std::string& d : test::wordpiece_generated_docs(2, 150)) texts.push_back(std::move(d));
+  for (std::string& d : test::wordpiece_generated_docs(2, 3000)) texts.push_back(std::move(d));   // ~3 MB
   for (std::string& s : test::wordpiece_tricky_strings()) texts.push_back(std::move(s));
   test::write_file(dir.file("train.json"), nlohmann::json(train).dump());
   test::write_file(dir.file("texts.json"), nlohmann::json(texts).dump());
