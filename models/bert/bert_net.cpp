@@ -236,11 +236,13 @@ void BertNet::init(uint64_t seed) {
 }
 
 BertLosses BertNet::forward(const BertInputs& in) {
+  LOOM_ASSERT(in.tokens.shape().rank() == 2 && in.mlm_positions.shape().rank() == 2,
+              "BertNet::forward: tokens (B, T) and mlm_positions (B, P)");
   const int64_t B = in.tokens.shape()[0], T = in.tokens.shape()[1];
   const int64_t P = in.mlm_positions.shape()[1];
   LOOM_ASSERT(B >= 1 && B <= micro_batch_ && T >= 1 && T <= seq_len_,
               "BertNet::forward: batch or length outside the arena");
-  LOOM_ASSERT(in.mlm_positions.shape().rank() == 2 && P >= 1 && P <= max_predictions_,
+  LOOM_ASSERT(P >= 1 && P <= max_predictions_,
               "BertNet::forward: mlm_positions must be (B, P) with 1 <= P <= max_predictions");
   const int64_t C = shape_.hidden, H = shape_.n_head, I = shape_.intermediate, N = B * T;
   const double eps = shape_.ln_eps;

@@ -65,7 +65,8 @@ struct BertShape {
 struct BertInputs {
   Tensor tokens;          // (B, T) ids in [0, vocab_size)
   Tensor segments;        // (B, T) token types in [0, type_vocab)
-  Tensor key_mask;        // (B, T) 1 = real token, 0 = padding (fill_key_mask from lengths)
+  Tensor key_mask;        // (B, T) 1 = real token, 0 = padding (fill_key_mask from lengths);
+                          // empty: no padding
   Tensor mlm_positions;   // (B, P) positions in [0, T) the MLM head predicts, −1 = empty slot
   Tensor mlm_labels;      // (B, P) the original token at each position, −1 = no prediction;
                           // empty: no MLM loss (logits only)
