@@ -82,6 +82,19 @@ class GzipSource final : public DecodingSource {
       throw IoError("gzip decode failed in " + path_ + " at uncompressed byte " +
                     std::to_string(pos_) + ": " + msg + " (the file is damaged or truncated)");
     }
+    // Note [A gzip stream ends with its trailer]: gzread returns what it could decode
+    // when the file ends, also in the middle of a stream; only gzerror tells Z_OK (the
+    // last stream was complete, its CRC-32 and length checked) from Z_BUF_ERROR (the file
+    // ended inside a stream). Without this check half a .gz file reads as a shorter
+    // corpus, without a word. xz's decoder reports the same case as LZMA_BUF_ERROR.
+    if (static_cast<size_t>(got) < want) {
+      int code = Z_OK;
+      gzerror(gz_, &code);
+      if (code == Z_BUF_ERROR)
+        throw IoError("gzip file " + path_ + " ends inside a compressed stream after " +
+                      std::to_string(pos_ + static_cast<uint64_t>(got)) +
+                      " uncompressed bytes (the file is truncated: copy or download it again)");
+    }
     pos_ += static_cast<uint64_t>(got);
     return static_cast<size_t>(got);
   }
