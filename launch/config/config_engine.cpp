@@ -166,6 +166,11 @@ void assign(const std::string& name, const Where& where, const ConfigKeyInfo& in
       if (!node.is_number()) throw_type(name, where, info, node_type_phrase(node));
       const double v = node.is_integer() ? static_cast<double>(*node.value_exact<std::int64_t>())
                                          : *node.value_exact<double>();
+      // TOML writes inf and nan as numbers; no setting means them (an open range such as
+      // "> 0" would let inf through and train to NaN), so every real key refuses them.
+      if (!std::isfinite(v))
+        throw ConfigError(fmt::format("config key '{}' {} is {}: it must be a finite number", name,
+                                      where.phrase, config_format_double(v)));
       check_range(name, where, info, v, config_format_double(v));
       *std::get<double*>(field) = v;
       return;

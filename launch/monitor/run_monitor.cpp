@@ -110,6 +110,12 @@ int RunMonitor::end_step(const StepReport& report) {
   return stop;
 }
 
+int RunMonitor::non_finite_loss_rank() const {
+  for (int r = 0; r < size_; ++r)
+    if (!std::isfinite(all_[static_cast<size_t>(r * kFields) + kLoss])) return r;
+  return -1;
+}
+
 void RunMonitor::observe(int64_t step, int stop_signal) {
   const Clock::time_point now = Clock::now();
   const double elapsed = std::chrono::duration<double>(now - started_).count();

@@ -76,6 +76,10 @@ class RunMonitor {
   // idempotent.
   void finish();
 
+  // The lowest rank whose loss in the latest end_step is not finite (NaN, inf); -1 when
+  // every rank's is. Read from end_step's allgather, so every rank gets the same answer.
+  int non_finite_loss_rank() const;
+
   // The bound status port on rank 0; -1 on other ranks or when off.
   int status_port() const;
   // The rank named as straggler by the latest step (rank 0 only; -1 = none).

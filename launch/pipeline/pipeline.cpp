@@ -37,11 +37,12 @@ int run_train_pipeline(Session& session) {
     record.note = e.note;
     record.metrics = e.metrics;
   });
-  const int64_t seen_before = model->tokens_seen();
   const int rc = trainer.run();
   report.set_train_seconds(seconds_since(t_train));
   if (report.items_name().empty()) report.set_items_name(std::string(model->item_unit()));
-  report.set_items(model->tokens_seen() - seen_before);
+  // Only what this run trained: after a resume tokens_seen() also counts the earlier runs'
+  // items, which divided by this run's seconds gave a rate hundreds of times too high.
+  report.set_items(model->tokens_seen() - trainer.tokens_at_start());
   if (rc != 0) return rc;   // stopped by a signal: the checkpoint is written; resume later
 
   report.gather_peak_rss(comm);

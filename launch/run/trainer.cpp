@@ -1,5 +1,6 @@
 #include "launch/run/trainer.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "core/log.h"
@@ -79,7 +80,9 @@ void Trainer::resume_if_asked() {
   if (options_.resume.empty()) return;
   std::string path = options_.resume;
   if (path == "auto") {
-    path = options_.checkpoint_dir.empty() ? "" : find_resume_checkpoint(comm_, options_.checkpoint_dir);
+    // What this model saves: a checkpoint lacking any of it is skipped like a damaged one.
+    const SaveRequest expected = save_request(0);
+    path = options_.checkpoint_dir.empty() ? "" : find_resume_checkpoint(comm_, options_.checkpoint_dir, &expected);
     if (path.empty()) {
       log::info("train", "--resume auto: no checkpoint in " + options_.checkpoint_dir + "; starting fresh");
       return;
@@ -104,8 +107,7 @@ void Trainer::resume_if_asked() {
                          std::to_string(meta.world_size) + " rank(s), now " + std::to_string(comm_.size()) + ")");
 }
 
-bool Trainer::save(int64_t steps_done, const char* why) {
-  if (options_.checkpoint_dir.empty()) return true;
+SaveRequest Trainer::save_request(int64_t steps_done) const {
   SaveRequest req;
   req.meta.model_kind = std::string(model_.kind());
   req.meta.step = steps_done;
@@ -116,6 +118,16 @@ bool Trainer::save(int64_t steps_done, const char* why) {
   req.slots = model_.optimizer_slots();
   req.state = model_.rank_state();
   req.vocab = model_.vocab();
+  return req;
+}
+
+bool Trainer::save(int64_t steps_done, const char* why) {
+  if (options_.checkpoint_dir.empty()) return true;
+  if (const std::string bad = non_finite_parameter(); !bad.empty())
+    throw DataError("training diverged: parameter " + bad + " is not a finite number after step " +
+                    std::to_string(steps_done) + "; the checkpoint due there (" + why +
+                    ") is not written. Lower the learning rate or check the data");
+  const SaveRequest req = save_request(steps_done);
   auto t0 = std::chrono::steady_clock::now();
   try {
     if (comm_.rank() == 0) std::filesystem::create_directories(options_.checkpoint_dir);
@@ -132,6 +144,37 @@ bool Trainer::save(int64_t steps_done, const char* why) {
                               " (" + why + ", " + std::to_string(seconds).substr(0, 5) + " s)");
   if (comm_.rank() == 0) apply_retention(options_.checkpoint_dir, options_.keep_last, options_.keep_every_steps);
   return true;
+}
+
+// Note [A diverged run stops]: a loss that turns NaN or inf (a learning rate far too
+// large, a corrupt input) never recovers, and every step after it only spends time and
+// overwrites good checkpoints with broken ones. Every rank sees every rank's loss of the
+// step (the monitor's allgather), so all of them throw here at the same step, before the
+// checkpoint triggers: the newest checkpoint on disk is the last one written before.
+// save() also refuses parameters that are not finite, for the step whose update broke
+// them before any loss showed it.
+void Trainer::stop_if_diverged(const RunMonitor& monitor, int64_t step) const {
+  const int rank = monitor.non_finite_loss_rank();
+  if (rank < 0) return;
+  throw DataError("training diverged: the loss of rank " + std::to_string(rank) + " at step " +
+                  std::to_string(step) + " is not a finite number; stopped without a checkpoint of " +
+                  "this state (" + (last_checkpoint_.empty() ? std::string("no checkpoint was written before")
+                                                             : "the newest is " + last_checkpoint_) +
+                  "). Lower the learning rate (e.g. glove.eta, word2vec.alpha, gpt.lr) or check the data");
+}
+
+// The first parameter holding a value that is not finite, or "" (host parameters only:
+// device parameters would need a copy, and their loss is checked every step anyway).
+std::string Trainer::non_finite_parameter() const {
+  const ParamStore& params = model_.params();
+  if (!params.device().is_cpu() || params.dtype() != DType::kF32) return {};
+  for (int i = 0; i < params.size(); ++i) {
+    const Tensor t = params.value(i);
+    const float* v = static_cast<const float*>(t.data());
+    for (int64_t k = 0; k < t.numel(); ++k)
+      if (!std::isfinite(v[k])) return params.entry(i).name + " element " + std::to_string(k);
+  }
+  return {};
 }
 
 bool Trainer::minutes_due() {
@@ -167,6 +210,7 @@ void Trainer::end_epoch(bool unfinished) {
 
 int Trainer::run() {
   resume_if_asked();
+  tokens_at_start_ = model_.tokens_seen();   // after a resume: what the earlier runs saw
   const int64_t total = model_.total_steps();
   options_.monitor.total_steps = total;
   options_.monitor.unit = std::string(model_.item_unit());
@@ -190,6 +234,7 @@ int Trainer::run() {
     double loss = stats.examples > 0 ? stats.loss_sum / double(stats.examples) : 0.0;
     const int signal = monitor.end_step(StepReport{step, loss, seconds, stats.items, double(stats.examples)});
     if (stop == 0) stop = signal;
+    stop_if_diverged(monitor, step);
     int64_t done = step + 1;
     steps_due = steps_due || (options_.every_steps > 0 && done % options_.every_steps == 0 && done < total);
     // The same answer on every rank (a function of the step), so the collectives below match.

@@ -74,13 +74,19 @@ class Trainer {
   int run();
 
   int64_t start_step() const { return start_step_; }
+  // model.tokens_seen() when this run's training began (after any resume): the items this
+  // run trained on are tokens_seen() minus this, and its rates divide those alone.
+  int64_t tokens_at_start() const { return tokens_at_start_; }
   const std::string& last_checkpoint() const { return last_checkpoint_; }
 
  private:
   void resume_if_asked();
   // Writes a checkpoint after `steps_done` steps; false if it failed and training goes on.
   bool save(int64_t steps_done, const char* why);
+  SaveRequest save_request(int64_t steps_done) const;   // what save() writes
   bool minutes_due();
+  void stop_if_diverged(const RunMonitor& monitor, int64_t step) const;   // Note [A diverged run stops]
+  std::string non_finite_parameter() const;
   void end_epoch(bool unfinished = false);
 
 
@@ -88,6 +94,7 @@ class Trainer {
   Model& model_;
   TrainerOptions options_;
   int64_t start_step_ = 0;
+  int64_t tokens_at_start_ = 0;
   std::string last_checkpoint_;
   std::chrono::steady_clock::time_point last_save_time_;
   EpochHook epoch_hook_;
