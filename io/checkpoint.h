@@ -115,9 +115,14 @@ struct DatasetInfo {
   std::string problem;           // empty when fine
 };
 
+// A shape as the root attribute "datasets" writes it: "1000x50", "scalar" for no
+// dimensions (Note [The file lists its datasets] in checkpoint_write.cpp).
+std::string checkpoint_shape_text(const std::vector<int64_t>& dims);
+
 // Serial reader (any rank may open its own). open() checks the format, version and root
 // attributes, the layout, every dataset's dtype, shape and size in the file, and every
-// checksum (streaming, with a bounded scratch buffer), and throws DataError (damage) or
+// checksum (streaming, with a bounded scratch buffer), that every dataset the file's
+// root attribute "datasets" lists is there with that shape, and throws DataError (damage) or
 // IoError (cannot read) naming the file and dataset. The read_* calls verify the checksum
 // of what they read again before returning. One thread at a time: a reader keeps one
 // staging buffer for device reads (allocated at the first, freed with the reader).
@@ -145,6 +150,10 @@ class CheckpointReader {
   bool has_vocab() const;
   void read_vocab(std::vector<std::string>* tokens, std::vector<int64_t>* counts) const;
   const std::vector<DatasetInfo>& list_datasets() const;
+  // The /model, /optimizer and /state datasets that `expected` (what this run's model
+  // would save) has and the file lacks, comma-separated; "" when none is missing. Shapes are
+  // not compared here: a changed shape is a changed config, which resuming refuses by key.
+  std::string missing_datasets(const SaveRequest& expected) const;
 
  private:
   friend std::string inspect_checkpoint(const std::string& path, bool* ok);
@@ -155,7 +164,10 @@ class CheckpointReader {
 // Collective: the newest valid checkpoint in DIR. Rank 0 follows `latest`, then falls back
 // to the other *.h5 files by descending step, skipping damaged ones with a warning naming
 // the damage, and broadcasts its choice. Returns "" when there is none.
-std::string find_resume_checkpoint(Communicator& comm, const std::string& dir);
+// With `expected` (the model's SaveRequest; read on rank 0) a checkpoint that lacks a
+// dataset the model saves is skipped like a damaged one.
+std::string find_resume_checkpoint(Communicator& comm, const std::string& dir,
+                                   const SaveRequest* expected = nullptr);
 
 // Rank 0 only (not a collective): keeps the keep_last newest checkpoints by step, every
 // checkpoint whose step is a multiple of keep_every_steps (when > 0), and the one `latest`

@@ -54,7 +54,7 @@ std::optional<int64_t> peek_step(const std::string& path, std::string* why) {
 }
 
 // Rank 0: the path to resume from, or "".
-std::string choose_resume(const std::string& dir) {
+std::string choose_resume(const std::string& dir, const SaveRequest* expected) {
   const std::string latest = read_latest(dir);
   std::set<std::string> tried;
   auto valid = [&](const std::string& name) {
@@ -62,6 +62,11 @@ std::string choose_resume(const std::string& dir) {
     try {
       CheckpointReader r;
       r.open(dir + "/" + name);
+      if (const std::string missing = expected ? r.missing_datasets(*expected) : ""; !missing.empty()) {
+        log::warn("ckpt", "skipping damaged checkpoint: " + dir + "/" + name + " lacks dataset(s) this run's " +
+                              "model saves: " + missing);
+        return false;
+      }
       return true;
     } catch (const Error& e) {
       log::warn("ckpt", "skipping damaged checkpoint: " + std::string(e.what()));
@@ -89,9 +94,9 @@ std::string choose_resume(const std::string& dir) {
 
 }  // namespace
 
-std::string find_resume_checkpoint(Communicator& comm, const std::string& dir) {
+std::string find_resume_checkpoint(Communicator& comm, const std::string& dir, const SaveRequest* expected) {
   std::string choice;
-  if (comm.rank() == 0) choice = choose_resume(dir);
+  if (comm.rank() == 0) choice = choose_resume(dir, expected);
   int64_t len = static_cast<int64_t>(choice.size());
   comm.broadcast(Tensor::of(&len, 1), 0);
   choice.resize(static_cast<size_t>(len));

@@ -58,6 +58,13 @@ uint32_t stream_crc(const h5::Dataset& ds) {
 
 }  // namespace
 
+std::string checkpoint_shape_text(const std::vector<int64_t>& dims) {
+  if (dims.empty()) return "scalar";
+  std::string s;
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? "x" : "") + std::to_string(dims[i]);
+  return s;
+}
+
 struct CheckpointReader::Impl {
   std::string path;
   CheckpointMeta meta;
@@ -72,6 +79,7 @@ struct CheckpointReader::Impl {
   void read_meta();
   void scan();                                    // fills infos (problems recorded, not thrown)
   void check_dataset(const h5::Dataset& ds, h5::ElemType want, const std::string& shape_problem);
+  void check_listing(const std::string& listing);   // Note [The file lists its datasets]
   const DatasetInfo& info(const std::string& dataset_path) const;
   h5::Dataset open_at(const std::string& dataset_path) const;
   // Reads the dataset into dst (memory on `device`) and verifies its checksum.
@@ -175,6 +183,34 @@ void CheckpointReader::Impl::scan() {
     check_dataset(tokens, h5::ElemType::kString, tokens.dims().size() == 1 ? "" : "not 1-D");
     check_dataset(counts, h5::ElemType::kI64, problem);
   }
+  if (f.has_attr("datasets")) check_listing(f.attr_string("datasets"));
+}
+
+// Every dataset the writer listed must still be there with the listed shape; a missing
+// one is recorded as a dataset with a problem, so inspect lists it and open() refuses.
+void CheckpointReader::Impl::check_listing(const std::string& listing) {
+  size_t start = 0;
+  while (start < listing.size()) {
+    size_t end = listing.find('\n', start);
+    if (end == std::string::npos) end = listing.size();
+    const std::string line = listing.substr(start, end - start);
+    start = end + 1;
+    const size_t space = line.rfind(' ');
+    if (line.empty()) continue;
+    if (space == std::string::npos) damaged("root attribute datasets has a line without a shape: '" + line + "'");
+    const std::string listed = line.substr(0, space), shape = line.substr(space + 1);
+    auto it = index.find(listed);
+    if (it == index.end()) {
+      DatasetInfo d;
+      d.path = listed;
+      d.dtype = "-";
+      d.problem = "missing (the file's root attribute datasets lists it with shape " + shape + ")";
+      index[listed] = infos.size();
+      infos.push_back(std::move(d));
+    } else if (DatasetInfo& d = infos[it->second]; checkpoint_shape_text(d.shape) != shape && d.problem.empty()) {
+      d.problem = "shape " + checkpoint_shape_text(d.shape) + ", but the file's root attribute datasets lists " + shape;
+    }
+  }
 }
 
 const DatasetInfo& CheckpointReader::Impl::info(const std::string& dataset_path) const {
@@ -269,6 +305,19 @@ void CheckpointReader::read_model_into(ParamStore& params) const {
   if (!problems.empty()) impl_->damaged("parameters do not match the model:" + problems);
   for (int i = 0; i < params.size(); ++i)
     impl_->read_verified("/model/" + params.entry(i).name, params.value(i).data(), params.device());
+}
+
+std::string CheckpointReader::missing_datasets(const SaveRequest& expected) const {
+  std::vector<std::string> paths;
+  if (expected.params != nullptr)
+    for (const auto& e : expected.params->entries()) paths.push_back("/model/" + e.name);
+  for (const auto& s : expected.slots) paths.push_back("/optimizer/" + s.param + "/" + s.slot);
+  for (const auto& st : expected.state) paths.push_back("/state/" + st.name);
+  if (expected.vocab) paths.insert(paths.end(), {"/vocab/tokens", "/vocab/counts"});
+  std::string out;
+  for (const auto& p : paths)
+    if (impl_->index.count(p) == 0) out += (out.empty() ? "" : ", ") + p;
+  return out;
 }
 
 bool CheckpointReader::has_slot(const std::string& param, const std::string& slot) const {

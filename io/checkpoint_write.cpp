@@ -360,9 +360,14 @@ std::vector<uint32_t> local_crcs(const std::vector<Item>& items, bool parallel, 
 // a 16-byte header and 8-byte alignment per string, 16-byte references, collection
 // headers) and the metadata (object headers, symbol tables, B-trees, attributes), each
 // estimated generously. write_layout() re-checks against the real end of allocation.
+// The fixed part covers the superblock, the root group and HDF5's metadata aggregation
+// blocks; per dataset an object header with its attributes and a symbol-table entry come
+// to well under a kilobyte, so 8 KiB is generous. (The fixed part was 1 MiB and the close
+// margin another: a 1.24 MB checkpoint reserved 2.50 MB, and a disk with room for the
+// file reported it full.)
 uint64_t reserve_bound(const std::vector<Item>& items, const CheckpointMeta& meta,
                        const std::optional<VocabView>& vocab) {
-  uint64_t bytes = uint64_t{1} << 20;
+  uint64_t bytes = uint64_t{256} << 10;
   for (const auto& it : items) bytes += item_bytes(it) + 8192 + 4 * it.path().size();
   bytes += 2 * (meta.config_toml.size() + meta.model_kind.size() + meta.loom_version.size()) + 65536;
   if (vocab) {
@@ -387,6 +392,21 @@ void write_root_attributes(h5::File& file, const CheckpointMeta& meta) {
   file.set_attr("config", meta.config_toml);
 }
 
+// Note [The file lists its datasets]: the root attribute "datasets" holds one line
+// "PATH SHAPE" (shape as "d0xd1", "scalar" for rank 0) per dataset the writer created, so
+// a reader can tell a dataset deleted after the write (h5py's `del`, a tool that repacked
+// the file) from one the model never had: every dataset listed must be there with that
+// shape. Files without the attribute (written before it) are checked as before.
+std::string dataset_listing(const std::vector<Item>& items, const std::optional<VocabView>& vocab) {
+  std::string out;
+  for (const Item& it : items) out += it.path() + " " + checkpoint_shape_text(it.dims) + "\n";
+  if (vocab) {
+    const std::string n = std::to_string(vocab->tokens->size());
+    out += "/vocab/tokens " + n + "\n/vocab/counts " + n + "\n";
+  }
+  return out;
+}
+
 void write_vocab(h5::File& file, const VocabView& vocab) {
   const auto& tokens = *vocab.tokens;
   const auto& counts = *vocab.counts;
@@ -409,7 +429,9 @@ std::vector<int64_t> write_layout(const std::string& path, const std::vector<Ite
     LOOM_CHECK(vocab->tokens->size() == vocab->counts->size(), DataError, "checkpoint " + path +
                ": /vocab tokens and counts differ in length (" + std::to_string(vocab->tokens->size()) +
                " vs " + std::to_string(vocab->counts->size()) + ")");
-  constexpr uint64_t kCloseMargin = uint64_t{1} << 20;   // what close may still place
+  // What close may still place: HDF5 allocates file space when an object is created, so
+  // close only writes below the end of allocation (and may trim the aggregators' slack).
+  constexpr uint64_t kCloseMargin = uint64_t{64} << 10;
   const uint64_t reserved = reserve_bound(items, meta, vocab);
   h5::File file = h5::File::create_reserved(path, reserved);
   std::vector<int64_t> offsets;
@@ -425,6 +447,7 @@ std::vector<int64_t> write_layout(const std::string& path, const std::vector<Ite
       offsets.push_back(off ? static_cast<int64_t>(*off) : -1);
     }
     write_root_attributes(file, meta);
+    file.set_attr("datasets", dataset_listing(items, vocab));   // Note [The file lists its datasets]
     if (vocab) write_vocab(file, *vocab);
     groups.clear();
     const uint64_t eoa = file.eoa();
