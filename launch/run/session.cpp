@@ -47,6 +47,45 @@ void write_file_atomically(const std::string& path, const std::string& text) {
   if (ec) throw IoError("cannot rename " + tmp + " to " + path + ": " + ec.message());
 }
 
+// Note [One run per directory]: a training run started without --resume in a directory
+// that holds an earlier run's checkpoints or metrics would mix the two: the old
+// checkpoints count toward checkpoint.keep_last, so retention deletes the new run's
+// checkpoints as soon as they are written, `--resume auto` later picks whichever is
+// newest, and metrics.jsonl gets a second series starting again at step 0. So such a
+// start is refused (rank 0 looks, every rank throws the same error) and the message says
+// what to do. The data stages' files (vocabulary, co-occurrence, token shards) are not an
+// earlier run: they are reused while up to date.
+std::string earlier_run_in(const std::string& run_dir, const Config& config) {
+  namespace fs = std::filesystem;
+  std::string found;
+  const fs::path dir(config.checkpoint.dir);
+  const fs::path ckpt = dir.is_absolute() ? dir : fs::path(run_dir) / dir;
+  std::error_code ec;
+  for (fs::directory_iterator it(ckpt, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name == "latest" || name.ends_with(".h5")) {
+      found = "checkpoints in " + ckpt.string();
+      break;
+    }
+  }
+  const fs::path metrics = fs::path(run_dir) / "metrics.jsonl";
+  if (fs::exists(metrics, ec) && fs::file_size(metrics, ec) > 0 && !ec)
+    found += (found.empty() ? "" : " and ") + metrics.string();
+  return found;
+}
+
+void refuse_earlier_run(MpiCommunicator& comm, const std::string& run_dir, const Config& config) {
+  std::string found = comm.rank() == 0 ? earlier_run_in(run_dir, config) : "";
+  int64_t len = static_cast<int64_t>(found.size());
+  comm.broadcast(Tensor::of(&len, 1), 0);
+  if (len == 0) return;
+  found.resize(static_cast<size_t>(len));
+  comm.broadcast(Tensor::of(reinterpret_cast<uint8_t*>(found.data()), len), 0);
+  throw ConfigError("run directory " + run_dir + " holds an earlier run (" + found +
+                    "); a new run there would mix with it. Continue it with --resume auto, start the "
+                    "new run in another directory (--set run.dir=...), or remove those files first");
+}
+
 }  // namespace
 
 int end_with_error(const std::string& command, const std::string& message, int exit_code) {
@@ -81,6 +120,8 @@ Session::Session(const SessionOptions& options) {
   if (!options.create_run_dir) return;
 
   run_dir_ = expand_run_dir(config_.run.dir, config_.run.name, env_.job_id);
+  if (options.command == "train" && config_.checkpoint.resume.empty())
+    refuse_earlier_run(*comm_, run_dir_, config_);   // Note [One run per directory]
   if (comm_->rank() == 0) {
     std::error_code ec;
     std::filesystem::create_directories(run_dir_, ec);
