@@ -20,38 +20,67 @@ namespace {
 
 constexpr int kPoolSize = 3;
 
+// Note [NUL is not text]: U+0000 is valid UTF-8, but no corpus means it: a NUL inside a
+// token went raw into vocab.txt and the vector files (where C tools stop reading the line),
+// uncounted. The UTF-8 policy treats a NUL byte as it treats an invalid sequence: an error
+// naming file:byte, or U+FFFD, counted with the replaced sequences.
+size_t first_bad(std::string_view in) {
+  const size_t bad = utf8::first_invalid(in);
+  const void* nul = std::memchr(in.data(), '\0', bad);
+  return nul ? static_cast<size_t>(static_cast<const char*>(nul) - in.data()) : bad;
+}
+
+size_t bad_length(std::string_view in, size_t pos) {
+  return in[pos] == '\0' ? 1 : utf8::invalid_length(in, pos);
+}
+
 // Applies the UTF-8 policy to text[0, n): returns the text to hand out (text itself, or
 // `alt` holding the replaced version). Throws DataError naming path:byte under kError.
 std::string_view apply_utf8(const char* text, size_t n, Utf8Policy policy, std::string& alt,
                             const std::string& path, uint64_t file_offset, uint64_t& replaced) {
   std::string_view in(text, n);
-  size_t bad = utf8::first_invalid(in);
+  size_t bad = first_bad(in);
   if (bad == n) return in;
   if (policy == Utf8Policy::kError)
-    throw DataError("invalid UTF-8 at " + path + ":" + std::to_string(file_offset + bad) +
+    throw DataError(std::string(in[bad] == '\0' ? "a NUL byte" : "invalid UTF-8") + " at " + path + ":" +
+                    std::to_string(file_offset + bad) +
                     " (byte offset; set corpus.utf8 = \"replace\" to replace and count "
-                    "invalid bytes instead)");
+                    "invalid bytes and NUL bytes instead)");
   alt.clear();
   size_t pos = 0;
   while (bad < n) {
     alt.append(in.substr(pos, bad - pos));
     alt.append(utf8::kReplacement);
     ++replaced;
-    pos = bad + utf8::invalid_length(in, bad);
-    bad = pos + utf8::first_invalid(in.substr(pos));
+    pos = bad + bad_length(in, bad);
+    bad = pos + first_bad(in.substr(pos));
   }
   alt.append(in.substr(pos));
   return alt;
 }
 
-// Where to end a chunk of buf[0, n) that is not the end of its segment.
+// Where to end a chunk of buf[0, n) that is not the end of its segment: after its last
+// newline or whitespace; 0 when it has none (one token fills the whole buffer).
 size_t chunk_cut(const char* buf, size_t n) {
   const void* nl = memrchr(buf, '\n', n);
   if (nl) return static_cast<size_t>(static_cast<const char*>(nl) - buf) + 1;
   for (size_t i = n; i > 0; --i)
     if (is_space(buf[i - 1])) return i;
-  size_t cut = utf8::truncate_at_boundary(std::string_view(buf, n), n - 1);
-  return cut == 0 ? n : cut;
+  return 0;
+}
+
+// Note [Tokens longer than a buffer]: a chunk ends at whitespace, so no token is split
+// between chunks - except one longer than a read buffer (corpus read_buffer_bytes, 4 MiB),
+// which used to be cut into buffer-sized pieces that reached the vocabulary and the
+// vectors as "words" (a 50 MB token became twelve), with corpus.max_token_bytes = 0
+// meaning "no limit". Now such a token is an error naming file:byte when there is no
+// limit; with a limit, the chunk keeps the token's first buffer (for_each_token truncates
+// it to the limit, and the vocabulary counts the truncation) and the rest of the token,
+// up to the next whitespace, is skipped: one truncated token, never pieces.
+[[noreturn]] void throw_token_too_long(const std::string& path, uint64_t offset, size_t buffer) {
+  throw DataError("a token longer than " + std::to_string(buffer) + " bytes (no whitespace) at " + path + ":" +
+                  std::to_string(offset) + " (byte offset); set corpus.max_token_bytes to truncate long tokens, "
+                  "or check that the file is text");
 }
 
 }  // namespace
@@ -115,6 +144,27 @@ struct CorpusShard::Reader {
     return s;
   }
 
+  // Reads and drops the rest of an over-long token, up to the next whitespace (kept in
+  // `carry`) or fe; `skipped` grows by the bytes dropped.
+  void skip_token_rest(TextSource& src, uint64_t fe, uint64_t& read_pos, uint64_t& skipped) {
+    std::vector<char> scratch(size_t{64} << 10);
+    while (read_pos < fe) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(scratch.size(), fe - read_pos));
+      size_t got = src.read(scratch.data(), want);
+      if (got == 0)
+        throw IoError("corpus file " + src.path() + " ended at byte " + std::to_string(read_pos) +
+                      ", before its scanned size; was it changed while loom ran?");
+      read_pos += got;
+      size_t i = 0;
+      while (i < got && !is_space(scratch[i])) ++i;
+      skipped += i;
+      if (i < got) {
+        carry.assign(scratch.data() + i, scratch.data() + got);
+        return;
+      }
+    }
+  }
+
   // Reads file-local [fb, fe) of file f as chunks. False when told to stop.
   bool read_segment(size_t f, uint64_t fb, uint64_t fe) {
     const CorpusFile& file = layout.files()[f];
@@ -145,8 +195,21 @@ struct CorpusShard::Reader {
       }
       bool at_end = read_pos == fe;
       size_t cut = at_end ? n : chunk_cut(buf.data(), n);
+      bool skip_rest = false;   // Note [Tokens longer than a buffer]
+      if (cut == 0) {
+        if (options.max_token_bytes == 0) throw_token_too_long(file.path, pos, buf.size());
+        cut = utf8::truncate_at_boundary(std::string_view(buf.data(), n), n);
+        if (cut == 0) cut = n;
+        skip_rest = true;
+      }
       bool open = at_end ? (fe < file.size && buf[n - 1] != '\n') : buf[cut - 1] != '\n';
       carry.assign(buf.data() + cut, buf.data() + n);
+      uint64_t skipped = 0;
+      if (skip_rest) {
+        skipped = carry.size();
+        carry.clear();
+        skip_token_rest(*src, fe, read_pos, skipped);
+      }
       uint64_t rep = 0;
       std::string_view text = apply_utf8(buf.data(), cut, options.utf8, pool[s].alt, file.path, pos, rep);
       replaced += rep;
@@ -155,8 +218,8 @@ struct CorpusShard::Reader {
       { std::lock_guard lock(mu); ready.push_back({s, chunk}); }
       cv.notify_all();
       continues = open;
-      pos += cut;
-      if (at_end && carry.empty()) return true;
+      pos += cut + skipped;
+      if ((at_end || read_pos == fe) && carry.empty()) return true;
     }
   }
 };

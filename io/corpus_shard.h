@@ -15,8 +15,9 @@
 //
 // Reading runs on a background thread (read-ahead overlapped with the caller's work) into
 // a fixed pool of buffers: memory is bounded by 3 * read_buffer_bytes whatever the file.
-// Chunks end at a line end when the buffer holds one, else after whitespace, else (a token
-// longer than the buffer) at a UTF-8 boundary.
+// Chunks end at a line end when the buffer holds one, else after whitespace; a token
+// longer than the buffer is an error, or truncated with max_token_bytes set (Note [Tokens
+// longer than a buffer] in corpus_reader.cpp).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -37,7 +38,7 @@ enum class Utf8Policy : uint8_t {
 struct CorpusOptions {
   std::vector<std::string> paths;        // files, directories (recursive, sorted), globs
   bool lowercase = false;                // Unicode-aware simple lower-casing (io/utf8.h)
-  size_t max_token_bytes = 0;            // 0: no limit; longer tokens are truncated
+  size_t max_token_bytes = 0;            // 0: no limit (up to read_buffer_bytes); longer tokens are truncated
   size_t max_line_bytes = size_t{1} << 20;    // see Note [Shard boundaries]
   Utf8Policy utf8 = Utf8Policy::kError;
   size_t read_buffer_bytes = size_t{4} << 20; // per buffer; 3 buffers per shard

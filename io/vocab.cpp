@@ -152,21 +152,34 @@ TokenCounter exchange_counts(Communicator& comm, const TokenCounter& local) {
 }
 
 // Counts the rank's shard with `threads` threads (sub-shards rank * threads + t of
-// world * threads, which tile the rank's shard); counts[0] += tokens, counts[2] += replaced.
+// world * threads, which tile the rank's shard); counts[0] += tokens, counts[2] += replaced,
+// counts[3] += tokens truncated to corpus.max_token_bytes (cut here, where they are counted,
+// rather than inside for_each_token).
 TokenCounter count_local(const CorpusLayout& layout, const CorpusOptions& corpus, int rank, int world,
                          int threads, int64_t* counts) {
   std::vector<TokenCounter> local(static_cast<size_t>(threads));
   std::vector<int64_t> tokens(static_cast<size_t>(threads), 0), replaced(static_cast<size_t>(threads), 0);
+  std::vector<int64_t> truncated(static_cast<size_t>(threads), 0);
+  const size_t limit = corpus.max_token_bytes;
   std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
   auto body = [&](size_t t) {
     try {
       CorpusShard shard(layout, corpus, rank * threads + static_cast<int>(t), world * threads);
       TextChunk chunk;
       TokenCounter& mine = local[t];
-      int64_t seen = 0;   // not tokens[t] per token: the threads' counts share a cache line
-      while (shard.next(chunk))
-        for_each_token(chunk.text, corpus.max_token_bytes, [&](std::string_view tok) { mine.add(tok); ++seen; }, [] {});
+      int64_t seen = 0, cut = 0;   // not tokens[t] per token: the threads' counts share a cache line
+      auto add = [&](std::string_view tok) {
+        if (limit != 0 && tok.size() > limit) {
+          tok = tok.substr(0, utf8::truncate_at_boundary(tok, limit));
+          ++cut;
+          if (tok.empty()) return;
+        }
+        mine.add(tok);
+        ++seen;
+      };
+      while (shard.next(chunk)) for_each_token(chunk.text, 0, add, [] {});
       tokens[t] = seen;
+      truncated[t] = cut;
       replaced[t] = static_cast<int64_t>(shard.replaced_sequences());
     } catch (...) {
       errors[t] = std::current_exception();
@@ -182,6 +195,7 @@ TokenCounter count_local(const CorpusLayout& layout, const CorpusOptions& corpus
     if (t > 0) local[t].for_each([&](std::string_view tok, int64_t c) { local[0].add(tok, c); });
     counts[0] += tokens[t];
     counts[2] += replaced[t];
+    counts[3] += truncated[t];
   }
   return std::move(local[0]);
 }
@@ -197,7 +211,7 @@ Vocab build_vocab(Communicator& comm, const CorpusLayout& layout, const CorpusOp
              "run.threads: counting the vocabulary takes at most 256 threads per rank, got " +
                  std::to_string(options.threads) +
                  " (run.threads = 0 takes every core of the rank; set run.threads to at most 256)");
-  int64_t tokens[3] = {0, 0, 0};   // tokens, distinct (set below), replaced
+  int64_t tokens[4] = {0, 0, 0, 0};   // tokens, distinct (set below), replaced, truncated
   TokenCounter local = count_local(layout, corpus, comm.rank(), comm.size(), options.threads, tokens);
   TokenCounter owned = exchange_counts(comm, local);
   tokens[1] = static_cast<int64_t>(owned.size());
@@ -211,7 +225,7 @@ Vocab build_vocab(Communicator& comm, const CorpusLayout& layout, const CorpusOp
   std::vector<uint8_t> all(static_cast<size_t>(total));
   comm.allgatherv(Tensor::of(kept.data(), static_cast<int64_t>(kept.size())),
                   Tensor::of(all.data(), total), sizes);
-  comm.allreduce(Tensor::of(tokens, 3), ReduceOp::kSum);
+  comm.allreduce(Tensor::of(tokens, 4), ReduceOp::kSum);
   std::vector<std::pair<int64_t, std::string>> entries;
   parse_entries(all.data(), all.size(), [&](std::string_view t, int64_t c) { entries.emplace_back(-c, t); });
   std::sort(entries.begin(), entries.end());   // count descending, then bytes ascending
@@ -225,7 +239,7 @@ Vocab build_vocab(Communicator& comm, const CorpusLayout& layout, const CorpusOp
                          " distinct, kept " + std::to_string(words.size()) + " in " +
                          std::to_string(secs) + " s" +
                          (tokens[2] ? ", " + std::to_string(tokens[2]) + " invalid UTF-8 sequences replaced" : ""));
-  if (stats) *stats = {tokens[0], tokens[1], static_cast<uint64_t>(tokens[2]), secs};
+  if (stats) *stats = {tokens[0], tokens[1], static_cast<uint64_t>(tokens[2]), secs, tokens[3]};
   return Vocab(std::move(words), std::move(counts));
 }
 

@@ -71,6 +71,7 @@ struct VocabStats {
   int64_t distinct = 0;        // distinct tokens before min_count / max_vocab
   uint64_t utf8_replaced = 0;  // invalid sequences replaced, all ranks
   double seconds = 0;
+  int64_t truncated = 0;       // tokens longer than corpus.max_token_bytes, cut to it, all ranks
 };
 
 // Collective. Every rank returns the same Vocab.

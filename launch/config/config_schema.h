@@ -53,6 +53,13 @@ struct ConfigRange {
   }
 };
 
+// Every key that sets threads per rank (run.threads, glove.threads, word2vec.threads) has
+// this one range [0, kMaxThreadsPerRank], so `config --describe` shows what `train`
+// accepts and a refusal names the key that was set: co-occurrence counting keeps a table
+// per thread and caps them at 256 (models/glove/cooccur_build.cpp), and word2vec keys
+// its threads' RNG streams below 4096 per rank.
+inline constexpr int kMaxThreadsPerRank = 256;
+
 // ---- [run] ----------------------------------------------------------------------------
 #define LOOM_CONFIG_RUN(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                            \
   X_STR(name, "loom", "run name; fills {name} in run.dir")                                        \
@@ -60,7 +67,7 @@ struct ConfigRange {
         "run directory; placeholders {name} (run.name) and {job} (SLURM job id, else 'local') "   \
         "are expanded")                                                                            \
   X_INT(seed, 1234, ConfigRange::at_least(0), "base seed; RNG streams derive from (seed, rank, purpose)") \
-  X_INT(threads, 0, ConfigRange::at_least(0), "CPU threads per rank; 0 = all cores")              \
+  X_INT(threads, 0, ConfigRange::between(0, kMaxThreadsPerRank), "CPU threads per rank; 0 = all cores")              \
   X_ENUM(log_level, "info", "debug|info|warn|error", "lowest log level printed")               \
   X_BOOL(log_all_ranks, false,                                                                    \
          "every rank prints its info and debug lines, not only rank 0 (warnings and errors "      \
@@ -134,7 +141,9 @@ struct ConfigRange {
   X_INT(synthetic_sentences, 20000, ConfigRange::between(1, 100000000),                           \
         "sentences of the synthetic corpus (one per line; drawn from run.seed)")                  \
   X_BOOL(lowercase, false, "lower-case tokens (Unicode simple case folding)")                    \
-  X_INT(max_token_bytes, 0, ConfigRange::at_least(0), "truncate longer tokens; 0 = no limit")    \
+  X_INT(max_token_bytes, 0, ConfigRange::at_least(0),                                             \
+        "truncate longer tokens (counted and reported); 0 = no limit, but a token longer than "   \
+        "the 4 MiB read buffer is then an error naming file:byte")                                 \
   X_INT(max_line_bytes, 1048576, ConfigRange::at_least(64),                                       \
         "lines longer than this are split at whitespace (shard alignment)")                      \
   X_ENUM(utf8, "error", "error|replace",                                                          \

@@ -21,7 +21,7 @@ struct Config;
   X_REAL(eta, 0.05, ConfigRange::above(0), "AdaGrad initial step size")                           \
   X_REAL(grad_clip, 100.0, ConfigRange::above(0), "clip of eta * gradient per component")         \
   X_INT(epochs, 15, ConfigRange::between(1, 100000), "passes over the co-occurrence non-zeros")   \
-  X_INT(threads, 0, ConfigRange::at_least(0),                                                     \
+  X_INT(threads, 0, ConfigRange::between(0, kMaxThreadsPerRank),                                                     \
         "Hogwild threads per rank (lock-free, timing-dependent results); 0 = run.threads; "       \
         "1 = deterministic and bit-exact on resume")                                              \
   X_ENUM(sync, "stratified", "stratified|delta|average",                                          \

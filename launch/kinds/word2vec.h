@@ -29,7 +29,7 @@ struct Config;
          "floor of the linearly decaying learning rate, as a fraction of alpha")                  \
   X_REAL(ns_power, 0.75, ConfigRange::between(0, 1), "noise distribution count^ns_power")        \
   X_INT(epochs, 5, ConfigRange::between(1, 100000), "passes over the corpus (word2vec -iter)")    \
-  X_INT(threads, 0, ConfigRange::between(0, 4096),                                                \
+  X_INT(threads, 0, ConfigRange::between(0, kMaxThreadsPerRank),                                                \
         "Hogwild threads per rank (lock-free, timing-dependent results); 0 = run.threads; "       \
         "1 = deterministic and bit-exact on resume")                                              \
   X_ENUM(sync, "delta", "delta|average",                                                          \

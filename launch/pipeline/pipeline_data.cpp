@@ -187,11 +187,22 @@ Vocab vocab_stage(Communicator& comm, const Config& config, CorpusPlan& corpus, 
                            txt + " and " + h5);
     if (comm.rank() == 0 && stats.utf8_replaced > 0)
       log::warn("vocab", std::to_string(stats.utf8_replaced) +
-                             " invalid UTF-8 sequences replaced by U+FFFD (corpus.utf8 = replace)");
+                             " invalid UTF-8 sequences and NUL bytes replaced by U+FFFD (corpus.utf8 = replace)");
+    if (comm.rank() == 0 && stats.truncated > 0)
+      log::warn("vocab", std::to_string(stats.truncated) + " tokens longer than corpus.max_token_bytes = " +
+                             std::to_string(config.corpus.max_token_bytes) + " bytes truncated to it");
   }
+  // Name the corpus: "the corpus" alone left a user with several configs guessing.
+  std::string files;
+  for (const std::string& p : corpus.options.paths) files += (files.empty() ? "" : ", ") + p;
   LOOM_CHECK(vocab.size() > 0, DataError,
-             "the vocabulary is empty: no token of the corpus occurs vocab.min_count = " +
+             "the vocabulary is empty: no token of the corpus (" + files + ") occurs vocab.min_count = " +
                  std::to_string(config.vocab.min_count) + " times");
+  // One word has no pair to learn from: GloVe trained 0 updates and word2vec drew the word
+  // as its own negative, and both exported untrained vectors with exit 0.
+  LOOM_CHECK(vocab.size() > 1, DataError,
+             "the vocabulary of the corpus (" + files + ") holds one word ('" + vocab.token(0) +
+                 "'); embeddings need at least two words to learn anything (lower vocab.min_count or use a larger corpus)");
   if (time != nullptr) time->seconds = seconds_since(t0);
   return vocab;
 }
