@@ -83,7 +83,15 @@ TEST(GloveReuse, UnchangedInputsAreReusedAndChangedOnesRecomputed) {
   ASSERT_EQ(first.status, 0) << first.err;
   EXPECT_NE(first.err.find("[vocab] computing (no earlier result)"), std::string::npos) << first.err;
   const auto vocab_time = mtime(vocab_h5), part_time = mtime(part0);
+  // One run per directory (Note [One run per directory] in launch/run/session.cpp): each
+  // later `train` here is a new run that reuses the data stages' files, so the earlier
+  // run's checkpoints and metrics go first, as the refusal tells a user to do.
+  auto new_run = [&] {
+    fs::remove_all(run_dir + "/checkpoints");
+    fs::remove(run_dir + "/metrics.jsonl");
+  };
 
+  new_run();
   RunResult second = train(2, run_dir, {"glove.epochs=2"});
   ASSERT_EQ(second.status, 0) << second.err;
   EXPECT_NE(second.err.find("[vocab] reusing " + run_dir + "/vocab.txt"), std::string::npos) << second.err;
@@ -94,6 +102,7 @@ TEST(GloveReuse, UnchangedInputsAreReusedAndChangedOnesRecomputed) {
   // Same inputs, same seed, threads = 1: the vectors are identical to the first run's.
   const std::string vectors = read_file(run_dir + "/vectors.txt");
 
+  new_run();
   RunResult window = train(2, run_dir, {"glove.epochs=2", "cooccur.window=4"});
   ASSERT_EQ(window.status, 0) << window.err;
   EXPECT_NE(window.err.find("[vocab] reusing"), std::string::npos) << window.err;
@@ -104,6 +113,7 @@ TEST(GloveReuse, UnchangedInputsAreReusedAndChangedOnesRecomputed) {
   EXPECT_NE(mtime(part0), part_time);
   EXPECT_NE(read_file(run_dir + "/vectors.txt"), vectors);
 
+  new_run();
   RunResult one = train(1, run_dir, {"glove.epochs=2", "cooccur.window=4"});
   ASSERT_EQ(one.status, 0) << one.err;
   EXPECT_NE(one.err.find("[vocab] reusing"), std::string::npos) << one.err;
@@ -112,6 +122,7 @@ TEST(GloveReuse, UnchangedInputsAreReusedAndChangedOnesRecomputed) {
   EXPECT_FALSE(fs::exists(part0)) << "partitions of another world size are left behind";
   EXPECT_TRUE(fs::exists(run_dir + "/cooccur.part-0-of-1.h5"));
 
+  new_run();
   RunResult min_count = train(1, run_dir, {"glove.epochs=2", "cooccur.window=4", "vocab.min_count=2"});
   ASSERT_EQ(min_count.status, 0) << min_count.err;
   EXPECT_NE(min_count.err.find("[vocab] computing (was 'vocab.min_count = 1', now 'vocab.min_count = 2')"),
