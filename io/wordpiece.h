@@ -8,7 +8,10 @@
 // first: the longest vocabulary token that starts the word, then the longest "##" token
 // that continues it, and so on. A word with more than max_input_chars_per_word characters,
 // or one that no sequence of tokens covers, is one [UNK]. Special tokens are never matched
-// in text ("[CLS]" is the words "[", "cls", "]").
+// in text ("[CLS]" is the words "[", "cls", "]"), as the Tokenizer interface promises: a
+// corpus's literal "[SEP]" must not end a document. This is the one difference from HF,
+// whose BertWordPieceTokenizer and BertTokenizerFast match the exact text of their added
+// special tokens before normalizing; the tests' texts contain none.
 //
 // Invalid UTF-8 (TokenizeOptions::invalid_utf8): kError throws DataError naming the source
 // and the byte offset; kReplace turns each maximal invalid subpart into U+FFFD, which BERT's

@@ -7,8 +7,9 @@
 // Documents: the corpus is split into documents by tokens.documents (blank_line: maximal
 // runs of non-empty lines, the empty lines between them dropped; line: each non-empty line;
 // file: each non-empty file, byte for byte). Each document is encoded alone and followed
-// by the separator - <|endoftext|> for BPE, [SEP] for WordPiece, the delimiter's text ("\n\n", "\n", "") for
-// the character tokenizer - so the stream is doc0 SEP doc1 SEP ... docN SEP.
+// by the separator - <|endoftext|> for BPE, [SEP] for WordPiece, the delimiter's text
+// ("\n\n", "\n", "") for the character tokenizer - so the stream is doc0 SEP doc1 SEP ...
+// docN SEP.
 // Ranks: rank r of W owns the documents whose first byte lies in the global byte range
 // [total * r / W, total * (r + 1) / W) of the corpus (io/corpus_shard.h's byte space) and
 // reads on past its range's end to finish its last document. Every document is owned by
