@@ -268,6 +268,25 @@ if [ "${LEARN:-1}" = 1 ]; then
     --heldout "$work/dump-heldout" --steps "$torch_steps" "${torch_common[@]}"
   grep -v '^RESULT \|^MAXRSS_KB' "$work/torch-learn.log"
   echo "-- load after: $(load)"
+  # The check that PyTorch saw loom's held-out examples: loom's trained model, exported for
+  # transformers, evaluated on the dump by bert_learn_torch.py must score what loom's own
+  # evaluation wrote into eval.json (equal up to float32 rounding of a near tie).
+  export_log="$work/loom-learn-export.log"
+  if "$build/loom" export "$run/checkpoints" --format safetensors --out "$work/loom-learn-hf" > "$export_log" 2>&1 &&
+     "$py" bench/bert_learn_torch.py --from-export "$work/loom-learn-hf" --heldout "$work/dump-heldout" \
+       --threads "$threads" >> "$export_log" 2>&1; then
+    python3 - "$run/eval.json" "$export_log" <<'PY'
+import json, sys
+l = json.load(open(sys.argv[1]))
+h = json.loads([x for x in open(sys.argv[2]) if x.startswith("RESULT ")][-1][7:])
+same = abs(l["mlm_accuracy"] - h["mlm_accuracy"]) < 2e-3 and abs(l["nsp_accuracy"] - h["nsp_accuracy"]) < 2e-3
+print(f"check: loom's model exported and scored by Hugging Face on the dumped held-out examples: MLM "
+      f"{h['mlm_accuracy']:.4f}, NSP {h['nsp_accuracy']:.4f}; loom's eval.json: MLM {l['mlm_accuracy']:.4f}, "
+      f"NSP {l['nsp_accuracy']:.4f} -> {'same data' if same else 'DIFFERENT: the dump is not what loom evaluated'}")
+PY
+  else
+    echo "check skipped: loom export / the HF evaluation of it failed (see $export_log)"
+  fi
   python3 - "$run/eval.json" "$(python3 -c "print($end - $start)")" "$work/torch-learn.log" "$loom_steps" <<'PY'
 import json, sys
 l = json.load(open(sys.argv[1])); wall = float(sys.argv[2])

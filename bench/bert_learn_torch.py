@@ -9,6 +9,9 @@ evaluated on loom's held-out examples.
                       [--lr 5e-4 --warmup-steps W --weight-decay 0.01 --grad-clip 1.0]
                       [--threads 2] [--seed 1] [--eval-examples N]
   bert_learn_torch.py --calibrate K ...   time K steps (after 2) and print steps/s only
+  bert_learn_torch.py --from-export DIR --heldout DUMP_DIR   evaluate a model exported by
+      `loom export --format safetensors` instead of training one (loom's own evaluation of
+      the same examples must agree: the check that the dump is loom's held-out data)
 
 Step s trains on dumped rows [s B, (s + 1) B) (loom's global batch s), the loss is HF's
 (mean MLM loss over the batch's masked positions + mean NSP loss: the same as loom's, Note
@@ -106,7 +109,8 @@ def chance(torch, d, count):
 
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--train", required=True)
+    ap.add_argument("--train")
+    ap.add_argument("--from-export", help="evaluate this exported model, no training")
     ap.add_argument("--heldout")
     ap.add_argument("--steps", type=int, default=0, help="optimizer steps (the schedule's length)")
     ap.add_argument("--calibrate", type=int, default=0, help="time this many steps, print steps/s")
@@ -132,6 +136,19 @@ def main(argv):
     from bert_torch import bert_adamw, bert_model, peak_rss_gib
     torch.set_num_threads(a.threads)
 
+    if a.from_export:
+        from transformers import BertForPreTraining
+        model = BertForPreTraining.from_pretrained(a.from_export).float()
+        held, _ = load_dump(torch, np, a.heldout)
+        n = held["input_ids"].shape[0]
+        n = min(n, a.eval_examples) if a.eval_examples > 0 else n
+        result = {"tool": "loom-export", **evaluate(torch, model, held, n, 32), **chance(torch, held, n)}
+        print(f"{a.from_export} ({n} held-out examples): MLM accuracy {result['mlm_accuracy']:.4f}, loss "
+              f"{result['mlm_loss']:.4f}; NSP accuracy {result['nsp_accuracy']:.4f}, loss {result['nsp_loss']:.4f}")
+        print("RESULT " + json.dumps(result))
+        return 0
+    if not a.train:
+        ap.error("--train is required unless --from-export")
     train, info = load_dump(torch, np, a.train)
     T, B = train["input_ids"].shape[1], a.batch_size
     shape = dict(vocab=info["vocab_size"], n_layer=a.n_layer, n_head=a.n_head, hidden=a.hidden,
