@@ -53,4 +53,29 @@ TEST(ParamStore, Errors) {
   EXPECT_DEATH(ps.declare("y", {1}), "after finalize");
 }
 
+
+TEST(ParamStore, PackedRunReadsAsOneTensor) {
+  // Three (3, 3) matrices with no padding between them: one (9, 3) view; the parameter
+  // after the run starts on a 64-byte boundary again.
+  ParamStore ps;
+  ps.declare("pre", {5});
+  const int q = ps.declare("q", {3, 3});
+  ps.declare_packed("k", {3, 3});
+  ps.declare_packed("v", {3, 3});
+  const int after = ps.declare("after", {2});
+  ps.finalize(Device::cpu(), DType::kF64);
+  EXPECT_EQ(ps.entry(q + 1).offset, ps.entry(q).offset + 9);
+  EXPECT_EQ(ps.entry(q + 2).offset, ps.entry(q).offset + 18);
+  EXPECT_EQ(ps.entry(after).offset % 16, 0);
+  EXPECT_GE(ps.entry(after).offset, ps.entry(q).offset + 27);
+  ps.value("k").f64()[4] = 2.5;
+  ps.grad("v").f64()[8] = -1.5;
+  Tensor all = ps.packed_value(q, 3, {9, 3}), dall = ps.packed_grad(q, 3, {9, 3});
+  EXPECT_EQ(all.shape(), (Shape{9, 3}));
+  EXPECT_EQ(all.f64()[9 + 4], 2.5);
+  EXPECT_EQ(dall.f64()[18 + 8], -1.5);
+  EXPECT_EQ(ps.parameter_count(), 5 + 27 + 2);
+  EXPECT_DEATH(ps.packed_value(0, 2, {5 + 9}), "padding");
+}
+
 }  // namespace loom
