@@ -48,6 +48,21 @@ void count_correct(const Tensor& logits, const Tensor& labels, int64_t& count, i
   }
 }
 
+// An empty slot (position −1) has no token to predict: its label must be −1 too.
+void check_empty_slots(const Tensor& positions, const Tensor& labels) {
+  const int64_t B = positions.shape()[0], P = positions.shape()[1];
+  LOOM_CHECK(labels.shape() == positions.shape(), Error,
+             "BertNet::forward: mlm_labels must be mlm_positions' shape " +
+                 positions.shape().str() + "; got " + labels.shape().str());
+  const int32_t* pos = positions.i32();
+  const int32_t* y = labels.i32();
+  for (int64_t n = 0; n < B * P; ++n)
+    LOOM_CHECK(pos[n] != -1 || y[n] == kIgnore, Error,
+               "BertNet::forward: mlm slot [" + std::to_string(n / P) + ", " +
+                   std::to_string(n % P) + "] is empty (position -1) but has label " +
+                   std::to_string(y[n]) + "; an empty slot's label must be -1");
+}
+
 }  // namespace
 
 void fill_key_mask(Tensor key_mask, Tensor lengths) {
@@ -309,6 +324,7 @@ void BertNet::forward_heads(const BertInputs& in, BertLosses& out) {
                     weight(mlm_ln_b_), shape_.ln_eps);
   linear_forward(logits, mln, weight(word_), weight(mlm_bias_));
   if (present(in.mlm_labels)) {
+    check_empty_slots(in.mlm_positions, in.mlm_labels);
     Tensor loss = act(mlm_loss_, {M});
     softmax_cross_entropy_forward(loss, act(mlm_lse_, {M}), logits, in.mlm_labels.view({M}),
                                   kIgnore);

@@ -68,8 +68,8 @@ struct BertInputs {
   Tensor key_mask;        // (B, T) 1 = real token, 0 = padding (fill_key_mask from lengths);
                           // empty: no padding
   Tensor mlm_positions;   // (B, P) positions in [0, T) the MLM head predicts, −1 = empty slot
-  Tensor mlm_labels;      // (B, P) the original token at each position, −1 = no prediction;
-                          // empty: no MLM loss (logits only)
+  Tensor mlm_labels;      // (B, P) the original token at each position, −1 = no prediction
+                          // (always for an empty slot); empty: no MLM loss (logits only)
   Tensor nsp_labels;      // (B) 0 = B follows A, 1 = random (HF's order), −1 = ignored;
                           // empty: no NSP loss (logits only)
 };
@@ -122,7 +122,8 @@ class BertNet {
   // mlm_scale · Σ MLM loss + nsp_scale · Σ NSP loss into params().grads(). `ready`, when
   // given, is called with each parameter's index as soon as backward has written its last
   // contribution (reverse declaration order; word_embeddings last) - GradSync::mark_ready.
-  // HF's BertForPreTraining loss is mean MLM + mean NSP: scales 1/mlm_count, 1/nsp_count.
+  // HF's BertForPreTraining loss is mean MLM + mean NSP: scales 1/mlm_count, 1/nsp_count
+  // (0 for a head without counted labels).
   void backward(double mlm_scale, double nsp_scale, const std::function<void(int)>& ready = {});
 
   Tensor mlm_logits() const;   // (B·P, V) of the last forward

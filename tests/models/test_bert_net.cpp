@@ -266,6 +266,16 @@ TEST(BertNet, RefusesBadInputsNamingThem) {
     m = e.what();
   }
   EXPECT_NE(m.find("softmax_cross_entropy_forward"), std::string::npos) << m;
+  c = make_bert_case(3, 7, 4, s, 5, false);
+  c.labels.back() = 4;   // the last slot is empty
+  m.clear();
+  try {
+    net.forward(c.inputs());
+  } catch (const Error& e) {
+    m = e.what();
+  }
+  EXPECT_NE(m.find("mlm slot [2, 3] is empty (position -1) but has label 4"), std::string::npos)
+      << m;
 }
 
 TEST(BertNet, KeyMaskFromLengths) {
