@@ -91,7 +91,8 @@ BertNet::BertNet(const BertShape& shape, int64_t micro_batch, int64_t seq_len,
   LOOM_ASSERT(shape.hidden % shape.n_head == 0, "hidden must be a multiple of n_head");
   LOOM_ASSERT(seq_len >= 1 && seq_len <= shape.max_position, "seq_len outside [1, max_position]");
   LOOM_ASSERT(micro_batch >= 1 && max_predictions >= 1, "micro_batch and max_predictions >= 1");
-  LOOM_ASSERT(shape.pad_id >= 0 && shape.pad_id < shape.vocab_size, "pad_id outside the vocabulary");
+  LOOM_ASSERT(shape.pad_id >= 0 && shape.pad_id < shape.vocab_size,
+              "pad_id outside the vocabulary");
   declare_params();
   params_.finalize(device, dtype);
   declare_acts();
@@ -104,7 +105,8 @@ BertNet::BertNet(const BertShape& shape, int64_t micro_batch, int64_t seq_len,
 void BertNet::declare_params() {
   const int64_t C = shape_.hidden, V = shape_.vocab_size, I = shape_.intermediate;
   word_ = params_.declare("bert.embeddings.word_embeddings.weight", {V, C});
-  position_ = params_.declare("bert.embeddings.position_embeddings.weight", {shape_.max_position, C});
+  position_ = params_.declare("bert.embeddings.position_embeddings.weight",
+                              {shape_.max_position, C});
   type_ = params_.declare("bert.embeddings.token_type_embeddings.weight", {shape_.type_vocab, C});
   emb_ln_w_ = params_.declare("bert.embeddings.LayerNorm.weight", {C});
   emb_ln_b_ = params_.declare("bert.embeddings.LayerNorm.bias", {C});
@@ -218,6 +220,10 @@ Tensor BertNet::qkv_bias_grad(const BertBlockParams& p) const {
   return params_.packed_grad(p.query_b, 3, {3 * int64_t{shape_.hidden}});
 }
 
+Tensor BertNet::cls_positions_tensor(int64_t B) const {
+  return Tensor(cls_positions_.data(), {B, 1}, DType::kI32, cls_positions_.device());
+}
+
 Tensor BertNet::hidden_out(int64_t B, int64_t T) const {
   const int64_t C = shape_.hidden;
   return act(block_acts_.empty() ? x0_ : block_acts_.back().ln2, {B, T, C});
@@ -300,7 +306,7 @@ void BertNet::forward_heads(const BertInputs& in, BertLosses& out) {
   const int64_t B = B_, T = T_, P = P_, C = shape_.hidden, V = shape_.vocab_size, M = B * P;
   Tensor h = hidden_out(B, T);
   // Pooler and NSP: [CLS] (position 0) -> dense -> tanh -> seq_relationship.
-  Tensor cls_positions = Tensor(cls_positions_.data(), {B, 1}, DType::kI32, cls_positions_.device());
+  Tensor cls_positions = cls_positions_tensor(B);
   Tensor cls = act(cls_, {B, 1, C}), pooled = act(pooled_, {B, C});
   Tensor nsp_logits = act(nsp_logits_, {B, 2});
   gather_rows_forward(cls, h, cls_positions);
@@ -394,7 +400,7 @@ void BertNet::backward_heads(double mlm_scale, double nsp_scale,
   Tensor d_res = sc(d_res_, {B, T, C}), d_tmp = sc(d_tmp_, {B, T, C});
   const bool nsp = present(in_.nsp_labels), mlm = present(in_.mlm_labels);
   // NSP: the loss's gradient overwrites the logits.
-  Tensor cls_positions = Tensor(cls_positions_.data(), {B, 1}, DType::kI32, cls_positions_.device());
+  Tensor cls_positions = cls_positions_tensor(B);
   if (nsp) {
     Tensor nsp_logits = act(nsp_logits_, {B, 2}), pooled = act(pooled_, {B, C});
     Tensor d_pool = sc(d_pool_, {B, C}), d_cls = sc(d_cls_, {B, 1, C});

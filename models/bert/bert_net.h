@@ -116,7 +116,8 @@ class BertNet {
   void init(uint64_t seed);
 
   // Forward of one micro-batch; the sums and counts of both losses (zero for a head whose
-  // labels are empty). The logits stay available until the next call.
+  // labels are empty). The logits stay available until the next call; backward() reads
+  // the inputs again, so their memory must stay valid until then.
   BertLosses forward(const BertInputs& in);
   // Backward of the last forward: ACCUMULATES the gradient of
   // mlm_scale · Σ MLM loss + nsp_scale · Σ NSP loss into params().grads(). `ready`, when
@@ -150,6 +151,7 @@ class BertNet {
   Tensor qkv_weight_grad(const BertBlockParams& p) const;
   Tensor qkv_bias_grad(const BertBlockParams& p) const;
   Tensor hidden_out(int64_t B, int64_t T) const;   // (B, T, C) the encoder's output
+  Tensor cls_positions_tensor(int64_t B) const;      // (B, 1) i32 zeros
   void declare_params();
   void declare_acts();
   void forward_heads(const BertInputs& in, BertLosses& out);

@@ -58,13 +58,13 @@ TEST(BertNet, GradientMatchesFiniteDifferencesInDouble) {
   net.params().zero_grads();
   std::vector<int> order;
   net.backward(mlm_scale, nsp_scale, [&](int p) { order.push_back(p); });
-  // Every parameter reported ready exactly once, the word embeddings last (the tied decoder
-  // and the lookup both add to them), in reverse declaration order otherwise.
+  // Every parameter reported ready exactly once, in exactly reverse declaration order (what
+  // GradSync's buckets expect), the word embeddings last (the tied decoder and the lookup
+  // both add to them).
   ASSERT_EQ(int(order.size()), net.params().size());
   EXPECT_EQ(net.params().entry(order.back()).name, "bert.embeddings.word_embeddings.weight");
-  std::vector<int> sorted = order;
-  std::sort(sorted.begin(), sorted.end());
-  for (int i = 0; i < net.params().size(); ++i) ASSERT_EQ(sorted[size_t(i)], i);
+  for (int i = 0; i < net.params().size(); ++i)
+    ASSERT_EQ(order[size_t(i)], net.params().size() - 1 - i) << "ready call " << i;
 
   const double h = 1e-5;
   int checked = 0;
@@ -280,12 +280,13 @@ TEST(BertNet, RefusesBadInputsNamingThem) {
 
 TEST(BertNet, KeyMaskFromLengths) {
   std::vector<int32_t> lengths = {3, 1, 4}, mask(12, 7);
-  fill_key_mask(Tensor(mask.data(), {3, 4}, DType::kI32), Tensor(lengths.data(), {3}, DType::kI32));
+  Tensor mask_t(mask.data(), {3, 4}, DType::kI32), lengths_t(lengths.data(), {3}, DType::kI32);
+  fill_key_mask(mask_t, lengths_t);
   EXPECT_EQ(mask, (std::vector<int32_t>{1, 1, 1, 0, 1, 0, 0, 0, 1, 1, 1, 1}));
   lengths[1] = 5;
   std::string m;
   try {
-    fill_key_mask(Tensor(mask.data(), {3, 4}, DType::kI32), Tensor(lengths.data(), {3}, DType::kI32));
+    fill_key_mask(mask_t, lengths_t);
   } catch (const Error& e) {
     m = e.what();
   }
@@ -365,8 +366,8 @@ TEST(BertNet, MatchesHuggingFaceBertForPreTrainingInFloat64) {
       }
     }
     std::printf("BertNet vs HF BertForPreTraining (float64, %s): largest gradient difference "
-                "relative to its tensor's largest entry %.2e (key biases aside)\n", all_positions ? "P = T" : "P < T",
-                worst);
+                "relative to its tensor's largest entry %.2e (key biases aside)\n",
+                all_positions ? "P = T" : "P < T", worst);
   }
 }
 

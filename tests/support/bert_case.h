@@ -106,7 +106,8 @@ inline BertCase make_bert_case(int64_t B, int64_t T, int64_t P, const BertShape&
     std::vector<int32_t> order(static_cast<size_t>(T));
     for (int64_t t = 0; t < T; ++t) order[size_t(t)] = int32_t(t);
     if (!all_positions)
-      for (int64_t t = T - 1; t > 0; --t) std::swap(order[size_t(t)], order[rng.below(uint64_t(t + 1))]);
+      for (int64_t t = T - 1; t > 0; --t)
+        std::swap(order[size_t(t)], order[rng.below(uint64_t(t + 1))]);
     for (int64_t p = 0; p < P; ++p) {
       c.positions.push_back(order[size_t(p)]);
       c.labels.push_back(rng.uniform() < 0.25 ? -1 : int32_t(rng.below(uint64_t(s.vocab_size))));
@@ -128,7 +129,8 @@ inline std::string bert_reference_unavailable() {
   const char* tool = std::getenv("LOOM_BERT_REFERENCE");
   if (!py || !tool) return "LOOM_PYTHON / LOOM_BERT_REFERENCE are not set (run through ctest)";
   if (::access(py, X_OK) != 0) return std::string(py) + " is missing: run scripts/setup.sh";
-  test::RunResult r = test::run({py, "-c", "import torch, transformers, h5py"}, std::chrono::seconds(300));
+  test::RunResult r =
+      test::run({py, "-c", "import torch, transformers, h5py"}, std::chrono::seconds(300));
   if (r.status != 0) return "the .venv cannot import torch, transformers and h5py: " + r.err;
   return "";
 }
@@ -153,7 +155,8 @@ inline void write_bert_case(const std::string& path, const BertNet& net, const B
     for (int d = 0; d < t.shape().rank(); ++d) dims.push_back(t.shape()[d]);
     std::vector<double> v(size_t(t.numel()));
     for (int64_t k = 0; k < t.numel(); ++k) v[size_t(k)] = bert_value_at(t, k);
-    model.create_dataset(p.entry(i).name, h5::ElemType::kF64, dims).write_rows(0, dims[0], v.data());
+    model.create_dataset(p.entry(i).name, h5::ElemType::kF64, dims)
+        .write_rows(0, dims[0], v.data());
   }
   h5::Group batch = f.create_group("batch");
   auto put = [&](const char* name, const std::vector<int32_t>& v, std::vector<int64_t> dims) {
