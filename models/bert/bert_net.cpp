@@ -28,24 +28,26 @@ double sum_of(const Tensor& loss) {
 }
 
 // Rows of logits (N, V) whose label is not ignored: how many, and how many have their
-// label as the (first) argmax.
-void count_correct(const Tensor& logits, const Tensor& labels, int64_t& count, int64_t& correct) {
-  const int64_t N = logits.shape()[0], V = logits.shape()[1];
-  const int32_t* y = labels.i32();
+// label as the (first) argmax. Host tensors; only the labelled rows are scanned.
+template <class F>
+void count_correct_t(const F* logits, const int32_t* y, int64_t N, int64_t V, int64_t& count,
+                     int64_t& correct) {
   for (int64_t n = 0; n < N; ++n) {
     if (y[n] == kIgnore) continue;
+    const F* row = logits + n * V;
     int64_t best = 0;
-    double best_v = value_at(logits, n * V);
-    for (int64_t v = 1; v < V; ++v) {
-      const double x = value_at(logits, n * V + v);
-      if (x > best_v) {
-        best_v = x;
-        best = v;
-      }
-    }
+    for (int64_t v = 1; v < V; ++v)
+      if (row[v] > row[best]) best = v;
     ++count;
     if (best == y[n]) ++correct;
   }
+}
+
+void count_correct(const Tensor& logits, const Tensor& labels, int64_t& count, int64_t& correct) {
+  const int64_t N = logits.shape()[0], V = logits.shape()[1];
+  if (logits.dtype() == DType::kF64)
+    return count_correct_t(logits.f64(), labels.i32(), N, V, count, correct);
+  count_correct_t(logits.f32(), labels.i32(), N, V, count, correct);
 }
 
 // An empty slot (position −1) has no token to predict: its label must be −1 too.
