@@ -183,7 +183,12 @@ void CheckpointReader::Impl::scan() {
     check_dataset(tokens, h5::ElemType::kString, tokens.dims().size() == 1 ? "" : "not 1-D");
     check_dataset(counts, h5::ElemType::kI64, problem);
   }
-  if (f.has_attr("datasets")) check_listing(f.attr_string("datasets"));
+  if (f.has_attr("datasets")) {
+    std::string listing = f.attr_string("datasets");
+    for (int piece = 1; f.has_attr("datasets." + std::to_string(piece)); ++piece)
+      listing += f.attr_string("datasets." + std::to_string(piece));
+    check_listing(listing);
+  }
 }
 
 // Every dataset the writer listed must still be there with the listed shape; a missing

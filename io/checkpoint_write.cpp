@@ -392,7 +392,8 @@ void write_root_attributes(h5::File& file, const CheckpointMeta& meta) {
   file.set_attr("config", meta.config_toml);
 }
 
-// Note [The file lists its datasets]: the root attribute "datasets" holds one line
+// Note [The file lists its datasets]: the root attribute "datasets" (continued in
+// "datasets.1", "datasets.2", ... past 60,000 bytes) holds one line
 // "PATH SHAPE" (shape as "d0xd1", "scalar" for rank 0) per dataset the writer created, so
 // a reader can tell a dataset deleted after the write (h5py's `del`, a tool that repacked
 // the file) from one the model never had: every dataset listed must be there with that
@@ -405,6 +406,23 @@ std::string dataset_listing(const std::vector<Item>& items, const std::optional<
     out += "/vocab/tokens " + n + "\n/vocab/counts " + n + "\n";
   }
   return out;
+}
+
+// An attribute in an object header holds at most 64 KiB, and a model of many layers lists
+// more: the listing goes in pieces of whole lines, "datasets", "datasets.1", ...
+void write_dataset_listing(h5::File& file, const std::string& listing) {
+  constexpr size_t kPiece = 60000;
+  size_t start = 0;
+  for (int piece = 0; start < listing.size() || piece == 0; ++piece) {
+    size_t end = listing.size();
+    if (end - start > kPiece) {
+      const size_t nl = listing.rfind('\n', start + kPiece);
+      end = nl != std::string::npos && nl >= start ? nl + 1 : start + kPiece;
+    }
+    file.set_attr(piece == 0 ? std::string("datasets") : "datasets." + std::to_string(piece),
+                  listing.substr(start, end - start));
+    start = end;
+  }
 }
 
 void write_vocab(h5::File& file, const VocabView& vocab) {
@@ -447,7 +465,7 @@ std::vector<int64_t> write_layout(const std::string& path, const std::vector<Ite
       offsets.push_back(off ? static_cast<int64_t>(*off) : -1);
     }
     write_root_attributes(file, meta);
-    file.set_attr("datasets", dataset_listing(items, vocab));   // Note [The file lists its datasets]
+    write_dataset_listing(file, dataset_listing(items, vocab));
     if (vocab) write_vocab(file, *vocab);
     groups.clear();
     const uint64_t eoa = file.eoa();
