@@ -134,6 +134,14 @@ class WordPieceTextTokenizer final : public Tokenizer {
   size_t vocab_size() const override { return tok_.vocab_size(); }
   uint64_t fingerprint() const override { return tok_.fingerprint(); }
   std::optional<uint32_t> eot_id() const override { return tok_.sep_id(); }
+  std::optional<uint32_t> special_id(std::string_view name) const override {
+    if (name == "[PAD]") return tok_.pad_id();
+    if (name == "[UNK]") return tok_.unk_id();
+    if (name == "[CLS]") return tok_.cls_id();
+    if (name == "[SEP]") return tok_.sep_id();
+    if (name == "[MASK]") return tok_.mask_id();
+    return std::nullopt;
+  }
 
   void encode_append(std::string_view text, std::vector<uint32_t>& out,
                      const TokenizeOptions& opt) const override {

@@ -45,6 +45,12 @@ class Tokenizer {
   virtual uint64_t fingerprint() const = 0;
   // The end-of-text id between documents, where the tokenizer has one (char: none).
   virtual std::optional<uint32_t> eot_id() const = 0;
+  // The id of a special token by its name ("[CLS]", "[SEP]", "[MASK]", "[PAD]", "[UNK]" for
+  // WordPiece; "<|endoftext|>" for BPE when its vocabulary has it); none otherwise.
+  virtual std::optional<uint32_t> special_id(std::string_view name) const {
+    (void)name;
+    return std::nullopt;
+  }
 
   // Appends the ids of one text (no special tokens are recognised in it).
   virtual void encode_append(std::string_view text, std::vector<uint32_t>& out,

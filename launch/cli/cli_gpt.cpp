@@ -89,34 +89,6 @@ int generate(const GptArgs& a) {
   return 0;
 }
 
-// Collective: the held-out loss of a GPT checkpoint on its run's held-out split.
-int eval_language_model(Session& session, const std::string& path, const std::string& run_dir,
-                        int64_t windows) {
-  CheckpointReader reader;
-  reader.open(path);
-  check_gpt_section(session.config());
-  GptData data = gpt_data_from(
-      token_stage(session.comm(), session.config(), run_dir, session.env().threads), session.config());
-  LOOM_CHECK(data.heldout != nullptr, ConfigError,
-             "tokens.heldout_fraction is 0: the run has no held-out split to evaluate on");
-  GptOptions o = gpt_options(session.config(), int(data.tokens.tokenizer->vocab_size()));
-  Gpt model(o, session.comm(), data.train.get(), data.heldout.get());
-  reader.read_model_into(model.params());
-  const auto t0 = SteadyClock::now();
-  const GptEval e = model.evaluate_heldout(session.comm(), windows);
-  if (session.comm().rank() == 0) {
-    std::printf("checkpoint %s (step %lld)\n", path.c_str(), static_cast<long long>(reader.meta().step));
-    std::printf("held-out: %lld windows of %lld tokens\n", static_cast<long long>(e.windows),
-                static_cast<long long>(o.seq_len));
-    std::printf("loss %.4f\nperplexity %.2f\n", e.loss, std::exp(e.loss));
-    if (data.unigram_loss > 0)
-      std::printf("unigram baseline loss %.4f (perplexity %.2f)\n", data.unigram_loss,
-                  std::exp(data.unigram_loss));
-    std::printf("seconds %.2f\n", seconds_since(t0));
-  }
-  return 0;
-}
-
 }  // namespace
 
 void register_gpt_commands(CLI::App& app, CommandAction& chosen) {
@@ -148,11 +120,13 @@ void register_gpt_commands(CLI::App& app, CommandAction& chosen) {
 
 int run_lm_eval(const std::string& checkpoint, const std::vector<std::string>& overrides, int64_t windows) {
   std::string path, config_text;
+  const ModelKind* kind = nullptr;
   const int pre = run_local_command("eval", [&] {
     path = checkpoint_file(checkpoint);
     CheckpointReader reader;
     reader.open(path);
-    LOOM_CHECK(reader.meta().model_kind == "gpt", ConfigError,
+    kind = &find_model_kind(reader.meta().model_kind);
+    LOOM_CHECK(kind->evaluate_checkpoint != nullptr, ConfigError,
                path + " holds a " + reader.meta().model_kind +
                    " model: evaluate its vectors with `loom eval analogy` or `loom eval similarity`");
     config_text = reader.meta().config_toml;
@@ -166,7 +140,7 @@ int run_lm_eval(const std::string& checkpoint, const std::vector<std::string>& o
   // run directory, which holds the checkpoint directory.
   const fs::path run_dir = fs::path(path).parent_path().parent_path();
   return with_session(options, [&](Session& s) {
-    return eval_language_model(s, path, run_dir.string(), windows);
+    return kind->evaluate_checkpoint(s, path, run_dir.string(), windows);
   });
 }
 

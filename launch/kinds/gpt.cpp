@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -145,9 +146,37 @@ void export_gpt(const CheckpointReader& reader, const ExportRequest& request) {
   export_gpt_checkpoint(reader, request.out);
 }
 
+// Collective: the held-out loss of a GPT checkpoint on its run's held-out split.
+int evaluate_gpt_checkpoint(Session& session, const std::string& path, const std::string& run_dir,
+                        int64_t windows) {
+  CheckpointReader reader;
+  reader.open(path);
+  check_gpt_section(session.config());
+  GptData data = gpt_data_from(
+      token_stage(session.comm(), session.config(), run_dir, session.env().threads), session.config());
+  LOOM_CHECK(data.heldout != nullptr, ConfigError,
+             "tokens.heldout_fraction is 0: the run has no held-out split to evaluate on");
+  GptOptions o = gpt_options(session.config(), int(data.tokens.tokenizer->vocab_size()));
+  Gpt model(o, session.comm(), data.train.get(), data.heldout.get());
+  reader.read_model_into(model.params());
+  const auto t0 = SteadyClock::now();
+  const GptEval e = model.evaluate_heldout(session.comm(), windows);
+  if (session.comm().rank() == 0) {
+    std::printf("checkpoint %s (step %lld)\n", path.c_str(), static_cast<long long>(reader.meta().step));
+    std::printf("held-out: %lld windows of %lld tokens\n", static_cast<long long>(e.windows),
+                static_cast<long long>(o.seq_len));
+    std::printf("loss %.4f\nperplexity %.2f\n", e.loss, std::exp(e.loss));
+    if (data.unigram_loss > 0)
+      std::printf("unigram baseline loss %.4f (perplexity %.2f)\n", data.unigram_loss,
+                  std::exp(data.unigram_loss));
+    std::printf("seconds %.2f\n", seconds_since(t0));
+  }
+  return 0;
+}
+
 }  // namespace
 
-LOOM_REGISTER_MODEL(gpt, GptRecipe, export_gpt,
+LOOM_REGISTER_LANGUAGE_MODEL(gpt, GptRecipe, export_gpt, evaluate_gpt_checkpoint,
                     "GPT-2: causal language model on byte-level BPE or character tokens");
 
 GptOptions gpt_options(const Config& config, int vocab_size) {

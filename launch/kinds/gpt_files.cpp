@@ -50,14 +50,19 @@ double unigram_loss(const TokenStream& stream, uint64_t split, size_t vocab) {
 
 std::string block(int l, const char* rest) { return "h." + std::to_string(l) + "." + rest; }
 
-// The tokenizer a GPT run used: the copy its run saved in `saved_dir`, else the files
-// [tokens] names.
+}  // namespace
+
+// The tokenizer a run used: the copy its run saved in `saved_dir`, else the files [tokens]
+// names (tokens.lowercase applies to WordPiece).
 std::unique_ptr<Tokenizer> load_run_tokenizer(const Config& config, const std::string& saved_dir) {
   const TokensSection& t = config.models.get<TokensSection>();
   std::vector<std::string> saved, configured;
   if (t.tokenizer == "bpe") {
     saved = {(fs::path(saved_dir) / kBpeVocabFile).string(), (fs::path(saved_dir) / kBpeMergesFile).string()};
     configured = {t.vocab, t.merges};
+  } else if (t.tokenizer == "wordpiece") {
+    saved = {(fs::path(saved_dir) / kWordPieceVocabFile).string()};
+    configured = {t.vocab};
   } else {
     saved = {(fs::path(saved_dir) / kCharVocabFile).string()};
     configured = {t.vocab};
@@ -67,10 +72,10 @@ std::unique_ptr<Tokenizer> load_run_tokenizer(const Config& config, const std::s
   LOOM_CHECK(have_saved || !configured[0].empty(), IoError,
              "no tokenizer for this checkpoint: " + saved[0] + " is missing and the run's config " +
                  "names no tokens.vocab");
-  return load_tokenizer(t.tokenizer, have_saved ? saved : configured);
+  TokenizerLoadOptions options;
+  options.lowercase = t.lowercase;
+  return load_tokenizer(t.tokenizer, have_saved ? saved : configured, options);
 }
-
-}  // namespace
 
 void check_gpt_section(const Config& config) {
   const GptSection& g = config.models.get<GptSection>();

@@ -78,6 +78,10 @@ struct GptCheckpoint {
 GptCheckpoint open_gpt_checkpoint(const CheckpointReader& reader, int64_t micro_batch,
                                   int64_t seq_len /* 0 = n_positions */);
 
+// The tokenizer a run used (GPT's or BERT's): the copy it saved in `saved_dir`
+// (RUN_DIR/tokenizer/), else the files its config's [tokens] names.
+std::unique_ptr<Tokenizer> load_run_tokenizer(const Config& config, const std::string& saved_dir);
+
 // `loom export CKPT --format safetensors --out DIR`.
 void export_gpt_checkpoint(const CheckpointReader& reader, const std::string& out_dir);
 

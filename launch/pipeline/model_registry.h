@@ -76,6 +76,12 @@ struct ModelKind {
   std::unique_ptr<ModelRecipe> (*make)(const Session& session);
   // `loom export`: writes what request asks from a checkpoint of this kind; prints one line.
   void (*export_checkpoint)(const CheckpointReader& reader, const ExportRequest& request);
+  // `loom eval CHECKPOINT` (language models; null for the embedding kinds, whose vectors
+  // `loom eval analogy|similarity` read): collective over the session's ranks, the checkpoint
+  // `path` of a run in `run_dir`, `count` held-out windows or examples (0 = the config's
+  // evaluation size). Prints the figures on rank 0; returns the exit code.
+  int (*evaluate_checkpoint)(Session& session, const std::string& path, const std::string& run_dir,
+                             int64_t count);
 };
 
 bool register_model_kind(const ModelKind& kind);
@@ -87,8 +93,11 @@ const ModelKind& find_model_kind(std::string_view name);
 }  // namespace loom
 
 // At namespace scope in launch/kinds/<kind>.cpp: `Recipe` has a constructor taking
-// `const Session&`; `export_fn` is the kind's ModelKind::export_checkpoint.
+// `const Session&`; `export_fn` is the kind's ModelKind::export_checkpoint; a language
+// model registers with LOOM_REGISTER_LANGUAGE_MODEL and its ModelKind::evaluate_checkpoint.
 #define LOOM_REGISTER_MODEL(kind, Recipe, export_fn, help_text)                                   \
+  LOOM_REGISTER_LANGUAGE_MODEL(kind, Recipe, export_fn, nullptr, help_text)
+#define LOOM_REGISTER_LANGUAGE_MODEL(kind, Recipe, export_fn, eval_fn, help_text)                 \
   [[maybe_unused]] static const bool loom_model_kind_##kind =                                     \
       ::loom::register_model_kind_name(#kind) &&                                                  \
       ::loom::register_model_kind({#kind, help_text,                                              \
@@ -96,4 +105,4 @@ const ModelKind& find_model_kind(std::string_view name);
                                      return std::unique_ptr<::loom::ModelRecipe>(                 \
                                          std::make_unique<Recipe>(session));                      \
                                    },                                                             \
-                                   export_fn})
+                                   export_fn, eval_fn})

@@ -23,6 +23,7 @@
 #include "io/char_tokenizer.h"
 #include "io/corpus_shard.h"
 #include "io/text_source.h"
+#include "io/sentence_split.h"
 #include "io/wordpiece.h"
 #include "io/wordpiece_train.h"
 #include "launch/config/config.h"
@@ -291,13 +292,56 @@ struct PartStats {
   uint64_t tokens = 0, documents = 0, bytes = 0;
 };
 
+// Note [Token layouts], kSentences: the batch's sentences are encoded as one list of
+// "documents" (so on opt.threads threads, joined by [SEP]: WordPiece never makes [SEP] from
+// text), then regrouped: each non-empty sentence's ids and [SEP], [CLS] after each document
+// that kept a sentence. Returns the documents kept.
+uint64_t encode_sentence_documents(const Tokenizer& tok, const DocumentBatch& batch, TokenizeOptions opt,
+                                   std::vector<std::string_view>& sentences, std::vector<size_t>& per_doc,
+                                   std::vector<uint32_t>& scratch, std::vector<uint32_t>& out) {
+  const uint32_t sep = *tok.special_id("[SEP]"), cls = *tok.special_id("[CLS]");
+  sentences.clear();
+  per_doc.clear();
+  for (std::string_view d : batch.docs) {
+    const size_t before = sentences.size();
+    split_sentences(d, sentences);
+    per_doc.push_back(sentences.size() - before);
+  }
+  if (sentences.empty()) return 0;
+  opt.source_offset = batch.offset + uint64_t(sentences.front().data() - batch.docs.front().data());
+  scratch.clear();
+  tok.encode_documents(sentences, "", scratch, opt);
+  size_t at = 0;
+  uint64_t kept_docs = 0;
+  for (size_t count : per_doc) {
+    bool kept = false;
+    for (size_t k = 0; k < count; ++k) {
+      const size_t from = at;
+      while (at < scratch.size() && scratch[at] != sep) ++at;
+      if (at > from) {
+        out.insert(out.end(), scratch.begin() + std::ptrdiff_t(from), scratch.begin() + std::ptrdiff_t(at));
+        out.push_back(sep);
+        kept = true;
+      }
+      ++at;   // past this sentence's [SEP] (or the end)
+    }
+    if (kept) {
+      out.push_back(cls);
+      ++kept_docs;
+    }
+  }
+  return kept_docs;
+}
+
 PartStats tokenize_part(const Tokenizer& tok, const CorpusLayout& layout, DocumentMode mode, InvalidUtf8 policy,
-                        uint64_t begin, uint64_t end, int threads, const std::string& path) {
+                        uint64_t begin, uint64_t end, int threads, const std::string& path, TokenLayout token_layout) {
   TokenShardWriter writer(path, static_cast<uint32_t>(tok.vocab_size()), tok.fingerprint());
   const std::string_view sep_text = document_separator(mode);
   const std::vector<uint32_t> sep = tok.separator_ids(sep_text);
   PartStats stats;
-  std::vector<uint32_t> ids;
+  std::vector<uint32_t> ids, scratch;
+  std::vector<std::string_view> sentences;
+  std::vector<size_t> per_doc;
   read_documents(layout, mode, begin, end, kBatchBytes, [&](const DocumentBatch& batch) {
     TokenizeOptions opt;
     opt.invalid_utf8 = policy;
@@ -305,11 +349,16 @@ PartStats tokenize_part(const Tokenizer& tok, const CorpusLayout& layout, Docume
     opt.source_offset = batch.offset;
     opt.threads = threads;
     ids.clear();
-    tok.encode_documents(batch.docs, sep_text, ids, opt);
-    ids.insert(ids.end(), sep.begin(), sep.end());   // every document is followed by SEP
+    uint64_t docs = batch.docs.size();
+    if (token_layout == TokenLayout::kSentences) {
+      docs = encode_sentence_documents(tok, batch, opt, sentences, per_doc, scratch, ids);
+    } else {
+      tok.encode_documents(batch.docs, sep_text, ids, opt);
+      ids.insert(ids.end(), sep.begin(), sep.end());   // every document is followed by SEP
+    }
     writer.append(ids);
-    writer.add_documents(batch.docs.size());
-    stats.documents += batch.docs.size();
+    writer.add_documents(docs);
+    stats.documents += docs;
     for (std::string_view d : batch.docs) stats.bytes += d.size();
   });
   stats.tokens = writer.token_count();
@@ -330,12 +379,12 @@ void remove_other_parts(const std::string& dir, const Manifest& keep) {
 
 // Every rank: its part; rank 0: the manifest. Returns the manifest on every rank.
 Manifest write_parts(Communicator& comm, const Tokenizer& tok, const CorpusLayout& layout, const TokensSection& t,
-                     const std::string& dir, int threads, double* mb_per_s) {
+                     const std::string& dir, int threads, TokenLayout token_layout, double* mb_per_s) {
   const int rank = comm.rank(), world = comm.size();
   const auto t0 = SteadyClock::now();
   const auto [begin, end] = rank_range(layout.total_bytes(), rank, world);
   const PartStats mine = tokenize_part(tok, layout, document_mode(t.documents), invalid_utf8_of(t), begin, end,
-                                       threads, dir + "/" + part_name(rank, world));
+                                       threads, dir + "/" + part_name(rank, world), token_layout);
   std::vector<int64_t> all(3 * static_cast<size_t>(world), 0);   // (W, 3) tokens, documents, bytes
   all[3 * rank] = static_cast<int64_t>(mine.tokens);
   all[3 * rank + 1] = static_cast<int64_t>(mine.documents);
@@ -411,7 +460,8 @@ std::shared_ptr<const TokenStream> open_token_shards(const std::string& dir, con
   return std::make_shared<const TokenStream>(std::move(shards));
 }
 
-TokenData token_stage(Communicator& comm, const Config& config, const std::string& run_dir, int threads) {
+TokenData token_stage(Communicator& comm, const Config& config, const std::string& run_dir, int threads,
+                      TokenLayout layout) {
   const auto t0 = SteadyClock::now();
   const TokensSection& t = config.models.get<TokensSection>();
   TokenData data;
@@ -425,7 +475,8 @@ TokenData token_stage(Communicator& comm, const Config& config, const std::strin
   std::vector<std::string> outputs;
   if (comm.rank() == 0) {
     now = "# loom-fingerprint 1\n" + corpus_files_fingerprint(corpus.options) + choice.identity +
-          "tokens.documents = " + t.documents + "\ntokens.invalid_utf8 = " + t.invalid_utf8 + "\n";
+          "tokens.documents = " + t.documents + "\ntokens.invalid_utf8 = " + t.invalid_utf8 + "\n" +
+          (layout == TokenLayout::kSentences ? "tokens.layout = sentences\n" : "");
     outputs.push_back(manifest_path);
     if (!choice.tokenizer) outputs.push_back(choice.char_path);
     if (fs::exists(manifest_path)) {
@@ -449,9 +500,14 @@ TokenData token_stage(Communicator& comm, const Config& config, const std::strin
     choice.tokenizer = load_tokenizer("char", paths);
   }
   data.tokenizer = choice.tokenizer;
+  LOOM_CHECK(layout != TokenLayout::kSentences ||
+                 (data.tokenizer->special_id("[SEP]") && data.tokenizer->special_id("[CLS]")),
+             ConfigError,
+             "sentence pairs (BERT) need a WordPiece tokenizer with [CLS] and [SEP]: set tokens.tokenizer = "
+             "\"wordpiece\" (it is \"" + t.tokenizer + "\")");
   double mb_per_s = 0;
   if (!reuse) {
-    const Manifest m = write_parts(comm, *data.tokenizer, layout_of(comm, corpus), t, data.dir, threads, &mb_per_s);
+    const Manifest m = write_parts(comm, *data.tokenizer, layout_of(comm, corpus), t, data.dir, threads, layout, &mb_per_s);
     if (comm.rank() == 0) {
       write_text_atomically(manifest_path, format_manifest(m));
       remove_other_parts(data.dir, m);
@@ -477,9 +533,9 @@ TokenData token_stage(Communicator& comm, const Config& config, const std::strin
   return data;
 }
 
-TokenData prepare_token_data(PipelineContext& ctx) {
+TokenData prepare_token_data(PipelineContext& ctx, TokenLayout layout) {
   Session& s = ctx.session;
-  TokenData data = token_stage(s.comm(), s.config(), s.run_dir(), s.env().threads);
+  TokenData data = token_stage(s.comm(), s.config(), s.run_dir(), s.env().threads, layout);
   ctx.report.add_stage("tokens", data.time.seconds, data.time.reused);
   return data;
 }
@@ -624,7 +680,11 @@ std::vector<uint32_t> learn_char_vocab(Communicator& comm, const CorpusLayout& l
 }
 
 int run_tokenize_command(Session& session) {
-  const TokenData data = token_stage(session.comm(), session.config(), session.run_dir(), session.env().threads);
+  // A BERT config's shards are in sentence layout (Note [Token layouts]), so that its run reuses them.
+  const TokenLayout layout =
+      session.config().train.model == "bert" ? TokenLayout::kSentences : TokenLayout::kDocuments;
+  const TokenData data =
+      token_stage(session.comm(), session.config(), session.run_dir(), session.env().threads, layout);
   if (session.comm().rank() == 0)
     std::printf("%s %zu shards in %s: %llu tokens, %llu documents, vocabulary %zu, %.2f s%s\n",
                 data.time.reused ? "reused" : "wrote", data.shard_paths.size(), data.dir.c_str(),

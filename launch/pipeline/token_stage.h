@@ -59,6 +59,16 @@ enum class DocumentMode : uint8_t { kBlankLine, kLine, kFile };
 DocumentMode document_mode(std::string_view name);       // "blank_line" | "line" | "file"
 std::string_view document_separator(DocumentMode mode);  // "\n\n" | "\n" | ""
 
+// Note [Token layouts]
+// kDocuments (GPT): the stream of Note [Token stage], documents joined by the separator.
+// kSentences (BERT, WordPiece only): each document is split into sentences
+// (io/sentence_split.h), each sentence's ids are followed by [SEP] and each document by
+// [CLS] (Note [BERT token stream] in io/bert_examples.h). Sentences that encode to no
+// token are dropped, and so are documents left without a sentence (they are not counted).
+// The layout is part of the stage's fingerprint: shards of one layout are never read as
+// the other.
+enum class TokenLayout : uint8_t { kDocuments, kSentences };
+
 // Documents handed to read_documents' callback; the views die when it returns.
 struct DocumentBatch {
   std::span<const std::string_view> docs;
@@ -88,9 +98,10 @@ struct TokenData {
 };
 
 // Collective: the token shards of the run's corpus, reused or written (Note [Token stage]).
-TokenData token_stage(Communicator& comm, const Config& config, const std::string& run_dir, int threads);
+TokenData token_stage(Communicator& comm, const Config& config, const std::string& run_dir, int threads,
+                      TokenLayout layout = TokenLayout::kDocuments);
 // The same for a model kind's recipe: records the stage "tokens" in the RunReport.
-TokenData prepare_token_data(PipelineContext& ctx);
+TokenData prepare_token_data(PipelineContext& ctx, TokenLayout layout = TokenLayout::kDocuments);
 
 // Maps the parts listed in DIR/manifest.txt (a local call, any rank). DataError for a
 // damaged manifest or part, or a part written by a tokenizer other than `tokenizer`.
