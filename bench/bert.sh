@@ -270,7 +270,7 @@ if [ "${LEARN:-1}" = 1 ]; then
   echo "-- load after: $(load)"
   # The check that PyTorch saw loom's held-out examples: loom's trained model, exported for
   # transformers, evaluated on the dump by bert_learn_torch.py must score what loom's own
-  # evaluation wrote into eval.json (equal up to float32 rounding of a near tie).
+  # evaluation wrote into eval.json (losses equal to 1e-4 relative: float32 sums in two orders).
   # RUN_DIR/hf is the export `loom train` writes after training (Note [BERT export layout]).
   export_log="$work/loom-learn-export.log"
   hf="$run/hf"
@@ -282,10 +282,13 @@ if [ "${LEARN:-1}" = 1 ]; then
 import json, sys
 l = json.load(open(sys.argv[1]))
 h = json.loads([x for x in open(sys.argv[2]) if x.startswith("RESULT ")][-1][7:])
-same = abs(l["mlm_accuracy"] - h["mlm_accuracy"]) < 2e-3 and abs(l["nsp_accuracy"] - h["nsp_accuracy"]) < 2e-3
-print(f"check: loom's model exported and scored by Hugging Face on the dumped held-out examples: MLM "
-      f"{h['mlm_accuracy']:.4f}, NSP {h['nsp_accuracy']:.4f}; loom's eval.json: MLM {l['mlm_accuracy']:.4f}, "
-      f"NSP {l['nsp_accuracy']:.4f} -> {'same data' if same else 'DIFFERENT: the dump is not what loom evaluated'}")
+close = lambda a, b: abs(a - b) <= 1e-4 * max(1.0, abs(b))
+same = close(h["mlm_loss"], l["mlm_loss"]) and close(h["nsp_loss"], l["nsp_loss"])
+print(f"check: loom's model exported and scored by Hugging Face on the dumped held-out examples: MLM loss "
+      f"{h['mlm_loss']:.6f} accuracy {h['mlm_accuracy']:.4f}, NSP loss {h['nsp_loss']:.6f} accuracy "
+      f"{h['nsp_accuracy']:.4f}; loom's eval.json: MLM loss {l['mlm_loss']:.6f} accuracy {l['mlm_accuracy']:.4f}, "
+      f"NSP loss {l['nsp_loss']:.6f} accuracy {l['nsp_accuracy']:.4f} -> "
+      f"{'same data' if same else 'DIFFERENT: the dump is not what loom evaluated'}")
 PY
   else
     echo "check skipped: loom export / the HF evaluation of it failed (see $export_log)"
