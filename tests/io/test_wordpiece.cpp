@@ -176,6 +176,9 @@ TEST(WordPiece, TokenizerInterfaceAndThreads) {
   EXPECT_EQ(tok->kind(), "wordpiece");
   EXPECT_EQ(tok->fingerprint(), trained.fingerprint());
   EXPECT_EQ(tok->eot_id(), trained.sep_id());
+  EXPECT_EQ(tok->special_id("[MASK]"), trained.mask_id());
+  EXPECT_EQ(tok->special_id("[CLS]"), trained.cls_id());
+  EXPECT_EQ(tok->special_id("<|endoftext|>"), std::nullopt);
   TokenizerLoadOptions cased;
   cased.lowercase = false;
   EXPECT_NE(load_tokenizer("wordpiece", paths, cased)->fingerprint(), tok->fingerprint());
