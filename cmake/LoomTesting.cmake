@@ -23,6 +23,7 @@ function(loom_add_test name)
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main loom_test_support)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
+                       SKIP_REGULAR_EXPRESSION "LOOM-ENVIRONMENT-SKIP"   # tests/support/test_support.h
                        ENVIRONMENT "${LOOM_TEST_ENV};LOOM_BINARY=$<TARGET_FILE:loom>")
 endfunction()
 
@@ -51,6 +52,7 @@ function(loom_add_mpi_test name)
     endif()
     set_tests_properties(${tname} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
                          PROCESSORS ${np}
+                         SKIP_REGULAR_EXPRESSION "LOOM-ENVIRONMENT-SKIP"   # tests/support/test_support.h
                          ENVIRONMENT "${LOOM_TEST_ENV};LOOM_BINARY=$<TARGET_FILE:loom>")
   endforeach()
 endfunction()

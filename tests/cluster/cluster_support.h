@@ -81,15 +81,4 @@ inline std::string config_from_example(const std::string& name, const std::vecto
   return out;
 }
 
-// Polls `done` every 100 ms until it returns true or `limit` passes.
-template <class F>
-bool wait_until(F done, std::chrono::milliseconds limit) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return done();
-}
-
 }  // namespace loom::test

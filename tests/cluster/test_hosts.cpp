@@ -31,9 +31,9 @@ const std::vector<std::string> kSets = {"run.threads=1",    "glove.threads=1",  
 class Hosts : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root to create network namespaces (CI runs as root)";
+    if (geteuid() != 0) LOOM_SKIP_OR_FAIL("needs root to create network namespaces (CI runs as root)");
     RunResult r = sh(cluster_script("hosts-up.sh") + " " + dir_.path() + " 3", 60s);
-    if (r.status != 0) GTEST_SKIP() << "cannot simulate hosts on this machine: " << r.out << r.err;
+    if (r.status != 0) LOOM_SKIP_OR_FAIL("cannot simulate hosts on this machine: " + r.out + r.err);
     up_ = true;
   }
   void TearDown() override {

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <ctime>
 #include <filesystem>
 #include <memory>
 
@@ -42,6 +43,8 @@ struct Reference {
   std::vector<std::string> vectors;        // kVectorFiles' bytes
 };
 
+std::vector<pid_t> job_ranks(const std::string& conf, const std::string& job);
+
 class SlurmCluster {
  public:
   SlurmCluster() : dir_(dir_holder_.path() + "/slurm") {
@@ -70,10 +73,14 @@ class SlurmCluster {
     return wait_until([&] { return state(job).rfind(prefix, 0) == 0; }, limit);
   }
   // A requeued job waits for its BeginTime; release it now. Slurmd refuses a credential
-  // issued in the same second as the previous run's revocation ("Job credential revoked"),
-  // so wait for the next second first.
+  // issued in the same second as the previous run's revocation ("Job credential revoked").
+  // slurmd revokes the credential before it ends the job's tasks, so once no rank of the
+  // job is left the revocation is past: wait for that, then for the clock's next second.
   void release(const std::string& job) const {
-    std::this_thread::sleep_for(2s);
+    EXPECT_TRUE(wait_until([&] { return job_ranks(conf(), job).empty(); }, 60s))
+        << "ranks of the previous run of job " << job << " are still running";
+    const std::time_t gone = std::time(nullptr);
+    wait_until([&] { return std::time(nullptr) > gone; }, 5s);
     RunResult r = cmd("scontrol update JobId=" + job + " StartTime=now");
     EXPECT_EQ(r.status, 0) << r.err;
   }
@@ -107,11 +114,11 @@ std::vector<pid_t> job_ranks(const std::string& conf, const std::string& job) {
 class Slurm : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root to run munged and slurmd (CI runs as root)";
+    if (geteuid() != 0) LOOM_SKIP_OR_FAIL("needs root to run munged and slurmd (CI runs as root)");
     if (sh("command -v slurmctld || test -x /usr/sbin/slurmctld").status != 0)
-      GTEST_SKIP() << "slurmctld not installed (apt-get install slurm-wlm munge)";
+      LOOM_SKIP_OR_FAIL("slurmctld not installed (apt-get install slurm-wlm munge)");
     cluster_ = std::make_unique<SlurmCluster>();
-    if (!cluster_->up()) GTEST_SKIP() << "could not start a private SLURM cluster:\n" << cluster_->why();
+    if (!cluster_->up()) LOOM_SKIP_OR_FAIL("could not start a private SLURM cluster:\n" + cluster_->why());
     work_ = cluster_->work();
     config_ = work_ + "/glove.toml";
     write_file(config_, config_from_example("glove.toml", kConfig));

@@ -79,15 +79,22 @@ TEST(Watchdog, ExpiredDeadlineReportsAndAbortsWithExitCode3) {
   EXPECT_EQ(dog.expired_count(), 1);
 }
 
+// A thousand guards disarmed before their deadline, then a sentinel armed after them with a
+// later deadline and left armed: when the sentinel fires, every disarmed deadline is past,
+// and the sentinel must be the only call. The deadlines (2 s, then 2.5 s) are generous for
+// an arm and a disarm on a loaded machine; the wait is for the sentinel's call, not a time.
 TEST(Watchdog, DisarmedInTimeNeverFires) {
   AbortLog aborts;
   Watchdog dog(nullptr, aborts.fn());
   for (int i = 0; i < 1000; ++i) {
-    Watchdog::Guard guard = dog.arm(allreduce_info(i + 1), 200ms);
+    Watchdog::Guard guard = dog.arm(allreduce_info(i + 1), 2s);
   }
-  std::this_thread::sleep_for(400ms);
-  EXPECT_EQ(aborts.count(), 0u);
-  EXPECT_EQ(dog.expired_count(), 0);
+  Watchdog::Guard sentinel = dog.arm(allreduce_info(5000), 2500ms);
+  ASSERT_TRUE(aborts.wait_for_calls(1, 60s)) << "the sentinel never fired";
+  ASSERT_EQ(aborts.count(), 1u) << aborts.calls[0].first;
+  EXPECT_NE(aborts.calls[0].first.find("allreduce #5000"), std::string::npos)
+      << "a disarmed guard fired: " << aborts.calls[0].first;
+  EXPECT_EQ(dog.expired_count(), 1);
 }
 
 TEST(Watchdog, UnresponsiveExplainIsBoundedByGrace) {

@@ -7,8 +7,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <map>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -90,6 +94,8 @@ TEST(GloveReuse, UnchangedInputsAreReusedAndChangedOnesRecomputed) {
     fs::remove_all(run_dir + "/checkpoints");
     fs::remove(run_dir + "/metrics.jsonl");
   };
+  const std::string first_vectors = read_file(run_dir + "/vectors.txt");
+  ASSERT_FALSE(first_vectors.empty());
 
   new_run();
   RunResult second = train(2, run_dir, {"glove.epochs=2"});
@@ -101,6 +107,7 @@ TEST(GloveReuse, UnchangedInputsAreReusedAndChangedOnesRecomputed) {
   EXPECT_TRUE(eval_json(run_dir)["seconds"]["cooccur_reused"].get<bool>());
   // Same inputs, same seed, threads = 1: the vectors are identical to the first run's.
   const std::string vectors = read_file(run_dir + "/vectors.txt");
+  EXPECT_TRUE(vectors == first_vectors) << "the second run's vectors.txt differs from the first's";
 
   new_run();
   RunResult window = train(2, run_dir, {"glove.epochs=2", "cooccur.window=4"});
@@ -169,7 +176,7 @@ TEST(GloveExports, ReadBackByEveryVectorCommand) {
   EXPECT_EQ(read_file(dir.file("x.w2v")), read_file(run_dir + "/vectors.w2v.txt"));
 
   RunResult probe = run({"/usr/bin/python3", "-c", "import gensim"}, 60s);
-  if (probe.status != 0) GTEST_SKIP() << "gensim missing: apt-get install python3-gensim";
+  if (probe.status != 0) LOOM_SKIP_OR_FAIL("gensim missing: apt-get install python3-gensim");
   RunResult g = run({"/usr/bin/python3", "-c",
                      "import sys\nfrom gensim.models import KeyedVectors as K\n"
                      "t = K.load_word2vec_format(sys.argv[1]); b = K.load_word2vec_format(sys.argv[2], binary=True)\n"
@@ -181,8 +188,42 @@ TEST(GloveExports, ReadBackByEveryVectorCommand) {
   EXPECT_NE(g.out.find("216 50 True berlin"), std::string::npos) << g.out;
 }
 
-// `loom vocab`, then `loom cooccur --export-bin`: GloVe's cooccurrence.bin has 16 bytes per
-// non-zero; a following `loom train` reuses both stages.
+// The words of `path` split at ASCII whitespace, one vector per line (the planted corpus is
+// lower-case ASCII, so loom's tokenizer and UTF-8 handling change nothing).
+std::vector<std::vector<std::string>> corpus_lines(const std::string& path) {
+  std::vector<std::vector<std::string>> lines;
+  std::istringstream in(read_file(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::vector<std::string> w;
+    for (std::string t; words >> t;) w.push_back(t);
+    lines.push_back(std::move(w));
+  }
+  return lines;
+}
+
+// GloVe's `cooccur` computed here, independently of loom (io/cooccur.h states the
+// definition): within a line every pair at distance d <= window adds 1/d to (earlier,
+// later) and to (later, earlier). Ids are 1-based vocabulary lines, as in cooccurrence.bin.
+std::map<std::pair<int32_t, int32_t>, double> reference_cooccur(const std::vector<std::vector<std::string>>& lines,
+                                                                const std::map<std::string, int32_t>& id, int window) {
+  std::map<std::pair<int32_t, int32_t>, double> m;
+  for (const auto& words : lines) {
+    std::vector<int32_t> ids;
+    for (const std::string& w : words) ids.push_back(id.at(w));
+    for (size_t j = 0; j < ids.size(); ++j)
+      for (size_t d = 1; d <= static_cast<size_t>(window) && d <= j; ++d) {
+        m[{ids[j - d], ids[j]}] += 1.0 / static_cast<double>(d);
+        m[{ids[j], ids[j - d]}] += 1.0 / static_cast<double>(d);
+      }
+  }
+  return m;
+}
+
+// `loom vocab`, then `loom cooccur --export-bin`: vocab.txt's counts and every record of
+// GloVe's cooccurrence.bin (int32 word1, int32 word2, float64 value) equal what this test
+// counts from the corpus itself; a following `loom train` reuses both stages.
 TEST(GloveStages, VocabThenCooccurThenTrainReuses) {
   TempDir dir;
   const std::string run_dir = dir.file("run");
@@ -198,6 +239,44 @@ TEST(GloveStages, VocabThenCooccurThenTrainReuses) {
   const std::string log = c.err;
   ASSERT_TRUE(std::regex_search(log, m, std::regex("([0-9]+) non-zeros in 2 partition")));
   EXPECT_EQ(fs::file_size(dir.file("cooc.bin")), std::stoull(m[1]) * 16);
+
+  // The outputs themselves, against counts made here from the corpus.
+  const auto lines = corpus_lines(run_dir + "/planted.txt");
+  std::map<std::string, int64_t> counts;
+  for (const auto& words : lines)
+    for (const std::string& w : words) ++counts[w];
+  std::map<std::string, int32_t> id;
+  std::istringstream vocab(read_file(run_dir + "/vocab.txt"));
+  std::string word;
+  int64_t count = 0;
+  while (vocab >> word >> count) {
+    EXPECT_EQ(count, counts[word]) << "vocab.txt count of '" << word << "'";
+    id.emplace(word, static_cast<int32_t>(id.size()) + 1);
+  }
+  ASSERT_EQ(id.size(), counts.size()) << "vocab.txt does not list every word of the corpus once";
+  const auto want = reference_cooccur(lines, id, 8);
+  const std::string bin = read_file(dir.file("cooc.bin"));
+  ASSERT_EQ(bin.size(), want.size() * 16) << "records in cooc.bin against non-zero pairs counted here";
+  std::map<std::pair<int32_t, int32_t>, double> got;
+  for (size_t at = 0; at + 16 <= bin.size(); at += 16) {
+    int32_t w1 = 0, w2 = 0;
+    double value = 0;
+    std::memcpy(&w1, bin.data() + at, 4);
+    std::memcpy(&w2, bin.data() + at + 4, 4);
+    std::memcpy(&value, bin.data() + at + 8, 8);
+    EXPECT_TRUE(got.emplace(std::make_pair(w1, w2), value).second) << "pair (" << w1 << ", " << w2 << ") twice";
+  }
+  size_t wrong = 0;
+  for (const auto& [pair, value] : want) {
+    auto it = got.find(pair);
+    // loom sums exactly and rounds once; this sum in double drifts by a few ulps.
+    if (it == got.end() || std::fabs(it->second - value) > 1e-12 * value) {
+      if (++wrong <= 5)
+        ADD_FAILURE() << "pair (" << pair.first << ", " << pair.second << "): expected " << value << ", got "
+                      << (it == got.end() ? std::string("no record") : std::to_string(it->second));
+    }
+  }
+  EXPECT_EQ(wrong, 0u) << "of " << want.size() << " pairs";
   RunResult t = train(2, run_dir, {"glove.epochs=1"});
   ASSERT_EQ(t.status, 0) << t.err;
   EXPECT_NE(t.err.find("[vocab] reusing"), std::string::npos) << t.err;

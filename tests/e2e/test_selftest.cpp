@@ -4,6 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
+#include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -33,6 +37,66 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   std::string line;
   while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
   return lines;
+}
+
+// Message sizes of `loom selftest` in elements of 8 bytes, cycled by step, written out from
+// its description (launch/cli/selftest.cpp): 0, 1, 7, 1001, then powers of 4 from 4096
+// below max_bytes / 8, then max_bytes / 8. A step moves 6 messages of that size per rank.
+std::vector<int64_t> selftest_sizes(int64_t max_bytes) {
+  const int64_t max_elems = max_bytes / 8;
+  std::vector<int64_t> sizes{0, 1, 7, 1001};
+  for (int64_t n = 4096; n < max_elems; n *= 4) sizes.push_back(n);
+  sizes.push_back(max_elems);
+  return sizes;
+}
+
+// What the run wrote, against what `steps` steps at `np` ranks must have done, rather than
+// loom's own "passed": one metrics line per step in order, consistent step times, and the
+// bytes of every step of every rank (items_per_s x time is the running total while the
+// rate's window, 20 steps, still starts at the beginning); config.toml holds the run's keys.
+void expect_selftest_outputs(const std::string& run_dir, int np, int64_t steps, int64_t max_bytes) {
+  const std::vector<nlohmann::json> metrics = read_jsonl(run_dir + "/metrics.jsonl");
+  ASSERT_EQ(metrics.size(), static_cast<size_t>(steps));
+  const std::vector<int64_t> sizes = selftest_sizes(max_bytes);
+  double total = 0, last_time = 0;
+  for (size_t i = 0; i < metrics.size(); ++i) {
+    const nlohmann::json& j = metrics[i];
+    EXPECT_EQ(j["step"].get<int64_t>(), static_cast<int64_t>(i));
+    const double time = j["time"].get<double>();
+    EXPECT_GE(time, last_time) << "step " << i;
+    last_time = time;
+    EXPECT_LE(j["step_seconds_min"].get<double>(), j["step_seconds_mean"].get<double>()) << "step " << i;
+    EXPECT_LE(j["step_seconds_mean"].get<double>(), j["step_seconds_max"].get<double>()) << "step " << i;
+    EXPECT_GE(j["slowest_rank"].get<int>(), 0) << "step " << i;
+    EXPECT_LT(j["slowest_rank"].get<int>(), np) << "step " << i;
+    total += static_cast<double>(np) * 48.0 * static_cast<double>(sizes[i % sizes.size()]);
+    if (i < 20 && time > 0) {
+      EXPECT_NEAR(j["items_per_s"].get<double>() * time, total, 1e-6 * total + 1e-6)
+          << "bytes moved up to step " << i << " at " << np << " rank(s)";
+    }
+  }
+  EXPECT_GT(total, 0.0);
+  const std::string config = read_file(run_dir + "/config.toml");
+  EXPECT_NE(config.find("steps = " + std::to_string(steps) + "\n"), std::string::npos) << config;
+  EXPECT_NE(config.find("max_bytes = " + std::to_string(max_bytes) + "\n"), std::string::npos) << config;
+  EXPECT_NE(config.find("dir = \"" + run_dir + "\"\n"), std::string::npos) << config;
+}
+
+// The rank table of `loom env` / the start of a run: one row per rank, on this host, local
+// rank r/np, distinct pids.
+void expect_rank_rows(const std::string& text, int np) {
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+  std::set<std::string> pids;
+  for (int r = 0; r < np; ++r) {
+    std::smatch m;
+    const std::regex row("\n" + std::to_string(r) + " +(\\S+) +0 +" + std::to_string(r) + "/" + std::to_string(np) +
+                         " +([0-9]+) ");
+    ASSERT_TRUE(std::regex_search(text, m, row)) << "no row for rank " << r << " in:\n" << text;
+    EXPECT_EQ(m[1].str(), std::string(host)) << "rank " << r;
+    pids.insert(m[2].str());
+  }
+  EXPECT_EQ(pids.size(), static_cast<size_t>(np)) << "ranks share a pid:\n" << text;
 }
 
 TEST(Cli, VersionNamesCommitBuildAndCuda) {
@@ -89,11 +153,7 @@ TEST(Selftest, SingletonPassesAndWritesItsRunDirectory) {
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.err.find("passed: 12 steps"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("launcher       singleton"), std::string::npos) << r.err;
-  std::string config = read_file(run_dir + "/config.toml");
-  EXPECT_NE(config.find("steps = 12"), std::string::npos) << config;
-  std::vector<nlohmann::json> metrics = read_jsonl(run_dir + "/metrics.jsonl");
-  ASSERT_EQ(metrics.size(), 12u);
-  for (size_t i = 0; i < metrics.size(); ++i) EXPECT_EQ(metrics[i]["step"].get<int64_t>(), int64_t(i));
+  expect_selftest_outputs(run_dir, 1, 12, 65536);
 }
 
 class SelftestRanks : public ::testing::TestWithParam<int> {};
@@ -111,7 +171,8 @@ TEST_P(SelftestRanks, PassesUnderMpirun) {
       << r.err;
   EXPECT_NE(r.err.find("launcher       mpirun"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("world size     " + std::to_string(np)), std::string::npos) << r.err;
-  EXPECT_EQ(read_jsonl(dir.file("run") + "/metrics.jsonl").size(), 20u);
+  expect_rank_rows(r.err, np);
+  expect_selftest_outputs(dir.file("run"), np, 20, 1048576);
 }
 
 INSTANTIATE_TEST_SUITE_P(Np, SelftestRanks, ::testing::Values(2, 3));
@@ -121,7 +182,7 @@ TEST(Env, ListsEveryRankAndTheVersions) {
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("launcher       mpirun"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("world size     3"), std::string::npos) << r.out;
-  for (const char* row : {"\n0 ", "\n1 ", "\n2 "}) EXPECT_NE(r.out.find(row), std::string::npos) << r.out;
+  expect_rank_rows(r.out, 3);
   for (const char* lib : {"MPI            Open MPI", "HDF5           1.", "NCCL", "CUDA runtime"})
     EXPECT_NE(r.out.find(lib), std::string::npos) << lib << " in:\n" << r.out;
   RunResult alone = run(loom_cmd({"env"}), 60s);

@@ -100,7 +100,7 @@ TEST(Word2VecE2e, ExportsReadBackByLoomAndGensim) {
   EXPECT_NE(glove_only.err.find("--output w applies to GloVe checkpoints"), std::string::npos) << glove_only.err;
   EXPECT_FALSE(fs::exists(dir.file("y")));
   RunResult probe = run({"/usr/bin/python3", "-c", "import gensim"}, 60s);
-  if (probe.status != 0) GTEST_SKIP() << "gensim missing: apt-get install python3-gensim";
+  if (probe.status != 0) LOOM_SKIP_OR_FAIL("gensim missing: apt-get install python3-gensim");
   RunResult g = run({"/usr/bin/python3", "-c",
                      "import sys\nfrom gensim.models import KeyedVectors as K\n"
                      "t = K.load_word2vec_format(sys.argv[1]); b = K.load_word2vec_format(sys.argv[2], binary=True)\n"

@@ -160,7 +160,8 @@ TEST_P(GptKillResume, KilledRankThenResumeAutoEqualsAnUninterruptedRunBitForBit)
         std::this_thread::sleep_for(std::chrono::milliseconds(when(gen)));
       }
       kill_one_rank(p, "loom", gen);
-      ASSERT_TRUE(wait_for_killed_job(p, "loom", 60s));
+      // Both kills follow a checkpoint event, long after MPI_Init: no hang is tolerated.
+      ASSERT_TRUE(wait_for_killed_job(p, "loom", 60s, MpirunTeardownHang::kFailure));
     }
     bool torn = false;   // a checkpoint left half-written: the kill did land inside a write
     for (const auto& e : fs::directory_iterator(run_dir + "/checkpoints"))

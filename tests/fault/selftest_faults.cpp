@@ -30,23 +30,16 @@ std::vector<std::string> mpi_selftest(int np, const std::string& run_dir, std::v
 
 // Waits until `n` loom ranks run under the mpirun process `p`; returns their pids.
 std::vector<pid_t> wait_for_ranks(Process& p, size_t n) {
-  for (int i = 0; i < 600; ++i) {
-    std::vector<pid_t> ranks = descendants_named(p.pid(), "loom");
-    if (ranks.size() >= n) return ranks;
-    std::this_thread::sleep_for(50ms);
-  }
-  return {};
+  std::vector<pid_t> ranks;
+  wait_until([&] { return (ranks = descendants_named(p.pid(), "loom")).size() >= n; }, 60s, &p);
+  return ranks;
 }
 
-// Waits until the job's stderr shows it is inside the step loop (metrics lines appear).
-bool wait_for_text(Process& p, const std::string& text, std::chrono::seconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (p.err().find(text) != std::string::npos) return true;
-    if (!p.running()) return false;
-    std::this_thread::sleep_for(100ms);
-  }
-  return false;
+// Waits until every rank is inside the step loop: rank 0 has written the metrics line of
+// step 0, which ends with collectives that every rank entered after installing its stop
+// handlers (Note [Wait for the event, not for a time]).
+bool wait_for_step_loop(Process& p, const std::string& run_dir) {
+  return wait_until([&] { return read_file(run_dir + "/metrics.jsonl").find('\n') != std::string::npos; }, 120s, &p);
 }
 
 class StopSignal : public ::testing::TestWithParam<std::tuple<int, int>> {};
@@ -57,8 +50,7 @@ TEST_P(StopSignal, OneRankSignalledAllStopAtTheSameStep) {
   Process job(mpi_selftest(np, dir.file("run"), {"selftest.steps=100000", "selftest.step_sleep_ms=20"}));
   std::vector<pid_t> ranks = wait_for_ranks(job, size_t(np));
   ASSERT_EQ(ranks.size(), size_t(np)) << job.err();
-  ASSERT_TRUE(wait_for_text(job, "running 100000 steps", 60s)) << job.err();
-  std::this_thread::sleep_for(1500ms);
+  ASSERT_TRUE(wait_for_step_loop(job, dir.file("run"))) << job.err();
   kill(ranks.back(), sig);                         // one rank only, not mpirun
   ASSERT_TRUE(job.wait_for(60s)) << "job did not stop:\n" << job.err();
   std::string err = job.err();
@@ -101,10 +93,10 @@ TEST(Kill, SigkilledRankEndsTheWholeJobPromptly) {
   Process job(mpi_selftest(3, dir.file("run"), {"selftest.steps=100000", "selftest.step_sleep_ms=10"}));
   std::vector<pid_t> ranks = wait_for_ranks(job, 3);
   ASSERT_EQ(ranks.size(), 3u) << job.err();
-  ASSERT_TRUE(wait_for_text(job, "running 100000 steps", 60s)) << job.err();
-  std::this_thread::sleep_for(1s);
+  ASSERT_TRUE(wait_for_step_loop(job, dir.file("run"))) << job.err();
   kill(ranks[1], SIGKILL);
-  ASSERT_TRUE(job.wait_for(60s)) << "job hung after a rank was killed:\n" << job.err();
+  // In the step loop, long after MPI_Init: no teardown race to tolerate.
+  ASSERT_TRUE(wait_for_killed_job(job, "loom", 60s, MpirunTeardownHang::kFailure));
   EXPECT_NE(job.exit_status(), 0);
   for (pid_t p : ranks) EXPECT_NE(kill(p, 0) == 0 && read_file("/proc/" + std::to_string(p) + "/stat").find(" Z ") == std::string::npos, true) << "rank " << p << " still alive";
 }

@@ -38,18 +38,18 @@ double seconds_since(Clock::time_point start) {
 
 // Waits until every rank has written its pid; returns them by rank.
 std::vector<pid_t> wait_for_pids(const TempDir& dir, int np, Process& job) {
-  auto until = Clock::now() + 60s;
-  while (Clock::now() < until && job.running()) {
-    std::vector<pid_t> pids;
+  std::vector<pid_t> pids;
+  auto all_written = [&] {
+    pids.clear();
     for (int r = 0; r < np; ++r) {
       std::string text = read_file(dir.file("rank" + std::to_string(r) + ".pid"));
-      if (text.empty()) break;
+      if (text.empty()) return false;
       pids.push_back(static_cast<pid_t>(std::stol(text)));
     }
-    if (static_cast<int>(pids.size()) == np) return pids;
-    std::this_thread::sleep_for(50ms);
-  }
-  return {};
+    return true;
+  };
+  if (!wait_until(all_written, 120s, &job)) return {};
+  return pids;
 }
 
 std::string describe(const RunResult& r) {
@@ -108,7 +108,8 @@ SignalledJob signal_rank_mid_loop(int np, int victim, int sig, const std::string
   std::vector<pid_t> mine = descendants_named(job.pid(), "comm_loop");
   EXPECT_NE(std::find(mine.begin(), mine.end(), ranks[static_cast<size_t>(victim)]), mine.end())
       << "rank " << victim << "'s pid is not a comm_loop under this mpirun";
-  std::this_thread::sleep_for(1s);  // well inside the loop
+  // Well inside the loop: rank 0 marks step 10, which every rank's collectives reached.
+  EXPECT_TRUE(wait_until([&] { return std::filesystem::exists(pids.file("looping")); }, 120s, &job)) << job.err();
   auto start = Clock::now();
   kill(ranks[static_cast<size_t>(victim)], sig);
   bool ended = job.wait_for(60s);

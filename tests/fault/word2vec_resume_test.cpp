@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -59,48 +60,73 @@ TEST_P(Word2VecKillResume, KilledRankThenResumeAutoEqualsAnUninterruptedRunBitFo
   const std::string want_vectors = read_file(ref_run + "/vectors.txt");
   std::printf("np=%d uninterrupted run: %lld ms\n", np, static_cast<long long>(duration.count()));
 
+  // Checkpoints of the uninterrupted run, for the time between two of them.
+  int checkpoints = 0;
+  for (size_t at = ref.err.find("(every_steps"); at != std::string::npos; at = ref.err.find("(every_steps", at + 1))
+    ++checkpoints;
+  ASSERT_GE(checkpoints, 3) << "the run is too short to be killed between checkpoints:\n" << ref.err;
+  const int64_t between_ms = duration.count() / (checkpoints + 1);
+
   std::mt19937 gen(20261122u + static_cast<unsigned>(np));
-  int in_write = 0;
-  for (int i = 0; i < 2; ++i) {
-    TempDir dir;
-    const std::string run_dir = dir.file("run");
-    {
-      Process p(command(np, run_dir));
-      if (i == 0) {   // let 1 to 3 checkpoints commit, then kill inside the next write
-        const int skip = 1 + static_cast<int>(gen() % 3);
-        bool seen = false;
-        for (int s = 0; s <= skip && (seen = wait_for_checkpoint_write(run_dir + "/checkpoints", p, 120s)); ++s) {
-          if (s < skip) std::this_thread::sleep_for(5ms);
+  // Kind 0 kills inside a checkpoint write (after 1 to 3 commits) and is tried again, up to
+  // 4 times, until the directory shows the write unfinished; kind 1 kills at a random
+  // instant after the first commit. Every run is resumed and compared.
+  int write_kills = 0, write_kills_inside = 0;
+  for (int kind = 0; kind < 2; ++kind) {
+    for (int attempt = 0; attempt < (kind == 0 ? 4 : 1); ++attempt) {
+      const std::string what = "kill " + std::to_string(kind) + " attempt " + std::to_string(attempt);
+      TempDir dir;
+      const std::string run_dir = dir.file("run"), ckpt_dir = run_dir + "/checkpoints";
+      std::string unfinished;
+      std::vector<std::string> committed;   // complete checkpoints when the job died
+      {
+        Process p(command(np, run_dir));
+        const std::vector<pid_t> ranks = wait_for_ranks(p, "loom", static_cast<size_t>(np), 120s);
+        ASSERT_EQ(ranks.size(), static_cast<size_t>(np)) << what << ":\n" << p.err();
+        if (kind == 0) {   // let 1 to 3 checkpoints commit (their tmp renamed), then kill inside the next write
+          const int skip = 1 + static_cast<int>(gen() % 3);
+          std::string tmp;
+          for (int w = 0; w <= skip; ++w) {
+            ASSERT_TRUE(wait_for_checkpoint_write(ckpt_dir, p, 120s, &tmp)) << what << ": write " << w << "\n" << p.err();
+            if (w < skip) {
+              ASSERT_TRUE(wait_until([&] { return !fs::exists(tmp); }, 120s, &p)) << tmp << " stays";
+            }
+          }
+        } else {           // a random instant after the first commit, before the run ends
+          ASSERT_TRUE(wait_until([&] { return fs::exists(ckpt_dir + "/latest"); }, 120s, &p)) << p.err();
+          std::uniform_int_distribution<int64_t> when(0, between_ms);
+          std::this_thread::sleep_for(std::chrono::milliseconds(when(gen)));   // a random instant, on purpose
         }
-        in_write += seen ? 1 : 0;
-      } else {        // anywhere in the middle half of the run
-        std::uniform_int_distribution<int64_t> when(duration.count() / 4, duration.count() * 3 / 4);
-        std::this_thread::sleep_for(std::chrono::milliseconds(when(gen)));
+        ASSERT_TRUE(p.running()) << what << ": the run ended before the kill";
+        kill(ranks[gen() % ranks.size()], SIGKILL);
+        // Long after MPI_Init: no teardown race to tolerate.
+        ASSERT_TRUE(wait_for_killed_job(p, "loom", 60s, MpirunTeardownHang::kFailure)) << what;
+        unfinished = unfinished_checkpoint_write(ckpt_dir);
+        for (const auto& e : fs::directory_iterator(ckpt_dir))
+          if (e.path().extension() == ".h5") committed.push_back(e.path().string());
       }
-      kill_one_rank(p, "loom", gen);
-      ASSERT_TRUE(wait_for_killed_job(p, "loom", 60s));
-    }
-    bool finished = false;
-    for (int tries = 0; tries < 3 && !finished; ++tries) {
+      ASSERT_FALSE(committed.empty()) << what << ": no checkpoint was committed before the kill";
       RunResult r = run(command(np, run_dir, "auto"), 300s);
       ASSERT_FALSE(r.timed_out) << r.err;
-      finished = r.status == 0;
-      if (!finished) {
-        ADD_FAILURE() << "resume exited " << r.status << ":\n" << r.err;
-      }
-      const size_t at = r.err.find("resumed from");
-      std::printf("np=%d kill %d: %s\n", np, i,
-                  at == std::string::npos ? "no checkpoint yet, started fresh"
-                                          : r.err.substr(at, r.err.find('\n', at) - at).c_str());
-      if (i == 0) {
-        EXPECT_NE(at, std::string::npos) << "kill " << i << " came after a committed checkpoint";
+      ASSERT_EQ(r.status, 0) << what << ": resume exited " << r.status << ":\n" << r.err;
+      const size_t at = r.err.find("resumed from ");
+      ASSERT_NE(at, std::string::npos) << what << ": the resume started fresh:\n" << r.err;
+      const std::string from = r.err.substr(at + 13, r.err.find(' ', at + 13) - at - 13);
+      EXPECT_NE(std::find(committed.begin(), committed.end(), from), committed.end())
+          << what << ": resumed from " << from << ", not a checkpoint complete when the job died";
+      std::printf("np=%d %s: %s; resumed from %s\n", np, what.c_str(),
+                  unfinished.empty() ? "no write was unfinished" : unfinished.c_str(), from.c_str());
+      expect_equal_state(checkpoint_state(final_checkpoint(run_dir)), want, what);
+      EXPECT_EQ(read_file(run_dir + "/vectors.txt"), want_vectors) << what;
+      if (kind == 1) break;
+      ++write_kills;
+      if (!unfinished.empty()) {
+        ++write_kills_inside;
+        break;
       }
     }
-    ASSERT_TRUE(finished);
-    expect_equal_state(checkpoint_state(final_checkpoint(run_dir)), want, "kill " + std::to_string(i));
-    EXPECT_EQ(read_file(run_dir + "/vectors.txt"), want_vectors) << "kill " << i;
   }
-  std::printf("np=%d: %d of 1 write-targeted kill found a checkpoint being written\n", np, in_write);
+  EXPECT_EQ(write_kills_inside, 1) << "none of " << write_kills << " kills aimed at a checkpoint write left it unfinished";
 }
 
 INSTANTIATE_TEST_SUITE_P(Np, Word2VecKillResume, ::testing::Values(1, 2));

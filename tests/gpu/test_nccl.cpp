@@ -8,6 +8,7 @@
 #include "core/device.h"
 #include "dist/communicator.h"
 #include "dist/mpi_communicator.h"
+#include "tests/support/test_support.h"
 
 namespace loom {
 namespace {
@@ -21,7 +22,7 @@ std::vector<float> to_host(const Buffer& b) {
 }
 
 TEST(Nccl, AllreduceBroadcastAllgathervAlltoallv) {
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  if (!cuda_available()) LOOM_SKIP_NO_GPU("no CUDA device");
   MpiCommunicator& world = MpiCommunicator::world();
   const int rank = world.rank(), size = world.size();
   Device gpu = my_gpu();
@@ -46,12 +47,31 @@ TEST(Nccl, AllreduceBroadcastAllgathervAlltoallv) {
       ASSERT_NEAR(got[static_cast<size_t>(i)], want, 1e-5f) << "op " << reduce_op_name(op) << " index " << i << " rank " << rank;
     }
   }
+  // Async allreduce (sum of integer-valued data: exact), then a broadcast from the last
+  // rank of each rank's own values (so only a broadcast that happened gives the root's),
+  // then a barrier after which the communicator still agrees on a sum.
+  auto value_of = [](int64_t i, int r) { return static_cast<float>((i * 7 + r * 13) % 41); };
   copy_bytes(buf.data(), gpu, host.data(), Device::cpu(), buf.size());
   auto work = comm.allreduce_async(buf.as(DType::kF32), CollectiveOptions{});
   work->wait();
   EXPECT_TRUE(work->done());
+  std::vector<float> summed = to_host(buf);
+  for (int64_t i = 0; i < n; ++i) {
+    float want = 0.0f;
+    for (int r = 0; r < size; ++r) want += value_of(i, r);
+    ASSERT_EQ(summed[static_cast<size_t>(i)], want) << "allreduce_async index " << i << " rank " << rank;
+  }
+  copy_bytes(buf.data(), gpu, host.data(), Device::cpu(), buf.size());
   comm.broadcast(buf.as(DType::kF32), size - 1);
+  std::vector<float> broadcast = to_host(buf);
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(broadcast[static_cast<size_t>(i)], value_of(i, size - 1)) << "broadcast index " << i << " rank " << rank;
   comm.barrier();
+  std::vector<float> one(1, 1.0f);
+  Buffer count(sizeof(float), gpu);
+  copy_bytes(count.data(), gpu, one.data(), Device::cpu(), sizeof(float));
+  comm.allreduce(count.as(DType::kF32), ReduceOp::kSum);
+  EXPECT_EQ(to_host(count)[0], static_cast<float>(size)) << "after the barrier, rank " << rank;
 
   std::vector<int64_t> counts(static_cast<size_t>(size));
   int64_t total = 0;

@@ -2,6 +2,8 @@
 // gzip, xz), UTF-8 policies, errors that name files, cursors that resume and re-split.
 #include <gtest/gtest.h>
 #include <lzma.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <string>
@@ -151,26 +153,49 @@ TEST(CorpusShard, InvalidUtf8UnderBothPolicies) {
   EXPECT_EQ(toks[5], "caf\xC3\xA9");
 }
 
+// The IoError of scanning `paths` and reading every shard of one rank, or "" when none.
+std::string corpus_error(const std::vector<std::string>& paths) {
+  CorpusOptions o;
+  o.paths = paths;
+  try {
+    CorpusLayout layout = CorpusLayout::scan_local(o);
+    CorpusShard shard(layout, o, 0, 1);
+    read_shard(shard);
+  } catch (const IoError& e) {
+    return e.what();
+  }
+  return "";
+}
+
 TEST(CorpusShard, MissingOrUnreadablePathsAreNamed) {
   test::TempDir dir;
-  CorpusOptions o;
-  o.paths = {dir.file("missing.txt")};
-  try {
-    CorpusLayout::scan_local(o);
-    FAIL() << "no IoError";
-  } catch (const IoError& e) {
-    EXPECT_NE(std::string(e.what()).find("missing.txt"), std::string::npos) << e.what();
-  }
-  o.paths = {dir.file("*.nothing")};
-  EXPECT_THROW(CorpusLayout::scan_local(o), IoError);
-  test::write_file(dir.file("broken.gz"), "this is not gzip data at all, but ends with .gz");
-  o.paths = {dir.file("broken.xz")};
+  const std::string missing = corpus_error({dir.file("missing.txt")});
+  EXPECT_NE(missing.find(dir.file("missing.txt")), std::string::npos) << "'" << missing << "'";
+  EXPECT_NE(corpus_error({dir.file("*.nothing")}), "");
+  // A gzip file whose compressed data is damaged: zlib reads a file without the gzip magic
+  // as plain text, so the damage is inside a real stream (its CRC or its codes fail).
+  const std::string text = long_line(20000) + "\n";
+  write_gz(dir.file("broken.gz"), text);
+  std::string gz = test::read_file(dir.file("broken.gz"));
+  ASSERT_GT(gz.size(), 100u);
+  gz[gz.size() / 2] = static_cast<char>(gz[gz.size() / 2] ^ 0x55);
+  test::write_file(dir.file("broken.gz"), gz);
+  const std::string gz_error = corpus_error({dir.file("broken.gz")});
+  EXPECT_NE(gz_error.find(dir.file("broken.gz")), std::string::npos) << "'" << gz_error << "'";
   test::write_file(dir.file("broken.xz"), "not xz");
-  try {
-    CorpusLayout::scan_local(o);
-    FAIL() << "no IoError";
-  } catch (const IoError& e) {
-    EXPECT_NE(std::string(e.what()).find("broken.xz"), std::string::npos) << e.what();
+  const std::string xz_error = corpus_error({dir.file("broken.xz")});
+  EXPECT_NE(xz_error.find(dir.file("broken.xz")), std::string::npos) << "'" << xz_error << "'";
+  // Unreadable: a FIFO where a text file is expected (root reads any file, so this case is
+  // tried everywhere), and a file without read permission when not root.
+  ASSERT_EQ(::mkfifo(dir.file("pipe.txt").c_str(), 0644), 0);
+  const std::string fifo_error = corpus_error({dir.file("pipe.txt")});
+  EXPECT_NE(fifo_error.find(dir.file("pipe.txt")), std::string::npos) << "'" << fifo_error << "'";
+  if (::geteuid() != 0) {
+    test::write_file(dir.file("locked.txt"), "words here\n");
+    ASSERT_EQ(::chmod(dir.file("locked.txt").c_str(), 0), 0);
+    const std::string locked = corpus_error({dir.file("locked.txt")});
+    EXPECT_NE(locked.find(dir.file("locked.txt")), std::string::npos) << "'" << locked << "'";
+    EXPECT_NE(locked.find("Permission denied"), std::string::npos) << "'" << locked << "'";
   }
 }
 

@@ -10,7 +10,7 @@ target_link_libraries(ckpt_tool PRIVATE loom_io)
 # Damage, resume, retention, disk full, h5py and h5dump: a singleton world suffices.
 loom_add_mpi_test(test_checkpoint_files
   SOURCES ${LOOM_TEST_DIR}/test_checkpoint_files.cpp ${LOOM_TEST_DIR}/test_checkpoint_external.cpp
-  LIBS loom_io
+  LIBS loom_io HDF5::HDF5 MPI::MPI_C
   NP 1)
 add_dependencies(test_checkpoint_files ckpt_tool)
 set_property(TEST test_checkpoint_files_singleton APPEND PROPERTY ENVIRONMENT

@@ -59,7 +59,7 @@ bool system_python_has_h5py() {
 
 TEST(CheckpointExternal, H5pyReadsBothWriteModes) {
   if (!system_python_has_h5py())
-    GTEST_SKIP() << kSystemPython << " has no h5py: apt-get install python3-h5py (scripts/setup.sh does)";
+    LOOM_SKIP_OR_FAIL(std::string(kSystemPython) + " has no h5py: apt-get install python3-h5py (scripts/setup.sh does)");
   for (WriteMode mode : {WriteMode::kGathered, WriteMode::kParallel}) {
     test::TempDir dir;
     std::string path = save_fixture(dir, mode);
@@ -74,7 +74,7 @@ TEST(CheckpointExternal, H5dumpReadsTheHeader) {
   std::string path = save_fixture(dir);
   test::RunResult r = test::run({"h5dump", "-H", path}, 60s);
   if (r.status == 127 || (r.out + r.err).find("No such file") != std::string::npos)
-    GTEST_SKIP() << "h5dump not found: apt-get install hdf5-tools";
+    LOOM_SKIP_OR_FAIL("h5dump not found: apt-get install hdf5-tools");
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("DATASET \"h.0.attn.c_attn.weight\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("ATTRIBUTE \"crc32\""), std::string::npos) << r.out;

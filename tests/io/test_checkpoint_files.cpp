@@ -1,6 +1,7 @@
 // Checkpoint damage, resume fallback and retention, on real files (singleton world).
 #include <gtest/gtest.h>
 #include <fcntl.h>
+#include <hdf5.h>
 #include <unistd.h>
 
 #include "dist/mpi_communicator.h"
@@ -95,7 +96,33 @@ TEST(CheckpointDamage, WrongFormatVersionIsRefused) {
   EXPECT_TRUE(has(msg, path)) << msg;
 }
 
+// Removes attribute `attr` of dataset `dataset` with HDF5 itself (loom's wrapper has no
+// way to delete one, as loom never does).
+void delete_attr(const std::string& path, const std::string& dataset, const std::string& attr) {
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(file, 0) << path;
+  const hid_t ds = H5Dopen2(file, dataset.c_str(), H5P_DEFAULT);
+  ASSERT_GE(ds, 0) << dataset;
+  EXPECT_GE(H5Adelete(ds, attr.c_str()), 0) << dataset << " " << attr;
+  H5Dclose(ds);
+  H5Fclose(file);
+}
+
 TEST(CheckpointDamage, MissingChecksumAttributeIsRefused) {
+  test::TempDir dir;
+  std::string path = save(dir, "a");
+  ASSERT_EQ(open_error(path), "");
+  delete_attr(path, "/model/b", "crc32");
+  std::string msg = open_error(path);
+  EXPECT_TRUE(has(msg, path)) << msg;
+  EXPECT_TRUE(has(msg, "/model/b")) << msg;
+  EXPECT_TRUE(has(msg, "crc32 is missing")) << msg;
+  bool ok = true;
+  EXPECT_TRUE(has(inspect_checkpoint(path, &ok), "DAMAGED: checksum attribute crc32 is missing"));
+  EXPECT_FALSE(ok);
+}
+
+TEST(CheckpointDamage, ChecksumAttributeOfAnotherTypeIsRefused) {
   test::TempDir dir;
   std::string path = save(dir, "a");
   {
@@ -104,6 +131,7 @@ TEST(CheckpointDamage, MissingChecksumAttributeIsRefused) {
   }
   std::string msg = open_error(path);
   EXPECT_TRUE(has(msg, "/model/b")) << msg;
+  EXPECT_TRUE(has(msg, "crc32")) << msg;
 }
 
 TEST(CheckpointDamage, MissingDatasetAndShapeMismatchAreListed) {

@@ -14,6 +14,7 @@
 #include "io/checkpoint.h"
 #include "tests/io/shared_dir.h"
 #include "tests/io/staging_fixture.h"
+#include "tests/support/test_support.h"
 
 namespace loom {
 namespace {
@@ -61,8 +62,8 @@ class CheckpointGpu : public ::testing::TestWithParam<std::tuple<uint64_t, Write
 
 TEST_P(CheckpointGpu, DeviceParametersSaveAndLoadLikeHostOnes) {
   if (!cuda_available())
-    GTEST_SKIP() << "no CUDA device visible to this process (cuda_device_count() == 0, CUDA runtime "
-                 << cuda_runtime_version() << "): GPU checkpoints are not exercised here";
+    LOOM_SKIP_NO_GPU("no CUDA device visible to this process (cuda_device_count() == 0, CUDA runtime " +
+                     cuda_runtime_version() + "): GPU checkpoints are not exercised here");
   const auto [chunk, mode] = GetParam();
   Communicator& comm = MpiCommunicator::world();
   const Device gpu = Device::cuda(comm.rank() % cuda_device_count());

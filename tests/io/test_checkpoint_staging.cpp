@@ -174,7 +174,7 @@ print('written')
 TEST(StagedLoadExternal, AChunkedCheckpointLoadsDirectlyAndStaged) {
   constexpr const char* kPython = "/usr/bin/python3";
   if (::access(kPython, X_OK) != 0 || test::run({kPython, "-c", "import h5py"}, 60s).status != 0)
-    GTEST_SKIP() << kPython << " has no h5py: apt-get install python3-h5py (scripts/setup.sh does)";
+    LOOM_SKIP_OR_FAIL(std::string(kPython) + " has no h5py: apt-get install python3-h5py (scripts/setup.sh does)");
   test::TempDir dir;
   const std::string path = dir.file("chunked.h5");
   test::RunResult made = test::run({kPython, "-c", kChunkedCheckpoint, path}, 120s);

@@ -127,10 +127,13 @@ StatusSnapshot sample_snapshot() {
   return s;
 }
 
+// An ephemeral port and a per-connection deadline far above what a loaded 2-core machine
+// may take to serve a request (Note [Wait for the event, not for a time] in
+// tests/support/test_support.h): only the test about the deadline itself sets a short one.
 StatusServerOptions fast_options() {
   StatusServerOptions o;
   o.port = 0;
-  o.io_timeout = 300ms;
+  o.io_timeout = 30s;
   return o;
 }
 
@@ -287,9 +290,12 @@ TEST(StatusServer, OversizedRequestGets431AndTheServerGoesOn) {
 // A client that connects and never sends, and one that sends half a request and stalls:
 // others are answered meanwhile, and both are dropped at the deadline.
 TEST(StatusServer, SilentAndStalledClientsAreDroppedAtTheDeadline) {
-  StatusServer server(fast_options());   // 300 ms deadline
-  Socket silent(server.port());
-  Socket half(server.port());
+  StatusServerOptions o = fast_options();
+  o.io_timeout = 1s;
+  StatusServer server(o);
+  // The clients wait far longer than the deadline: only the server's closing ends their reads.
+  Socket silent(server.port(), 60s);
+  Socket half(server.port(), 60s);
   ASSERT_TRUE(silent.connected());
   ASSERT_TRUE(half.connected());
   ASSERT_TRUE(half.send_all("GET /sta"));
@@ -300,7 +306,7 @@ TEST(StatusServer, SilentAndStalledClientsAreDroppedAtTheDeadline) {
   EXPECT_TRUE(half.read_to_eof(b)) << "stalled client was not closed by the server";
   EXPECT_TRUE(a.empty());
   EXPECT_TRUE(b.empty());
-  EXPECT_LT(Clock::now() - t0, 8s);   // liveness bound, far above the 300 ms deadline
+  EXPECT_LT(Clock::now() - t0, 30s);   // liveness bound, far above the 1 s deadline
   EXPECT_EQ(get(server.port(), "/status").code, 200);
 }
 
@@ -373,15 +379,17 @@ TEST(StatusServer, PublishWhileClientsHammer) {
       }
     });
   }
+  // Publish for at least 500 ms and until 100 answers came back (a loaded machine may
+  // answer slowly; 120 s only bounds a server that answers nothing).
   StatusSnapshot s = sample_snapshot();
   const auto t0 = Clock::now();
-  for (int64_t step = 0; Clock::now() - t0 < 500ms; ++step) {
+  for (int64_t step = 0; (Clock::now() - t0 < 500ms || ok.load() < 100) && Clock::now() - t0 < 120s; ++step) {
     s.step = step;
     server.publish(s);
   }
   done = true;
   for (auto& t : clients) t.join();
-  EXPECT_GT(ok.load(), 0);
+  EXPECT_GE(ok.load(), 100);
   EXPECT_EQ(bad.load(), 0);
 }
 

@@ -86,9 +86,9 @@ TEST(Export, ErrorsNameFileAndLine) {
 
 TEST(Export, GensimReadsWord2VecFiles) {
   struct stat st;
-  if (::stat("/usr/bin/python3", &st) != 0) GTEST_SKIP() << "/usr/bin/python3 not found";
+  if (::stat("/usr/bin/python3", &st) != 0) LOOM_SKIP_OR_FAIL("/usr/bin/python3 not found");
   test::RunResult probe = test::run({"/usr/bin/python3", "-c", "import gensim"}, std::chrono::seconds(60));
-  if (probe.status != 0) GTEST_SKIP() << "gensim missing: apt-get install python3-gensim";
+  if (probe.status != 0) LOOM_SKIP_OR_FAIL("gensim missing: apt-get install python3-gensim");
   test::TempDir dir;
   const EmbeddingTable t = sample_table();
   write_vectors(dir.file("v.txt"), VectorFormat::kWord2VecText, t);

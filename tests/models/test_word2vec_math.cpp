@@ -2,7 +2,8 @@
 // sampling table against count^0.75 (exactly and by a chi-square test of draws), the
 // subsampling keep probabilities against word2vec's formula, the NS and HS loss gradients
 // against central finite differences in double precision, and the float32 SGD kernels
-// against -lr * those gradients.
+// against -lr * those gradients (Note [Kernel tolerance]), tolerances that a wrong sign or
+// factor exceeds.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -205,8 +206,108 @@ TEST(Word2VecGradients, HierarchicalSoftmaxMatchesFiniteDifferences) {
   check_gradient(loss, x, grad, "hs");
 }
 
-// The float32 kernels take one SGD step of -lr * the gradient above (sigmoid from a table:
-// tolerance 1e-2 of the step). Skip-gram NS: every context row against the shared outputs.
+// Note [Kernel tolerance]
+// The float32 kernels read sigma and log sigma from word2vec's tables (checked against the
+// exact functions in SigmoidTablesAreClose), so the references below take the table's
+// value at the same logit and do the rest in double: what remains is float32 rounding of
+// D-term dot products and a few additions on values of order 1, about one float32 ulp
+// (measured: at most 7e-8 here). kStepTol = 1e-6 leaves room for another compiler's
+// rounding: a wrong sign, a missing lr, a CBOW step divided by the number of context
+// words, dot products taken before a repeated output's update, or the exact sigmoid in
+// place of the table miss by 3e-3 to 1 (measured), and each test shows it with the wrong
+// reference (must_fail: more than 100 x kStepTol).
+constexpr double kStepTol = 1e-6;
+constexpr double kLossTol = 1e-6;   // relative, the loss summed in double
+
+double table_sigmoid(double f) { return static_cast<double>(sigmoid_table(static_cast<float>(f))); }
+double table_log_sigmoid(double f) { return static_cast<double>(log_sigmoid_table(static_cast<float>(f))); }
+
+// ns_loss_grad's formulas (word2vec_kernel.h) with the table's sigma: loss of h (D,)
+// against out (N, D), row 0 the positive; dh (D,), dout (N, D).
+double ns_table_grad(const std::vector<double>& h, const std::vector<double>& out, int N, int64_t D,
+                     std::vector<double>& dh, std::vector<double>& dout) {
+  double loss = 0;
+  dh.assign(static_cast<size_t>(D), 0.0);
+  dout.assign(static_cast<size_t>(N * D), 0.0);
+  for (int n = 0; n < N; ++n) {
+    double f = 0;
+    for (int64_t k = 0; k < D; ++k) f += h[static_cast<size_t>(k)] * out[static_cast<size_t>(n * D + k)];
+    loss -= table_log_sigmoid(n == 0 ? f : -f);
+    const double e = table_sigmoid(f) - (n == 0 ? 1.0 : 0.0);
+    for (int64_t k = 0; k < D; ++k) {
+      dh[static_cast<size_t>(k)] += e * out[static_cast<size_t>(n * D + k)];
+      dout[static_cast<size_t>(n * D + k)] = e * h[static_cast<size_t>(k)];
+    }
+  }
+  return loss;
+}
+
+// hs_loss_grad's formulas with the table's sigma: h (D,) against nodes (L, D), codes (L,).
+double hs_table_grad(const std::vector<double>& h, const std::vector<double>& nodes, const uint8_t* codes, int L,
+                     int64_t D, std::vector<double>& dh, std::vector<double>& dnodes) {
+  double loss = 0;
+  dh.assign(static_cast<size_t>(D), 0.0);
+  dnodes.assign(static_cast<size_t>(L * D), 0.0);
+  for (int j = 0; j < L; ++j) {
+    double f = 0;
+    for (int64_t k = 0; k < D; ++k) f += h[static_cast<size_t>(k)] * nodes[static_cast<size_t>(j * D + k)];
+    loss -= table_log_sigmoid(codes[j] ? -f : f);
+    const double e = table_sigmoid(f) - (codes[j] ? 0.0 : 1.0);
+    for (int64_t k = 0; k < D; ++k) {
+      dh[static_cast<size_t>(k)] += e * nodes[static_cast<size_t>(j * D + k)];
+      dnodes[static_cast<size_t>(j * D + k)] = e * h[static_cast<size_t>(k)];
+    }
+  }
+  return loss;
+}
+
+// Rows `ids` of a (V, D) matrix, one after the other, in double.
+std::vector<double> rows_of(const std::vector<float>& m, const std::vector<int32_t>& ids, int64_t D) {
+  std::vector<double> out;
+  for (int32_t r : ids) out.insert(out.end(), m.begin() + r * D, m.begin() + (r + 1) * D);
+  return out;
+}
+
+// The expected rows of a (V, D) matrix after a step: `want` maps a row id to its values.
+using Rows = std::map<int32_t, std::vector<double>>;
+
+// Largest |m[row] - want[row]| over the rows of `want`.
+double worst_error(const std::vector<float>& m, const Rows& want, int64_t D) {
+  double worst = 0;
+  for (const auto& [r, v] : want)
+    for (int64_t k = 0; k < D; ++k)
+      worst = std::max(worst, std::fabs(static_cast<double>(m[static_cast<size_t>(r * D + k)]) - v[static_cast<size_t>(k)]));
+  return worst;
+}
+
+// EXPECTs every row of `want` within kStepTol, printing the first mismatch.
+void expect_rows(const std::vector<float>& m, const Rows& want, int64_t D, const std::string& what) {
+  for (const auto& [r, v] : want)
+    for (int64_t k = 0; k < D; ++k)
+      ASSERT_NEAR(m[static_cast<size_t>(r * D + k)], v[static_cast<size_t>(k)], kStepTol)
+          << what << " row " << r << " component " << k;
+}
+
+// A reference gone wrong must miss by far more than the tolerance: the test can fail.
+void must_fail(const std::vector<float>& m, const Rows& wrong, int64_t D, const std::string& what) {
+  EXPECT_GT(worst_error(m, wrong, D), 100 * kStepTol) << what << " would pass: the tolerance cannot tell it";
+}
+
+// x0 + scale * step, row by row: the value after an SGD step of -lr * gradient is
+// x0 + (-lr) * gradient.
+Rows stepped(const std::vector<float>& m0, const std::vector<int32_t>& ids, const std::vector<double>& step,
+             double scale, int64_t D) {
+  Rows out;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::vector<double>& v = out[ids[i]];
+    if (v.empty()) v.assign(m0.begin() + ids[i] * D, m0.begin() + (ids[i] + 1) * D);
+    for (int64_t k = 0; k < D; ++k) v[static_cast<size_t>(k)] += scale * step[i * static_cast<size_t>(D) + static_cast<size_t>(k)];
+  }
+  return out;
+}
+
+// The float32 kernels take one SGD step of -lr * the gradient above, with the table's sigma
+// (Note [Kernel tolerance]). Skip-gram NS: every context row against the shared outputs.
 TEST(Word2VecKernels, StepsAreMinusLrTimesTheGradient) {
   const int64_t V = 12, D = 8;
   const float lr = 0.1f;
@@ -219,61 +320,58 @@ TEST(Word2VecKernels, StepsAreMinusLrTimesTheGradient) {
   const std::vector<float> syn0_0 = syn0, syn1neg_0 = syn1neg, syn1_0 = syn1;
   Word2VecView view{syn0.data(), syn1neg.data(), syn1.data(), D};
   Word2VecScratch scratch(4, 4, D);
-  auto row = [&](const std::vector<float>& m, int64_t r) {
-    return std::vector<double>(m.begin() + r * D, m.begin() + (r + 1) * D);
-  };
-  // Skip-gram NS: contexts {1, 2}, outputs {5 (centre), 7, 9}.
-  const int32_t context[2] = {1, 2}, outputs[3] = {5, 7, 9};
-  sg_ns_window(view, context, 2, outputs, 3, lr, scratch);
-  std::vector<double> want_out(static_cast<size_t>(3 * D), 0.0);
+  // Skip-gram NS: contexts {1, 2}, outputs {5 (centre), 7, 9}; both contexts see the
+  // output rows before the step (Note [Batched negative sampling]).
+  const std::vector<int32_t> context = {1, 2}, outputs = {5, 7, 9};
+  const double loss = sg_ns_window(view, context.data(), 2, outputs.data(), 3, lr, scratch);
+  const std::vector<double> out = rows_of(syn1neg_0, outputs, D);
+  std::vector<double> dh_all, dout_all(static_cast<size_t>(3 * D), 0.0), dh, dout;
+  double want_loss = 0;
   for (int b = 0; b < 2; ++b) {
-    std::vector<double> h = row(syn0_0, context[b]), out;
-    for (int32_t o : outputs) {
-      std::vector<double> r = row(syn1neg_0, o);
-      out.insert(out.end(), r.begin(), r.end());
-    }
-    std::vector<double> dh(static_cast<size_t>(D)), dout(static_cast<size_t>(3 * D));
-    ns_loss_grad<double>(h.data(), out.data(), 3, D, dh.data(), dout.data());
-    for (int64_t k = 0; k < D; ++k)
-      EXPECT_NEAR(syn0[static_cast<size_t>(context[b] * D + k)], h[static_cast<size_t>(k)] - lr * dh[static_cast<size_t>(k)], 2e-3)
-          << "syn0 row " << context[b] << " component " << k;
-    for (size_t i = 0; i < want_out.size(); ++i) want_out[i] -= lr * dout[i];
+    want_loss += ns_table_grad(rows_of(syn0_0, {context[static_cast<size_t>(b)]}, D), out, 3, D, dh, dout);
+    dh_all.insert(dh_all.end(), dh.begin(), dh.end());
+    for (size_t i = 0; i < dout.size(); ++i) dout_all[i] += dout[i];
   }
-  for (int n = 0; n < 3; ++n)
-    for (int64_t k = 0; k < D; ++k)
-      EXPECT_NEAR(syn1neg[static_cast<size_t>(outputs[n] * D + k)],
-                  syn1neg_0[static_cast<size_t>(outputs[n] * D + k)] + want_out[static_cast<size_t>(n * D + k)], 2e-3)
-          << "syn1neg row " << outputs[n] << " component " << k;
+  EXPECT_NEAR(loss, want_loss, kLossTol * std::max(1.0, want_loss));
+  expect_rows(syn0, stepped(syn0_0, context, dh_all, -lr, D), D, "skip-gram NS syn0");
+  expect_rows(syn1neg, stepped(syn1neg_0, outputs, dout_all, -lr, D), D, "skip-gram NS syn1neg");
+  must_fail(syn0, stepped(syn0_0, context, dh_all, +lr, D), D, "the gradient's sign flipped");
+  must_fail(syn1neg, stepped(syn1neg_0, outputs, dout_all, -1.0, D), D, "the step without lr");
+  {   // the exact sigmoid in place of the table
+    std::vector<double> dh_exact(static_cast<size_t>(D)), dout_exact(static_cast<size_t>(3 * D)), all;
+    for (int b = 0; b < 2; ++b) {
+      const std::vector<double> h = rows_of(syn0_0, {context[static_cast<size_t>(b)]}, D);
+      ns_loss_grad<double>(h.data(), out.data(), 3, D, dh_exact.data(), dout_exact.data());
+      all.insert(all.end(), dh_exact.begin(), dh_exact.end());
+    }
+    EXPECT_GT(worst_error(syn0, stepped(syn0_0, context, all, -lr, D), D), 10 * kStepTol)
+        << "the table's sigma and the exact one are indistinguishable here: the test cannot see a table change";
+  }
 
   // CBOW HS: h = mean of rows {3, 4}; path through nodes {0, 4, 6} with codes {1, 0, 1}.
   syn0 = syn0_0;
-  const int32_t ctx2[2] = {3, 4}, points[3] = {0, 4, 6};
+  const std::vector<int32_t> ctx2 = {3, 4}, points = {0, 4, 6};
   const uint8_t codes[3] = {1, 0, 1};
-  std::vector<double> h(static_cast<size_t>(D)), nodes;
-  for (int64_t k = 0; k < D; ++k) h[static_cast<size_t>(k)] = (syn0_0[static_cast<size_t>(3 * D + k)] + syn0_0[static_cast<size_t>(4 * D + k)]) / 2.0;
-  for (int32_t p : points) {
-    std::vector<double> r = row(syn1_0, p);
-    nodes.insert(nodes.end(), r.begin(), r.end());
-  }
-  std::vector<double> dh(static_cast<size_t>(D)), dnodes(nodes.size());
-  const double want_loss = hs_loss_grad<double>(h.data(), nodes.data(), codes, 3, D, dh.data(), dnodes.data());
-  const double loss = cbow_hs_window(view, ctx2, 2, HuffmanPath{points, codes, 3}, lr, scratch);
-  EXPECT_NEAR(loss, want_loss, 1e-2 * std::max(1.0, want_loss));
-  for (int b = 0; b < 2; ++b)
-    for (int64_t k = 0; k < D; ++k)
-      EXPECT_NEAR(syn0[static_cast<size_t>(ctx2[b] * D + k)], syn0_0[static_cast<size_t>(ctx2[b] * D + k)] - lr * dh[static_cast<size_t>(k)], 2e-3)
-          << "CBOW: every context row takes the whole input step; row " << ctx2[b];
-  for (int j = 0; j < 3; ++j)
-    for (int64_t k = 0; k < D; ++k)
-      EXPECT_NEAR(syn1[static_cast<size_t>(points[j] * D + k)],
-                  syn1_0[static_cast<size_t>(points[j] * D + k)] - lr * dnodes[static_cast<size_t>(j * D + k)], 2e-3)
-          << "syn1 row " << points[j];
+  std::vector<double> h(static_cast<size_t>(D)), dnodes;
+  for (int64_t k = 0; k < D; ++k)
+    h[static_cast<size_t>(k)] = (static_cast<double>(syn0_0[static_cast<size_t>(3 * D + k)]) +
+                                 static_cast<double>(syn0_0[static_cast<size_t>(4 * D + k)])) / 2.0;
+  const double want_hs = hs_table_grad(h, rows_of(syn1_0, points, D), codes, 3, D, dh, dnodes);
+  const double hs = cbow_hs_window(view, ctx2.data(), 2, HuffmanPath{points.data(), codes, 3}, lr, scratch);
+  EXPECT_NEAR(hs, want_hs, kLossTol * std::max(1.0, want_hs));
+  // CBOW: every context row takes the whole input step (word2vec_kernel.h).
+  std::vector<double> dh_twice = dh;
+  dh_twice.insert(dh_twice.end(), dh.begin(), dh.end());
+  expect_rows(syn0, stepped(syn0_0, ctx2, dh_twice, -lr, D), D, "CBOW HS syn0");
+  expect_rows(syn1, stepped(syn1_0, points, dnodes, -lr, D), D, "CBOW HS syn1");
+  must_fail(syn0, stepped(syn0_0, ctx2, dh_twice, -lr / 2, D), D, "the input step divided by the context size");
+  must_fail(syn1, stepped(syn1_0, points, dnodes, +lr, D), D, "the node gradient's sign flipped");
 }
 
 // CBOW NS against one output after the other in double precision (word2vec's order: the
 // input gradient from each row before its update), with distinct outputs and with a noise
 // word drawn twice, whose second occurrence must see the first one's update (lr large
-// enough that taking both dot products first would be off by ~1e-2).
+// enough that taking both dot products first would be off by ~1e-2; must_fail shows it).
 TEST(Word2VecKernels, CbowNegativeSamplingMatchesOneOutputAfterTheOther) {
   const int64_t V = 12, D = 8;
   const float lr = 0.5f;
@@ -282,39 +380,56 @@ TEST(Word2VecKernels, CbowNegativeSamplingMatchesOneOutputAfterTheOther) {
   std::vector<float> syn0_0(static_cast<size_t>(V * D)), syn1neg_0(syn0_0.size());
   for (float& v : syn0_0) v = normal(gen);
   for (float& v : syn1neg_0) v = normal(gen);
-  const int32_t context[3] = {1, 2, 4};
+  const std::vector<int32_t> context = {1, 2, 4};
   const std::vector<std::vector<int32_t>> cases = {{5, 7, 9}, {5, 7, 7, 9}};
   for (const std::vector<int32_t>& outputs : cases) {
     std::vector<float> syn0 = syn0_0, syn1neg = syn1neg_0;
     Word2VecView view{syn0.data(), syn1neg.data(), nullptr, D};
     Word2VecScratch scratch(6, 6, D);
     const int N = static_cast<int>(outputs.size());
-    const double loss = cbow_ns_window(view, context, 3, outputs.data(), N, lr, scratch);
-    std::vector<double> h(static_cast<size_t>(D), 0.0), e(static_cast<size_t>(D), 0.0);
-    std::vector<double> out(syn1neg_0.begin(), syn1neg_0.end());
-    for (int32_t c : context)
-      for (int64_t k = 0; k < D; ++k) h[static_cast<size_t>(k)] += syn0_0[static_cast<size_t>(c * D + k)] / 3.0;
-    double want_loss = 0.0;
-    for (int n = 0; n < N; ++n) {
-      double* o = out.data() + outputs[static_cast<size_t>(n)] * D;
-      double f = 0.0;
-      for (int64_t k = 0; k < D; ++k) f += h[static_cast<size_t>(k)] * o[k];
-      want_loss -= log_sigmoid(n == 0 ? f : -f);
-      const double g = lr * ((n == 0 ? 1.0 : 0.0) - sigmoid(f));
-      for (int64_t k = 0; k < D; ++k) {
-        e[static_cast<size_t>(k)] += g * o[k];
-        o[k] += g * h[static_cast<size_t>(k)];
+    const std::string what = std::to_string(N) + " outputs: ";
+    const double loss = cbow_ns_window(view, context.data(), 3, outputs.data(), N, lr, scratch);
+    // sequential: each output's dot product sees the earlier outputs' updates; batched: all
+    // dot products from the rows before the window (wrong when an output repeats).
+    for (const bool sequential : {true, false}) {
+      std::vector<double> h(static_cast<size_t>(D), 0.0), e(static_cast<size_t>(D), 0.0);
+      std::vector<double> out(syn1neg_0.begin(), syn1neg_0.end());
+      const std::vector<double> out_0 = out;
+      for (int32_t c : context)
+        for (int64_t k = 0; k < D; ++k) h[static_cast<size_t>(k)] += static_cast<double>(syn0_0[static_cast<size_t>(c * D + k)]) / 3.0;
+      double want_loss = 0.0;
+      for (int n = 0; n < N; ++n) {
+        double* o = out.data() + outputs[static_cast<size_t>(n)] * D;
+        const double* dot_row = sequential ? o : out_0.data() + outputs[static_cast<size_t>(n)] * D;
+        double f = 0.0;
+        for (int64_t k = 0; k < D; ++k) f += h[static_cast<size_t>(k)] * dot_row[k];
+        want_loss -= table_log_sigmoid(n == 0 ? f : -f);
+        const double g = lr * ((n == 0 ? 1.0 : 0.0) - table_sigmoid(f));
+        for (int64_t k = 0; k < D; ++k) {
+          e[static_cast<size_t>(k)] += g * o[k];
+          o[k] += g * h[static_cast<size_t>(k)];
+        }
       }
+      Rows want_in, want_out, wrong_in;
+      for (int32_t c : context) {
+        std::vector<double>& v = want_in[c];
+        std::vector<double>& w = wrong_in[c];
+        for (int64_t k = 0; k < D; ++k) {
+          const double x0 = static_cast<double>(syn0_0[static_cast<size_t>(c * D + k)]);
+          v.push_back(x0 + e[static_cast<size_t>(k)]);
+          w.push_back(x0 - e[static_cast<size_t>(k)]);
+        }
+      }
+      for (int32_t w : outputs) want_out[w].assign(out.begin() + w * D, out.begin() + (w + 1) * D);
+      if (!sequential) {
+        if (N == 4) must_fail(syn1neg, want_out, D, what + "dot products before any update");
+        continue;
+      }
+      EXPECT_NEAR(loss, want_loss, kLossTol * std::max(1.0, want_loss)) << what;
+      expect_rows(syn0, want_in, D, what + "context row");
+      expect_rows(syn1neg, want_out, D, what + "syn1neg");
+      must_fail(syn0, wrong_in, D, what + "the input step's sign flipped");
     }
-    EXPECT_NEAR(loss, want_loss, 1e-2 * std::max(1.0, want_loss)) << N << " outputs";
-    for (int32_t c : context)
-      for (int64_t k = 0; k < D; ++k)
-        EXPECT_NEAR(syn0[static_cast<size_t>(c * D + k)], syn0_0[static_cast<size_t>(c * D + k)] + e[static_cast<size_t>(k)], 2e-3)
-            << N << " outputs: context row " << c << " component " << k;
-    for (int32_t w : outputs)
-      for (int64_t k = 0; k < D; ++k)
-        EXPECT_NEAR(syn1neg[static_cast<size_t>(w * D + k)], out[static_cast<size_t>(w * D + k)], 2e-3)
-            << N << " outputs: syn1neg row " << w << " component " << k;
   }
 }
 

@@ -299,7 +299,7 @@ TEST(Word2VecTrain, PeerSumsEqualMpiSums) {
   std::unique_ptr<Word2Vec> mpi = make_word2vec(o, world(), d.vocab, d.shard);
   EXPECT_GT(peer->hot_words(), 0);
   EXPECT_FALSE(mpi->sums_in_peer_memory());
-  if (!peer->sums_in_peer_memory()) GTEST_SKIP() << "no cross-memory attach here";
+  if (!peer->sums_in_peer_memory()) LOOM_SKIP_OR_FAIL("no cross-memory attach here (PeerMemory refused)");
   run_steps(*peer, 0, peer->total_steps());
   run_steps(*mpi, 0, mpi->total_steps());
   const std::vector<float> a = values(*peer), b = values(*mpi);
@@ -426,7 +426,7 @@ TEST(PeerMemory, ReadsAndPullsEveryPeersRegion) {
     EXPECT_EQ(why, "one rank");
     return;
   }
-  if (peers == nullptr && refused_by_the_system(why)) GTEST_SKIP() << why;
+  if (peers == nullptr && refused_by_the_system(why)) LOOM_SKIP_OR_FAIL("PeerMemory refused by the system: " + why);
   ASSERT_NE(peers, nullptr) << why;
   EXPECT_EQ(peers->size(), world_size);
   EXPECT_EQ(peers->rank(), rank);
@@ -524,7 +524,7 @@ TEST(ReplicaSums, OwnersSumEveryRanksChange) {
   std::unique_ptr<PeerMemory> peers =
       PeerMemory::open(world(), {{x.data(), x.size() * 4}, {base.data(), base.size() * 4}}, true, &why);
   if (world_size == 1) return;   // nothing to sum
-  if (peers == nullptr && refused_by_the_system(why)) GTEST_SKIP() << why;
+  if (peers == nullptr && refused_by_the_system(why)) LOOM_SKIP_OR_FAIL("PeerMemory refused by the system: " + why);
   ASSERT_NE(peers, nullptr) << why;
   std::vector<std::vector<ElementRange>> by_rank(static_cast<size_t>(world_size));
   split_by_owner(0, dense, by_rank);

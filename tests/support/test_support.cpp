@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +19,38 @@
 #include <thread>
 
 namespace loom::test {
+
+bool under_ci() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && *ci != '\0' && std::strcmp(ci, "false") != 0 && std::strcmp(ci, "0") != 0;
+}
+
+namespace {
+
+std::atomic<int> g_environment_skips{0};
+std::atomic<bool> g_marker_at_exit{true};
+
+// At exit of a test binary that skipped for a missing environment and failed nothing, the
+// marker that makes ctest count it as skipped (UnitTest's instance is never destroyed).
+struct EnvironmentSkipReport {
+  ~EnvironmentSkipReport() {
+    if (!g_marker_at_exit.load() || ::testing::UnitTest::GetInstance()->failed_test_count() > 0) return;
+    print_environment_skip_marker(g_environment_skips.load());
+  }
+} g_environment_skip_report;
+
+}  // namespace
+
+void note_environment_skip() { ++g_environment_skips; }
+int environment_skips() { return g_environment_skips.load(); }
+void disable_environment_skip_marker_at_exit() { g_marker_at_exit = false; }
+
+void print_environment_skip_marker(int skips) {
+  if (skips <= 0) return;
+  std::printf("%s: %d test(s) skipped because their environment is missing (reasons above)\n",
+              kEnvironmentSkipMarker, skips);
+  std::fflush(stdout);
+}
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
@@ -200,6 +233,21 @@ std::string describe_descendants(pid_t pid) {
   return out;
 }
 
+std::vector<pid_t> wait_for_ranks(Process& p, const std::string& rank_name, size_t n, std::chrono::milliseconds limit) {
+  std::vector<pid_t> ranks;
+  auto found = [&] {
+    ranks = descendants_named(p.pid(), rank_name);
+    if (ranks.empty() && n == 1) {
+      std::string comm = read_file("/proc/" + std::to_string(p.pid()) + "/comm");
+      while (!comm.empty() && comm.back() == '\n') comm.pop_back();
+      if (comm == rank_name) ranks.push_back(p.pid());
+    }
+    return ranks.size() >= n;
+  };
+  if (!wait_until(found, limit, &p)) return {};
+  return ranks;
+}
+
 void kill_one_rank(Process& p, const std::string& rank_name, std::mt19937& gen) {
   const std::vector<pid_t> ranks = descendants_named(p.pid(), rank_name);
   if (ranks.empty()) {
@@ -209,7 +257,21 @@ void kill_one_rank(Process& p, const std::string& rank_name, std::mt19937& gen) 
   kill(ranks[gen() % ranks.size()], SIGKILL);
 }
 
-bool wait_for_checkpoint_write(const std::string& dir, Process& p, std::chrono::milliseconds limit) {
+bool wait_until(const std::function<bool()>& ready, std::chrono::milliseconds limit, Process* p) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (true) {
+    if (ready()) return true;
+    if (std::chrono::steady_clock::now() >= deadline || (p != nullptr && !p->running())) return ready();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+bool wait_for_output(Process& p, const std::string& text, std::chrono::milliseconds limit, bool on_stdout) {
+  return wait_until([&] { return (on_stdout ? p.out() : p.err()).find(text) != std::string::npos; }, limit, &p);
+}
+
+bool wait_for_checkpoint_write(const std::string& dir, Process& p, std::chrono::milliseconds limit,
+                               std::string* tmp_path) {
   std::filesystem::create_directories(dir);
   const int fd = inotify_init1(IN_NONBLOCK);
   const int wd = inotify_add_watch(fd, dir.c_str(), IN_CREATE);
@@ -221,7 +283,10 @@ bool wait_for_checkpoint_write(const std::string& dir, Process& p, std::chrono::
     for (ssize_t off = 0; n > 0 && off < n;) {
       auto* ev = reinterpret_cast<inotify_event*>(buf + off);
       const std::string name = ev->len ? ev->name : "";
-      if (name.ends_with(".h5.tmp")) seen = true;
+      if (name.ends_with(".h5.tmp") && !seen) {
+        seen = true;
+        if (tmp_path != nullptr) *tmp_path = dir + "/" + name;
+      }
       off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
     }
     if (!seen) std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -231,20 +296,55 @@ bool wait_for_checkpoint_write(const std::string& dir, Process& p, std::chrono::
   return seen;
 }
 
+std::string unfinished_checkpoint_write(const std::string& dir) {
+  std::string newest;   // step_*.h5 names sort by step (zero-padded)
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.ends_with(".h5.tmp")) return name + " was left behind";
+    if (name == "latest.tmp") return "latest.tmp was left behind";
+    if (name.starts_with("step_") && name.ends_with(".h5") && name > newest) newest = name;
+  }
+  if (newest.empty()) return "";
+  std::string latest = read_file(dir + "/latest");
+  while (!latest.empty() && (latest.back() == '\n' || latest.back() == '/')) latest.pop_back();
+  if (latest != newest) return newest + " exists but latest names '" + latest + "'";
+  return "";
+}
+
+namespace {
+
+// True when `mpirun --version` names Open MPI 4.1 (the release whose teardown race
+// wait_for_killed_job tolerates on request).
+bool mpirun_is_open_mpi_41() {
+  static const bool is_41 = [] {
+    const RunResult r = run({"mpirun", "--version"}, std::chrono::seconds(60));
+    return r.status == 0 && (r.out + r.err).find("(Open MPI) 4.1.") != std::string::npos;
+  }();
+  return is_41;
+}
+
+}  // namespace
+
 ::testing::AssertionResult wait_for_killed_job(Process& p, const std::string& rank_name,
-                                               std::chrono::milliseconds limit) {
-  auto failed = [&] {
-    return ::testing::AssertionFailure() << "the job did not end after a rank was killed; still running: "
+                                               std::chrono::milliseconds limit, MpirunTeardownHang hang) {
+  auto failed = [&](const std::string& why) {
+    return ::testing::AssertionFailure() << "the job did not end within " << limit.count()
+                                         << " ms after a rank was killed (" << why << "); still running: "
                                          << describe_descendants(p.pid()) << "\nits stderr:\n" << p.err();
   };
   if (p.wait_for(limit)) return ::testing::AssertionSuccess();
+  if (hang == MpirunTeardownHang::kFailure) return failed("this test tolerates no hang");
   for (pid_t rank : descendants_named(p.pid(), rank_name))
-    if (char state = process_state(rank); state != 'Z' && state != '?') return failed();
-  if (p.err().find("mpirun noticed that process rank") == std::string::npos) return failed();
+    if (char state = process_state(rank); state != 'Z' && state != '?') return failed("a rank still runs");
+  if (p.err().find("mpirun noticed that process rank") == std::string::npos)
+    return failed("mpirun did not report the killed rank");
+  if (!mpirun_is_open_mpi_41()) return failed("this mpirun is not Open MPI 4.1, whose teardown race is known");
   std::printf("every rank ended and mpirun reported the kill, but mpirun itself hung (Open MPI 4.1's "
-              "teardown race, README \"Exit status\"); ending it\n");
+              "teardown race, README \"Exit status\"); the test tolerates it: ending mpirun\n");
+  ::testing::Test::RecordProperty("mpirun_teardown_hang", "tolerated");
   p.signal_group(SIGKILL);
-  return p.wait_for(std::chrono::seconds(10)) ? ::testing::AssertionSuccess() : failed();
+  return p.wait_for(std::chrono::seconds(10)) ? ::testing::AssertionSuccess() : failed("mpirun survived SIGKILL");
 }
 
 }  // namespace loom::test
