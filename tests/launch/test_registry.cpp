@@ -152,8 +152,8 @@ TEST(ModelRegistry, AKindDefinedOutsideLaunchTrainsThroughTheSharedPipeline) {
 TEST(ModelRegistry, ConfigKnowsEveryRegisteredKindAndSection) {
   std::vector<std::string> names;
   for (const ModelKind& k : model_kinds()) names.push_back(k.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"glove", "gpt", "toy", "word2vec"}));
-  EXPECT_EQ(model_kind_names(), "glove|gpt|toy|word2vec");
+  EXPECT_EQ(names, (std::vector<std::string>{"bert", "glove", "gpt", "toy", "word2vec"}));
+  EXPECT_EQ(model_kind_names(), "bert|glove|gpt|toy|word2vec");
   EXPECT_EQ(load_config_text("[train]\nmodel = \"toy\"\n[toy]\nlr = 0.5\n", "t.toml", {}).models.get<ToySection>().lr, 0.5);
   // Unknown kind: the error lists the registered ones; a near miss in a kind's section is suggested.
   std::string msg;
