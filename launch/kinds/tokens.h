@@ -12,8 +12,9 @@ namespace loom {
          "bpe = GPT-2 byte-level BPE (vocab.json + merges.txt); wordpiece = BERT's WordPiece "    \
          "(vocab.txt); char = one token per character")                                           \
   X_STR(vocab, "",                                                                                \
-        "bpe: the vocab.json file; wordpiece: BERT's vocab.txt; char: the character vocabulary " \
-        "file, learned from the corpus and written there when missing ('' = DIR/char_vocab.txt)") \
+        "bpe: the vocab.json file; wordpiece: BERT's vocab.txt ('' = learned from the corpus "    \
+        "into DIR/vocab.txt, tokens.vocab_size tokens); char: the character vocabulary file, "    \
+        "learned from the corpus and written there when missing ('' = DIR/char_vocab.txt)")       \
   X_BOOL(lowercase, true,                                                                         \
          "wordpiece: uncased BERT (lower case, accents stripped, as BERT's do_lower_case); false " \
          "= cased (text kept as is)")                                                             \

@@ -259,7 +259,7 @@ std::pair<uint64_t, uint64_t> rank_range(uint64_t total, int rank, int world) {
 
 struct TokenizerChoice {
   std::shared_ptr<const Tokenizer> tokenizer;   // null: a char vocabulary still to learn
-  std::string char_path;                        // where a learned char vocabulary goes
+  std::string learned_path;                     // where a vocabulary learned from the corpus goes
   std::string identity;                         // the fingerprint's tokenizer lines
 };
 
@@ -269,12 +269,16 @@ TokenizerChoice choose_tokenizer(const TokensSection& t, const std::string& dir)
     const std::vector<std::string> paths = {t.vocab, t.merges};
     c.tokenizer = load_tokenizer("bpe", paths);
   } else if (t.tokenizer == "wordpiece") {
-    const std::vector<std::string> paths = {t.vocab};
-    TokenizerLoadOptions opt;
-    opt.lowercase = t.lowercase;
-    c.tokenizer = load_tokenizer("wordpiece", paths, opt);
+    if (t.vocab.empty()) {   // learned from the corpus into DIR/vocab.txt (tokens.vocab_size tokens)
+      c.learned_path = dir + "/" + std::string(kWordPieceVocabFile);
+    } else {
+      const std::vector<std::string> paths = {t.vocab};
+      TokenizerLoadOptions opt;
+      opt.lowercase = t.lowercase;
+      c.tokenizer = load_tokenizer("wordpiece", paths, opt);
+    }
   } else {
-    c.char_path = t.vocab.empty() ? dir + "/" + std::string(kCharVocabFile) : t.vocab;
+    c.learned_path = t.vocab.empty() ? dir + "/" + std::string(kCharVocabFile) : t.vocab;
     if (!t.vocab.empty() && fs::exists(t.vocab)) {
       const std::vector<std::string> paths = {t.vocab};
       c.tokenizer = load_tokenizer("char", paths);
@@ -282,7 +286,13 @@ TokenizerChoice choose_tokenizer(const TokensSection& t, const std::string& dir)
   }
   c.identity = "tokens.tokenizer = " + t.tokenizer + "\n";
   c.identity += c.tokenizer ? "tokenizer.fingerprint = " + fingerprint_hex(c.tokenizer->fingerprint()) + "\n"
-                            : "tokenizer.learned_from_corpus = " + c.char_path + "\n";
+                            : "tokenizer.learned_from_corpus = " + c.learned_path + "\n" +
+                                  (t.tokenizer == "wordpiece" ? "tokens.vocab_size = " + std::to_string(t.vocab_size) +
+                                                                    "\ntokens.min_frequency = " +
+                                                                    std::to_string(t.min_frequency) +
+                                                                    "\ntokens.lowercase = " +
+                                                                    (t.lowercase ? "true\n" : "false\n")
+                                                              : "");
   return c;
 }
 
@@ -478,7 +488,7 @@ TokenData token_stage(Communicator& comm, const Config& config, const std::strin
           "tokens.documents = " + t.documents + "\ntokens.invalid_utf8 = " + t.invalid_utf8 + "\n" +
           (layout == TokenLayout::kSentences ? "tokens.layout = sentences\n" : "");
     outputs.push_back(manifest_path);
-    if (!choice.tokenizer) outputs.push_back(choice.char_path);
+    if (!choice.tokenizer) outputs.push_back(choice.learned_path);
     if (fs::exists(manifest_path)) {
       try {
         for (const ManifestEntry& e : parse_manifest(manifest_path).shards) outputs.push_back(data.dir + "/" + e.name);
@@ -489,14 +499,33 @@ TokenData token_stage(Communicator& comm, const Config& config, const std::strin
   }
   const bool reuse = agree_on_reuse(comm, fp_path, now, outputs, "tokens");
   const DocumentMode mode = document_mode(t.documents);
+  if (!choice.tokenizer && t.tokenizer == "wordpiece") {   // learned from the corpus (or reused with the shards)
+    if (!reuse) {
+      WordPieceOptions basic;
+      basic.lowercase = t.lowercase;
+      WordPieceTrainOptions opt;
+      opt.vocab_size = static_cast<size_t>(t.vocab_size);
+      opt.min_frequency = static_cast<uint64_t>(t.min_frequency);
+      const std::vector<std::string> tokens =
+          learn_wordpiece_vocab(comm, layout_of(comm, corpus), mode, invalid_utf8_of(t), threads, basic, opt);
+      if (comm.rank() == 0) WordPieceTokenizer(tokens, basic, choice.learned_path).save(choice.learned_path);
+      comm.barrier();
+      log::info("tokens", "learned " + std::to_string(tokens.size()) + " WordPiece tokens into " + choice.learned_path +
+                              " (tokens.vocab is empty)");
+    }
+    const std::vector<std::string> paths = {choice.learned_path};
+    TokenizerLoadOptions opt;
+    opt.lowercase = t.lowercase;
+    choice.tokenizer = load_tokenizer("wordpiece", paths, opt);
+  }
   if (!choice.tokenizer) {   // a character vocabulary learned from the corpus (or reused with the shards)
     if (!reuse) {
       std::vector<uint32_t> cps = learn_char_vocab(comm, layout_of(comm, corpus), mode, invalid_utf8_of(t));
-      if (comm.rank() == 0) CharTokenizer(cps).save(choice.char_path);
+      if (comm.rank() == 0) CharTokenizer(cps).save(choice.learned_path);
       comm.barrier();
-      log::info("tokens", "learned " + std::to_string(cps.size()) + " characters into " + choice.char_path);
+      log::info("tokens", "learned " + std::to_string(cps.size()) + " characters into " + choice.learned_path);
     }
-    const std::vector<std::string> paths = {choice.char_path};
+    const std::vector<std::string> paths = {choice.learned_path};
     choice.tokenizer = load_tokenizer("char", paths);
   }
   data.tokenizer = choice.tokenizer;
