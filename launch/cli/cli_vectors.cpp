@@ -42,7 +42,7 @@ int export_checkpoint(const VectorArgs& a) {
   CheckpointReader reader;
   reader.open(request.path);
   const std::string& kind = reader.meta().model_kind;
-  if (request.format.empty()) request.format = kind == "gpt" ? "safetensors" : "glove";
+  if (request.format.empty()) request.format = kind == "gpt" || kind == "bert" ? "safetensors" : "glove";
   for (const ModelKind& k : model_kinds())
     if (kind == k.name) {
       k.export_checkpoint(reader, request);
@@ -115,15 +115,17 @@ void register_export(CLI::App& app, CommandAction& chosen, VectorArgs& a) {
       "  `word ` + D little-endian float32 per word, as gensim reads with binary=True). Values\n"
       "  round-trip bit-exactly. GPT checkpoints: --format safetensors writes the directory\n"
       "  --out with model.safetensors, config.json and the run's tokenizer files, which\n"
-      "  transformers loads as GPT2LMHeadModel (and GPT2TokenizerFast for BPE). Needs no MPI\n"
-      "  launcher.\n",
+      "  transformers loads as GPT2LMHeadModel (and GPT2TokenizerFast for BPE); BERT\n"
+      "  checkpoints likewise as BertForPreTraining and BertTokenizerFast (vocab.txt,\n"
+      "  tokenizer_config.json). Needs no MPI launcher.\n",
       "  loom export runs/glove/checkpoints --format word2vec-bin --out vectors.bin\n"
       "  loom export runs/glove/checkpoints/step_00000100.h5 --out vectors.txt --output w\n"
       "  loom export runs/word2vec/checkpoints --format word2vec --out vectors.w2v\n"
-      "  loom export runs/gpt/checkpoints --format safetensors --out gpt-hf\n");
+      "  loom export runs/gpt/checkpoints --format safetensors --out gpt-hf\n"
+      "  loom export runs/bert/checkpoints --out bert-hf\n");
   cmd->add_option("checkpoint", a.checkpoint, "checkpoint file or directory")->required();
   cmd->add_option("--format", a.format,
-                  "glove | word2vec | word2vec-bin (vectors; default glove) | safetensors (GPT)")
+                  "glove | word2vec | word2vec-bin (vectors; default glove) | safetensors (GPT, BERT)")
       ->check(CLI::IsMember({"glove", "word2vec", "word2vec-bin", "safetensors"}));
   cmd->add_option("--out", a.out, "file to write (safetensors: a directory)")->required();
   cmd->add_option("--output", a.output, "sum | w | concat (default: the checkpoint's glove.output)")
@@ -134,20 +136,22 @@ void register_export(CLI::App& app, CommandAction& chosen, VectorArgs& a) {
 void register_eval(CLI::App& app, CommandAction& chosen, VectorArgs& a) {
   CLI::App* eval = add_command(
       app, "eval", "evaluate: a language model's held-out loss, or word vectors (analogy, similarity)",
-      "  `loom eval CKPT` (a GPT checkpoint file or directory): the mean token loss and the\n"
-      "  perplexity on the held-out split of the checkpoint's run (its stored config says\n"
-      "  how; --set changes it, e.g. --set gpt.eval_batches=100), with the unigram baseline.\n"
-      "  Runs on the ranks of the launch (mpirun -np N splits the windows).\n"
+      "  `loom eval CKPT` (a GPT or BERT checkpoint file or directory) on the held-out split\n"
+      "  of the checkpoint's run (its stored config says how; --set changes it, e.g. --set\n"
+      "  gpt.eval_batches=100): GPT's mean token loss and perplexity with the unigram\n"
+      "  baseline; BERT's masked-LM loss and accuracy and next-sentence loss and accuracy.\n"
+      "  Runs on the ranks of the launch (mpirun -np N splits the windows or examples).\n"
       "  Word vectors: `loom eval analogy VECTORS QUESTIONS` and `loom eval similarity\n"
       "  VECTORS PAIRS`; see `loom eval analogy --help` and `loom eval similarity --help`.\n",
       "  loom eval runs/gpt/checkpoints\n"
       "  mpirun -np 2 loom eval runs/gpt/checkpoints/step_00001000.h5 --windows 512\n"
+      "  loom eval runs/bert/checkpoints --windows 1024\n"
       "  loom eval analogy runs/glove/vectors.txt ../shared/data/questions-words.txt\n"
       "  loom eval similarity runs/glove/vectors.bin ../shared/data/wordsim353.tsv\n");
   eval->require_subcommand(0, 1);
   eval->add_option("checkpoint", a.checkpoint, "a language model checkpoint file or directory");
   eval->add_option("--set", a.set, "override a key of the checkpoint's config, section.key=value");
-  eval->add_option("--windows", a.windows, "held-out windows to evaluate (default: gpt.eval_batches batches)")
+  eval->add_option("--windows", a.windows, "held-out windows (GPT) or sentence pairs (BERT) to evaluate (default: eval_batches batches)")
       ->check(CLI::NonNegativeNumber);
   eval->callback([&chosen, &a, eval] {
     if (!eval->get_subcommands().empty()) return;
