@@ -18,3 +18,15 @@ set_property(TEST test_gpt_export APPEND PROPERTY ENVIRONMENT
              "LOOM_PYTHON=${PROJECT_SOURCE_DIR}/.venv/bin/python"
              "LOOM_GPT_REFERENCE=${PROJECT_SOURCE_DIR}/tests/python/gpt_reference.py"
              "LOOM_HF_LOAD_GPT=${PROJECT_SOURCE_DIR}/tests/python/hf_load_gpt.py")
+
+# BERT's Hugging Face export: a run's RUN_DIR/hf and `loom export` loaded by transformers'
+# BertForPreTraining (logits) and BertTokenizerFast (ids) (tests/python/hf_load_bert.py).
+loom_add_test(test_bert_export
+  SOURCES ${LOOM_TEST_DIR}/test_bert_export.cpp
+  LIBS loom_launch
+  LABELS e2e TIMEOUT 600)
+add_dependencies(test_bert_export loom)
+set_property(TEST test_bert_export APPEND PROPERTY ENVIRONMENT
+             "LOOM_PYTHON=${PROJECT_SOURCE_DIR}/.venv/bin/python"
+             "LOOM_GPT_REFERENCE=${PROJECT_SOURCE_DIR}/tests/python/gpt_reference.py"
+             "LOOM_HF_LOAD_BERT=${PROJECT_SOURCE_DIR}/tests/python/hf_load_bert.py")
