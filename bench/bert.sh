@@ -85,7 +85,8 @@ shape_vocab() { case $1 in tiny) echo 8192 ;; base) echo 30522 ;; esac; }
 loom_common_args() {  # loom_common_args RUN_DIR CORPUS VOCAB_DIR TOKENS_DIR
   echo "--set run.dir=$1 --set run.threads=$threads --set run.seed=$seed --set corpus.paths=[\"$2\"]" \
        "--set tokens.tokenizer=wordpiece --set tokens.vocab=$3/vocab.txt --set tokens.documents=blank_line" \
-       "--set tokens.dir=$4 --set tokens.heldout_fraction=0.1 --set checkpoint.every_minutes=0"
+       "--set tokens.dir=$4 --set tokens.heldout_fraction=0.1 --set checkpoint.every_minutes=0" \
+       "--set checkpoint.every_steps=0"
 }
 loom_speed_args() { echo "--set bert.eval_every=0 --set bert.eval_batches=1"; }
 loom_learn_args() {   # loom_learn_args STEPS EVAL_BATCHES: bert-tiny's schedule (as bert_learn_torch.py's)
@@ -298,7 +299,8 @@ import json, sys
 l = json.load(open(sys.argv[1])); wall = float(sys.argv[2])
 t = json.loads([x for x in open(sys.argv[3]) if x.startswith("RESULT ")][-1][7:])
 print(f"held-out: {t['examples']} examples (loom's first held-out ones), {t['masked_positions']} masked positions")
-print(f"loom   : {sys.argv[4]} steps, wall {wall:.0f} s (process), MLM accuracy {l['mlm_accuracy']:.4f}, "
+print(f"loom   : {sys.argv[4]} steps, wall {l.get('seconds', {}).get('train', float('nan')):.0f} s (training and "
+      f"its final evaluation; the process {wall:.0f} s), MLM accuracy {l['mlm_accuracy']:.4f}, "
       f"NSP accuracy {l['nsp_accuracy']:.4f}, MLM loss {l.get('mlm_loss', float('nan')):.4f}, "
       f"NSP loss {l.get('nsp_loss', float('nan')):.4f}")
 print(f"PyTorch: {t['steps']} steps, wall {t['train_s']:.0f} s (training), MLM accuracy {t['mlm_accuracy']:.4f}, "
