@@ -28,6 +28,10 @@ loom_add_test(test_gpt_model
   SOURCES ${LOOM_TEST_DIR}/test_gpt_model.cpp
   LIBS loom_models)
 
+loom_add_test(test_bert_model
+  SOURCES ${LOOM_TEST_DIR}/test_bert_model.cpp
+  LIBS loom_models)
+
 # BERT (models/bert): the network's gradient against finite differences in double, float32
 # against float64, gathered MLM rows against all positions, and against Hugging Face's
 # BertForPreTraining in PyTorch float64.
