@@ -9,6 +9,9 @@
 #                                    (examples/glove-wiki17m-d300.toml: D 300, 15 iterations)
 #   scripts/main.sh --np N ...       another number of ranks
 # Extra loom options go after `--`, e.g. scripts/main.sh -- --set glove.epochs=50
+# The run continues its run directory (--resume auto): a second call resumes the finished
+# run (nothing left to train, the results again); a new run needs another run.dir
+# (-- --set run.dir=runs/other) or the old directory removed.
 set -euo pipefail
 caller=$PWD
 cd "$(dirname "$0")/.."
@@ -22,7 +25,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 loom=("${LOOM_BUILD_DIR:-build}/loom")
 mpirun=(mpirun -np "$np" --oversubscribe --bind-to none --mca mpi_yield_when_idle 1)
 if [[ ${#corpus[@]} -eq 0 ]]; then
-  exec "${mpirun[@]}" "${loom[@]}" train examples/glove.toml "$@"
+  exec "${mpirun[@]}" "${loom[@]}" train examples/glove.toml --resume auto "$@"
 fi
 paths=""
 for c in "${corpus[@]}"; do
@@ -34,4 +37,4 @@ sets=(--set "corpus.paths=[$paths]" --set run.name=glove-corpus --set eval.every
 # The analogy and similarity files of ../shared/data, where they exist.
 [[ -f ../shared/data/questions-words.txt ]] || sets+=(--set eval.analogy=)
 [[ -f ../shared/data/wordsim353.tsv ]] || sets+=(--set eval.similarity=)
-exec "${mpirun[@]}" "${loom[@]}" train examples/glove-wiki17m-d300.toml "${sets[@]}" "$@"
+exec "${mpirun[@]}" "${loom[@]}" train examples/glove-wiki17m-d300.toml --resume auto "${sets[@]}" "$@"
