@@ -10,7 +10,7 @@
       checks that both are tied. Runs CASE.h5's /batch/tokens, /batch/segments and
       /batch/key_mask (B, T) int and writes OUT.h5 /mlm_logits (B, T, V) and /nsp_logits
       (B, 2) float32. Then BertTokenizerFast.from_pretrained(EXPORT_DIR) encodes CASE.h5's
-      root attr `text` (UTF-8, no special tokens added) into OUT.h5 /token_ids (N,) int32.
+      root attr `text` (UTF-8, no special tokens added) into OUT.h5 /token_ids (N,) int64.
       OUT.h5 attrs: transformers_version, torch_version, missing_keys (the tied ones seen).
 """
 import os
@@ -72,7 +72,7 @@ def main(argv):
     nsp = out.seq_relationship_logits.float().numpy()     # (B, 2)
 
     tok = BertTokenizerFast.from_pretrained(export_dir)
-    ids = np.asarray(tok(str(text or ""), add_special_tokens=False).input_ids, np.int32)
+    ids = np.asarray(tok(str(text or ""), add_special_tokens=False).input_ids, np.int64)
 
     with h5py.File(out_path, "w") as f:
         f.create_dataset("mlm_logits", data=mlm.astype(np.float32))
