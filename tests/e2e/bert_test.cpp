@@ -6,7 +6,8 @@
 //     [BERT data parallelism]); another seed gives clearly different numbers, so the
 //     tolerances mean something; an uneven slice (batch 7 at np 2) trains np 1's model;
 //   - the held-out MLM loss falls well below ln(V) (the uniform guess), NSP accuracy is
-//     reported; `loom eval` prints eval.json's final MLM and NSP figures; LAMB trains too;
+//     reported; after 400 steps the MLM accuracy beats the most frequent token's share;
+//     `loom eval` prints eval.json's final MLM and NSP figures; LAMB trains too;
 //   - bad inputs end with README's exit status (2: config, 1: data) and a message naming
 //     the cause.
 #include <gtest/gtest.h>
