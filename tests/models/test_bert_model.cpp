@@ -164,7 +164,9 @@ double heldout_after_training(BertOptimizerKind kind, double lr, bool nsp, BertE
   for (int64_t s = 0; s < o.steps; ++s) step(m, comm, s);
   const BertEval last = m.evaluate_heldout(comm, 64);
   EXPECT_EQ(last.examples, 64);
-  if (nsp) EXPECT_GT(last.nsp_accuracy, 0.6) << "IsNext is learnable here";
+  if (nsp) {
+    EXPECT_GT(last.nsp_accuracy, 0.6) << "IsNext is learnable here";
+  }
   return last.mlm_loss + last.nsp_loss;
 }
 
