@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <functional>
 #include <map>
+#include <thread>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -581,6 +583,11 @@ std::string save_checkpoint(Communicator& comm, const std::string& dir, const st
   // Phase 4: rank 0 makes it durable and visible: fsync, rename, fsync DIR, latest.
   agree(comm, run_guarded([&] {
     if (rank != 0) return;
+    // Fault injection for the kill tests (tests/fault): LOOM_FAULT_CHECKPOINT_PAUSE_MS keeps
+    // the written .tmp that long before it becomes durable and visible, so that a kill aimed
+    // at a write lands inside it even when writes take microseconds. Unset: no pause.
+    if (const char* pause = std::getenv("LOOM_FAULT_CHECKPOINT_PAUSE_MS"))
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::strtol(pause, nullptr, 10)));
     fsync_path(tmp_path, false);
     rename_path(tmp_path, final_path);
     fsync_path(dir, true);

@@ -119,7 +119,11 @@ TEST_P(KillResume, TwentyKillsEndBitForBitEqualToAnUninterruptedRun) {
     Job job{np, dir.path(), args};
     std::string unfinished;
     {
+      // Write-aimed kills: each checkpoint write pauses 300 ms with its .tmp complete
+      // (LOOM_FAULT_CHECKPOINT_PAUSE_MS), so the kill that follows the write's first sight lands inside it.
+      if (i % 2 == 0) ::setenv("LOOM_FAULT_CHECKPOINT_PAUSE_MS", "300", 1);
       Process p(command(job));
+      ::unsetenv("LOOM_FAULT_CHECKPOINT_PAUSE_MS");
       if (i % 2 == 0) {
         // Let a random number of writes end (their tmp file renamed), then kill inside the
         // next, with the ranks found beforehand so that the kill follows the event at once.

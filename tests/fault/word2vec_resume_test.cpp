@@ -80,7 +80,10 @@ TEST_P(Word2VecKillResume, KilledRankThenResumeAutoEqualsAnUninterruptedRunBitFo
       std::string unfinished;
       std::vector<std::string> committed;   // complete checkpoints when the job died
       {
+        // Write-aimed kills: each write pauses 300 ms with its .tmp complete (LOOM_FAULT_CHECKPOINT_PAUSE_MS).
+        if (kind == 0) ::setenv("LOOM_FAULT_CHECKPOINT_PAUSE_MS", "300", 1);
         Process p(command(np, run_dir));
+        ::unsetenv("LOOM_FAULT_CHECKPOINT_PAUSE_MS");
         const std::vector<pid_t> ranks = wait_for_ranks(p, "loom", static_cast<size_t>(np), 120s);
         ASSERT_EQ(ranks.size(), static_cast<size_t>(np)) << what << ":\n" << p.err();
         if (kind == 0) {   // let 1 to 3 checkpoints commit (their tmp renamed), then kill inside the next write
