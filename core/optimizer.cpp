@@ -160,4 +160,27 @@ void Lamb::step(ParamStore& params, double lr) {
   }
 }
 
+double clip_grad_norm(ParamStore& params, double max_norm) {
+  float* g = params.grads().f32();
+  const int64_t n = params.total_elements();
+  constexpr int64_t kBlocks = 256;
+  double partial[kBlocks] = {};
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < kBlocks; ++b) {
+    const int64_t lo = n * b / kBlocks, hi = n * (b + 1) / kBlocks;
+    double sum = 0.0;
+    for (int64_t i = lo; i < hi; ++i) sum += double(g[i]) * double(g[i]);
+    partial[b] = sum;
+  }
+  double sum = 0.0;
+  for (double v : partial) sum += v;
+  const double norm = std::sqrt(sum);
+  if (max_norm > 0.0 && norm > max_norm) {
+    const auto factor = static_cast<float>(max_norm / (norm + 1e-6));
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) g[i] *= factor;
+  }
+  return norm;
+}
+
 }  // namespace loom

@@ -113,4 +113,11 @@ class Lamb final : public Optimizer {
   std::vector<double> trust_;
 };
 
+// Scales params' gradients so that their global norm is at most max_norm (0: no clipping)
+// and returns the norm before clipping. Σ g² runs over 256 fixed blocks of the packed buffer,
+// each summed in one thread and added in order, so the norm does not depend on the thread
+// count. Transformers call it after GradSync::finish, when every rank holds the same
+// gradient: the local norm IS the global one.
+double clip_grad_norm(ParamStore& params, double max_norm);
+
 }  // namespace loom

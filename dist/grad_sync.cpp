@@ -168,4 +168,18 @@ void GradSync::reset_stats() {
   stats_.bytes_per_step = bytes;
 }
 
+GradSyncReport grad_sync_report(const GradSyncStats& s, double blocking_allreduce_s) {
+  GradSyncReport rep;
+  rep.buckets = s.buckets;
+  rep.bytes_per_step = s.bytes_per_step;
+  rep.blocking_allreduce_s = std::max(0.0, blocking_allreduce_s);
+  rep.exposed_s = s.steps > 0 ? s.wait_s / double(s.steps) : 0.0;
+  rep.buckets_done_early =
+      s.steps > 0 && s.buckets > 0 ? double(s.done_early) / double(s.steps * s.buckets) : 0.0;
+  rep.hidden_fraction = rep.blocking_allreduce_s > 0.0
+                            ? std::clamp(1.0 - rep.exposed_s / rep.blocking_allreduce_s, 0.0, 1.0)
+                            : 0.0;
+  return rep;
+}
+
 }  // namespace loom

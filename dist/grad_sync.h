@@ -82,6 +82,20 @@ struct GradSyncStats {
   double finish_s = 0.0;
 };
 
+// What a transformer reports of its gradient synchronisation (eval.json's "allreduce"),
+// from GradSync's stats and one blocking allreduce of every bucket measured at start.
+struct GradSyncReport {
+  double blocking_allreduce_s = 0.0;   // one blocking allreduce of all buckets
+  double exposed_s = 0.0;              // mean per step: waiting in GradSync::finish
+  double hidden_fraction = 0.0;        // 1 − exposed / blocking, in [0, 1]; the wait also
+                                       // holds any time spent waiting for a slower rank
+  double buckets_done_early = 0.0;     // fraction of bucket allreduces already complete when
+                                       // backward ended (entirely hidden)
+  int buckets = 0;
+  int64_t bytes_per_step = 0;
+};
+GradSyncReport grad_sync_report(const GradSyncStats& stats, double blocking_allreduce_s);
+
 class GradSync {
  public:
   // `params` must be finalized and outlive this object; `comm` is the communicator for

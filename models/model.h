@@ -87,6 +87,14 @@ class Model {
   virtual std::vector<std::string> shape_keys() const = 0;
 };
 
+class Optimizer;
+
+// Every (parameter, slot) view of an optimizer over `params`, in declaration order: what a
+// Model's optimizer_slots() returns when one Optimizer holds its whole state.
+std::vector<OptimizerSlot> optimizer_slots_of(const Optimizer& optimizer, const ParamStore& params);
+// Reads those slots back from a checkpoint (Model::restore).
+void read_optimizer_slots(const CheckpointReader& reader, const Optimizer& optimizer, const ParamStore& params);
+
 // The model kinds loom knows, in the order `loom --help` lists them.
 std::string_view model_kind_list();
 

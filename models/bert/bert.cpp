@@ -120,30 +120,6 @@ BertLosses Bert::run_forward(int64_t offset, int64_t n) {
   return net_.forward(BertInputs{tokens, segments, mask, positions, labels, nsp});
 }
 
-// Σ g² in a fixed order, as Gpt::clip_gradients: independent of the thread count.
-double Bert::clip_gradients() {
-  float* g = net_.params().grads().f32();
-  const int64_t n = net_.params().total_elements();
-  constexpr int64_t kBlocks = 256;
-  double partial[kBlocks] = {};
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < kBlocks; ++b) {
-    const int64_t lo = n * b / kBlocks, hi = n * (b + 1) / kBlocks;
-    double s = 0.0;
-    for (int64_t i = lo; i < hi; ++i) s += double(g[i]) * double(g[i]);
-    partial[b] = s;
-  }
-  double sum = 0.0;
-  for (double p : partial) sum += p;
-  const double norm = std::sqrt(sum);
-  if (options_.grad_clip > 0.0 && norm > options_.grad_clip) {
-    const auto factor = static_cast<float>(options_.grad_clip / (norm + 1e-6));
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) g[i] *= factor;
-  }
-  return norm;
-}
-
 StepStats Bert::train_step(const StepContext& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t B = options_.batch_size, T = options_.seq_len, P = options_.max_predictions;
@@ -192,7 +168,7 @@ StepStats Bert::train_step(const StepContext& ctx) {
   }
   if (count == 0) sync.mark_all_ready();   // more ranks than examples: send zeros
   sync.finish(1.0);
-  clip_gradients();
+  clip_grad_norm(params, options_.grad_clip);
   const double lr = bert_lr(options_, ctx.step);
   optimizer_->step(params, lr);
   steps_done_ = ctx.step + 1;
@@ -252,25 +228,11 @@ BertEval Bert::evaluate_heldout(Communicator& comm, int64_t examples) {
 }
 
 BertSyncReport Bert::sync_report() const {
-  BertSyncReport rep;
-  if (sync_ == nullptr) return rep;
-  const GradSyncStats& s = sync_->stats();
-  rep.buckets = s.buckets;
-  rep.bytes_per_step = s.bytes_per_step;
-  rep.blocking_allreduce_s = std::max(0.0, blocking_allreduce_s_);
-  rep.exposed_s = s.steps > 0 ? s.wait_s / double(s.steps) : 0.0;
-  rep.buckets_done_early =
-      s.steps > 0 && s.buckets > 0 ? double(s.done_early) / double(s.steps * s.buckets) : 0.0;
-  return rep;
+  return sync_ == nullptr ? BertSyncReport{} : grad_sync_report(sync_->stats(), blocking_allreduce_s_);
 }
 
 std::vector<OptimizerSlot> Bert::optimizer_slots() {
-  std::vector<OptimizerSlot> slots;
-  const ParamStore& params = net_.params();
-  for (int i = 0; i < params.size(); ++i)
-    for (const std::string& s : optimizer_->slot_names())
-      slots.push_back({params.entry(i).name, s, optimizer_->slot_view(i, s)});
-  return slots;
+  return optimizer_slots_of(*optimizer_, net_.params());
 }
 
 // The held-out curve rides in the checkpoint as GPT's does: (step, 4 doubles' bits, examples).
@@ -290,10 +252,7 @@ std::vector<RankState> Bert::rank_state() const {
 }
 
 void Bert::restore(const CheckpointReader& reader, int64_t step) {
-  const ParamStore& params = net_.params();
-  for (int i = 0; i < params.size(); ++i)
-    for (const std::string& s : optimizer_->slot_names())
-      reader.read_slot(params.entry(i).name, s, optimizer_->slot_view(i, s));
+  read_optimizer_slots(reader, *optimizer_, net_.params());
   const std::vector<uint64_t> data = reader.read_state("data");
   LOOM_CHECK(data.size() >= 2, DataError, reader.path() + ": /state/data has too few words");
   const auto examples = int64_t(data[0]);

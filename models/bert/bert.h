@@ -90,14 +90,7 @@ struct BertEval {
   int64_t examples = 0;
 };
 
-// Gradient synchronisation as GPT reports it (Note [What GradSync measures]).
-struct BertSyncReport {
-  double blocking_allreduce_s = 0.0;
-  double exposed_s = 0.0;
-  double buckets_done_early = 0.0;
-  int buckets = 0;
-  int64_t bytes_per_step = 0;
-};
+using BertSyncReport = GradSyncReport;
 
 // The learning rate at `step` (warm-up, then linear or cosine decay to lr_min).
 double bert_lr(const BertOptions& o, int64_t step);
@@ -141,7 +134,6 @@ class Bert final : public Model {
  private:
   GradSync& sync_for(const StepContext& ctx);
   void load_examples(const BertExampleSource& source, int64_t first, int64_t count);
-  double clip_gradients();
   BertLosses run_forward(int64_t offset, int64_t n);
 
   BertOptions options_;

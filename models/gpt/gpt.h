@@ -68,17 +68,7 @@ struct GptEval {
   int64_t windows = 0;
 };
 
-// What one rank measured of gradient synchronisation (Note [What GradSync measures]).
-struct GptSyncReport {
-  double blocking_allreduce_s = 0.0;   // one blocking allreduce of all buckets, measured at start
-  double exposed_s = 0.0;              // mean per step: waiting in GradSync::finish
-  double hidden_fraction = 0.0;        // 1 − exposed / blocking, in [0, 1]; the wait also
-                                       // holds any time spent waiting for a slower rank
-  double buckets_done_early = 0.0;     // fraction of bucket allreduces already complete when
-                                       // backward ended (entirely hidden)
-  int buckets = 0;
-  int64_t bytes_per_step = 0;
-};
+using GptSyncReport = GradSyncReport;
 
 class Gpt final : public Model {
  public:
@@ -123,7 +113,6 @@ class Gpt final : public Model {
  private:
   GradSync& sync_for(const StepContext& ctx);
   void load_windows(const WindowSource& source, int64_t first, int64_t count);
-  double clip_gradients();
 
   GptOptions options_;
   Communicator& comm_;
