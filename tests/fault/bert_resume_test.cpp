@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -106,7 +107,12 @@ TEST_P(BertKillResume, KilledRankThenResumeAutoEqualsAnUninterruptedRunBitForBit
     const std::string run_dir = dir_->file("kill" + std::to_string(np) + "_" + std::to_string(i));
     bool in_write = false;
     {
+      // Every checkpoint write of the killed run pauses 300 ms with its .tmp complete
+      // (LOOM_FAULT_CHECKPOINT_PAUSE_MS): the write-aimed kill lands inside it, and the run
+      // outlasts the random instant even on a fast machine.
+      ::setenv("LOOM_FAULT_CHECKPOINT_PAUSE_MS", "300", 1);
       Process p(command(np, run_dir));
+      ::unsetenv("LOOM_FAULT_CHECKPOINT_PAUSE_MS");
       if (i == 0) {   // let 1 or 2 checkpoints commit, then kill inside the next write
         const int skip = 1 + static_cast<int>(gen() % 2);
         for (int s = 0; s <= skip && (in_write = wait_for_checkpoint_write(run_dir + "/checkpoints", p, 120s)); ++s) {
