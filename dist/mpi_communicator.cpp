@@ -46,6 +46,7 @@ std::string launcher_mismatch(int announced) {
     return "mpirun started " + n + " ranks but MPI sees a world of 1: this program is linked "
            "against another MPI library than the mpirun that launched it. Use the mpirun of "
            "the MPI loom was built with (" + MpiCommunicator::library_version() + ")";
+  if (std::string torchrun = torchrun_problem(); !torchrun.empty()) return torchrun;
   return "the process manager announced " + n + " ranks (PMI_SIZE/PMIX_SIZE) but MPI sees a "
          "world of 1: launch with the mpirun of the MPI loom was built with, or with srun "
          "--mpi=pmix";

@@ -70,7 +70,16 @@ class MpiCommunicator final : public Communicator {
 
 // The number of ranks the launcher announced through its environment (Open MPI's
 // OMPI_COMM_WORLD_SIZE, SLURM's SLURM_STEP_NUM_TASKS inside an srun step, PMI_SIZE,
-// PMIX_SIZE...), or 0 when no launcher started this process.
+// PMIX_SIZE...; torchrun's WORLD_SIZE, which MPI cannot join), or 0 when no launcher
+// started this process.
 int launcher_world_size();
+
+// WORLD_SIZE when RANK and WORLD_SIZE > 1 are set as torchrun sets them and no MPI or SLURM
+// launcher is around them (Note [torchrun] in dist/launcher.cpp); else 0.
+int torchrun_world_size();
+
+// Why a torchrun launch cannot start loom's ranks and what to run instead; "" when
+// torchrun_world_size() is 0.
+std::string torchrun_problem();
 
 }  // namespace loom

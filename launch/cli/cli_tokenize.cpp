@@ -69,12 +69,14 @@ int train_tokenizer(Session& session, const std::string& out) {
   Communicator& comm = session.comm();
   const Config& config = session.config();
   const TokensSection& t = config.models.get<TokensSection>();
-  const CorpusLayout layout = CorpusLayout::scan(comm, corpus_options(config));
-  const DocumentMode mode = document_mode(t.documents);
-  const InvalidUtf8 policy = t.invalid_utf8 == "replace" ? InvalidUtf8::kReplace : InvalidUtf8::kError;
   std::error_code ec;
   if (comm.rank() == 0) std::filesystem::create_directories(out, ec);
   if (ec) throw IoError("cannot create the directory " + out + ": " + ec.message());
+  // The corpus: its files, or standard input ('-') copied into --out first.
+  const CorpusPlan corpus = prepare_corpus(comm, config, out);
+  const CorpusLayout layout = CorpusLayout::scan(comm, corpus.options);
+  const DocumentMode mode = document_mode(t.documents);
+  const InvalidUtf8 policy = t.invalid_utf8 == "replace" ? InvalidUtf8::kReplace : InvalidUtf8::kError;
   std::vector<std::string> written;
   std::string what;
   if (t.tokenizer == "bpe") {

@@ -19,6 +19,7 @@
 #include "io/checkpoint.h"
 #include "launch/cli/cli.h"
 #include "launch/config/config.h"
+#include "launch/config/config_engine.h"
 #include "launch/cli/selftest.h"
 #include "launch/run/session.h"
 
@@ -33,6 +34,80 @@ std::string version_text() {
          loom::kBuildType + "\nCUDA " + (loom::kWithCuda ? "on" : "off") + "\n";
 }
 
+std::vector<std::string> subcommand_names(CLI::App& app) {
+  std::vector<std::string> names;
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) names.push_back(sub->get_name());
+  return names;
+}
+
+// "unknown subcommand 'trian' (did you mean 'train'?); the subcommands: ..." for `what`
+// typed where a subcommand of `app` (named `path`, e.g. "loom" or "loom eval") belongs.
+std::string unknown_subcommand(CLI::App& app, const std::string& path, const std::string& what) {
+  const std::vector<std::string> names = subcommand_names(app);
+  const std::string best = loom::closest_name(what, names);
+  std::string list;
+  for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
+  return path + ": unknown subcommand '" + what + "'" + (best.empty() ? "" : "; did you mean '" + best + "'?") +
+         "\nSubcommands of " + path + ": " + list + "\nRun `" + path + " --help` for what each does.\n";
+}
+
+// Note [A CLI that helps]
+// What CLI11 alone answered "A subcommand is required" to is settled before it parses:
+//  - `loom` alone prints the usage to stderr and exits 2 (kExitUsage: nothing was asked
+//    for, as with a bad command line; a script that calls `loom` without a subcommand is
+//    wrong and must not pass);
+//  - `loom help [SUBCOMMAND...]` is `loom [SUBCOMMAND...] --help` (stdout, exit 0);
+//  - `loom version`, `loom -v` are `loom --version`;
+//  - a first word that is no subcommand (and no option) is refused with the nearest
+//    subcommand, found as config keys find theirs (closest_name), and the list of them.
+// Returns the arguments to parse, or sets *exit_now to the status to exit with.
+std::vector<std::string> settle_command_words(CLI::App& app, std::vector<std::string> args, int* exit_now) {
+  *exit_now = -1;
+  if (args.size() == 1) {
+    std::fputs(app.help().c_str(), stderr);
+    std::fputs("\nloom: a subcommand is required (see above; `loom help SUBCOMMAND` for its manual)\n", stderr);
+    *exit_now = loom::kExitUsage;
+    return args;
+  }
+  if (args[1] == "version" || args[1] == "-v") {
+    std::fputs(version_text().c_str(), stdout);
+    *exit_now = 0;
+    return args;
+  }
+  if (args[1] == "help") {
+    std::vector<std::string> out = {args[0]};
+    CLI::App* at = &app;
+    std::string path = "loom";
+    for (size_t i = 2; i < args.size(); ++i) {
+      CLI::App* sub = nullptr;
+      try {
+        sub = at->get_subcommand(args[i]);
+      } catch (const CLI::OptionNotFound&) {
+      }
+      if (sub == nullptr || args[i] == "help" || args[i] == "version") {
+        if (sub != nullptr) break;   // `loom help help`: the top-level usage
+        std::fputs(unknown_subcommand(*at, path, args[i]).c_str(), stderr);
+        *exit_now = loom::kExitUsage;
+        return args;
+      }
+      out.push_back(args[i]);
+      path += " " + args[i];
+      at = sub;
+    }
+    out.push_back("--help");
+    return out;
+  }
+  if (!args[1].empty() && args[1][0] != '-') {
+    bool known = false;
+    for (const std::string& n : subcommand_names(app)) known = known || n == args[1];
+    if (!known) {
+      std::fputs(unknown_subcommand(app, "loom", args[1]).c_str(), stderr);
+      *exit_now = loom::kExitUsage;
+    }
+  }
+  return args;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -44,8 +119,12 @@ int main(int argc, char** argv) {
       "overrides, and writes its outputs to a run directory.",
       "loom"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", version_text(), "print version, git commit, build type, CUDA on/off");
-  app.footer(std::string("Run `loom SUBCOMMAND --help` for the manual of each subcommand.\n\n") + loom::kExitStatusText);
+  app.set_version_flag("-v,--version", version_text(), "print version, git commit, build type, CUDA on/off");
+  app.footer(std::string("Run `loom help SUBCOMMAND` (or `loom SUBCOMMAND --help`) for the manual of each "
+                         "subcommand.\n\n") + loom::kExitStatusText);
+  // Listed for `loom --help`; settle_command_words answers both before CLI11 parses.
+  app.add_subcommand("help", "print this usage, or with SUBCOMMAND its manual: loom help train");
+  app.add_subcommand("version", "print version, git commit, build type, CUDA on/off (also -v, --version)");
 
   // ---- selftest ---------------------------------------------------------------------
   std::string selftest_config;
@@ -105,8 +184,14 @@ int main(int argc, char** argv) {
   loom::register_tokenize_commands(app, chosen);
   loom::register_gpt_commands(app, chosen);
 
+  int exit_now = -1;
+  std::vector<std::string> args =
+      settle_command_words(app, std::vector<std::string>(argv, argv + argc), &exit_now);
+  if (exit_now >= 0) return exit_now;
   try {
-    app.parse(argc, argv);
+    // CLI11 parses a vector in reverse order (it pops from the back).
+    std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);
+    app.parse(reversed);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : loom::kExitUsage;
   }

@@ -1,11 +1,14 @@
 // loom's Config: the schema instance and the public entry points; see config.h.
 #include "launch/config/config.h"
 
+#include <glob.h>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <variant>
 
 #include "core/error.h"
 #include "launch/config/config_engine.h"
@@ -58,9 +61,95 @@ Config load_config_text(std::string_view text, const std::string& origin,
   return config;
 }
 
+const std::vector<std::string>& config_input_path_keys() {
+  static const std::vector<std::string> kKeys = {"corpus.paths", "eval.analogy", "eval.similarity",
+                                                 "tokens.vocab", "tokens.merges", "checkpoint.resume"};
+  return kKeys;
+}
+
+namespace {
+
+// The field of "section.key" inside `config` (Note [Paths in a config]: the keys are
+// looked up through the schema, so launch/config needs no model kind's header).
+ConfigFieldRef field_of(Config& config, std::string_view key) {
+  const size_t dot = key.find('.');
+  for (const ConfigSectionInfo& section : schema()) {
+    if (key.substr(0, dot) != section.name) continue;
+    for (const ConfigKeyInfo& info : section.keys)
+      if (key.substr(dot + 1) == info.key) return info.field(section.section(&config));
+  }
+  LOOM_ASSERT(false, "input path key " + std::string(key) + " is not in the schema");
+  return {};
+}
+
+// Calls fn(key, path) for every input path the config names (one per list element).
+template <typename Fn>
+void for_each_input_path(Config& config, Fn fn) {
+  for (const std::string& key : config_input_path_keys()) {
+    ConfigFieldRef field = field_of(config, key);
+    if (auto* list = std::get_if<std::vector<std::string>*>(&field)) {
+      for (std::string& p : **list) fn(key, p);
+    } else {
+      fn(key, *std::get<std::string*>(field));
+    }
+  }
+}
+
+bool names_a_file(const std::string& key, const std::string& path) {
+  if (path.empty()) return false;
+  if (key == "corpus.paths" && path == "-") return false;
+  if (key == "checkpoint.resume" && path == "auto") return false;
+  return true;
+}
+
+// Makes every relative input path absolute against `base` (an absolute directory).
+void resolve_input_paths(Config& config, const std::filesystem::path& base) {
+  for_each_input_path(config, [&](const std::string& key, std::string& path) {
+    if (!names_a_file(key, path) || std::filesystem::path(path).is_absolute()) return;
+    path = (base / path).lexically_normal().string();
+  });
+}
+
+}  // namespace
+
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   const std::string text = path.empty() ? std::string() : read_config_file(path);
-  return load_config_text(text, path.empty() ? "<defaults>" : path, overrides);
+  Config config = load_config_text(text, path.empty() ? "<defaults>" : path, {});
+  std::error_code ec;
+  const std::filesystem::path cwd = std::filesystem::current_path(ec);
+  if (ec) throw ConfigError("cannot resolve the config's paths: the current directory is unreadable: " + ec.message());
+  if (!path.empty()) resolve_input_paths(config, (cwd / path).parent_path().lexically_normal());
+  // What is still relative came from --set (the file's are absolute now): the shell's.
+  for (const auto& assignment : overrides) apply_config_override(schema(), &config, assignment);
+  resolve_input_paths(config, cwd);
+  expand_run_dir(config.run, "");
+  return config;
+}
+
+std::vector<std::string> missing_config_inputs(const Config& config, bool needs_corpus) {
+  std::vector<std::string> missing;
+  Config& c = const_cast<Config&>(config);   // for_each_input_path only reads here
+  if (needs_corpus && config.corpus.paths.empty() && !config.corpus.synthetic)
+    missing.push_back("corpus.paths is empty: name the corpus files (corpus.paths = [\"a.txt\", \"dir/*.xz\"], or "
+                      "--set corpus.paths=a.txt) or set corpus.synthetic = true for the planted-relation corpus");
+  const std::string tokenizer = config_value_text(config, "tokens.tokenizer");
+  for_each_input_path(c, [&](const std::string& key, std::string& path) {
+    if (!names_a_file(key, path)) return;
+    if (key == "corpus.paths" && !needs_corpus) return;
+    // A char vocabulary that is not there yet is learned and written there.
+    if (key == "tokens.vocab" && tokenizer == "\"char\"") return;
+    if (key == "corpus.paths" && path.find_first_of("*?[") != std::string::npos) {
+      glob_t g{};
+      const int rc = ::glob(path.c_str(), 0, nullptr, &g);
+      const bool matched = rc == 0 && g.gl_pathc > 0;
+      globfree(&g);
+      if (!matched) missing.push_back(key + ": the pattern " + path + " matches no file");
+      return;
+    }
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) missing.push_back(key + ": " + path + " does not exist");
+  });
+  return missing;
 }
 
 std::string config_to_toml(const Config& config) { return format_config_toml(schema(), &config); }

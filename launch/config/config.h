@@ -31,9 +31,33 @@ struct Config {
   bool operator==(const Config&) const = default;
 };
 
+// Note [Paths in a config]
+// The keys that name input files - corpus.paths, eval.analogy, eval.similarity,
+// tokens.vocab, tokens.merges, checkpoint.resume (config_input_path_keys) - are resolved
+// when the config loads: a relative path written in a config FILE is relative to that
+// file's directory (as in CMake, Cargo, Docker Compose: `examples/x.toml` can name
+// `../data/c.txt` and run from any directory); a relative path given with --set is
+// relative to the current directory, as a shell user means it. Both become absolute, so
+// the resolved config (RUN_DIR/config.toml, a checkpoint's stored config) names the same
+// files wherever it is read from later. Outputs (run.dir, checkpoint.dir, tokens.dir,
+// cooccur.spill_dir) are not inputs: run.dir stays relative to the current directory,
+// the others to the run directory. Left as written: '' (none), '-' in corpus.paths
+// (standard input), 'auto' in checkpoint.resume. A config read from text (a checkpoint's
+// stored config) is taken as it is: it was resolved when that run loaded it.
+
 // Reads the TOML file at `path` (empty: defaults only), then applies `overrides`
-// ("section.key=value", later ones win). Throws ConfigError.
+// ("section.key=value", later ones win), resolving input paths (Note [Paths in a config]).
+// Throws ConfigError.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// "corpus.paths", "eval.analogy", ...: the keys that name input files.
+const std::vector<std::string>& config_input_path_keys();
+
+// Every input file the config names that is not there, one line each ("corpus.paths:
+// /abs/c.txt does not exist"), in key order; empty when all are. `needs_corpus`: the
+// command reads corpus.paths (train, vocab, cooccur, tokenize), so an empty list without
+// corpus.synthetic is reported too. Globs must match a file; '-' is standard input.
+std::vector<std::string> missing_config_inputs(const Config& config, bool needs_corpus);
 
 // The same from TOML text; `origin` names it in messages (e.g. "run.toml" or "checkpoint").
 Config load_config_text(std::string_view text, const std::string& origin,

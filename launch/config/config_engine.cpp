@@ -79,14 +79,10 @@ std::string suggest_key(const ConfigSchema& schema, std::string_view section, st
 }
 
 std::string suggest_section(const ConfigSchema& schema, std::string_view name) {
-  std::size_t best_score = std::string::npos;
-  std::string best;
-  for (const auto& s : schema) {
-    const std::size_t score = config_edit_distance(lower(name), s.name);
-    if (score < best_score) best_score = score, best = s.name;
-  }
-  if (best.empty() || best_score > std::max<std::size_t>(2, name.size() / 3)) return "";
-  return fmt::format("; did you mean '[{}]'?", best);
+  std::vector<std::string> names;
+  for (const auto& s : schema) names.emplace_back(s.name);
+  const std::string best = closest_name(name, names);
+  return best.empty() ? "" : fmt::format("; did you mean '[{}]'?", best);
 }
 
 std::string known_sections(const ConfigSchema& schema) {
@@ -220,6 +216,17 @@ std::size_t config_edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+std::string closest_name(std::string_view typed, const std::vector<std::string>& names) {
+  std::size_t best_score = std::string::npos;
+  std::string best;
+  for (const std::string& n : names) {
+    const std::size_t score = config_edit_distance(lower(typed), lower(n));
+    if (score < best_score) best_score = score, best = n;
+  }
+  if (best.empty() || best_score > std::max<std::size_t>(2, typed.size() / 3)) return "";
+  return best;
+}
+
 void apply_config_text(const ConfigSchema& schema, void* root, std::string_view text,
                        const std::string& origin) {
   toml::table doc;
@@ -274,10 +281,23 @@ void apply_config_override(const ConfigSchema& schema, void* root, std::string_v
   }
   parsed = parsed && doc.size() == 1 && doc.contains("v");
   const bool is_text = info->kind == ConfigKind::kString || info->kind == ConfigKind::kEnum;
-  if (is_text && !(parsed && doc["v"].is_string()))
+  if (info->kind == ConfigKind::kStringList && !(parsed && doc["v"].is_array())) {
+    // Note [A list from one word]: `--set corpus.paths=small.txt` means the list of that one
+    // file, as a shell user writes it; '' is the empty list. Text that opens a TOML list but
+    // does not parse is an error showing both accepted forms.
+    if (value.starts_with('['))
+      throw ConfigError(fmt::format("config key '{}' {} is not a TOML list of strings; write one file as "
+                                    "--set {}=a.txt, several as --set '{}=[\"a.txt\", \"b.txt\"]'",
+                                    name, where.phrase, name, name));
+    toml::array one;
+    if (parsed && doc["v"].is_string()) one.push_back(*doc["v"].value<std::string>());
+    else if (!value.empty()) one.push_back(std::string(value));
+    doc.insert_or_assign("v", std::move(one));
+  } else if (is_text && !(parsed && doc["v"].is_string())) {
     doc.insert_or_assign("v", std::string(value));  // a bare word is the string itself
-  else if (!parsed)
+  } else if (!parsed) {
     throw_type(name, where, *info, fmt::format("'{}', which is not a TOML value", value));
+  }
   assign(name, where, *info, *doc.get("v"), section->section(root));
 }
 

@@ -39,4 +39,9 @@ std::vector<std::string> config_key_names(const ConfigSchema& schema);
 // Levenshtein distance; exposed for tests of the suggestions.
 std::size_t config_edit_distance(std::string_view a, std::string_view b);
 
+// The name in `names` nearest to `typed` (case-insensitive edit distance), or "" when even
+// the nearest is too far to be a slip of the keyboard (more than max(2, length/3) edits).
+// Config sections and `loom` subcommands use it for "did you mean".
+std::string closest_name(std::string_view typed, const std::vector<std::string>& names);
+
 }  // namespace loom

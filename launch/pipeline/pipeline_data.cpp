@@ -3,6 +3,9 @@
 #include "launch/pipeline/pipeline_data.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include <cerrno>
 #include <chrono>
@@ -12,6 +15,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <vector>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -134,9 +138,58 @@ VocabOptions vocab_options(const Config& config, int threads) {
   return o;
 }
 
+// Note [Corpus from standard input]
+// `-` in corpus.paths is standard input (`xzcat wiki.xz | loom train RUN.toml --set
+// corpus.paths=-`). The corpus is read more than once (the vocabulary, the co-occurrence
+// counts, each word2vec epoch) and in byte ranges, one per rank, so a pipe cannot be read
+// in place: rank 0 - the only rank a launcher gives standard input (mpirun forwards it to
+// rank 0, srun's default --input=all gives every task the same stream, which only rank 0
+// drains) - copies it into DIR/stdin.txt, and every rank then reads that file, as all of
+// them read the planted corpus rank 0 writes there. This works at any world size with the
+// run directory on a file system every rank sees (which checkpoints need anyway). A
+// terminal is refused rather than waited on.
+static std::string spool_standard_input(Communicator& comm, const std::string& dir) {
+  const std::string path = dir + "/stdin.txt";
+  int64_t bytes = 0;
+  if (comm.rank() == 0) {
+    if (::isatty(STDIN_FILENO) == 1)
+      throw IoError("corpus.paths names '-' (standard input), but standard input is a terminal: pipe the corpus "
+                    "in (`xzcat corpus.xz | loom train RUN.toml --set corpus.paths=-`) or name its files");
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    const std::string tmp = path + ".tmp";
+    std::FILE* out = std::fopen(tmp.c_str(), "wb");
+    if (out == nullptr) throw IoError("cannot write " + tmp + ": " + std::strerror(errno));
+    std::vector<char> buffer(1 << 20);
+    size_t n = 0;
+    while ((n = std::fread(buffer.data(), 1, buffer.size(), stdin)) > 0) {
+      if (std::fwrite(buffer.data(), 1, n, out) != n) {
+        std::fclose(out);
+        throw IoError("cannot write " + tmp + ": " + std::strerror(errno));
+      }
+      bytes += static_cast<int64_t>(n);
+    }
+    const bool read_failed = std::ferror(stdin) != 0;
+    if (std::fclose(out) != 0 || read_failed)
+      throw IoError(read_failed ? "cannot read standard input (corpus.paths '-')" : "cannot write " + tmp);
+    fs::rename(tmp, path, ec);
+    if (ec) throw IoError("cannot rename " + tmp + " to " + path + ": " + ec.message());
+    log::info("corpus", "read " + std::to_string(bytes) + " bytes of standard input (corpus.paths '-') into " + path);
+  }
+  comm.barrier();   // the file is complete before any rank opens it
+  return path;
+}
+
 CorpusPlan prepare_corpus(Communicator& comm, const Config& config, const std::string& run_dir) {
   CorpusPlan plan;
   plan.options = corpus_options(config);
+  const auto dash = std::count(plan.options.paths.begin(), plan.options.paths.end(), std::string("-"));
+  if (dash > 1) throw ConfigError("corpus.paths names '-' (standard input) more than once");
+  if (dash == 1) {
+    const std::string spooled = spool_standard_input(comm, run_dir);
+    for (std::string& p : plan.options.paths)
+      if (p == "-") p = spooled;
+  }
   if (!config.corpus.synthetic) return plan;
   const std::string corpus = run_dir + "/planted.txt", questions = run_dir + "/planted-questions.txt";
   const std::string meta_path = run_dir + "/planted.fingerprint";

@@ -142,6 +142,11 @@ RunEnv RunEnv::detect() {
   }
   e.node_name = env("SLURMD_NODENAME") ? env_str("SLURMD_NODENAME") : this_host();
   if (const char* j = env("SLURM_JOB_ID")) e.job_id = j;
+  if (e.launcher == Launcher::kSingleton && torchrun_world_size() > 1) {
+    // Refused in launch_problem; only the first process says why (end_with_error).
+    e.announced_size = torchrun_world_size();
+    e.announced_rank = env_int("RANK", 0);
+  }
   e.restart_count = env_int("SLURM_RESTART_COUNT", 0);
   e.cpus_per_task = env_int("SLURM_CPUS_PER_TASK", 0);
   e.gpus_per_task = env_str("SLURM_GPUS_PER_TASK");
@@ -158,6 +163,7 @@ RunEnv RunEnv::detect() {
 }
 
 std::string RunEnv::launch_problem() const {
+  if (std::string torchrun = torchrun_problem(); !torchrun.empty()) return torchrun;
   if (launcher != Launcher::kSlurm || announced_size <= 1) return {};
   if (env("PMIX_RANK") != nullptr || env("PMIX_NAMESPACE") != nullptr) return {};
   // Debian's Open MPI talks to SLURM through PMIx only; MPI_Init would abort every task.

@@ -44,8 +44,10 @@ struct RunEnv {
   static RunEnv detect();
 
   // Empty, or why MPI cannot start in this launch: an srun step of several tasks without
-  // PMIx (`srun --mpi=pmi2|none`), which Debian's Open MPI cannot use. Checked before
-  // MPI_Init, which would otherwise abort every task with Open MPI's own message.
+  // PMIx (`srun --mpi=pmi2|none`), which Debian's Open MPI cannot use; or processes that
+  // torchrun started (RANK, WORLD_SIZE > 1 without mpirun/srun: Note [torchrun]). Checked
+  // before MPI_Init, which would otherwise abort every task with Open MPI's own message
+  // (or, under torchrun, start N singletons).
   std::string launch_problem() const;
 };
 

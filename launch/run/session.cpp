@@ -86,6 +86,34 @@ void refuse_earlier_run(MpiCommunicator& comm, const std::string& run_dir, const
                     "new run in another directory (--set run.dir=...), or remove those files first");
 }
 
+// Note [Missing inputs, all at once]
+// The commands that read a corpus check every input file the config names before anything
+// exists (MPI, the run directory, token shards): one message lists all that are missing and
+// says against what relative paths were resolved (Note [Paths in a config]), instead of
+// failing on the first file after the run directory was made.
+void check_inputs(const SessionOptions& options, const Config& config) {
+  static const char* const kReadsCorpus[] = {"train", "vocab", "cooccur", "tokenize", "tokenizer train"};
+  bool reads_corpus = false;
+  for (const char* c : kReadsCorpus) reads_corpus = reads_corpus || options.command == c;
+  if (!reads_corpus || !options.config_text.empty()) return;
+  const std::vector<std::string> missing = missing_config_inputs(config, true);
+  if (missing.empty()) return;
+  if (missing.size() == 1 && missing[0].starts_with("corpus.paths is empty")) throw ConfigError(missing[0]);
+  std::string text = std::to_string(missing.size()) + (missing.size() == 1 ? " input" : " inputs") +
+                     " of the config missing; nothing was started or created:";
+  for (const std::string& m : missing) text += "\n  " + m;
+  std::error_code ec;
+  const std::string cwd = std::filesystem::current_path(ec).string();
+  if (!options.config_path.empty())
+    text += "\nRelative paths in " + options.config_path + " are resolved against its directory (" +
+            std::filesystem::absolute(options.config_path, ec).parent_path().lexically_normal().string() +
+            "), those given with --set against the current directory (" + cwd + ").";
+  else
+    text += "\nRelative paths given with --set are resolved against the current directory (" + cwd + ").";
+  text += " The README's section Data says what each example's files are and where to get them.";
+  throw IoError(text);
+}
+
 }  // namespace
 
 int end_with_error(const std::string& command, const std::string& message, int exit_code) {
@@ -106,6 +134,7 @@ Session::Session(const SessionOptions& options) {
   config_ = options.config_text.empty()
                 ? load_config(options.config_path, options.overrides)
                 : load_config_text(options.config_text, options.config_origin, options.overrides);
+  check_inputs(options, config_);   // before MPI, the run directory or any stage
   log::set_level(parse_level(config_.run.log_level));
   log::set_all_ranks(config_.run.log_all_ranks);
   set_huge_pages(config_.run.hugepages);   // before any parameter buffer is allocated

@@ -351,8 +351,35 @@ TEST(ConfigEngine, BoolAndListErrors) {
   EXPECT_CONTAINS(demo_error("[demo]\n\nfiles = [\"a\", 2]\n"),
                   "'demo.files' at demo.toml:3 must be a list of strings, but item 1 is an integer");
   EXPECT_CONTAINS(demo_error("", "demo.flag=yes"), "in --set demo.flag=yes must be a boolean");
-  EXPECT_CONTAINS(demo_error("", "demo.files=a.txt"), "must be a list of strings");
+  EXPECT_CONTAINS(demo_error("", "demo.files=[a.txt"), "write one file as --set demo.files=a.txt, several as");
+  EXPECT_CONTAINS(demo_error("", "demo.files=[1, 2]"), "must be a list of strings, but item 0 is an integer");
   EXPECT_CONTAINS(demo_error("", "demo.fiels=[]"), "did you mean 'demo.files'?");
+}
+
+// Note [A list from one word]: one word (bare or quoted) is the list of that word, '' the
+// empty list, a TOML list is read as such.
+TEST(ConfigEngine, ListOverrideFromOneWord) {
+  DemoRoot root;
+  apply_config_override(demo_schema(), &root, "demo.files=small.txt");
+  EXPECT_EQ(root.demo.files, std::vector<std::string>{"small.txt"});
+  apply_config_override(demo_schema(), &root, "demo.files=\"my corpus.txt\"");
+  EXPECT_EQ(root.demo.files, std::vector<std::string>{"my corpus.txt"});
+  apply_config_override(demo_schema(), &root, "demo.files=2024");
+  EXPECT_EQ(root.demo.files, std::vector<std::string>{"2024"});
+  apply_config_override(demo_schema(), &root, "demo.files=-");
+  EXPECT_EQ(root.demo.files, std::vector<std::string>{"-"});
+  apply_config_override(demo_schema(), &root, "demo.files=");
+  EXPECT_TRUE(root.demo.files.empty());
+  apply_config_override(demo_schema(), &root, "demo.files=[\"a\", \"b\"]");
+  EXPECT_EQ(root.demo.files, (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(ConfigEngine, ClosestName) {
+  const std::vector<std::string> names = {"train", "tokenize", "export", "eval"};
+  EXPECT_EQ(closest_name("trian", names), "train");
+  EXPECT_EQ(closest_name("TRAIN", names), "train");
+  EXPECT_EQ(closest_name("exprot", names), "export");
+  EXPECT_EQ(closest_name("banana", names), "");
 }
 
 TEST(ConfigEngine, EditDistance) {
