@@ -170,15 +170,18 @@ std::optional<long long> slurm_time_seconds(const std::string& t) {
   return std::nullopt;
 }
 
-// The threads per rank the config pins for its model (the kind's own `threads` key, else
-// run.threads), or 0 when it takes what SLURM gives (OMP_NUM_THREADS from --cpus-per-task).
-long long pinned_threads(const Config& config) {
+// The threads per rank the config pins for its model and the key that pins them: the
+// kind's own `threads` key (glove.threads, word2vec.threads) when set, else run.threads;
+// 0 when it takes what SLURM gives (OMP_NUM_THREADS from --cpus-per-task).
+std::pair<long long, std::string> pinned_threads(const Config& config) {
+  const std::string kind_key = config.train.model + ".threads";
   long long threads = 0;
   try {
-    threads = std::stoll(config_value_text(config, config.train.model + ".threads"));
+    threads = std::stoll(config_value_text(config, kind_key));
   } catch (const Error&) {   // the kind has no threads key of its own
   }
-  return threads > 0 ? threads : config.run.threads;
+  if (threads > 0) return {threads, kind_key};
+  return {config.run.threads, "run.threads"};
 }
 
 // Mismatches between what the job asks SLURM for and what the config will use.
@@ -189,8 +192,7 @@ std::vector<std::string> resource_warnings(const SlurmOptions& o, const Config& 
     out.push_back("--gpus-per-node " + std::to_string(o.gpus_per_node) + " asks for GPUs, but train.model = " +
                   config.train.model + " trains on the CPU in this loom: they would sit idle (leave --gpus-per-node "
                   "out, and give the ranks cores with --cpus-per-task)");
-  const long long threads = pinned_threads(config);
-  const std::string key = config.run.threads == threads ? "run.threads" : config.train.model + ".threads";
+  const auto [threads, key] = pinned_threads(config);
   if (threads > 0 && o.cpus_per_task > 0 && threads != o.cpus_per_task)
     out.push_back("--cpus-per-task " + std::to_string(o.cpus_per_task) + " but the config pins " + key + " = " +
                   std::to_string(threads) + " threads per rank: " +

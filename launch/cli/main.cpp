@@ -57,7 +57,7 @@ std::string unknown_subcommand(CLI::App& app, const std::string& path, const std
 //    for, as with a bad command line; a script that calls `loom` without a subcommand is
 //    wrong and must not pass);
 //  - `loom help [SUBCOMMAND...]` is `loom [SUBCOMMAND...] --help` (stdout, exit 0);
-//  - `loom version`, `loom -v` are `loom --version`;
+//  - `loom version` is `loom --version` (and so is `-v`, the version flag's short name);
 //  - a first word that is no subcommand (and no option) is refused with the nearest
 //    subcommand, found as config keys find theirs (closest_name), and the list of them.
 // Returns the arguments to parse, or sets *exit_now to the status to exit with.
@@ -69,11 +69,7 @@ std::vector<std::string> settle_command_words(CLI::App& app, std::vector<std::st
     *exit_now = loom::kExitUsage;
     return args;
   }
-  if (args[1] == "version" || args[1] == "-v") {
-    std::fputs(version_text().c_str(), stdout);
-    *exit_now = 0;
-    return args;
-  }
+  if (args[1] == "version") return {args[0], "--version"};
   if (args[1] == "help") {
     std::vector<std::string> out = {args[0]};
     CLI::App* at = &app;

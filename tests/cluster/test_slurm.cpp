@@ -233,5 +233,26 @@ TEST_F(Slurm, KilledWithoutWarningResumesFromTheLastPeriodicCheckpoint) {
   expect_reference_result(job, "SLURM job killed without warning, requeued, vs an uninterrupted run");
 }
 
+// Issue 21: the script `loom slurm` writes - a --set passed on, a job name, this binary by
+// absolute path, a warning below the time limit - is one sbatch accepts as it is
+// (`sbatch --test-only` on the private cluster; no reference run needed).
+TEST(SlurmScript, WhatLoomSlurmWritesPassesSbatchTestOnly) {
+  if (geteuid() != 0) LOOM_SKIP_OR_FAIL("needs root to run munged and slurmd (CI runs as root)");
+  if (sh("command -v slurmctld || test -x /usr/sbin/slurmctld").status != 0)
+    LOOM_SKIP_OR_FAIL("slurmctld not installed (apt-get install slurm-wlm munge)");
+  SlurmCluster cluster;
+  if (!cluster.up()) LOOM_SKIP_OR_FAIL("could not start a private SLURM cluster:\n" + cluster.why());
+  RunResult gen = run({loom_binary(), "slurm", std::string(LOOM_SOURCE_DIR) + "/examples/glove.toml", "--job-name",
+                       "glove.test-1", "--set", "glove.epochs=2", "--time", "00:10:00", "--warning", "60",
+                       "--cpus-per-task", "1"},
+                      60s);
+  ASSERT_EQ(gen.status, 0) << gen.err;
+  const std::string script = cluster.work() + "/job.sbatch";
+  write_file(script, gen.out);
+  RunResult test = cluster.cmd("sbatch --test-only --chdir=" + cluster.work() + " " + script);
+  EXPECT_EQ(test.status, 0) << test.out << test.err;
+  EXPECT_NE((test.out + test.err).find("to start at"), std::string::npos) << test.out << test.err;
+}
+
 }  // namespace
 }  // namespace loom::test

@@ -53,7 +53,7 @@ TEST(Install, PutsLoomOnPathWithExamplesAndDocs) {
   EXPECT_TRUE(fs::exists(prefix + "/share/loom/examples/glove.toml"));
   EXPECT_TRUE(fs::exists(prefix + "/share/loom/examples/slurm"));
   EXPECT_TRUE(fs::exists(prefix + "/share/doc/loom/README.md"));
-  RunResult v = sh("cd / && PATH=" + quoted(prefix + "/bin") + ":$PATH loom --version && "
+  RunResult v = sh("cd / && export PATH=" + quoted(prefix + "/bin") + ":\"$PATH\" && loom --version && "
                    "loom config " + quoted(prefix + "/share/loom/examples/glove.toml"));
   ASSERT_EQ(v.status, 0) << v.out << v.err;
   EXPECT_EQ(v.out.rfind("loom ", 0), 0u) << v.out;
@@ -270,11 +270,15 @@ TEST(Slurm, WarnsWhenResourcesDoNotFitTheConfig) {
   RunResult gpu = loom({"slurm", kGlove, "--gpus-per-node", "2"});
   EXPECT_EQ(gpu.status, 0) << gpu.err;
   EXPECT_HAS(gpu.err, "--gpus-per-node 2 asks for GPUs, but train.model = glove trains on the CPU");
-  RunResult cpus = loom({"slurm", kGlove, "--cpus-per-task", "4", "--set", "run.threads=1"});
+  RunResult cpus = loom({"slurm", kGlove, "--cpus-per-task", "4", "--set", "glove.threads=0", "--set", "run.threads=1"});
   EXPECT_EQ(cpus.status, 0) << cpus.err;
   EXPECT_HAS(cpus.err, "--cpus-per-task 4 but the config pins run.threads = 1 threads per rank: cores would sit idle");
   RunResult kind = loom({"slurm", kGlove, "--cpus-per-task", "2", "--set", "glove.threads=4"});
   EXPECT_HAS(kind.err, "pins glove.threads = 4 threads per rank: threads would share cores");
+  RunResult unset = loom({"slurm", kGlove});   // glove.toml pins glove.threads = 1: fine on SLURM's one core
+  EXPECT_FALSE(contains(unset.err, "warn")) << unset.err;
+  RunResult many = loom({"slurm", kGlove, "--set", "glove.threads=3"});
+  EXPECT_HAS(many.err, "pins glove.threads = 3 threads per rank, but without --cpus-per-task");
   RunResult fits = loom({"slurm", kGlove, "--cpus-per-task", "4", "--set", "run.threads=4", "--set", "glove.threads=0"});
   EXPECT_EQ(fits.status, 0);
   EXPECT_FALSE(contains(fits.err, "warn")) << fits.err;
