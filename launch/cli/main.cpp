@@ -40,8 +40,8 @@ std::vector<std::string> subcommand_names(CLI::App& app) {
   return names;
 }
 
-// "unknown subcommand 'trian' (did you mean 'train'?); the subcommands: ..." for `what`
-// typed where a subcommand of `app` (named `path`, e.g. "loom" or "loom eval") belongs.
+// "loom: unknown subcommand 'trian'; did you mean 'train'?", then the subcommands, for
+// `what` typed where a subcommand of `app` (named `path`: "loom", "loom tokenizer") belongs.
 std::string unknown_subcommand(CLI::App& app, const std::string& path, const std::string& what) {
   const std::vector<std::string> names = subcommand_names(app);
   const std::string best = loom::closest_name(what, names);
