@@ -28,6 +28,18 @@ std::string cuda_device_name(int index);
 // CUDA runtime / driver versions as "13.0"; "none" when built without CUDA.
 std::string cuda_runtime_version();
 
+// Note [CUDA streams]
+// The CUDA kernels of core/kernels.h are enqueued on the calling thread's current loom
+// stream of the tensors' device and never synchronise with the host, except the families
+// that must read a range check back (Note [Range checks on the GPU] in
+// core/cuda/kernel_support.h). The stream is an opaque cudaStream_t (no CUDA header in
+// public headers). The default, nullptr, is the device's legacy default stream, which is
+// ordered with Buffer's cudaMemcpy / cudaMemset; whoever sets another stream (e.g. to
+// overlap compute with NCCL) orders it with the other streams through events. Per thread
+// and per device, as PyTorch's current stream; the stream is not owned here.
+void* cuda_current_stream(int index);
+void set_cuda_current_stream(int index, void* stream);
+
 // Makes `device` current for the calling thread for the guard's lifetime (no-op for CPU).
 class DeviceGuard {
  public:

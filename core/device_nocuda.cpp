@@ -15,6 +15,9 @@ int cuda_device_count() { return 0; }
 std::string cuda_device_name(int) { return {}; }
 std::string cuda_runtime_version() { return "none"; }
 
+void* cuda_current_stream(int) { return nullptr; }
+void set_cuda_current_stream(int, void*) { no_cuda(); }
+
 namespace detail {
 void* cuda_malloc(size_t, int) { no_cuda(); }
 void cuda_free(void*, int) noexcept {}

@@ -3,6 +3,7 @@
 // backends (core/kernels_cpu.cpp, core/cuda/<family>.cu) may then assume valid arguments.
 #include "core/kernels.h"
 
+#include <atomic>
 #include <cmath>
 #include <initializer_list>
 #include <string>
@@ -125,6 +126,13 @@ void set_kernel_threads(int threads) {
   omp_set_num_threads(threads);
   cpu::detail::set_blas_threads(threads);
 }
+
+namespace {
+std::atomic<bool> tf32_enabled{false};
+}  // namespace
+
+void set_cuda_tf32(bool enabled) { tf32_enabled.store(enabled, std::memory_order_relaxed); }
+bool cuda_tf32() { return tf32_enabled.load(std::memory_order_relaxed); }
 
 // ---- linear -------------------------------------------------------------------------
 

@@ -55,6 +55,13 @@ namespace loom {
 // whatever run.threads says (Note [One thread pool] in core/kernels_cpu.cpp).
 void set_kernel_threads(int threads);
 
+// TF32 for the fp32 GEMMs of the CUDA kernels (linear, attention's backward): process-wide,
+// off by default (exact fp32). On, cuBLAS may round GEMM inputs to TF32's 10-bit mantissa
+// (~1e-3 relative per product, fp32 accumulation) for ~8x the fp32 rate on Hopper. CPU
+// kernels ignore it. Note [CUDA linear] in core/cuda/linear.cu.
+void set_cuda_tf32(bool enabled);
+bool cuda_tf32();
+
 // ---- linear: out = in · weightᵀ + bias -------------------------------------------------
 // Linear weights are stored (out_features, in_features) as DESIGN.md fixes.
 //   out    (N, O)   written

@@ -1,18 +1,12 @@
 // The CUDA entry points of core/device.h. Every runtime call is checked.
 #include <cuda_runtime.h>
 
+#include <array>
 #include <string>
 
+#include "core/cuda/check.h"
 #include "core/device.h"
 #include "core/error.h"
-
-#define LOOM_CUDA_CHECK(expr)                                                               \
-  do {                                                                                      \
-    cudaError_t loom_cuda_status_ = (expr);                                                 \
-    if (loom_cuda_status_ != cudaSuccess)                                                   \
-      ::loom::detail::throw_library_error("CUDA", #expr, __FILE__, __LINE__,                \
-                                          cudaGetErrorString(loom_cuda_status_));           \
-  } while (0)
 
 namespace loom {
 
@@ -36,6 +30,24 @@ std::string cuda_runtime_version() {
   int v = 0;
   if (cudaRuntimeGetVersion(&v) != cudaSuccess) return "unknown";
   return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
+}
+
+namespace {
+// Note [CUDA streams]: the current stream of each device, per thread.
+constexpr int kMaxCudaDevices = 64;
+thread_local std::array<void*, kMaxCudaDevices> current_streams{};
+
+int stream_slot(int index) {
+  LOOM_CHECK(index >= 0 && index < kMaxCudaDevices, Error,
+             "CUDA device index " + std::to_string(index) + " is outside [0, " +
+                 std::to_string(kMaxCudaDevices) + ")");
+  return index;
+}
+}  // namespace
+
+void* cuda_current_stream(int index) { return current_streams[size_t(stream_slot(index))]; }
+void set_cuda_current_stream(int index, void* stream) {
+  current_streams[size_t(stream_slot(index))] = stream;
 }
 
 namespace detail {
