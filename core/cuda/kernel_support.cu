@@ -30,10 +30,6 @@ KernelCall::KernelCall(const char* kernel, std::initializer_list<NamedTensor> te
   for (const NamedTensor& t : tensors) {
     if (t.tensor.data() == nullptr) continue;
     if (first == nullptr) first = &t;
-    if (t.tensor.dtype() == DType::kF64)
-      fail(kernel, std::string(t.name) + " is f64 but the CUDA kernels take f32 only (f64 is "
-                                         "for the CPU reference and its gradient checks); "
-                                         "keep f64 tensors on the CPU");
   }
   LOOM_ASSERT(first != nullptr, "a CUDA kernel call without tensors");
   const Device device = first->tensor.device();
@@ -63,6 +59,11 @@ KernelCall::KernelCall(const char* kernel, std::initializer_list<NamedTensor> te
                             : std::string("host memory")) +
                        "; allocate it with Buffer(bytes, " + device.str() + ")");
   }
+  for (const NamedTensor& t : tensors)
+    if (t.tensor.data() != nullptr && t.tensor.dtype() == DType::kF64)
+      fail(kernel, std::string(t.name) + " is f64 but the CUDA kernels take f32 only (f64 is "
+                                         "for the CPU reference and its gradient checks); "
+                                         "keep f64 tensors on the CPU");
   LOOM_CUDA_CHECK(cudaGetDevice(&previous_device_));
   if (previous_device_ != device_) LOOM_CUDA_CHECK(cudaSetDevice(device_));
   stream_ = static_cast<cudaStream_t>(cuda_current_stream(device_));

@@ -25,14 +25,16 @@ struct NamedTensor {
 // The dispatch (core/kernels.cpp) has checked that every tensor claims one CUDA device,
 // one floating dtype and the right shapes. A CUDA kernel then checks, before it touches
 // memory, what only the CUDA side can:
-//   - the floating dtype is f32: f64 (the finite-difference checks) is CPU only, and a
-//     loom::Error names the kernel;
 //   - this process sees the device (no GPU, or CUDA_VISIBLE_DEVICES hiding it, is an
 //     error naming the kernel and the device, never a crash);
 //   - every pointer is device (or managed) memory of that device: a host pointer in a
 //     Tensor labelled cuda:i would be an illegal address fault that poisons the CUDA
 //     context for the rest of the process. cudaPointerGetAttributes costs ~1 us per
-//     tensor on the host, no device work, a few ms per GPT-2 step at most.
+//     tensor on the host, no device work, a few ms per GPT-2 step at most;
+//   - the floating dtype is f32: f64 (the finite-difference checks) is CPU only, and a
+//     loom::Error names the kernel and the argument.
+// In this order, so that the first two errors read "<kernel>: the tensors are on cuda:i
+// but ...", whatever the dtype.
 // It then makes the device current (restored on destruction) and picks the calling
 // thread's current loom stream of that device (Note [CUDA streams] in core/device.h).
 // Kernels allocate nothing: launches, cuBLAS calls and the range-check read-back only.

@@ -82,7 +82,8 @@ std::vector<int32_t> ids(std::mt19937& gen, int64_t n, int32_t limit) {
 
 // Note [GPU kernel tolerances]; reports the worst elements.
 void expect_close(const std::string& what, const std::vector<float>& got,
-                  const std::vector<double>& want, double rel = kF32Rel, double abs = kF32Abs) {
+                  const std::vector<double>& want, double rel_tol = kF32Rel,
+                  double abs_tol = kF32Abs) {
   ASSERT_EQ(got.size(), want.size()) << what;
   double scale = 1.0;
   for (double w : want) scale = std::max(scale, std::fabs(w));
@@ -91,7 +92,7 @@ void expect_close(const std::string& what, const std::vector<float>& got,
   double worst = 0;
   for (size_t i = 0; i < got.size(); ++i) {
     const double err = std::fabs(double(got[i]) - want[i]);
-    const double tol = rel * std::fabs(want[i]) + abs * scale;
+    const double tol = rel_tol * std::fabs(want[i]) + abs_tol * scale;
     worst = std::max(worst, err / tol);
     if (err <= tol) continue;   // NaN fails here too
     if (bad++ < 5)
@@ -99,7 +100,7 @@ void expect_close(const std::string& what, const std::vector<float>& got,
                std::to_string(want[i]) + ";";
   }
   EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << got.size()
-                     << " elements outside the tolerance (rel " << rel << ", abs " << abs
+                     << " elements outside the tolerance (rel " << rel_tol << ", abs " << abs_tol
                      << " x scale " << scale << "); worst error/tolerance " << worst << ":" << first;
 }
 
@@ -111,7 +112,8 @@ struct LinearCase {
   int64_t B, T, I, O;
 };
 
-void check_linear(const LinearCase& c, std::mt19937& gen, bool bias, double rel, double abs) {
+void check_linear(const LinearCase& c, std::mt19937& gen, bool bias, double rel_tol,
+                  double abs_tol) {
   const int64_t N = c.B * c.T;
   SCOPED_TRACE("linear B=" + std::to_string(c.B) + " T=" + std::to_string(c.T) + " I=" +
                std::to_string(c.I) + " O=" + std::to_string(c.O) + (bias ? " bias" : ""));
@@ -129,11 +131,11 @@ void check_linear(const LinearCase& c, std::mt19937& gen, bool bias, double rel,
   linear_forward(view(d_out, sout), view(d_in, sin), view(d_w, sw), bias ? view(d_b, sb) : Tensor{});
   linear_backward(view(d_din, sin), view(d_dw, sw), bias ? view(d_db, sb) : Tensor{},
                   view(d_dout, sout), view(d_in, sin), view(d_w, sw));
-  expect_close("out", g_out.get(), d_out, rel, abs);
-  expect_close("din", g_din.get(), d_din, rel, abs);
-  expect_close("dweight (accumulated onto its initial values)", g_dw.get(), d_dw, rel, abs);
+  expect_close("out", g_out.get(), d_out, rel_tol, abs_tol);
+  expect_close("din", g_din.get(), d_din, rel_tol, abs_tol);
+  expect_close("dweight (accumulated onto its initial values)", g_dw.get(), d_dw, rel_tol, abs_tol);
   if (bias) {
-    expect_close("dbias (accumulated)", g_db.get(), d_db, rel, abs);
+    expect_close("dbias (accumulated)", g_db.get(), d_db, rel_tol, abs_tol);
   } else {
     EXPECT_EQ(g_db.get(), db0) << "dbias was not passed and must be untouched";
   }
