@@ -27,8 +27,12 @@ CLI::App* add_command(CLI::App& app, const std::string& name, const std::string&
 }
 
 void add_config_options(CLI::App* cmd, std::string& config_path, std::vector<std::string>& overrides) {
-  cmd->add_option("config", config_path, "TOML config file (optional: defaults apply)")->check(CLI::ExistingFile);
-  cmd->add_option("--set", overrides, "override one config key: --set section.key=value (repeatable)")
+  cmd->add_option("config", config_path,
+                  "TOML config file (optional: defaults apply); relative paths in it are relative to its directory")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--set", overrides,
+                  "override one config key: --set section.key=value (repeatable); a relative path is relative "
+                  "to the current directory, one word is a one-element list (--set corpus.paths=a.txt)")
       ->type_name("KEY=VALUE")
       ->take_all();
 }

@@ -75,7 +75,8 @@ void register_train(CLI::App& app, CommandAction& chosen, EmbeddingArgs& a) {
       "  mpirun -np 2 loom train examples/glove-wiki17m.toml --set glove.epochs=5\n"
       "  mpirun -np 2 loom train examples/word2vec.toml         # word2vec, planted corpus\n"
       "  loom train examples/word2vec-wiki17m.toml --set word2vec.arch=cbow\n"
-      "  loom train examples/glove.toml --set 'corpus.paths=[\"my.txt\"]' --set corpus.synthetic=false\n"
+      "  loom train examples/glove.toml --set corpus.paths=my.txt --set corpus.synthetic=false\n"
+      "  xzcat corpus.xz | loom train examples/glove.toml --set corpus.paths=- --set corpus.synthetic=false\n"
       "  mpirun -np 2 loom train RUN.toml --resume auto        # after a kill or a stop\n",
       std::string(kRunDirFiles) +
           "  checkpoints/step_NNNNNNNN.h5, checkpoints/latest   HDF5 checkpoints (loom inspect)\n"

@@ -2,6 +2,7 @@
 #include "launch/config/config.h"
 
 #include <glob.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -134,6 +135,10 @@ std::vector<std::string> missing_config_inputs(const Config& config, bool needs_
                       "--set corpus.paths=a.txt) or set corpus.synthetic = true for the planted-relation corpus");
   const std::string tokenizer = config_value_text(config, "tokens.tokenizer");
   for_each_input_path(c, [&](const std::string& key, std::string& path) {
+    // Standard input that is a terminal would wait for typing (Note [Corpus from standard input]).
+    if (key == "corpus.paths" && path == "-" && needs_corpus && ::isatty(STDIN_FILENO) == 1)
+      missing.push_back("corpus.paths: '-' is standard input, which is a terminal here: pipe the corpus in "
+                        "(`xzcat corpus.xz | loom train RUN.toml --set corpus.paths=-`) or name its files");
     if (!names_a_file(key, path)) return;
     if (key == "corpus.paths" && !needs_corpus) return;
     // A char vocabulary that is not there yet is learned and written there.

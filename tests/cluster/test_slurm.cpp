@@ -252,6 +252,13 @@ TEST(SlurmScript, WhatLoomSlurmWritesPassesSbatchTestOnly) {
   RunResult test = cluster.cmd("sbatch --test-only --chdir=" + cluster.work() + " " + script);
   EXPECT_EQ(test.status, 0) << test.out << test.err;
   EXPECT_NE((test.out + test.err).find("to start at"), std::string::npos) << test.out << test.err;
+  // Why `loom slurm` refuses a job name with a space: sbatch rejects the directive.
+  std::string spaced = gen.out;
+  spaced.replace(spaced.find("--job-name=glove.test-1"), 23, "--job-name=my run");
+  write_file(cluster.work() + "/spaced.sbatch", spaced);
+  RunResult refused = cluster.cmd("sbatch --test-only --chdir=" + cluster.work() + " " + cluster.work() + "/spaced.sbatch");
+  EXPECT_NE(refused.status, 0) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("Invalid directive"), std::string::npos) << refused.err;
 }
 
 }  // namespace

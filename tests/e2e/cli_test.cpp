@@ -34,7 +34,12 @@ RunResult sh(const std::string& line, const std::vector<std::string>& env = {}) 
   return run({"/bin/sh", "-c", line}, 180s, env);
 }
 
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
+// `s` as one shell word.
+std::string quoted(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
@@ -210,6 +215,12 @@ TEST(Examples, CorpusFromStandardInput) {
                      quoted(dir.file("two")) + common + " < " + quoted(corpus));
   ASSERT_EQ(two.status, 0) << two.out << two.err;
   EXPECT_EQ(read_file(dir.file("two/vocab.txt")), read_file(dir.file("file/vocab.txt")));
+  // A terminal on standard input (script(1) gives the command one) is refused, not waited on.
+  if (sh("command -v script").status != 0) LOOM_SKIP_OR_FAIL("script(1) not installed (apt-get install bsdutils)");
+  RunResult tty = sh("script -qec " + quoted(quoted(loom_binary()) + " vocab --set corpus.paths=- --set run.dir=" +
+                                             quoted(dir.file("tty"))) + " /dev/null < /dev/null");
+  EXPECT_HAS(tty.out + tty.err, "'-' is standard input, which is a terminal here: pipe the corpus in");
+  EXPECT_FALSE(fs::exists(dir.file("tty"))) << "a run directory was created";
 }
 
 // ---- loom slurm ------------------------------------------------------------------------
