@@ -74,7 +74,7 @@ std::vector<std::string> settle_command_words(CLI::App& app, std::vector<std::st
     std::vector<std::string> out = {args[0]};
     CLI::App* at = &app;
     std::string path = "loom";
-    for (size_t i = 2; i < args.size(); ++i) {
+    for (size_t i = 2; i < args.size() && !args[i].starts_with('-'); ++i) {   // `loom help --help`: the usage
       CLI::App* sub = nullptr;
       try {
         sub = at->get_subcommand(args[i]);
