@@ -25,8 +25,20 @@ int cuda_device_count();
 inline bool cuda_available() { return cuda_device_count() > 0; }
 // "NVIDIA H200, 139 GiB" for device i; empty when there is none.
 std::string cuda_device_name(int index);
-// CUDA runtime / driver versions as "13.0"; "none" when built without CUDA.
+// CUDA runtime / driver versions as "13.0"; "none" when built without CUDA (the driver:
+// also when no driver is installed).
 std::string cuda_runtime_version();
+std::string cuda_driver_version();
+
+// What `loom env` lists of a GPU, and how ranks on one node tell physical GPUs apart.
+struct CudaDeviceInfo {
+  std::string name;            // "NVIDIA H100 80GB HBM3"
+  size_t total_memory = 0;     // bytes
+  int cc_major = 0, cc_minor = 0;   // compute capability
+  std::string uuid;            // "GPU-4f0c...": the same physical GPU under any numbering
+};
+// Device `index` (0 <= index < cuda_device_count()); throws loom::Error otherwise.
+CudaDeviceInfo cuda_device_info(int index);
 
 // Note [CUDA streams]
 // The CUDA kernels of core/kernels.h are enqueued on the calling thread's current loom

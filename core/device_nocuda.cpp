@@ -14,6 +14,8 @@ namespace {
 int cuda_device_count() { return 0; }
 std::string cuda_device_name(int) { return {}; }
 std::string cuda_runtime_version() { return "none"; }
+std::string cuda_driver_version() { return "none"; }
+CudaDeviceInfo cuda_device_info(int) { no_cuda(); }
 
 void* cuda_current_stream(int) { return nullptr; }
 void set_cuda_current_stream(int, void*) { no_cuda(); }

@@ -3,32 +3,121 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <mutex>
 #include <string>
 
 namespace loom {
+namespace {
+
+// The host copy of a device table section: `count` values of T at `offset` bytes, padded to 8.
+template <typename T>
+size_t append(std::vector<uint8_t>& bytes, const std::vector<T>& values) {
+  const size_t offset = bytes.size();
+  bytes.resize(offset + (values.size() * sizeof(T) + 7) / 8 * 8, 0);
+  if (!values.empty()) std::memcpy(bytes.data() + offset, values.data(), values.size() * sizeof(T));
+  return offset;
+}
+
+// One Adam-family step's scalars, as the CPU step computes them (Note [Same arithmetic as
+// the CPU] in core/optimizer_cuda.h).
+cuda::AdamScalars adam_scalars(const AdamWOptions& o, int64_t step, double lr, double decay) {
+  cuda::AdamScalars s;
+  s.b1 = static_cast<float>(o.beta1);
+  s.b2 = static_cast<float>(o.beta2);
+  s.c1 = static_cast<float>(1.0 - std::pow(o.beta1, double(step)));
+  s.c2 = static_cast<float>(1.0 - std::pow(o.beta2, double(step)));
+  s.eps = static_cast<float>(o.eps);
+  s.rate = static_cast<float>(lr);
+  s.decay = static_cast<float>(decay);
+  return s;
+}
+
+// clip_grad_norm's device scratch (kNormBlocks partial sums and the norm), one per GPU,
+// allocated at the first call on that GPU and kept for the process.
+double* norm_scratch(int device) {
+  static std::mutex mutex;
+  static std::vector<Buffer> scratch;   // (devices)
+  std::lock_guard<std::mutex> lock(mutex);
+  if (scratch.size() <= size_t(device)) scratch.resize(size_t(device) + 1);
+  Buffer& b = scratch[size_t(device)];
+  if (b.data() == nullptr) b = Buffer((cuda::kNormBlocks + 1) * sizeof(double), Device::cuda(device));
+  return static_cast<double*>(b.data());
+}
+
+void require_f32(const ParamStore& params, const char* who) {
+  LOOM_CHECK(params.dtype() == DType::kF32, Error,
+             std::string(who) + " on " + params.device().str() + " needs float32 parameters, got " +
+                 dtype_name(params.dtype()));
+}
+
+}  // namespace
 
 Tensor Optimizer::slot_view(int param_index, std::string_view slot) const {
   for (size_t s = 0; s < slot_names_.size(); ++s) {
     if (slot_names_[s] != slot) continue;
     const ParamStore::Entry& e = params_.entry(param_index);
-    return Tensor(slot_data(s) + e.offset, e.shape, DType::kF32);
+    return Tensor(slot_data(s) + e.offset, e.shape, DType::kF32, params_.device());
   }
   throw Error("optimizer " + std::string(name()) + " has no slot '" + std::string(slot) + "'");
 }
 
 void Optimizer::init_slots(std::vector<std::string> names, float init) {
   LOOM_ASSERT(params_.finalized(), "optimizer built before ParamStore::finalize");
-  LOOM_ASSERT(params_.device().is_cpu(), "CPU optimizer on device parameters");
   LOOM_ASSERT(slot_names_.empty(), "optimizer slots allocated twice");
   slot_names_ = std::move(names);
   const int64_t n = int64_t(slot_names_.size()) * params_.total_elements();
-  slots_ = Buffer(static_cast<size_t>(n) * sizeof(float));
-  float* p = static_cast<float*>(slots_.data());
-  if (init != 0.0f)
+  slots_ = Buffer(static_cast<size_t>(n) * sizeof(float), params_.device());   // zeroed
+  if (init == 0.0f || n == 0) return;
+  if (params_.device().is_cpu()) {
+    float* p = static_cast<float*>(slots_.data());
     for (int64_t i = 0; i < n; ++i) p[i] = init;
+  } else {   // setup only: one host staging copy
+    std::vector<float> host(static_cast<size_t>(n), init);
+    copy_bytes(slots_.data(), params_.device(), host.data(), Device::cpu(), slots_.size());
+  }
+}
+
+void Optimizer::require_cpu() const {
+  LOOM_CHECK(params_.device().is_cpu(), Error,
+             "optimizer '" + std::string(name()) + "' has no GPU implementation, and the parameters are on " +
+                 params_.device().str() + "; use adamw or lamb for GPU models, or keep this model on the CPU");
+}
+
+void Optimizer::build_device_chunks(const std::vector<uint8_t>& decay) {
+  const std::vector<ParamStore::Entry>& entries = params_.entries();
+  std::vector<int32_t> chunk_param;
+  std::vector<int64_t> chunk_begin, chunk_end, first_chunk{0};
+  std::vector<uint8_t> decays;
+  for (size_t p = 0; p < entries.size(); ++p) {
+    const int64_t begin = entries[p].offset, end = begin + entries[p].numel;
+    for (int64_t c = begin; c < end; c += cuda::kOptimizerChunk) {
+      chunk_param.push_back(int32_t(p));
+      chunk_begin.push_back(c);
+      chunk_end.push_back(std::min(c + cuda::kOptimizerChunk, end));
+    }
+    first_chunk.push_back(int64_t(chunk_param.size()));
+    decays.push_back(decay.empty() || decay[p] != 0 ? 1 : 0);
+  }
+  std::vector<uint8_t> bytes;
+  const size_t o_param = append(bytes, chunk_param), o_begin = append(bytes, chunk_begin),
+               o_end = append(bytes, chunk_end), o_first = append(bytes, first_chunk),
+               o_decay = append(bytes, decays);
+  device_table_ = Buffer(std::max<size_t>(bytes.size(), 8), params_.device());
+  copy_bytes(device_table_.data(), params_.device(), bytes.data(), Device::cpu(), bytes.size());
+  auto* base = static_cast<uint8_t*>(device_table_.data());
+  chunks_.device = params_.device().index;
+  chunks_.chunks = int64_t(chunk_param.size());
+  chunks_.params = int(entries.size());
+  chunks_.chunk_param = reinterpret_cast<const int32_t*>(base + o_param);
+  chunks_.chunk_begin = reinterpret_cast<const int64_t*>(base + o_begin);
+  chunks_.chunk_end = reinterpret_cast<const int64_t*>(base + o_end);
+  chunks_.param_first_chunk = reinterpret_cast<const int64_t*>(base + o_first);
+  chunks_.param_decays = base + o_decay;
 }
 
 void Sgd::step(ParamStore& params, double lr) {
+  require_cpu();
   float* w = params.values().f32();
   const float* g = params.grads().f32();
   const float rate = static_cast<float>(lr);
@@ -43,6 +132,7 @@ AdaGrad::AdaGrad(const ParamStore& params, float initial_accumulator) : Optimize
 }
 
 void AdaGrad::step(ParamStore& params, double lr) {
+  require_cpu();
   float* w = params.values().f32();
   const float* g = params.grads().f32();
   float* gsq = slot_data(0);
@@ -61,10 +151,19 @@ AdamW::AdamW(const ParamStore& params, AdamWOptions options) : Optimizer(params)
   LOOM_CHECK(options_.decay.empty() || options_.decay.size() == size_t(params.size()), Error,
              "AdamW: the decay mask has " + std::to_string(options_.decay.size()) +
                  " entries for " + std::to_string(params.size()) + " parameters");
+  if (params.device().is_cuda()) {
+    require_f32(params, "AdamW");
+    build_device_chunks(options_.decay);
+  }
 }
 
 void AdamW::step(ParamStore& params, double lr) {
   ++steps_;
+  if (params.device().is_cuda()) {
+    cuda::adamw_step(chunks_, adam_scalars(options_, steps_, lr, lr * options_.weight_decay),
+                     params.values().f32(), params.grads().f32(), slot_data(0), slot_data(1));
+    return;
+  }
   float* w = params.values().f32();
   const float* g = params.grads().f32();
   float* m = slot_data(0);
@@ -92,6 +191,7 @@ void AdamW::step(ParamStore& params, double lr) {
 
 namespace {
 constexpr int64_t kLambChunk = 4096;
+static_assert(kLambChunk == cuda::kOptimizerChunk, "the GPU chunk table follows Lamb's chunks");
 }
 
 Lamb::Lamb(const ParamStore& params, AdamWOptions options) : Optimizer(params), options_(options) {
@@ -105,10 +205,34 @@ Lamb::Lamb(const ParamStore& params, AdamWOptions options) : Optimizer(params), 
   chunk_w_.assign(size_t(chunk_begin_.back()), 0.0);
   chunk_u_.assign(size_t(chunk_begin_.back()), 0.0);
   trust_.assign(size_t(params.size()), 1.0);
+  if (params.device().is_cuda()) {
+    require_f32(params, "LAMB");
+    build_device_chunks(options_.decay);
+    const size_t doubles = 2 * size_t(chunk_begin_.back()) + size_t(params.size());
+    device_sums_ = Buffer(std::max<size_t>(doubles, 1) * sizeof(double), params.device());
+    std::vector<double> ones(size_t(params.size()), 1.0);   // trust before the first step
+    if (!ones.empty())
+      copy_bytes(static_cast<double*>(device_sums_.data()) + 2 * chunk_begin_.back(), params.device(),
+                 ones.data(), Device::cpu(), ones.size() * sizeof(double));
+  }
+}
+
+const std::vector<double>& Lamb::trust_ratios() const {
+  if (params_.device().is_cuda() && !trust_.empty())
+    copy_bytes(trust_.data(), Device::cpu(), static_cast<const double*>(device_sums_.data()) + 2 * chunk_begin_.back(),
+               params_.device(), trust_.size() * sizeof(double));
+  return trust_;
 }
 
 void Lamb::step(ParamStore& params, double lr) {
   ++steps_;
+  if (params.device().is_cuda()) {
+    auto* sums = static_cast<double*>(device_sums_.data());
+    cuda::lamb_step(chunks_, adam_scalars(options_, steps_, lr, options_.weight_decay), lr,
+                    params.values().f32(), params.grads().f32(), slot_data(0), slot_data(1), sums,
+                    sums + 2 * chunk_begin_.back());
+    return;
+  }
   float* w = params.values().f32();
   const float* g = params.grads().f32();
   float* m = slot_data(0);
@@ -163,6 +287,8 @@ void Lamb::step(ParamStore& params, double lr) {
 double clip_grad_norm(ParamStore& params, double max_norm) {
   float* g = params.grads().f32();
   const int64_t n = params.total_elements();
+  if (params.device().is_cuda())
+    return cuda::grad_norm_clip(params.device().index, g, n, max_norm, norm_scratch(params.device().index));
   constexpr int64_t kBlocks = 256;
   double partial[kBlocks] = {};
 #pragma omp parallel for schedule(static)
@@ -181,6 +307,17 @@ double clip_grad_norm(ParamStore& params, double max_norm) {
     for (int64_t i = 0; i < n; ++i) g[i] *= factor;
   }
   return norm;
+}
+
+void divide_in_place(Tensor x, double divisor) {
+  const float d = float(divisor);
+  float* g = x.f32();   // (n)
+  const int64_t n = x.numel();
+  if (x.device().is_cuda()) {
+    cuda::divide(x.device().index, g, n, d);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) g[i] /= d;
 }
 
 }  // namespace loom

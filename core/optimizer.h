@@ -4,8 +4,10 @@
 // /optimizer/<param>/<slot> from slot_view(param, slot) and resumes by reading it back.
 //
 // step() reads the gradient buffer, updates the value buffer, and leaves the gradients as
-// they were (the Trainer zeroes them). Host (CPU) parameters; CUDA versions come with the
-// transformers.
+// they were (the Trainer zeroes them). The state lives where the parameters live: AdamW,
+// LAMB, clip_grad_norm and divide_in_place also run on CUDA parameters (float32 values,
+// gradients and state; core/cuda/optimizer.cu, chosen by params.device()); SGD and AdaGrad
+// (GloVe, word2vec) are CPU-only and say so.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "core/optimizer_cuda.h"
 #include "core/param_store.h"
 
 namespace loom {
@@ -37,17 +40,25 @@ class Optimizer {
   void set_steps_taken(int64_t steps) { steps_ = steps; }
 
  protected:
-  // Allocates the slots (once, from the constructor), each with the ParamStore's packed
-  // layout and filled with `init`.
+  // Allocates the slots (once, from the constructor) on the parameters' device, each with
+  // the ParamStore's packed layout and filled with `init`.
   void init_slots(std::vector<std::string> names, float init);
+  // For the CUDA step: uploads the chunk table of the parameters' layout (Note [Optimizer
+  // chunks on the GPU] in core/optimizer_cuda.h) with each parameter's decay flag (empty
+  // `decay`: all decay). Once, from the constructor, when the parameters are on a GPU.
+  void build_device_chunks(const std::vector<uint8_t>& decay);
+  // Refuses a step on parameters this optimizer has no implementation for.
+  void require_cpu() const;
   float* slot_data(size_t slot) const {
     return static_cast<float*>(slots_.data()) + slot * size_t(params_.total_elements());
   }
 
   const ParamStore& params_;
   std::vector<std::string> slot_names_;
-  Buffer slots_;   // (slots, params.total_elements())
+  Buffer slots_;   // (slots, params.total_elements()) on params.device()
   int64_t steps_ = 0;
+  Buffer device_table_;              // CUDA parameters only: the chunk table's arrays
+  cuda::OptimizerChunks chunks_{};   // views into device_table_
 };
 
 class Sgd final : public Optimizer {
@@ -103,21 +114,30 @@ class Lamb final : public Optimizer {
   Lamb(const ParamStore& params, AdamWOptions options);
   std::string_view name() const override { return "lamb"; }
   void step(ParamStore& params, double lr) override;
-  // The trust ratio each parameter got in the last step (declaration order).
-  const std::vector<double>& trust_ratios() const { return trust_; }
+  // The trust ratio each parameter got in the last step (declaration order). On a GPU it is
+  // copied from the device when asked (synchronises).
+  const std::vector<double>& trust_ratios() const;
 
  private:
   AdamWOptions options_;
   std::vector<int64_t> chunk_begin_;    // (params + 1) first chunk of each parameter
   std::vector<double> chunk_w_, chunk_u_;   // per chunk: Σ w², Σ u²
-  std::vector<double> trust_;
+  mutable std::vector<double> trust_;
+  Buffer device_sums_;    // CUDA: (2 · chunks) per-chunk Σ w², Σ u², then (params) trust
 };
 
 // Scales params' gradients so that their global norm is at most max_norm (0: no clipping)
 // and returns the norm before clipping. Σ g² runs over 256 fixed blocks of the packed buffer,
 // each summed in one thread and added in order, so the norm does not depend on the thread
 // count. Transformers call it after GradSync::finish, when every rank holds the same
-// gradient: the local norm IS the global one.
+// (all-reduced) gradient: the local norm IS the global one, and every rank clips alike.
+// On a GPU the same blocks are summed on the device (Note [Optimizer chunks on the GPU]);
+// returning the norm synchronises with the device.
 double clip_grad_norm(ParamStore& params, double max_norm);
+
+// x[i] /= divisor for a float32 tensor on any device, each quotient correctly rounded
+// (GradSync::finish's scaling of the summed gradients). Asynchronous on a GPU (the current
+// loom stream of its device).
+void divide_in_place(Tensor x, double divisor);
 
 }  // namespace loom

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/optimizer.h"
 #include "core/param_store.h"
 #include "dist/communicator.h"
 
@@ -121,9 +122,6 @@ void GradSync::finish(double divisor) {
   const Clock::time_point start = Clock::now();
   LOOM_CHECK(divisor > 0.0, Error, "GradSync::finish: divisor must be positive (got " +
                                        std::to_string(divisor) + ")");
-  LOOM_CHECK(divisor == 1.0 || params_.device().is_cpu(), Error,
-             "GradSync::finish: scaling gradients on " + params_.device().str() +
-                 " needs a device kernel; pass divisor 1 and scale in the optimizer");
   poll_launched();
   const int early = next_launch_;
   for (int b = 0; b < early; ++b) {
@@ -139,16 +137,14 @@ void GradSync::finish(double divisor) {
   launch_ready_buckets();
   LOOM_ASSERT(next_launch_ == int(buckets_.size()), "GradSync: a complete bucket was not launched");
 
-  const float d = float(divisor);
   for (size_t b = 0; b < buckets_.size(); ++b) {
     const Clock::time_point w0 = Clock::now();
     work_[b]->wait();
     stats_.wait_s += seconds(Clock::now() - w0);
     work_[b].reset();
-    if (divisor != 1.0) {   // the correctly rounded sum / divisor, element by element
-      float* g = params_.grads().slice(buckets_[b].offset, buckets_[b].count).f32();  // (count)
-      for (int64_t i = 0; i < buckets_[b].count; ++i) g[i] /= d;
-    }
+    // The correctly rounded sum / divisor, element by element, where the gradients live (on
+    // a GPU: queued on the compute stream after the bucket's allreduce, which wait() saw end).
+    if (divisor != 1.0) divide_in_place(params_.grads().slice(buckets_[b].offset, buckets_[b].count), divisor);
   }
   // Reset for the next step.
   std::fill(marked_.begin(), marked_.end(), uint8_t(0));

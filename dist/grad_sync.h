@@ -112,8 +112,9 @@ class GradSync {
   void mark_all_ready();
   // Launches what is left (every parameter must have been marked: a LOOM_ASSERT naming
   // the first one missing), waits for every bucket, divides each gradient by `divisor`
-  // (1: keep the sum; e.g. the global batch size) and resets for the next step. Host
-  // gradients only for divisor != 1. Gradients are not zeroed: the step's owner does.
+  // (1: keep the sum; e.g. the global batch size) and resets for the next step. On a GPU
+  // the division is a device kernel (divide_in_place, core/optimizer.h) queued on the
+  // compute stream. Gradients are not zeroed: the step's owner does.
   void finish(double divisor = 1.0);
 
   const std::vector<GradBucket>& buckets() const { return buckets_; }

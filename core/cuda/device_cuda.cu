@@ -2,6 +2,7 @@
 #include <cuda_runtime.h>
 
 #include <array>
+#include <cstdio>
 #include <string>
 
 #include "core/cuda/check.h"
@@ -26,10 +27,46 @@ std::string cuda_device_name(int index) {
   return std::string(prop.name) + ", " + std::to_string(prop.totalGlobalMem >> 30) + " GiB";
 }
 
+namespace {
+std::string version_text(int v) { return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10); }
+}  // namespace
+
 std::string cuda_runtime_version() {
   int v = 0;
   if (cudaRuntimeGetVersion(&v) != cudaSuccess) return "unknown";
-  return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
+  return version_text(v);
+}
+
+std::string cuda_driver_version() {
+  int v = 0;
+  if (cudaDriverGetVersion(&v) != cudaSuccess || v == 0) {
+    (void)cudaGetLastError();
+    return "none";
+  }
+  return version_text(v);
+}
+
+CudaDeviceInfo cuda_device_info(int index) {
+  const int count = cuda_device_count();
+  LOOM_CHECK(index >= 0 && index < count, Error,
+             "cuda:" + std::to_string(index) + " does not exist (" + std::to_string(count) +
+                 " CUDA device(s) visible; CUDA_VISIBLE_DEVICES narrows them)");
+  cudaDeviceProp prop{};
+  LOOM_CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
+  CudaDeviceInfo info;
+  info.name = prop.name;
+  info.total_memory = prop.totalGlobalMem;
+  info.cc_major = prop.major;
+  info.cc_minor = prop.minor;
+  char uuid[64] = "GPU";
+  size_t at = 3;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 0 || i == 4 || i == 6 || i == 8 || i == 10) uuid[at++] = '-';
+    std::snprintf(uuid + at, sizeof uuid - at, "%02x", static_cast<unsigned char>(prop.uuid.bytes[i]));
+    at += 2;
+  }
+  info.uuid = uuid;
+  return info;
 }
 
 namespace {

@@ -164,6 +164,23 @@ Session::Session(const SessionOptions& options) {
 
 Session::~Session() { MpiCommunicator::shutdown_world(); }
 
+std::string describe_gpus() {
+  const int n = cuda_device_count();
+  if (n == 0)
+    return std::string("GPUs           no GPU") +
+           (kWithCuda ? " (CUDA build; no device visible to rank 0)\n" : " (built without CUDA)\n");
+  std::ostringstream out;
+  out << "GPUs           " << n << " visible to rank 0\n";
+  for (int i = 0; i < n; ++i) {
+    const CudaDeviceInfo d = cuda_device_info(i);
+    char line[256];
+    std::snprintf(line, sizeof line, "  cuda:%-2d %s, %.1f GiB, compute capability %d.%d, %s\n", i, d.name.c_str(),
+                  double(d.total_memory) / double(1 << 30), d.cc_major, d.cc_minor, d.uuid.c_str());
+    out << line;
+  }
+  return out.str();
+}
+
 std::string describe_environment(MpiCommunicator& comm, const RunEnv& env) {
   // Each rank contributes one fixed-size record: "host|local|pid|threads|cores|gpu".
   constexpr int kRecord = 256;
@@ -208,7 +225,8 @@ std::string describe_environment(MpiCommunicator& comm, const RunEnv& env) {
   out << "MPI            " << MpiCommunicator::library_version() << "\n";
   out << "HDF5           " << hdf5_version() << "\n";
   out << "NCCL           " << nccl_version() << "\n";
-  out << "CUDA runtime   " << cuda_runtime_version() << "\n";
+  out << "CUDA runtime   " << cuda_runtime_version() << ", driver " << cuda_driver_version() << "\n";
+  out << describe_gpus();
   return out.str();
 }
 

@@ -56,5 +56,8 @@ Config load_config_for_cli(const std::string& path, const std::vector<std::strin
 // The environment report of `loom env` (rank 0 gets the text; others an empty string).
 // Collective: every rank must call it.
 std::string describe_environment(MpiCommunicator& comm, const RunEnv& env);
+// The GPUs rank 0 sees, one line each (name, memory, compute capability, UUID), or a line
+// saying "no GPU" and why; part of describe_environment.
+std::string describe_gpus();
 
 }  // namespace loom

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/device.h"
 #include "tests/support/test_support.h"
 
 namespace loom::test {
@@ -185,6 +186,15 @@ TEST(Env, ListsEveryRankAndTheVersions) {
   expect_rank_rows(r.out, 3);
   for (const char* lib : {"MPI            Open MPI", "HDF5           1.", "NCCL", "CUDA runtime"})
     EXPECT_NE(r.out.find(lib), std::string::npos) << lib << " in:\n" << r.out;
+  // The GPUs: one line each with name, memory and compute capability, or "no GPU" (this
+  // test process sees what loom's rank 0 sees: same environment, same machine).
+  if (cuda_device_count() == 0) {
+    EXPECT_NE(r.out.find("GPUs           no GPU"), std::string::npos) << r.out;
+  } else {
+    EXPECT_NE(r.out.find("GPUs           " + std::to_string(cuda_device_count()) + " visible"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("cuda:0  " + cuda_device_info(0).name), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("compute capability"), std::string::npos) << r.out;
+  }
   RunResult alone = run(loom_cmd({"env"}), 60s);
   ASSERT_EQ(alone.status, 0) << alone.err;
   EXPECT_NE(alone.out.find("launcher       singleton"), std::string::npos) << alone.out;
