@@ -29,8 +29,10 @@
                                           ncclGetErrorString(loom_nccl_rc_));              \
   } while (0)
 
-// An NCCL call on the communicator, for op `info`: ncclInProgress is waited out.
-#define LOOM_NCCL_CALL(impl, info, expr) (impl).settle((info), (expr), #expr, __FILE__, __LINE__)
+// An NCCL call on the communicator, for op `info` with deadline `timeout` (zero: the
+// default): ncclInProgress is waited out.
+#define LOOM_NCCL_CALL(impl, info, timeout, expr) \
+  (impl).settle((info), timeout, (expr), #expr, __FILE__, __LINE__)
 
 namespace loom {
 namespace {
@@ -188,13 +190,14 @@ struct NcclCommunicator::Impl {
                      ncclGetLastError(comm) + ")");
   }
   // The result of an NCCL call on the communicator: ncclInProgress (a non-blocking
-  // communicator still setting the call up) is polled until it settles, under op's
-  // default deadline; any failure aborts.
-  void settle(const OpInfo& info, ncclResult_t rc, const char* call, const char* file, int line) {
+  // communicator still setting the call up, connecting to peers) is polled until it
+  // settles, under the op's deadline; any failure aborts.
+  void settle(const OpInfo& info, std::chrono::milliseconds timeout, ncclResult_t rc, const char* call,
+              const char* file, int line) {
     if (rc == ncclSuccess) return;
     const std::string where = std::string(call) + " at " + file + ":" + std::to_string(line);
     if (rc != ncclInProgress) fail(info, where + " returned " + ncclGetErrorString(rc));
-    const std::chrono::milliseconds limit = deadline_of({});
+    const std::chrono::milliseconds limit = deadline_of(timeout);
     const Clock::time_point deadline = Clock::now() + limit;
     Watchdog::Guard backstop = mpi->watchdog().arm(info, limit + kBackstop);
     for (Backoff backoff;; backoff.pause()) {
@@ -303,7 +306,7 @@ NcclCommunicator::NcclCommunicator(MpiCommunicator& mpi, int device_index)
   OpInfo init = s.next_op(step_, "nccl_init", nullptr, Tensor(nullptr, {0}, DType::kU8));
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;   // Note [NCCL deadlines]
-  LOOM_NCCL_CALL(s, init, ncclCommInitRankConfig(&s.comm, s.size, id, s.rank, &config));
+  LOOM_NCCL_CALL(s, init, {}, ncclCommInitRankConfig(&s.comm, s.size, id, s.rank, &config));
   LOOM_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
   LOOM_CUDA_CHECK(cudaEventCreateWithFlags(&s.ready, cudaEventDisableTiming));
   LOOM_CUDA_CHECK(cudaEventCreateWithFlags(&s.finished, cudaEventDisableTiming));
@@ -363,8 +366,9 @@ void NcclCommunicator::allreduce(Tensor buf, const CollectiveOptions& opt) {
     bad_call(info, std::string("avg needs a floating dtype, got ") + dtype_name(buf.dtype()));
   DeviceGuard on_device(buf.device());
   s.after_compute(info);
-  LOOM_NCCL_CALL(s, info, ncclAllReduce(buf.data(), buf.data(), static_cast<size_t>(buf.numel()),
-                                        nccl_type(buf.dtype()), nccl_op(opt.op), s.comm, s.stream));
+  LOOM_NCCL_CALL(s, info, opt.timeout,
+                 ncclAllReduce(buf.data(), buf.data(), static_cast<size_t>(buf.numel()),
+                               nccl_type(buf.dtype()), nccl_op(opt.op), s.comm, s.stream));
   s.finish_blocking(info, opt.timeout);
 }
 
@@ -376,8 +380,9 @@ std::unique_ptr<Work> NcclCommunicator::allreduce_async(Tensor buf, const Collec
     bad_call(info, std::string("avg needs a floating dtype, got ") + dtype_name(buf.dtype()));
   DeviceGuard on_device(buf.device());
   s.after_compute(info);   // the bucket's producers, queued before mark_ready()
-  LOOM_NCCL_CALL(s, info, ncclAllReduce(buf.data(), buf.data(), static_cast<size_t>(buf.numel()),
-                                        nccl_type(buf.dtype()), nccl_op(opt.op), s.comm, s.stream));
+  LOOM_NCCL_CALL(s, info, opt.timeout,
+                 ncclAllReduce(buf.data(), buf.data(), static_cast<size_t>(buf.numel()),
+                               nccl_type(buf.dtype()), nccl_op(opt.op), s.comm, s.stream));
   cudaEvent_t event = s.take_event();
   cudaError_t rc = cudaEventRecord(event, s.stream);
   if (rc != cudaSuccess) s.return_event(event);
@@ -392,7 +397,7 @@ void NcclCommunicator::broadcast(Tensor buf, int root) {
   if (root < 0 || root >= s.size) bad_call(info, "root " + std::to_string(root) + " is not a rank");
   DeviceGuard on_device(buf.device());
   s.after_compute(info);
-  LOOM_NCCL_CALL(s, info, ncclBroadcast(buf.data(), buf.data(), static_cast<size_t>(buf.numel()),
+  LOOM_NCCL_CALL(s, info, {}, ncclBroadcast(buf.data(), buf.data(), static_cast<size_t>(buf.numel()),
                                         nccl_type(buf.dtype()), root, s.comm, s.stream));
   s.finish_blocking(info, {});
 }
@@ -417,9 +422,9 @@ void NcclCommunicator::allgatherv(Tensor mine, Tensor all, std::span<const int64
     if (count == 0) continue;  // counts are equal on every rank: all skip alike
     char* slot = at(all, offsets[static_cast<size_t>(q)]);
     const void* source = q == s.rank ? mine.data() : slot;
-    LOOM_NCCL_CALL(s, info, ncclBroadcast(source, slot, count, type, q, s.comm, s.stream));
+    LOOM_NCCL_CALL(s, info, {}, ncclBroadcast(source, slot, count, type, q, s.comm, s.stream));
   }
-  LOOM_NCCL_CALL(s, info, ncclGroupEnd());
+  LOOM_NCCL_CALL(s, info, {}, ncclGroupEnd());
   s.finish_blocking(info, {});
 }
 
@@ -443,13 +448,13 @@ void NcclCommunicator::alltoallv(Tensor send, std::span<const int64_t> send_coun
   for (int q = 0; q < s.size; ++q) {
     size_t i = static_cast<size_t>(q);
     if (send_counts[i] > 0)
-      LOOM_NCCL_CALL(s, info, ncclSend(at(send, send_offsets[i]), static_cast<size_t>(send_counts[i]),
+      LOOM_NCCL_CALL(s, info, {}, ncclSend(at(send, send_offsets[i]), static_cast<size_t>(send_counts[i]),
                                        type, q, s.comm, s.stream));
     if (recv_counts[i] > 0)
-      LOOM_NCCL_CALL(s, info, ncclRecv(at(recv, recv_offsets[i]), static_cast<size_t>(recv_counts[i]),
+      LOOM_NCCL_CALL(s, info, {}, ncclRecv(at(recv, recv_offsets[i]), static_cast<size_t>(recv_counts[i]),
                                        type, q, s.comm, s.stream));
   }
-  LOOM_NCCL_CALL(s, info, ncclGroupEnd());
+  LOOM_NCCL_CALL(s, info, {}, ncclGroupEnd());
   s.finish_blocking(info, {});
 }
 
@@ -459,7 +464,7 @@ void NcclCommunicator::barrier() {
   OpInfo info = s.next_op(step_, "barrier", nullptr, Tensor(nullptr, {0}, DType::kU8));
   DeviceGuard on_device(Device::cuda(s.device));
   s.after_compute(info);
-  LOOM_NCCL_CALL(s, info, ncclAllReduce(one.data(), one.data(), 1, ncclFloat32, ncclSum, s.comm, s.stream));
+  LOOM_NCCL_CALL(s, info, {}, ncclAllReduce(one.data(), one.data(), 1, ncclFloat32, ncclSum, s.comm, s.stream));
   s.finish_blocking(info, {});
 }
 

@@ -1,5 +1,6 @@
-// NcclCommunicator on the GPU this rank drives (label: gpu). Skips when no CUDA device
-// is visible. Integer-valued f32 data, so the sums are exact; compared with the host.
+// NcclCommunicator on the GPU this rank drives (label: gpu). Skips visibly unless every
+// rank has a GPU of its own (NCCL refuses two ranks on one GPU). Integer-valued f32 data,
+// so the sums are exact; compared with the host.
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -7,13 +8,15 @@
 #include "core/buffer.h"
 #include "core/device.h"
 #include "dist/communicator.h"
+#include "dist/gpu_select.h"
 #include "dist/mpi_communicator.h"
+#include "tests/gpu/gpu_ranks.h"
 #include "tests/support/test_support.h"
 
 namespace loom {
 namespace {
 
-Device my_gpu() { return Device::cuda(MpiCommunicator::world().rank() % cuda_device_count()); }
+Device my_gpu() { return gpu_for_this_rank(MpiCommunicator::world()); }
 
 std::vector<float> to_host(const Buffer& b) {
   std::vector<float> host(b.size() / sizeof(float));
@@ -22,8 +25,8 @@ std::vector<float> to_host(const Buffer& b) {
 }
 
 TEST(Nccl, AllreduceBroadcastAllgathervAlltoallv) {
-  if (!cuda_available()) LOOM_SKIP_NO_GPU("no CUDA device");
   MpiCommunicator& world = MpiCommunicator::world();
+  LOOM_REQUIRE_GPU_PER_RANK(world);
   const int rank = world.rank(), size = world.size();
   Device gpu = my_gpu();
   Communicator& comm = comm_for(gpu);
