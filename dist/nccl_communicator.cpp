@@ -317,9 +317,9 @@ NcclCommunicator::~NcclCommunicator() {
   Impl& s = *impl_;
   try {
     DeviceGuard on_device(Device::cuda(s.device));
-    if (s.stream != nullptr) cudaStreamSynchronize(s.stream);
     if (s.comm != nullptr && s.killed_by.empty()) {
-      // Flush and release; a peer gone for good must not hang the exit: abort after a grace.
+      // Flush and release (every op was waited for, so the stream is idle unless a kernel
+      // hangs on a peer gone for good): that must not hang the exit, so abort after a grace.
       ncclResult_t state = ncclCommFinalize(s.comm);
       const Clock::time_point deadline = Clock::now() + kFinalizeGrace;
       for (Backoff backoff; state == ncclInProgress && Clock::now() < deadline; backoff.pause())

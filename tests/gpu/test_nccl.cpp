@@ -3,6 +3,9 @@
 // so the sums are exact; compared with the host.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "core/buffer.h"
@@ -69,7 +72,22 @@ TEST(Nccl, AllreduceBroadcastAllgathervAlltoallv) {
   std::vector<float> broadcast = to_host(buf);
   for (int64_t i = 0; i < n; ++i)
     ASSERT_EQ(broadcast[static_cast<size_t>(i)], value_of(i, size - 1)) << "broadcast index " << i << " rank " << rank;
+  // The barrier holds every rank until the last has entered: the last rank enters 300 ms
+  // late, and no rank may leave before that (steady_clock is one clock for the processes
+  // of a node, where these tests run).
+  using Clock = std::chrono::steady_clock;
+  if (rank == size - 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const int64_t entered = Clock::now().time_since_epoch().count();
   comm.barrier();
+  const int64_t left = Clock::now().time_since_epoch().count();
+  std::vector<int64_t> entries(static_cast<size_t>(size)), exits(static_cast<size_t>(size));
+  int64_t e = entered, l = left;
+  world.allgather(Tensor(&e, {1}, DType::kI64), Tensor(entries.data(), {size}, DType::kI64));
+  world.allgather(Tensor(&l, {1}, DType::kI64), Tensor(exits.data(), {size}, DType::kI64));
+  const int64_t last_entry = *std::max_element(entries.begin(), entries.end());
+  for (int r = 0; r < size; ++r)
+    EXPECT_GE(exits[static_cast<size_t>(r)], last_entry) << "rank " << r << " left the barrier before rank "
+                                                         << size - 1 << " entered it";
   std::vector<float> one(1, 1.0f);
   Buffer count(sizeof(float), gpu);
   copy_bytes(count.data(), gpu, one.data(), Device::cpu(), sizeof(float));
