@@ -44,12 +44,12 @@ void launch_hold_then_copy(void* stream, const HostFlag& release, int limit_ms, 
                            const float* src, int64_t n) {
   hold_then_copy_kernel<<<1, 1, 0, static_cast<cudaStream_t>(stream)>>>(
       release.device_pointer(), uint64_t(limit_ms) * 1000000ull, dst, src, n);
-  LOOM_CUDA_CHECK_LAUNCH();
+  LOOM_CUDA_CHECK_LAUNCH("hold_then_copy_kernel");
 }
 
 void launch_signal(void* stream, const HostFlag& flag) {
   signal_kernel<<<1, 1, 0, static_cast<cudaStream_t>(stream)>>>(flag.device_pointer());
-  LOOM_CUDA_CHECK_LAUNCH();
+  LOOM_CUDA_CHECK_LAUNCH("signal_kernel");
 }
 
 void device_synchronize() { LOOM_CUDA_CHECK(cudaDeviceSynchronize()); }

@@ -23,7 +23,8 @@ class HostFlag {
   int* device_ = nullptr;
 };
 
-// On `stream` (a cudaStream_t; nullptr: the legacy default stream) on the current device:
+// On `stream` (a cudaStream_t, e.g. cuda_current_stream(d): the compute stream; nullptr is
+// the legacy default stream) on the current CUDA device:
 // a one-thread kernel that spins until `release` is non-zero or `limit_ms` pass, then
 // copies n floats src -> dst (n may be 0). Holds everything queued after it on that stream.
 void launch_hold_then_copy(void* stream, const HostFlag& release, int limit_ms, float* dst,

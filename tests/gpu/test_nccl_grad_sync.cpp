@@ -186,6 +186,9 @@ TEST(NcclGradSync, BucketAllreduceDoesNotHoldUpCompute) {
   declare_params(ps);
   ps.finalize(gpu);
   GradSync sync(ps, nccl, small_buckets());
+  // Warm up: NCCL sets up connections and buffers on a first collective (cudaMalloc may
+  // synchronise the device), which must not happen while a stream is held below.
+  nccl.allreduce(ps.grads(), ReduceOp::kSum);
   upload(ps.grads(), grads_of(ps, w.rank(), 0));
   std::vector<float> expected(static_cast<size_t>(ps.total_elements()), 0.0f);
   for (int r = 0; r < w.size(); ++r) {
@@ -198,7 +201,7 @@ TEST(NcclGradSync, BucketAllreduceDoesNotHoldUpCompute) {
   const GradBucket& first = sync.buckets()[0];
   for (int p = first.last_param; p >= first.first_param; --p) sync.mark_ready(p);
   // "The rest of backward": a kernel queued on the compute stream after the launch.
-  launch_signal(nullptr, compute_ran);
+  launch_signal(cuda_current_stream(gpu.index), compute_ran);
   const auto give_up = std::chrono::steady_clock::now() + 20s;
   while (compute_ran.get() == 0 && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(1ms);
   const bool overlapped = compute_ran.get() == 1;
@@ -225,8 +228,9 @@ TEST(NcclGradSync, AllreduceWaitsForTheComputeThatProducesItsInput) {
   }
   Buffer source(static_cast<size_t>(n) * sizeof(float), gpu), buf(static_cast<size_t>(n) * sizeof(float), gpu);
   upload(source.as(DType::kF32), mine);   // buf stays zero until the held kernel copies
+  comm.allreduce(buf.as(DType::kF32), ReduceOp::kSum);   // warm up (see above); zeros stay zeros
   HostFlag release;
-  launch_hold_then_copy(nullptr, release, 30000, static_cast<float*>(buf.data()),
+  launch_hold_then_copy(cuda_current_stream(gpu.index), release, 30000, static_cast<float*>(buf.data()),
                         static_cast<const float*>(source.data()), n);
   std::unique_ptr<Work> work = comm.allreduce_async(buf.as(DType::kF32), CollectiveOptions{});
   std::this_thread::sleep_for(300ms);   // ample for an unordered allreduce of 16 KB to end
