@@ -15,7 +15,16 @@ struct State {
   Level level = Level::kInfo;
   bool all_ranks = false;
   std::string prefix = "[r?/?]";
+  std::string live;   // the live line shown at the bottom (Note [Log lines above the live line])
 };
+
+// One write(2)-sized fwrite, flushed: the line arrives whole.
+void put(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::fflush(stderr);
+}
+
+constexpr const char* kEraseLine = "\r\x1b[K";
 
 State& state() {
   static State s;
@@ -37,8 +46,8 @@ void emit(Level lvl, bool any_rank, std::string_view subsystem, std::string_view
   line += message;
   line += '\n';
   std::lock_guard<std::mutex> lock(s.mutex);
-  std::fwrite(line.data(), 1, line.size(), stderr);
-  std::fflush(stderr);
+  if (!s.live.empty()) line = kEraseLine + line + s.live;   // above the live line, which is redrawn
+  put(line);
 }
 
 }  // namespace
@@ -63,5 +72,28 @@ void error(std::string_view sub, std::string_view msg) { emit(Level::kError, tru
 void info_all(std::string_view sub, std::string_view msg) { emit(Level::kInfo, true, sub, msg); }
 
 std::string_view rank_prefix() { return state().prefix; }
+
+void set_live_line(std::string_view text) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.live.assign(text);
+  // Erase after the text, not before: the old line is overwritten without a blank flash.
+  put("\r" + s.live + "\x1b[K");
+}
+
+void end_live_line(std::string_view text) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.live.clear();
+  put("\r" + std::string(text) + "\x1b[K\n");
+}
+
+void clear_live_line() {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (s.live.empty()) return;
+  s.live.clear();
+  put(kEraseLine);
+}
 
 }  // namespace loom::log

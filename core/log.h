@@ -27,4 +27,20 @@ void info_all(std::string_view subsystem, std::string_view message);
 // "[r1/3]" for the current process, used in error messages printed by main().
 std::string_view rank_prefix();
 
+// Note [Log lines above the live line]
+// A progress bar on a terminal is one line redrawn in place with '\r'. Written by itself it
+// would share its line with the next log line ("...elapsed 0s[r0/1][glove] epoch 2/6"), so
+// the log owns it: set_live_line() draws (or redraws) it, and while one is shown every log
+// line first erases it ("\r\x1b[K"), prints itself with its '\n', and draws it again below,
+// all in one write under the log's mutex. Log lines scroll up above a bar that stays at the
+// bottom, whichever thread logs. This process's lines only: under mpirun the other ranks'
+// warnings reach the terminal through mpirun and may still land beside rank 0's bar.
+//
+// Shows `text` (one line, no '\n') as the live line at the bottom of stderr.
+void set_live_line(std::string_view text);
+// Prints `text` as an ordinary line in place of the live line, which is gone afterwards.
+void end_live_line(std::string_view text);
+// Erases the live line (nothing is shown until the next set_live_line).
+void clear_live_line();
+
 }  // namespace loom::log

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/tensor.h"
+#include "core/work_meter.h"
 #include "dist/communicator.h"
 #include "io/tokenize.h"
 
@@ -165,6 +166,7 @@ TokenCounter count_local(const CorpusLayout& layout, const CorpusOptions& corpus
   auto body = [&](size_t t) {
     try {
       CorpusShard shard(layout, corpus, rank * threads + static_cast<int>(t), world * threads);
+      work_meter::add_total(static_cast<int64_t>(shard.bytes_total()));
       TextChunk chunk;
       TokenCounter& mine = local[t];
       int64_t seen = 0, cut = 0;   // not tokens[t] per token: the threads' counts share a cache line
@@ -177,7 +179,10 @@ TokenCounter count_local(const CorpusLayout& layout, const CorpusOptions& corpus
         mine.add(tok);
         ++seen;
       };
-      while (shard.next(chunk)) for_each_token(chunk.text, 0, add, [] {});
+      while (shard.next(chunk)) {
+        for_each_token(chunk.text, 0, add, [] {});
+        work_meter::advance(static_cast<int64_t>(chunk.end - chunk.begin));
+      }
       tokens[t] = seen;
       truncated[t] = cut;
       replaced[t] = static_cast<int64_t>(shard.replaced_sequences());

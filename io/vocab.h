@@ -82,8 +82,21 @@ Vocab build_vocab(Communicator& comm, const CorpusOptions& corpus, const VocabOp
 // GloVe's vocab.txt: "token count\n" per line in id order (written to PATH.tmp, renamed).
 void write_vocab_txt(const Vocab& vocab, const std::string& path);
 Vocab read_vocab_txt(const std::string& path);   // DataError naming path:line if malformed
-// HDF5: attrs format="loom-vocab", format_version=1; /vocab/tokens (vlen UTF-8 strings),
-// /vocab/counts (int64). Written to PATH.tmp, renamed.
+// Note [vocab.h5]
+// The vocabulary as HDF5 (readable by h5py and h5dump, no loom needed):
+//   /                attrs: format = "loom-vocab", format_version = 2
+//   /vocab/tokens    (V,) variable-length UTF-8 strings, id order; attr crc32
+//   /vocab/counts    (V,) int64 corpus counts; attr crc32
+// The crc32 attributes follow the checkpoints' convention (io/checksum.h: the counts'
+// little-endian bytes; the tokens per Note [CRC of string datasets]). format_version 1
+// files (written before the checksums) have none: read_vocab_h5 still loads them and says
+// that nothing was verified; `loom train` rewrites them, because the vocabulary stage's
+// fingerprint names the version (launch/pipeline/pipeline_data.h). Written to PATH.tmp, renamed.
+inline constexpr int64_t kVocabH5Version = 2;
 void write_vocab_h5(const Vocab& vocab, const std::string& path);
+// Reads and verifies a vocab.h5: DataError naming the file and dataset for a wrong format,
+// mismatched shapes or a checksum that does not match; IoError if unreadable. *verified
+// (optional) is false for a format_version 1 file, which has no checksums to verify.
+Vocab read_vocab_h5(const std::string& path, bool* verified = nullptr);
 
 }  // namespace loom

@@ -27,6 +27,7 @@ struct StepStats {
   double loss_sum = 0.0;   // sum of per-example losses on this rank
   int64_t examples = 0;    // examples (pairs, windows, sequences) this step on this rank
   int64_t items = 0;       // items for the rate display (tokens, non-zeros) on this rank
+  double lr = -1.0;        // the learning rate the step used (metrics.jsonl, /status); < 0: none
 };
 
 // What the Trainer hands every step. `comm` is the host (MPI) communicator of the job, for

@@ -85,8 +85,9 @@ CooccurResult cooccur_stage(Communicator& comm, const Config& config, CorpusPlan
     time->reused = true;
   } else {
     if (rank == 0) remove_other_partitions(run_dir, world);
-    result = build_cooccurrence(comm, vocab, layout_of(comm, corpus), corpus.options,
-                                cooccur_options(config, threads, run_dir), run_dir);
+    const CorpusLayout& layout = layout_of(comm, corpus);
+    StageProgress progress(comm.rank(), "cooccur", display_options(config));
+    result = build_cooccurrence(comm, vocab, layout, corpus.options, cooccur_options(config, threads, run_dir), run_dir);
     comm.barrier();   // every rank's partition file is in place before the fingerprint commits them
     if (rank == 0) write_text_atomically(fp, now);
   }

@@ -27,6 +27,8 @@ std::string metrics_json_line(const MetricsRecord& r) {
   // nlohmann::ordered_json keeps the documented field order, which makes lines easy to read.
   nlohmann::ordered_json j;
   j["step"] = r.step;
+  j["epoch"] = r.epoch;
+  j["lr"] = r.lr >= 0 ? number(r.lr) : nullptr;
   j["time"] = number(r.time_s);
   j["loss"] = number(r.loss);
   j["items_per_s"] = number(r.items_per_s);

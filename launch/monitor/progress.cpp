@@ -1,9 +1,13 @@
 #include "launch/monitor/progress.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -70,21 +74,60 @@ std::string format_progress_line(const ProgressState& s) {
   return line;
 }
 
-std::string format_progress_bar(const ProgressState& s) {
-  if (s.total_steps <= 0) return format_progress_line(s);
-  int64_t filled = s.step * kBarCells / s.total_steps;
+namespace {
+
+std::string bar_cells(int64_t done, int64_t total) {
+  int64_t filled = total > 0 ? done * kBarCells / total : 0;
   if (filled < 0) filled = 0;
   if (filled > kBarCells) filled = kBarCells;
   std::string bar = "[";
   bar.append(static_cast<size_t>(filled), '#');
   bar.append(static_cast<size_t>(kBarCells - filled), '-');
-  bar += "] ";
-  return bar + format_progress_line(s);
+  return bar + "] ";
+}
+
+}  // namespace
+
+std::string format_progress_bar(const ProgressState& s) {
+  if (s.total_steps <= 0) return format_progress_line(s);
+  return bar_cells(s.step, s.total_steps) + format_progress_line(s);
+}
+
+std::string format_stage_line(const StageProgressState& s) {
+  std::string line(s.stage);
+  if (s.total > 0) {
+    const double pct = 100.0 * static_cast<double>(s.done) / static_cast<double>(s.total);
+    line += fmt::format(" {:.1f}%", std::min(pct, 100.0));
+  }
+  line += " | " + format_rate(s.per_s, s.unit);
+  if (s.total > 0) line += " | eta " + format_eta(s.eta_s);
+  line += " | elapsed " + format_eta(s.elapsed_s);
+  return line;
+}
+
+std::string format_stage_bar(const StageProgressState& s) {
+  if (s.total <= 0) return format_stage_line(s);
+  return bar_cells(s.done, s.total) + format_stage_line(s);
 }
 
 Progress::Progress(bool live_bar, double interval_s) : live_bar_(live_bar), interval_s_(interval_s) {}
 
 bool Progress::stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
+
+// Note [A bar under mpirun] in progress.h.
+bool Progress::terminal_for_bar() {
+  if (stderr_is_terminal()) return true;
+  if (std::getenv("OMPI_COMM_WORLD_RANK") == nullptr) return false;
+  const std::string parent_stderr = "/proc/" + std::to_string(::getppid()) + "/fd/2";
+  struct stat st {};
+  // A character device only: opening the read end of a pipe could wait for a writer.
+  if (::stat(parent_stderr.c_str(), &st) != 0 || !S_ISCHR(st.st_mode)) return false;
+  const int fd = ::open(parent_stderr.c_str(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool tty = ::isatty(fd) == 1;
+  ::close(fd);
+  return tty;
+}
 
 void Progress::update(const ProgressState& state) {
   const auto now = Clock::now();
@@ -99,21 +142,44 @@ void Progress::finish(const ProgressState& state) { draw(state, true); }
 
 void Progress::clear_line() {
   if (!live_bar_ || !drawn_) return;
-  std::fputs("\r\x1b[K", stderr);
-  std::fflush(stderr);
+  log::clear_live_line();
   drawn_ = false;   // redraw at the next update
 }
 
 void Progress::draw(const ProgressState& state, bool final_line) {
-  drawn_ = true;
+  draw_text(final_line ? "finished " + format_progress_line(state) : format_progress_line(state),
+            format_progress_bar(state), final_line);
+}
+
+void Progress::update_stage(const StageProgressState& state) {
+  const auto now = Clock::now();
+  const double since = std::chrono::duration<double>(now - last_draw_).count();
+  const double period = live_bar_ ? kBarRedrawSeconds : interval_s_;
+  if (drawn_ && since < period) return;
+  last_draw_ = now;
+  draw_stage(state, false);
+}
+
+void Progress::finish_stage(const StageProgressState& state) { draw_stage(state, true); }
+
+void Progress::draw_stage(const StageProgressState& state, bool final_line) {
+  const std::string line = format_stage_line(state);
+  draw_text(final_line ? line + " (done)" : line, format_stage_bar(state), final_line);
+}
+
+// A live bar goes through the log (Note [Log lines above the live line] in core/log.h), so
+// that log lines from any thread print above it instead of after it on the same line.
+void Progress::draw_text(const std::string& plain, const std::string& bar, bool final_line) {
+  drawn_ = !final_line;
   if (!live_bar_) {
-    log::info("progress", (final_line ? "finished " : "") + format_progress_line(state));
+    log::info("progress", plain);
     return;
   }
-  // '\r' back to column 0, the bar, then erase what a longer previous line left behind.
-  const std::string text = "\r" + format_progress_bar(state) + "\x1b[K" + (final_line ? "\n" : "");
-  std::fwrite(text.data(), 1, text.size(), stderr);
-  std::fflush(stderr);
+  if (final_line) {
+    log::end_live_line(bar);
+  } else {
+    log::set_live_line(bar);
+  }
 }
 
 }  // namespace loom

@@ -34,14 +34,14 @@ bool show_bar(MonitorOptions::Bar bar) {
   switch (bar) {
     case MonitorOptions::Bar::kOn: return true;
     case MonitorOptions::Bar::kOff: return false;
-    case MonitorOptions::Bar::kAuto: return Progress::stderr_is_terminal();
+    case MonitorOptions::Bar::kAuto: return Progress::terminal_for_bar();
   }
   return false;
 }
 
 ProgressState progress_state(const StatusSnapshot& s, double elapsed_s) {
   ProgressState p;
-  p.step = s.step + 1;   // steps done: step indices start at 0
+  p.step = s.step;   // steps done (Note [Step numbers])
   p.total_steps = s.total_steps;
   p.items_per_s = s.items_per_s;
   p.steps_per_s = s.steps_per_s;
@@ -63,15 +63,19 @@ RunMonitor::RunMonitor(Communicator& comm, MonitorOptions options)
   if (rank_ != 0) return;
   metrics_ = std::make_unique<MetricsWriter>(options_.run_dir);
   progress_ = std::make_unique<Progress>(show_bar(options_.bar), options_.progress_interval_s);
-  if (options_.status_port >= 0) {
+  if (options_.server != nullptr) {
+    server_ = options_.server;
+  } else if (options_.status_port >= 0) {
     StatusServerOptions server_options;
     server_options.bind_address = options_.status_bind;
     server_options.port = options_.status_port;
-    server_ = std::make_unique<StatusServer>(std::move(server_options));
+    own_server_ = std::make_unique<StatusServer>(std::move(server_options));
+    server_ = own_server_.get();
   }
   window_seconds_.assign(static_cast<size_t>(kWindow) * static_cast<size_t>(size_), 0.0);
   rate_time_.assign(kWindow + 1, 0.0);    // entry 0: the start, 0 items
   rate_items_.assign(kWindow + 1, 0.0);
+  snapshot_.stage = "train";
   snapshot_.total_steps = options_.total_steps;
   snapshot_.unit = options_.unit;
   snapshot_.world_size = size_;
@@ -106,7 +110,7 @@ int RunMonitor::end_step(const StepReport& report) {
     }
     stop = std::max(stop, static_cast<int>(row[kSignal]));
   }
-  if (rank_ == 0) observe(report.step, stop);
+  if (rank_ == 0) observe(report, stop);
   return stop;
 }
 
@@ -116,7 +120,8 @@ int RunMonitor::non_finite_loss_rank() const {
   return -1;
 }
 
-void RunMonitor::observe(int64_t step, int stop_signal) {
+void RunMonitor::observe(const StepReport& report, int stop_signal) {
+  const int64_t done = report.step + 1;   // steps done (Note [Step numbers])
   const Clock::time_point now = Clock::now();
   const double elapsed = std::chrono::duration<double>(now - started_).count();
   ++calls_;
@@ -154,20 +159,25 @@ void RunMonitor::observe(int64_t step, int stop_signal) {
   snapshot_.items_per_s = dt > 0 ? (items_total_ - rate_items_[oldest]) / dt : 0;
   snapshot_.steps_per_s = dt > 0 ? static_cast<double>(span) / dt : 0;
 
-  snapshot_.step = step;
+  snapshot_.step = done;
+  snapshot_.epoch = report.epoch;
+  snapshot_.lr = report.lr;
+  snapshot_.items_total = items_total_;
   // The mean over every example of the step (ranks with uneven or empty slices weigh what
   // they hold), or the plain mean of the ranks' losses when a caller gives no weights.
   snapshot_.loss = weighted_ok && weights > 0 ? weighted / weights : loss_sum / size_;
   snapshot_.stop_signal = stop_signal;
-  const int64_t remaining = options_.total_steps - (step + 1);
+  const int64_t remaining = options_.total_steps - done;
   snapshot_.eta_s = options_.total_steps > 0 && snapshot_.steps_per_s > 0
                         ? static_cast<double>(std::max<int64_t>(remaining, 0)) / snapshot_.steps_per_s
                         : -1;
   update_stragglers(now);
 
-  if (step % options_.metrics_every == 0) {
+  if (done % options_.metrics_every == 0 || done == options_.total_steps) {
     MetricsRecord record;
-    record.step = step;
+    record.step = done;
+    record.epoch = report.epoch;
+    record.lr = report.lr;
     record.time_s = elapsed;
     record.loss = snapshot_.loss;
     record.items_per_s = snapshot_.items_per_s;
@@ -219,17 +229,17 @@ void RunMonitor::update_stragglers(Clock::time_point now) {
   if (warned_ && since < kStragglerWarnSeconds) return;
   warned_ = true;
   last_straggler_warning_ = now;
-  progress_->clear_line();
   log::warn("monitor", fmt::format("rank {} is a straggler: mean step {:.1f} ms over the last {} "
                                    "steps, median over ranks {:.1f} ms",
                                    straggler_rank_, 1e3 * means[static_cast<size_t>(straggler_rank_)],
                                    window_filled_, 1e3 * median));
 }
 
-void RunMonitor::set_last_checkpoint(const std::string& path, int64_t step) {
+void RunMonitor::set_last_checkpoint(const std::string& path, int64_t step, bool written) {
   if (rank_ != 0) return;
   snapshot_.last_checkpoint_path = path;
   snapshot_.last_checkpoint_step = step;
+  if (written) ++snapshot_.checkpoints_written;
   if (server_) server_->publish(snapshot_);
 }
 
@@ -240,10 +250,10 @@ void RunMonitor::finish() {
   snapshot_.finished = true;
   const double elapsed = std::chrono::duration<double>(Clock::now() - started_).count();
   if (calls_ > 0) progress_->finish(progress_state(snapshot_, elapsed));
-  if (server_) {
-    server_->publish(snapshot_);
-    server_.reset();   // closes the listener and every client connection
-  }
+  if (server_) server_->publish(snapshot_);
+  server_ = nullptr;
+  own_server_.reset();   // closes the listener and every client connection (a server of
+                         // options.server stays up: its owner takes it down)
   metrics_->close();
 }
 

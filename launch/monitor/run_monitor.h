@@ -36,6 +36,9 @@ struct MonitorOptions {
   int64_t metrics_every = 1;         // a metrics line when step % metrics_every == 0
   int status_port = -1;              // -1 off, 0 ephemeral, else this port
   std::string status_bind = "127.0.0.1";
+  StatusServer* server = nullptr;    // rank 0: a server already up (RunStatus's, since the
+                                     // run began); then status_port is not used and the
+                                     // monitor publishes there without stopping it
 };
 
 // This rank's numbers for the step just finished.
@@ -46,6 +49,8 @@ struct StepReport {
   int64_t items = 0;          // items (tokens, bytes, pairs) this rank processed in the step
   double weight = -1;         // examples behind `loss` (its mean): the step's loss is the
                               // weighted mean over ranks; < 0 on any rank: the plain mean
+  int64_t epoch = 0;          // epochs completed after the step (rank 0's is shown)
+  double lr = -1;             // learning rate the step used (rank 0's); < 0: not reported
 };
 
 class RunMonitor {
@@ -69,8 +74,9 @@ class RunMonitor {
   // Throws CommError if the ranks report different step indices.
   int end_step(const StepReport& mine);
 
-  // Shown in /status. Any rank may call it; only rank 0's value is shown.
-  void set_last_checkpoint(const std::string& path, int64_t step);
+  // Shown in /status. Any rank may call it; only rank 0's value is shown. `written`: this
+  // run wrote it (counted in loom_checkpoints_written_total); false for the one resumed from.
+  void set_last_checkpoint(const std::string& path, int64_t step, bool written = true);
 
   // Final progress line, closes metrics.jsonl, stops the status server. Not a collective;
   // idempotent.
@@ -89,7 +95,7 @@ class RunMonitor {
   using Clock = std::chrono::steady_clock;
   static constexpr int kFields = 6;   // step, step_seconds, items, loss, stop signal, weight
 
-  void observe(int64_t step, int stop_signal);   // rank 0
+  void observe(const StepReport& report, int stop_signal);   // rank 0
   void update_stragglers(Clock::time_point now);
 
   Communicator& comm_;
@@ -105,7 +111,8 @@ class RunMonitor {
   // Rank 0 only.
   std::unique_ptr<MetricsWriter> metrics_;
   std::unique_ptr<Progress> progress_;
-  std::unique_ptr<StatusServer> server_;
+  std::unique_ptr<StatusServer> own_server_;   // started here when options.server is null
+  StatusServer* server_ = nullptr;             // own_server_ or options.server
   std::vector<double> window_seconds_;   // (kWindow, size) ring of per-rank step seconds
   int64_t window_filled_ = 0;            // rows written so far (saturates at kWindow)
   int64_t window_next_ = 0;              // next row to overwrite

@@ -49,6 +49,13 @@ void prom_metric(std::string& out, std::string_view name, std::string_view help,
                      prom_number(value));
 }
 
+// A count that only grows within a run: Prometheus's counter type, named *_total, so that
+// rate() and increase() apply to it.
+void prom_counter(std::string& out, std::string_view name, std::string_view help, double value) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} counter\n{} {}\n", name, help, name, name,
+                     prom_number(value));
+}
+
 void prom_per_rank(std::string& out, std::string_view name, std::string_view help,
                    const std::vector<double>& values) {
   out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", name, help, name);
@@ -128,9 +135,25 @@ std::pair<BufIter, bool> match_header_end(BufIter begin, BufIter end) {
 
 std::string status_json(const StatusSnapshot& s, double uptime_s) {
   nlohmann::ordered_json j;
+  j["stage"] = s.stage;
+  if (s.stage_done >= 0) {
+    nlohmann::ordered_json progress;
+    progress["done"] = s.stage_done;
+    progress["total"] = s.stage_total > 0 ? nlohmann::ordered_json(s.stage_total) : nullptr;
+    progress["unit"] = s.stage_unit;
+    progress["fraction"] = s.stage_total > 0 ? json_number(static_cast<double>(s.stage_done) /
+                                                           static_cast<double>(s.stage_total))
+                                             : nullptr;
+    progress["eta_s"] = s.stage_eta_s >= 0 ? json_number(s.stage_eta_s) : nullptr;
+    j["stage_progress"] = std::move(progress);
+  } else {
+    j["stage_progress"] = nullptr;
+  }
   j["step"] = s.step;
   j["total_steps"] = s.total_steps;
+  j["epoch"] = s.epoch;
   j["loss"] = json_number(s.loss);
+  j["lr"] = s.lr >= 0 ? json_number(s.lr) : nullptr;
   j["unit"] = s.unit;
   j["items_per_s"] = json_number(s.items_per_s);
   j["steps_per_s"] = json_number(s.steps_per_s);
@@ -152,6 +175,8 @@ std::string status_json(const StatusSnapshot& s, double uptime_s) {
   if (!s.last_checkpoint_path.empty())
     checkpoint = {{"path", s.last_checkpoint_path}, {"step", s.last_checkpoint_step}};
   j["last_checkpoint"] = std::move(checkpoint);
+  j["checkpoints_written"] = s.checkpoints_written;
+  j["items_total"] = json_number(s.items_total);
   j["stop_signal"] = s.stop_signal;
   j["finished"] = s.finished;
   // A path with invalid UTF-8 must not make the handler throw: replace bad bytes.
@@ -160,10 +185,23 @@ std::string status_json(const StatusSnapshot& s, double uptime_s) {
 
 std::string status_prometheus(const StatusSnapshot& s, double uptime_s) {
   std::string out;
-  prom_metric(out, "loom_step", "Index of the last finished step (-1 = none yet).", static_cast<double>(s.step));
+  prom_counter(out, "loom_steps_total", "Steps done (the checkpoints' step numbers).",
+               static_cast<double>(s.step));
+  prom_counter(out, "loom_items_total", "Items (" + s.unit + ") trained on by all ranks in this run.",
+               s.items_total);
+  prom_counter(out, "loom_checkpoints_written_total", "Checkpoints written by this run.",
+               static_cast<double>(s.checkpoints_written));
   prom_metric(out, "loom_total_steps", "Steps planned (0 = unknown).",
               static_cast<double>(s.total_steps));
+  prom_metric(out, "loom_epoch", "Epochs completed.", static_cast<double>(s.epoch));
   prom_metric(out, "loom_loss", "Loss of the last step, mean over ranks.", s.loss);
+  prom_metric(out, "loom_learning_rate", "Learning rate of the last step (NaN = not reported).",
+              s.lr >= 0 ? s.lr : std::nan(""));
+  if (s.stage_done >= 0) {
+    prom_metric(out, "loom_stage_fraction", "Fraction of the running data stage done on rank 0 (NaN = unknown).",
+                s.stage_total > 0 ? static_cast<double>(s.stage_done) / static_cast<double>(s.stage_total)
+                                  : std::nan(""));
+  }
   prom_metric(out, "loom_items_per_second", "Items (" + s.unit + ") per second over all ranks.",
               s.items_per_s);
   prom_metric(out, "loom_steps_per_second", "Steps per second.", s.steps_per_s);
@@ -389,6 +427,8 @@ void StatusServer::publish(StatusSnapshot snapshot) {
 }
 
 int StatusServer::port() const { return impl_->port; }
+
+StatusSnapshot StatusServer::snapshot() const { return *impl_->current(); }
 
 void StatusServer::stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;

@@ -1,8 +1,12 @@
 #pragma once
 // StatusServer: a small HTTP endpoint on rank 0 that shows how a run is doing.
-//   GET /status   JSON: step, total_steps, loss, rates, eta_s, per-rank step times, the
-//                 straggler, the last checkpoint, world size, uptime.
-//   GET /metrics  Prometheus text exposition format (loom_step, loom_loss, ...).
+//   GET /status   JSON: the stage, step, total_steps, epoch, loss, learning rate, rates,
+//                 eta_s, per-rank step times, the straggler, the last checkpoint, world
+//                 size, uptime.
+//   GET /metrics  Prometheus text exposition format: counters (loom_steps_total,
+//                 loom_items_total, loom_checkpoints_written_total) and gauges (loom_loss, ...).
+// Steps count steps done, from 1, as everywhere in loom (Note [Step numbers] in
+// launch/monitor/metrics.h): "step": 0 means none has finished yet.
 //   Other paths 404, other methods 405, malformed requests 400, oversized ones 431.
 //
 // Note [Status server isolation]
@@ -24,8 +28,17 @@ namespace loom {
 
 // What the endpoint shows; published by RunMonitor on rank 0 after every step.
 struct StatusSnapshot {
-  int64_t step = -1;               // index of the last finished step (-1 = none yet)
+  std::string stage = "train";     // start, corpus, vocab, cooccur, tokens, train, export, eval, done
+  int64_t stage_done = -1;         // a data stage's progress on rank 0 (-1 = none) ...
+  int64_t stage_total = -1;        // ... out of this (-1 = unknown)
+  std::string stage_unit;          // what they count ("B")
+  double stage_eta_s = -1;
+  int64_t step = 0;                // steps done (Note [Step numbers]); 0 = none yet
   int64_t total_steps = 0;         // 0 = unknown
+  int64_t epoch = 0;               // epochs completed
+  double lr = -1;                  // learning rate of the last step (-1 = not reported)
+  double items_total = 0;          // items (unit) trained on by all ranks in this run
+  int64_t checkpoints_written = 0; // by this run
   double loss = 0;                 // mean over ranks of the last step
   double items_per_s = 0;          // summed over ranks, recent window
   double steps_per_s = 0;
@@ -65,6 +78,8 @@ class StatusServer {
 
   // Replaces what the endpoint shows. Thread-safe; never blocks on the network.
   void publish(StatusSnapshot snapshot);
+  // A copy of what it shows now (to change one field and publish again). Thread-safe.
+  StatusSnapshot snapshot() const;
   // The bound port (the actual one when options.port was 0).
   int port() const;
   // Closes the listener and every connection and joins the thread. Idempotent.

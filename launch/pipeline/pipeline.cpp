@@ -21,13 +21,17 @@ int run_train_pipeline(Session& session) {
   const Config& config = session.config();
   MpiCommunicator& comm = session.comm();
   const ModelKind& kind = find_model_kind(config.train.model);
+  // Up before the data stages, so that /status answers (and names the stage) from the start.
+  RunStatus status(comm.rank(), display_options(config));
   std::unique_ptr<ModelRecipe> recipe = kind.make(session);
   RunReport report;
   PipelineContext ctx{session, report};
   std::unique_ptr<Model> model = recipe->build(ctx);
 
   const auto t_train = SteadyClock::now();
-  Trainer trainer(comm, *model, trainer_options(config, session.run_dir()));
+  TrainerOptions options = trainer_options(config, session.run_dir());
+  options.monitor.server = status.server();
+  Trainer trainer(comm, *model, std::move(options));
   // Note [Evaluating during training]: rank 0 alone evaluates at the epochs eval.every_epochs
   // names; the other ranks wait for it in the next collective, so keep it off for timing.
   const int64_t every = config.eval.every_epochs;
@@ -48,9 +52,11 @@ int run_train_pipeline(Session& session) {
   report.gather_peak_rss(comm);
   recipe->gather_report(ctx, *model);
   if (comm.rank() == 0) {
+    status.set_stage("export");
     const auto t_export = SteadyClock::now();
     const std::vector<std::string> files = recipe->write_exports(*model);
     report.set_export_seconds(seconds_since(t_export));
+    status.set_stage("eval");
     const auto t_eval = SteadyClock::now();
     const Evaluation final_eval = recipe->evaluate(*model, true);
     report.set_eval_seconds(seconds_since(t_eval));
@@ -63,6 +69,7 @@ int run_train_pipeline(Session& session) {
 }
 
 int run_vocab_command(Session& session) {
+  RunStatus status(session.comm().rank(), display_options(session.config()));
   CorpusPlan corpus = prepare_corpus(session.comm(), session.config(), session.run_dir());
   StageTime time;
   Vocab vocab = vocab_stage(session.comm(), session.config(), corpus, session.run_dir(), session.env().threads, &time);

@@ -83,8 +83,11 @@ static std::string corpus_fingerprint(const CorpusOptions& corpus) {
 }
 
 std::string vocab_fingerprint(const Config& config, const CorpusOptions& corpus) {
+  // The file version too: a run directory whose vocab.h5 predates the checksums
+  // (format_version 1, Note [vocab.h5] in io/vocab.h) gets it rewritten.
   return corpus_fingerprint(corpus) + "vocab.min_count = " + std::to_string(config.vocab.min_count) +
-         "\nvocab.max_vocab = " + std::to_string(config.vocab.max_vocab) + "\n";
+         "\nvocab.max_vocab = " + std::to_string(config.vocab.max_vocab) +
+         "\nvocab.h5 format_version = " + std::to_string(kVocabH5Version) + "\n";
 }
 
 // Rank 0 decides whether the stage's stored fingerprint matches `now`; every rank learns it.
@@ -127,6 +130,17 @@ CorpusOptions corpus_options(const Config& config) {
   o.max_token_bytes = static_cast<size_t>(c.max_token_bytes);
   o.max_line_bytes = static_cast<size_t>(c.max_line_bytes);
   o.utf8 = c.utf8 == "replace" ? Utf8Policy::kReplace : Utf8Policy::kError;
+  return o;
+}
+
+DisplayOptions display_options(const Config& config) {
+  DisplayOptions o;
+  o.bar = config.progress.bar == "on"    ? DisplayOptions::Bar::kOn
+          : config.progress.bar == "off" ? DisplayOptions::Bar::kOff
+                                         : DisplayOptions::Bar::kAuto;
+  o.interval_s = config.progress.interval_s;
+  o.status_port = static_cast<int>(config.status.port);
+  o.status_bind = config.status.bind;
   return o;
 }
 
@@ -191,6 +205,7 @@ CorpusPlan prepare_corpus(Communicator& comm, const Config& config, const std::s
       if (p == "-") p = spooled;
   }
   if (!config.corpus.synthetic) return plan;
+  if (RunStatus* status = RunStatus::current()) status->set_stage("corpus");
   const std::string corpus = run_dir + "/planted.txt", questions = run_dir + "/planted-questions.txt";
   const std::string meta_path = run_dir + "/planted.fingerprint";
   const std::string meta = "# loom-fingerprint 1\nrun.seed = " + std::to_string(config.run.seed) +
@@ -228,7 +243,11 @@ Vocab vocab_stage(Communicator& comm, const Config& config, CorpusPlan& corpus, 
     if (time != nullptr) time->reused = true;
   } else {
     VocabStats stats;
-    vocab = build_vocab(comm, layout_of(comm, corpus), corpus.options, vocab_options(config, threads), &stats);
+    {
+      const CorpusLayout& layout = layout_of(comm, corpus);
+      StageProgress progress(comm.rank(), "vocab", display_options(config));
+      vocab = build_vocab(comm, layout, corpus.options, vocab_options(config, threads), &stats);
+    }
     if (comm.rank() == 0) {
       write_vocab_txt(vocab, txt);
       write_vocab_h5(vocab, h5);

@@ -10,8 +10,8 @@
 //   vocab.txt, vocab.h5                  -> vocab.fingerprint
 //   cooccur.part-<r>-of-<W>.h5 (W files) -> cooccur.fingerprint
 // A fingerprint is text, one `key = value` line per input: every corpus file's resolved
-// path, byte size and mtime (nanoseconds), the [corpus] keys that change tokens, and
-// vocab.min_count / vocab.max_vocab; the co-occurrence fingerprint adds the vocabulary's
+// path, byte size and mtime (nanoseconds), the [corpus] keys that change tokens,
+// vocab.min_count / vocab.max_vocab and vocab.h5's format version; the co-occurrence fingerprint adds the vocabulary's
 // fingerprint, cooccur.window, cooccur.symmetric, run.seed (the partition shuffle) and the
 // world size. Keys that cannot change the result (memory_gb, spill_dir, threads) are left
 // out. Rank 0 compares the stored file with the one it computes and broadcasts the
@@ -30,6 +30,7 @@
 
 #include "io/corpus_shard.h"
 #include "io/vocab.h"
+#include "launch/monitor/run_status.h"
 
 namespace loom {
 
@@ -46,6 +47,8 @@ struct CorpusPlan {
 // [corpus] onto CorpusOptions. ConfigError when corpus.paths is empty without
 // corpus.synthetic, or both are set.
 CorpusOptions corpus_options(const Config& config);
+// [progress] and [status] onto what RunStatus and StageProgress show.
+DisplayOptions display_options(const Config& config);
 VocabOptions vocab_options(const Config& config, int threads);
 
 // Collective. With corpus.synthetic, rank 0 writes RUN_DIR/planted.txt and

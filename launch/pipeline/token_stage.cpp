@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/work_meter.h"
 #include "core/measure.h"
 #include "dist/communicator.h"
 #include "dist/mpi_communicator.h"
@@ -29,6 +30,7 @@
 #include "launch/config/config.h"
 #include "launch/kinds/tokens.h"
 #include "launch/pipeline/model_registry.h"
+#include "launch/pipeline/pipeline_data.h"
 #include "launch/pipeline/run_report.h"
 #include "launch/run/session.h"
 
@@ -432,18 +434,35 @@ std::string_view document_separator(DocumentMode mode) {
 
 void read_documents(const CorpusLayout& layout, DocumentMode mode, uint64_t begin, uint64_t end,
                     size_t batch_bytes, const std::function<void(const DocumentBatch&)>& emit) {
+  // The work meter (core/work_meter.h): the range's bytes, credited a batch's documents at a
+  // time and the rest of a file when it is done (separators, a file another rank owns).
+  work_meter::add_total(static_cast<int64_t>(end > begin ? end - begin : 0));
   for (const CorpusFile& f : layout.files()) {
     if (f.begin >= end) break;
     if (f.size == 0 || f.begin + f.size <= begin) continue;
+    const int64_t owned = static_cast<int64_t>(std::min(end, f.begin + f.size) - std::max(begin, f.begin));
     if (mode == DocumentMode::kFile) {
-      if (f.begin < begin) continue;   // owned by the rank whose range holds the file's start
-      const std::string text = read_whole(f.path, f.size);
-      const std::string_view doc(text);
-      emit(DocumentBatch{{&doc, 1}, &f.path, 0});
+      if (f.begin >= begin) {   // else owned by the rank whose range holds the file's start
+        const std::string text = read_whole(f.path, f.size);
+        const std::string_view doc(text);
+        emit(DocumentBatch{{&doc, 1}, &f.path, 0});
+      }
+      work_meter::advance(owned);
       continue;
     }
+    int64_t credited = 0;
+    const auto metered = [&](const DocumentBatch& batch) {
+      emit(batch);
+      int64_t bytes = 0;
+      for (std::string_view d : batch.docs) bytes += static_cast<int64_t>(d.size());
+      bytes = std::min(bytes, owned - credited);
+      credited += bytes;
+      work_meter::advance(bytes);
+    };
     const uint64_t lo = begin > f.begin ? begin - f.begin : 0;
-    if (FileDocuments(f, mode, lo, end - f.begin, batch_bytes, emit).run()) return;
+    const bool last = FileDocuments(f, mode, lo, end - f.begin, batch_bytes, metered).run();
+    work_meter::advance(owned - credited);
+    if (last) return;
   }
 }
 
@@ -506,8 +525,10 @@ TokenData token_stage(Communicator& comm, const Config& config, const std::strin
       WordPieceTrainOptions opt;
       opt.vocab_size = static_cast<size_t>(t.vocab_size);
       opt.min_frequency = static_cast<uint64_t>(t.min_frequency);
+      const CorpusLayout& corpus_layout = layout_of(comm, corpus);
+      StageProgress progress(comm.rank(), "tokens", display_options(config));
       const std::vector<std::string> tokens =
-          learn_wordpiece_vocab(comm, layout_of(comm, corpus), mode, invalid_utf8_of(t), threads, basic, opt);
+          learn_wordpiece_vocab(comm, corpus_layout, mode, invalid_utf8_of(t), threads, basic, opt);
       if (comm.rank() == 0) WordPieceTokenizer(tokens, basic, choice.learned_path).save(choice.learned_path);
       comm.barrier();
       log::info("tokens", "learned " + std::to_string(tokens.size()) + " WordPiece tokens into " + choice.learned_path +
@@ -520,7 +541,9 @@ TokenData token_stage(Communicator& comm, const Config& config, const std::strin
   }
   if (!choice.tokenizer) {   // a character vocabulary learned from the corpus (or reused with the shards)
     if (!reuse) {
-      std::vector<uint32_t> cps = learn_char_vocab(comm, layout_of(comm, corpus), mode, invalid_utf8_of(t));
+      const CorpusLayout& corpus_layout = layout_of(comm, corpus);
+      StageProgress progress(comm.rank(), "tokens", display_options(config));
+      std::vector<uint32_t> cps = learn_char_vocab(comm, corpus_layout, mode, invalid_utf8_of(t));
       if (comm.rank() == 0) CharTokenizer(cps).save(choice.learned_path);
       comm.barrier();
       log::info("tokens", "learned " + std::to_string(cps.size()) + " characters into " + choice.learned_path);
@@ -536,7 +559,12 @@ TokenData token_stage(Communicator& comm, const Config& config, const std::strin
              "\"wordpiece\" (it is \"" + t.tokenizer + "\")");
   double mb_per_s = 0;
   if (!reuse) {
-    const Manifest m = write_parts(comm, *data.tokenizer, layout_of(comm, corpus), t, data.dir, threads, layout, &mb_per_s);
+    const CorpusLayout& corpus_layout = layout_of(comm, corpus);
+    Manifest m;
+    {
+      StageProgress progress(comm.rank(), "tokens", display_options(config));
+      m = write_parts(comm, *data.tokenizer, corpus_layout, t, data.dir, threads, layout, &mb_per_s);
+    }
     if (comm.rank() == 0) {
       write_text_atomically(manifest_path, format_manifest(m));
       remove_other_parts(data.dir, m);

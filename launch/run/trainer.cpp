@@ -215,7 +215,7 @@ int Trainer::run() {
   options_.monitor.total_steps = total;
   options_.monitor.unit = std::string(model_.item_unit());
   RunMonitor monitor(comm_, options_.monitor);
-  if (!last_checkpoint_.empty()) monitor.set_last_checkpoint(last_checkpoint_, start_step_);
+  if (!last_checkpoint_.empty()) monitor.set_last_checkpoint(last_checkpoint_, start_step_, /*written=*/false);
   // Host parameters reduce over the job's own communicator (a test may hand the Trainer
   // one that is not the world); device parameters over the device's (NCCL).
   const Device device = model_.params().device();
@@ -232,7 +232,8 @@ int Trainer::run() {
     if (model_.epoch() != epoch_before) end_epoch();
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double loss = stats.examples > 0 ? stats.loss_sum / double(stats.examples) : 0.0;
-    const int signal = monitor.end_step(StepReport{step, loss, seconds, stats.items, double(stats.examples)});
+    const int signal = monitor.end_step(
+        StepReport{step, loss, seconds, stats.items, double(stats.examples), model_.epoch(), stats.lr});
     if (stop == 0) stop = signal;
     stop_if_diverged(monitor, step);
     int64_t done = step + 1;

@@ -179,6 +179,7 @@ StepStats Bert::train_step(const StepContext& ctx) {
   stats.loss_sum = (total.mlm_loss * mlm_scale + total.nsp_loss * nsp_scale) * double(B);
   stats.examples = count;
   stats.items = count * T;
+  stats.lr = lr;
   if (first_step_done_) {
     train_seconds_ += seconds_since(t0);
     steady_tokens_ += B * T;

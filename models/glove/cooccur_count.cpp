@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/measure.h"
+#include "core/work_meter.h"
 #include "io/tokenize.h"
 
 namespace loom::cooccur {
@@ -311,6 +312,7 @@ int64_t count_shard(const CorpusLayout& layout, const CorpusOptions& corpus, con
                     int part, int parts, size_t window, PairCounter& counter, Progress& progress) {
   CorpusShard shard(layout, corpus, part, parts);
   progress.bytes_total += shard.bytes_total();
+  work_meter::add_total(static_cast<int64_t>(shard.bytes_total()));
   TextChunk chunk;
   uint64_t prev_end = UINT64_MAX;
   int64_t tokens = 0;
@@ -331,6 +333,7 @@ int64_t count_shard(const CorpusLayout& layout, const CorpusOptions& corpus, con
     prev_end = chunk.end;
     progress.tokens += static_cast<uint64_t>(tokens - before);
     progress.bytes_done += chunk.end - chunk.begin;
+    work_meter::advance(static_cast<int64_t>(chunk.end - chunk.begin));
   }
   counter.flush();
   return tokens;

@@ -218,6 +218,7 @@ StepStats Glove::train_step(const StepContext& /*ctx*/) {
   stats.loss_sum = train_slice(block, begin, end);
   stats.examples = end - begin;
   stats.items = end - begin;
+  stats.lr = options_.eta;   // AdaGrad's base rate: constant (each weight's step is eta / sqrt(gradsq))
   if (comm_.size() > 1) synchronize();
   sync_nnz_seen(slice_);
   if (++slice_ == steps_per_epoch_) {

@@ -137,6 +137,7 @@ StepStats Gpt::train_step(const StepContext& ctx) {
   const double lr = lr_warmup_cosine(ctx.step, options_.warmup_steps, options_.steps,
                                      options_.lr, options_.lr_min);
   optimizer_->step(params, lr);
+  stats.lr = lr;
   steps_done_ = ctx.step + 1;
   // Loss per token: the Trainer divides loss_sum by examples.
   stats.examples = count * T;

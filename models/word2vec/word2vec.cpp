@@ -408,6 +408,8 @@ StepStats Word2Vec::train_step(const StepContext& ctx) {
     sync_s_ += std::chrono::duration<double>(Clock::now() - t1).count();
   }
   words_seen_ += slice_words;
+  // The rate decays linearly within the step; report the one it reached at the step's end.
+  stats.lr = learning_rate(global_begin + global_slice);
   if (++slice_ == steps_per_epoch_) {
     slice_ = 0;
     ++epoch_;

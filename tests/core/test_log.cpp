@@ -1,4 +1,6 @@
-// core/log.h: which ranks print which levels, and the run.log_all_ranks switch.
+// core/log.h: which ranks print which levels, the run.log_all_ranks switch, and log lines
+// above the live line (Note [Log lines above the live line]; the screen a user sees is
+// checked in a pseudo-terminal by tests/e2e/terminal_test.cpp).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -27,6 +29,31 @@ TEST(Log, AllRanksSwitch) {
   log::set_rank(0, 2);
   EXPECT_EQ(printed(log::info), "[r0/2][test] hello\n");
   log::set_rank(0, 1);
+}
+
+// Every byte in order: a log line erases the live line, prints whole, and the live line is
+// drawn again below it; ending the live line prints it as an ordinary line.
+TEST(Log, LinesPrintAboveTheLiveLine) {
+  log::set_rank(0, 1);
+  testing::internal::CaptureStderr();
+  log::set_live_line("[##--] step 1/2");
+  log::info("test", "hello");
+  log::set_live_line("[####] step 2/2");
+  log::warn("test", "careful");
+  log::end_live_line("[####] step 2/2 done");
+  log::info("test", "after");
+  EXPECT_EQ(testing::internal::GetCapturedStderr(),
+            "\r[##--] step 1/2\x1b[K"
+            "\r\x1b[K[r0/1][test] hello\n[##--] step 1/2"
+            "\r[####] step 2/2\x1b[K"
+            "\r\x1b[K[r0/1][test] warning: careful\n[####] step 2/2"
+            "\r[####] step 2/2 done\x1b[K\n"
+            "[r0/1][test] after\n");
+  testing::internal::CaptureStderr();
+  log::set_live_line("bar");
+  log::clear_live_line();
+  log::info("test", "plain");
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "\rbar\x1b[K\r\x1b[K[r0/1][test] plain\n");
 }
 
 }  // namespace

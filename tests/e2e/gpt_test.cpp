@@ -106,7 +106,8 @@ std::vector<double> loss_curve(const std::string& run_dir) {
   std::string line;
   while (std::getline(in, line)) {
     const json j = json::parse(line);
-    const auto step = j["step"].get<size_t>();
+    // By step index (from 0): metrics.jsonl counts steps done, from 1 (Note [Step numbers]).
+    const auto step = j["step"].get<size_t>() - 1;
     if (losses.size() <= step) losses.resize(step + 1, std::nan(""));
     losses[step] = j["loss"].get<double>();
   }

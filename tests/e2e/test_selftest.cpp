@@ -62,7 +62,7 @@ void expect_selftest_outputs(const std::string& run_dir, int np, int64_t steps, 
   double total = 0, last_time = 0;
   for (size_t i = 0; i < metrics.size(); ++i) {
     const nlohmann::json& j = metrics[i];
-    EXPECT_EQ(j["step"].get<int64_t>(), static_cast<int64_t>(i));
+    EXPECT_EQ(j["step"].get<int64_t>(), static_cast<int64_t>(i) + 1);   // steps done, from 1
     const double time = j["time"].get<double>();
     EXPECT_GE(time, last_time) << "step " << i;
     last_time = time;

@@ -121,6 +121,8 @@ TEST(FormatProgress, BarHasTwentyCells) {
 MetricsRecord sample_record(int64_t step) {
   MetricsRecord r;
   r.step = step;
+  r.epoch = 1;
+  r.lr = 0.025;
   r.time_s = 1.5;
   r.loss = 2.25;
   r.items_per_s = 1000;
@@ -134,7 +136,7 @@ MetricsRecord sample_record(int64_t step) {
 
 TEST(MetricsLine, ExactJson) {
   EXPECT_EQ(metrics_json_line(sample_record(3)),
-            R"({"step":3,"time":1.5,"loss":2.25,"items_per_s":1000.0,"steps_per_s":2.0,)"
+            R"({"step":3,"epoch":1,"lr":0.025,"time":1.5,"loss":2.25,"items_per_s":1000.0,"steps_per_s":2.0,)"
             R"("step_seconds_min":0.25,"step_seconds_mean":0.5,"step_seconds_max":0.75,"slowest_rank":2})");
 }
 
@@ -144,6 +146,28 @@ TEST(MetricsLine, NonFiniteLossIsNull) {
   const auto j = nlohmann::json::parse(metrics_json_line(r));
   EXPECT_TRUE(j["loss"].is_null());
   EXPECT_EQ(j["step"], 4);
+}
+
+TEST(MetricsLine, UnreportedLearningRateIsNull) {
+  MetricsRecord r = sample_record(5);
+  r.lr = -1;
+  const auto j = nlohmann::json::parse(metrics_json_line(r));
+  EXPECT_TRUE(j["lr"].is_null());
+  EXPECT_EQ(j["epoch"], 1);
+}
+
+TEST(FormatStage, LineAndBar) {
+  StageProgressState s;
+  s.stage = "vocab";
+  s.done = 250;
+  s.total = 1000;
+  s.per_s = 1230;
+  s.eta_s = 0.6;
+  s.elapsed_s = 2.2;
+  EXPECT_EQ(format_stage_line(s), "vocab 25.0% | 1.23k B/s | eta 1s | elapsed 2s");
+  EXPECT_EQ(format_stage_bar(s), "[#####---------------] vocab 25.0% | 1.23k B/s | eta 1s | elapsed 2s");
+  s.total = 0;   // unknown total: no percentage, bar or eta
+  EXPECT_EQ(format_stage_bar(s), "vocab | 1.23k B/s | elapsed 2s");
 }
 
 std::vector<std::string> lines_of(const std::string& path) {

@@ -124,6 +124,10 @@ StatusSnapshot sample_snapshot() {
   s.straggler_rank = 1;
   s.last_checkpoint_path = "run/ckpt/step_40.h5";
   s.last_checkpoint_step = 40;
+  s.epoch = 2;
+  s.lr = 0.5;
+  s.checkpoints_written = 3;
+  s.items_total = 4096;
   return s;
 }
 
@@ -141,8 +145,14 @@ StatusServerOptions fast_options() {
 
 TEST(StatusRender, JsonHasEveryField) {
   const auto j = nlohmann::json::parse(status_json(sample_snapshot(), 7.5));
+  EXPECT_EQ(j["stage"], "train");
+  EXPECT_TRUE(j["stage_progress"].is_null());
   EXPECT_EQ(j["step"], 41);
   EXPECT_EQ(j["total_steps"], 100);
+  EXPECT_EQ(j["epoch"], 2);
+  EXPECT_EQ(j["lr"], 0.5);
+  EXPECT_EQ(j["checkpoints_written"], 3);
+  EXPECT_EQ(j["items_total"], 4096.0);
   EXPECT_EQ(j["loss"], 2.5);
   EXPECT_EQ(j["unit"], "tok");
   EXPECT_EQ(j["items_per_s"], 1500.0);
@@ -169,6 +179,25 @@ TEST(StatusRender, UnknownsAreNull) {
   EXPECT_TRUE(j["eta_s"].is_null());
   EXPECT_TRUE(j["straggler_rank"].is_null());
   EXPECT_TRUE(j["last_checkpoint"].is_null());
+  EXPECT_TRUE(j["lr"].is_null());
+  EXPECT_EQ(j["step"], 0);   // steps done: none yet
+}
+
+TEST(StatusRender, DataStageProgress) {
+  StatusSnapshot s;
+  s.stage = "vocab";
+  s.stage_done = 250;
+  s.stage_total = 1000;
+  s.stage_unit = "B";
+  s.stage_eta_s = 3;
+  const auto j = nlohmann::json::parse(status_json(s, 0));
+  EXPECT_EQ(j["stage"], "vocab");
+  EXPECT_EQ(j["stage_progress"]["done"], 250);
+  EXPECT_EQ(j["stage_progress"]["total"], 1000);
+  EXPECT_EQ(j["stage_progress"]["fraction"], 0.25);
+  EXPECT_EQ(j["stage_progress"]["unit"], "B");
+  EXPECT_EQ(j["stage_progress"]["eta_s"], 3.0);
+  EXPECT_NE(status_prometheus(s, 0).find("loom_stage_fraction 0.25\n"), std::string::npos);
 }
 
 TEST(StatusRender, InvalidUtf8InAPathDoesNotThrow) {
@@ -180,7 +209,11 @@ TEST(StatusRender, InvalidUtf8InAPathDoesNotThrow) {
 TEST(StatusRender, PrometheusExposition) {
   const std::string text = status_prometheus(sample_snapshot(), 7.5);
   for (const char* line :
-       {"# HELP loom_step Index of the last finished step (-1 = none yet).\n", "# TYPE loom_step gauge\n", "loom_step 41\n",
+       {"# HELP loom_steps_total Steps done (the checkpoints' step numbers).\n",
+        "# TYPE loom_steps_total counter\nloom_steps_total 41\n",
+        "# TYPE loom_items_total counter\nloom_items_total 4096\n",
+        "# TYPE loom_checkpoints_written_total counter\nloom_checkpoints_written_total 3\n",
+        "# TYPE loom_epoch gauge\nloom_epoch 2\n", "loom_learning_rate 0.5\n",
         "loom_total_steps 100\n", "loom_loss 2.5\n", "loom_items_per_second 1500\n",
         "loom_steps_per_second 3\n", "loom_eta_seconds 19.5\n", "loom_world_size 2\n",
         "loom_uptime_seconds 7.5\n", "# TYPE loom_rank_step_seconds gauge\n",
@@ -230,7 +263,7 @@ TEST(StatusServer, GetStatusReturnsThePublishedSnapshot) {
   StatusServer server(fast_options());
   const Reply before = get(server.port(), "/status");
   ASSERT_EQ(before.code, 200);
-  EXPECT_EQ(nlohmann::json::parse(before.body)["step"], -1);
+  EXPECT_EQ(nlohmann::json::parse(before.body)["step"], 0);
 
   server.publish(sample_snapshot());
   const Reply r = get(server.port(), "/status?pretty=0");
@@ -254,7 +287,7 @@ TEST(StatusServer, GetMetricsIsPrometheusText) {
   const Reply r = get(server.port(), "/metrics");
   ASSERT_EQ(r.code, 200);
   EXPECT_NE(r.headers.find("Content-Type: text/plain; version=0.0.4"), std::string::npos) << r.headers;
-  EXPECT_NE(r.body.find("# TYPE loom_step gauge\nloom_step 41\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("# TYPE loom_steps_total counter\nloom_steps_total 41\n"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("loom_rank_step_seconds{rank=\"1\"} 0.25\n"), std::string::npos) << r.body;
 }
 

@@ -114,12 +114,19 @@ std::vector<nlohmann::json> read_metrics(const std::string& run_dir) {
   return lines;
 }
 
-void run_steps(Communicator& comm, const std::string& run_dir, int64_t first, int64_t count) {
-  RunMonitor monitor(comm, quiet_options(run_dir));
+void run_steps(Communicator& comm, const std::string& run_dir, int64_t first, int64_t count,
+               int64_t metrics_every = 1, int64_t total = 0) {
+  MonitorOptions o = quiet_options(run_dir);
+  o.metrics_every = metrics_every;
+  o.total_steps = total;
+  RunMonitor monitor(comm, o);
   const int r = comm.rank();
   for (int64_t step = first; step < first + count; ++step) {
-    // loss r+1 (mean (size+1)/2, exact); step_seconds (r+1)/64 (exact); items 10(r+1).
-    EXPECT_EQ(monitor.end_step(StepReport{step, r + 1.0, (r + 1) / 64.0, 10 * (r + 1)}), 0);
+    // loss r+1 (mean (size+1)/2, exact); step_seconds (r+1)/64 (exact); items 10(r+1);
+    // epoch (step + 1) / 3 (three steps an epoch); lr 1/(step + 1) on rank 0, 99 elsewhere
+    // (rank 0's is the one shown).
+    const double lr = r == 0 ? 1.0 / double(step + 1) : 99.0;
+    EXPECT_EQ(monitor.end_step(StepReport{step, r + 1.0, (r + 1) / 64.0, 10 * (r + 1), -1, (step + 1) / 3, lr}), 0);
   }
   monitor.finish();
 }
@@ -137,7 +144,10 @@ TEST(RunMonitor, MetricsHaveOneLinePerStepAndAResumedRunAppends) {
   const int n = comm.size();
   for (size_t i = 0; i < lines.size(); ++i) {
     const nlohmann::json& j = lines[i];
-    EXPECT_EQ(j["step"], static_cast<int64_t>(i)) << "line " << i;
+    // Steps done, from 1, as the checkpoints count (Note [Step numbers]).
+    EXPECT_EQ(j["step"], static_cast<int64_t>(i) + 1) << "line " << i;
+    EXPECT_EQ(j["epoch"], static_cast<int64_t>(i + 1) / 3) << "line " << i;
+    EXPECT_EQ(j["lr"].get<double>(), 1.0 / double(i + 1)) << "line " << i;
     EXPECT_EQ(j["loss"].get<double>(), (n + 1) / 2.0) << "line " << i;
     EXPECT_EQ(j["step_seconds_min"].get<double>(), 1 / 64.0) << "line " << i;
     EXPECT_EQ(j["step_seconds_max"].get<double>(), n / 64.0) << "line " << i;
@@ -146,6 +156,20 @@ TEST(RunMonitor, MetricsHaveOneLinePerStepAndAResumedRunAppends) {
     EXPECT_GT(j["items_per_s"].get<double>(), 0.0) << "line " << i;
     EXPECT_GE(j["time"].get<double>(), 0.0) << "line " << i;
   }
+}
+
+// progress.metrics_every = 4 over 10 steps: the steps done 4, 8 and the last one, 10.
+TEST(RunMonitor, MetricsEveryNWritesMultiplesOfNAndTheLastStep) {
+  Communicator& comm = MpiCommunicator::world();
+  clear_stop_request();
+  test::TempDir dir;
+  run_steps(comm, dir.file("run"), 0, 10, 4, 10);
+  if (comm.rank() != 0) return;
+  const std::vector<nlohmann::json> lines = read_metrics(dir.file("run"));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0]["step"], 4);
+  EXPECT_EQ(lines[1]["step"], 8);
+  EXPECT_EQ(lines[2]["step"], 10);
 }
 
 TEST(RunMonitor, ASlowRankIsNamedAsStraggler) {
@@ -171,7 +195,8 @@ TEST(RunMonitor, ASlowRankIsNamedAsStraggler) {
     EXPECT_EQ(j["straggler_rank"], slow_rank) << body;
     ASSERT_EQ(j["ranks"].size(), static_cast<size_t>(comm.size())) << body;
     EXPECT_GE(j["ranks"][slow_rank]["mean_step_seconds"].get<double>(), 0.025) << body;
-    EXPECT_EQ(j["step"], 11) << body;
+    EXPECT_EQ(j["step"], 12) << body;   // 12 steps done
+    EXPECT_EQ(j["stage"], "train") << body;
     EXPECT_EQ(j["world_size"], comm.size()) << body;
   }
   monitor.finish();

@@ -83,7 +83,8 @@ inline std::map<int64_t, double> bert_step_losses(const std::string& run_dir) {
   while (std::getline(in, line)) {
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.contains("step") || !j.contains("loss")) continue;
-    out[j["step"].get<int64_t>()] = j["loss"].get<double>();
+    // By step index (from 0): metrics.jsonl counts steps done, from 1 (Note [Step numbers]).
+    out[j["step"].get<int64_t>() - 1] = j["loss"].get<double>();
   }
   return out;
 }

@@ -1,0 +1,273 @@
+// What a user watching a run sees: the `loom` binary run in a pseudo-terminal (forkpty), as
+// a user's shell runs it, alone and under mpirun, and the status server asked over real HTTP
+// on 127.0.0.1 while the data stages run.
+//   - Log lines print above the progress bar and never share a line with it (Note [Log lines
+//     above the live line] in core/log.h): a tiny terminal emulator replays the bytes and
+//     checks every line the user is left with.
+//   - Under mpirun, rank 0 draws the bar because mpirun's stderr is the terminal (Note [A bar
+//     under mpirun] in launch/monitor/progress.h).
+//   - /status answers from the start and names the data stage with its progress: during the
+//     vocabulary and co-occurrence stages of a one-rank run, done == total == the corpus's
+//     bytes (LOOM_FAULT_STAGE_PAUSE_MS holds each finished stage open so that a fast machine
+//     cannot finish it between two requests).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "tests/support/test_support.h"
+
+namespace loom::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kExample = LOOM_SOURCE_DIR "/examples/glove.toml";
+
+struct PtyRun {
+  int status = -1;
+  bool timed_out = false;
+  std::string bytes;   // everything the terminal received
+};
+
+// Runs argv with a pseudo-terminal as its stdin, stdout and stderr (80 columns is not
+// assumed: the bar is shorter than a line either way). `on_output` sees the bytes so far
+// after every read; it may return false to stop watching it.
+PtyRun run_in_pty(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                  std::chrono::milliseconds limit, const std::function<void(const std::string&)>& on_output = {}) {
+  PtyRun result;
+  int master = -1;
+  struct winsize ws {};
+  ws.ws_row = 50;
+  ws.ws_col = 200;
+  const pid_t pid = ::forkpty(&master, nullptr, nullptr, &ws);
+  if (pid < 0) {
+    ADD_FAILURE() << "forkpty failed";
+    return result;
+  }
+  if (pid == 0) {
+    for (const std::string& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    std::_Exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  char buf[4096];
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left <= 0ms) {
+      result.timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    struct pollfd p {master, POLLIN, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 100)));
+    if (ready > 0) {
+      const ssize_t n = ::read(master, buf, sizeof buf);
+      if (n <= 0) break;   // EIO: every process holding the terminal has closed it
+      result.bytes.append(buf, static_cast<size_t>(n));
+    }
+    if (on_output) on_output(result.bytes);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(master);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+// Replays terminal output the way a terminal shows it and returns the lines left on the
+// screen: '\r' moves to column 0, "\x1b[K" erases to the end of the line, '\n' ends a line
+// (the pty's ONLCR turns "\n" into "\r\n"), printable bytes overwrite at the cursor.
+std::vector<std::string> screen_lines(const std::string& bytes) {
+  std::vector<std::string> lines;
+  std::string line;
+  size_t col = 0;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    const char c = bytes[i];
+    if (c == '\r') {
+      col = 0;
+    } else if (c == '\n') {
+      lines.push_back(line);
+      line.clear();
+      col = 0;
+    } else if (c == '\x1b' && bytes.compare(i, 3, "\x1b[K") == 0) {
+      line.resize(std::min(line.size(), col));
+      i += 2;
+    } else {
+      if (col < line.size()) {
+        line[col] = c;
+      } else {
+        line.push_back(c);
+      }
+      ++col;
+    }
+  }
+  if (!line.empty()) lines.push_back(line);
+  return lines;
+}
+
+std::string joined(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const std::string& l : lines) out += l + "\n";
+  return out;
+}
+
+std::vector<std::string> loom_cmd(int np, const std::vector<std::string>& args) {
+  std::vector<std::string> cmd;
+  if (np > 1) cmd = mpirun_prefix(np);
+  cmd.push_back(loom_binary());
+  cmd.insert(cmd.end(), args.begin(), args.end());
+  return cmd;
+}
+
+// Every screen line that holds a log line ("[r0/1][glove] ...") starts with it; no line
+// holds two log lines or a bar and a log line; the bar was drawn (it is in the bytes, with
+// '\r') and epoch lines were logged while it was up.
+void expect_bar_and_log_lines_apart(const PtyRun& r, int np) {
+  const std::vector<std::string> lines = screen_lines(r.bytes);
+  const std::string prefix = "[r0/" + std::to_string(np) + "]";
+  int epoch_lines = 0;
+  for (const std::string& line : lines) {
+    const size_t at = line.find("[r");
+    if (at == std::string::npos) continue;
+    EXPECT_EQ(at, 0u) << "a log line that does not start its line: '" << line << "'\nscreen:\n" << joined(lines);
+    EXPECT_EQ(line.find("[r", 1), std::string::npos) << "two log lines on one line: '" << line << "'";
+    EXPECT_EQ(line.find("elapsed"), std::string::npos) << "the bar and a log line on one line: '" << line << "'";
+    if (line.rfind(prefix + "[glove] epoch ", 0) == 0) ++epoch_lines;
+  }
+  EXPECT_GE(epoch_lines, 3) << joined(lines);
+  EXPECT_NE(r.bytes.find("\r[#"), std::string::npos) << "no live bar was drawn:\n" << joined(lines);
+  EXPECT_NE(r.bytes.find("\x1b[K"), std::string::npos);
+}
+
+std::vector<std::string> tiny_glove(const std::string& run_dir) {
+  return {"train", kExample, "--set", "run.dir=" + run_dir, "--set", "corpus.synthetic_sentences=3000",
+          "--set", "glove.epochs=4", "--set", "glove.dim=8", "--set", "eval.every_epochs=0",
+          "--set", "checkpoint.every_steps=0", "--set", "glove.step_nnz=512", "--set", "progress.bar=auto"};
+}
+
+TEST(Terminal, LogLinesPrintAboveTheBarNotBesideIt) {
+  TempDir dir;
+  const PtyRun r = run_in_pty(loom_cmd(1, tiny_glove(dir.file("run"))), {}, 300s);
+  ASSERT_FALSE(r.timed_out) << r.bytes;
+  ASSERT_EQ(r.status, 0) << r.bytes;
+  expect_bar_and_log_lines_apart(r, 1);
+}
+
+TEST(Terminal, UnderMpirunRankZeroDrawsTheBar) {
+  TempDir dir;
+  const PtyRun r = run_in_pty(loom_cmd(2, tiny_glove(dir.file("run"))), {}, 300s);
+  ASSERT_FALSE(r.timed_out) << r.bytes;
+  ASSERT_EQ(r.status, 0) << r.bytes;
+  expect_bar_and_log_lines_apart(r, 2);
+}
+
+TEST(Terminal, WithoutATerminalProgressIsPlainLines) {
+  TempDir dir;
+  const RunResult r = run(loom_cmd(1, tiny_glove(dir.file("run"))), 300s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << "a bar drawn into a pipe";
+  EXPECT_EQ(r.err.find("\x1b["), std::string::npos);
+  EXPECT_NE(r.err.find("[progress] finished step "), std::string::npos) << r.err;
+}
+
+// One GET over a fresh connection to 127.0.0.1:port; the body, or "" on any failure.
+std::string http_get(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {};
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string reply;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+      char buf[4096];
+      for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) reply.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  const size_t body = reply.find("\r\n\r\n");
+  if (reply.rfind("HTTP/1.1 200", 0) != 0 || body == std::string::npos) return {};
+  return reply.substr(body + 4);
+}
+
+// A corpus of `lines` lines of words w0..w199, the same every time.
+std::string make_corpus(const std::string& path, int lines) {
+  std::string text;
+  uint32_t x = 12345;
+  for (int i = 0; i < lines; ++i) {
+    for (int w = 0; w < 12; ++w) {
+      x = x * 1103515245u + 12345u;
+      text += (w ? " w" : "w") + std::to_string((x >> 16) % 200);
+    }
+    text += '\n';
+  }
+  write_file(path, text);
+  return text;
+}
+
+TEST(Terminal, StatusAnswersDuringTheDataStages) {
+  TempDir dir;
+  const std::string corpus = dir.file("corpus.txt");
+  const int64_t corpus_bytes = static_cast<int64_t>(make_corpus(corpus, 20000).size());
+  const std::vector<std::string> args = {
+      "train", kExample, "--set", "run.dir=" + dir.file("run"), "--set", "corpus.synthetic=false",
+      "--set", "corpus.paths=[\"" + corpus + "\"]", "--set", "glove.epochs=1", "--set", "glove.dim=8",
+      "--set", "eval.every_epochs=0", "--set", "vocab.min_count=1", "--set", "status.port=0"};
+  int port = -1;
+  std::map<std::string, nlohmann::json> seen;   // stage -> the last /status of it
+  const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
+  const PtyRun r = run_in_pty(loom_cmd(1, args), {"LOOM_FAULT_STAGE_PAUSE_MS=1500"}, 300s,
+                              [&](const std::string& bytes) {
+    std::smatch m;
+    if (port < 0 && std::regex_search(bytes, m, listening)) port = std::stoi(m[1]);
+    if (port < 0) return;
+    const std::string body = http_get(port, "/status");
+    if (body.empty()) return;
+    const auto j = nlohmann::json::parse(body, nullptr, false);
+    if (!j.is_discarded() && j.contains("stage")) seen[j["stage"].get<std::string>()] = j;
+  });
+  ASSERT_FALSE(r.timed_out) << r.bytes;
+  ASSERT_EQ(r.status, 0) << r.bytes;
+  ASSERT_GT(port, 0) << "no 'listening on' line:\n" << r.bytes;
+  // The server was up before the vocabulary: its line comes first.
+  const size_t listen_at = r.bytes.find("listening on http://"), vocab_at = r.bytes.find("[r0/1][vocab]");
+  ASSERT_NE(vocab_at, std::string::npos) << r.bytes;
+  EXPECT_LT(listen_at, vocab_at) << r.bytes;
+  for (const char* stage : {"vocab", "cooccur"}) {
+    ASSERT_TRUE(seen.count(stage)) << "/status never named the " << stage << " stage; it named:"
+                                   << [&] { std::string s; for (auto& [k, v] : seen) s += " " + k; return s; }();
+    const nlohmann::json& j = seen[stage];
+    ASSERT_TRUE(j["stage_progress"].is_object()) << j.dump();
+    // One rank reads the whole corpus once per stage; the pause holds the finished stage.
+    EXPECT_EQ(j["stage_progress"]["total"], corpus_bytes) << stage << ": " << j.dump();
+    EXPECT_EQ(j["stage_progress"]["done"], corpus_bytes) << stage << ": " << j.dump();
+    EXPECT_EQ(j["stage_progress"]["unit"], "B") << j.dump();
+    EXPECT_EQ(j["step"], 0) << j.dump();
+  }
+}
+
+}  // namespace
+}  // namespace loom::test
