@@ -33,12 +33,6 @@ uint64_t logical_bytes(const h5::Dataset& ds) {
   return ds.type() ? static_cast<uint64_t>(ds.numel()) * h5::elem_type_size(*ds.type()) : 0;
 }
 
-uint32_t tokens_crc(const std::vector<std::string>& tokens) {
-  uint32_t crc = 0;
-  for (const auto& t : tokens) crc = crc32_update(crc, t.c_str(), t.size() + 1);
-  return crc;
-}
-
 // CRC of a numeric dataset's logical array, read in pieces of at most kScratchBytes (a
 // piece need not hold whole rows, so one huge row does not grow the scratch buffer).
 uint32_t stream_crc(const h5::Dataset& ds) {
@@ -129,7 +123,7 @@ void CheckpointReader::Impl::check_dataset(const h5::Dataset& ds, h5::ElemType w
   } else {
     try {
       d.stored_crc = ds.attr_u32("crc32");
-      d.computed_crc = want == h5::ElemType::kString ? tokens_crc(ds.read_strings()) : stream_crc(ds);
+      d.computed_crc = want == h5::ElemType::kString ? crc32_of_strings(ds.read_strings()) : stream_crc(ds);
       if (d.computed_crc != d.stored_crc)
         d.problem = "checksum mismatch (stored crc32 " + hex32(d.stored_crc) + ", data gives " +
                     hex32(d.computed_crc) + "): the data is damaged";
@@ -356,7 +350,7 @@ bool CheckpointReader::has_vocab() const { return impl_->index.count("/vocab/tok
 void CheckpointReader::read_vocab(std::vector<std::string>* tokens, std::vector<int64_t>* counts) const {
   const DatasetInfo& t = impl_->info("/vocab/tokens");
   std::vector<std::string> tok = impl_->open_at("/vocab/tokens").read_strings();
-  if (tokens_crc(tok) != t.stored_crc) impl_->damaged("dataset /vocab/tokens: checksum mismatch on read");
+  if (crc32_of_strings(tok) != t.stored_crc) impl_->damaged("dataset /vocab/tokens: checksum mismatch on read");
   counts->assign(tok.size(), 0);
   impl_->read_verified("/vocab/counts", counts->data(), Device::cpu());
   *tokens = std::move(tok);

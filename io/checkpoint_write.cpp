@@ -316,12 +316,6 @@ std::map<std::string, h5::Group> create_groups(h5::File& file, const std::vector
   return groups;
 }
 
-uint32_t tokens_crc(const std::vector<std::string>& tokens) {
-  uint32_t crc = 0;
-  for (const auto& t : tokens) crc = crc32_update(crc, t.c_str(), t.size() + 1);
-  return crc;
-}
-
 // In parallel mode each rank has one CRC per item for its slab; they are combined in rank
 // order (= file order, since rank r's rows follow rank r-1's). Every rank gets the result.
 std::vector<uint32_t> combine_crcs(Communicator& comm, const std::vector<Item>& items,
@@ -434,7 +428,7 @@ void write_vocab(h5::File& file, const VocabView& vocab) {
   const int64_t n = static_cast<int64_t>(tokens.size());
   h5::Dataset t = v.create_dataset("tokens", h5::ElemType::kString, {n});
   t.write_strings(tokens);
-  t.set_attr_u32("crc32", tokens_crc(tokens));
+  t.set_attr_u32("crc32", crc32_of_strings(tokens));
   h5::Dataset c = v.create_dataset("counts", h5::ElemType::kI64, {n});
   c.write_rows(0, n, counts.data());
   c.set_attr_u32("crc32", crc32_update(0, counts.data(), counts.size() * sizeof(int64_t)));

@@ -106,4 +106,10 @@ uint32_t crc32_of(const void* data, size_t bytes) {
   return crc32_combine_parts(first, second, bytes - half);
 }
 
+uint32_t crc32_of_strings(const std::vector<std::string>& strings) {
+  uint32_t crc = 0;
+  for (const std::string& s : strings) crc = crc32_update(crc, s.c_str(), s.size() + 1);   // with the NUL
+  return crc;
+}
+
 }  // namespace loom

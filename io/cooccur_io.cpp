@@ -19,8 +19,11 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "dist/communicator.h"
+#include "io/checksum.h"
 #include "io/cooccur.h"
 #include "io/cooccur_write.h"
+#include "io/h5.h"
+#include "io/vocab.h"
 
 namespace loom {
 namespace {
@@ -51,14 +54,23 @@ void attr_i64(hid_t obj, const char* name, int64_t v, const std::string& file) {
   check(H5Awrite(a, H5T_NATIVE_INT64, &v), file + " attribute " + name);
 }
 
+void attr_u32(hid_t obj, const char* name, uint32_t v, const std::string& file) {
+  H5Id space(H5Screate(H5S_SCALAR), H5Sclose, "dataspace in " + file);
+  H5Id a(H5Acreate2(obj, name, H5T_STD_U32LE, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+         file + " attribute " + name);
+  check(H5Awrite(a, H5T_NATIVE_UINT32, &v), file + " attribute " + name);
+}
+
+// A scalar variable-length UTF-8 string, as the checkpoints' attributes (h5py reads a str).
 void attr_str(hid_t obj, const char* name, const std::string& v, const std::string& file) {
   H5Id type(H5Tcopy(H5T_C_S1), H5Tclose, "string type");
-  check(H5Tset_size(type, v.size()), "string size");
+  check(H5Tset_size(type, H5T_VARIABLE), "string size");
   check(H5Tset_cset(type, H5T_CSET_UTF8), "string cset");
   H5Id space(H5Screate(H5S_SCALAR), H5Sclose, "dataspace in " + file);
   H5Id a(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
          file + " attribute " + name);
-  check(H5Awrite(a, type, v.data()), file + " attribute " + name);
+  const char* text = v.c_str();
+  check(H5Awrite(a, type, &text), file + " attribute " + name);
 }
 
 hid_t entry_type(bool file_type) {
@@ -81,10 +93,13 @@ void write_vocab_group(hid_t file, const Vocab& vocab, const std::string& path) 
   H5Id tokens(H5Dcreate2(group, "tokens", str, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose,
               path + " dataset /vocab/tokens");
   if (n) check(H5Dwrite(tokens, str, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), path + " dataset /vocab/tokens");
+  // The checkpoints' convention (Note [CRC of string datasets] in io/checksum.h).
+  attr_u32(tokens, "crc32", crc32_of_strings(vocab.tokens()), path);
   H5Id counts(H5Dcreate2(group, "counts", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
               H5Dclose, path + " dataset /vocab/counts");
   if (n) check(H5Dwrite(counts, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, vocab.counts().data()),
                path + " dataset /vocab/counts");
+  attr_u32(counts, "crc32", crc32_update(0, vocab.counts().data(), vocab.counts().size() * sizeof(int64_t)), path);
 }
 
 hid_t create_file(const std::string& tmp) {
@@ -104,10 +119,41 @@ void write_vocab_h5(const Vocab& vocab, const std::string& path) {
   {
     H5Id file(create_file(tmp), H5Fclose, "cannot create " + tmp + " (check the directory)");
     attr_str(file, "format", "loom-vocab", tmp);
-    attr_i64(file, "format_version", 1, tmp);
+    attr_i64(file, "format_version", kVocabH5Version, tmp);
     write_vocab_group(file, vocab, tmp);
   }
   rename_into_place(tmp, path);
+}
+
+Vocab read_vocab_h5(const std::string& path, bool* verified) {
+  h5::File file = h5::File::open(path, false);
+  const std::string format = file.has_attr("format") ? file.attr_string("format") : "";
+  LOOM_CHECK(format == "loom-vocab", DataError,
+             path + ": not a loom vocabulary (attribute format is '" + format + "', expected 'loom-vocab')");
+  const int64_t version = file.attr_i64("format_version");
+  LOOM_CHECK(version == 1 || version == kVocabH5Version, DataError,
+             path + ": format_version " + std::to_string(version) + ", this loom reads 1 and " +
+                 std::to_string(kVocabH5Version) + " (a newer loom wrote it?)");
+  const h5::Group group = file.open_group("vocab");
+  const h5::Dataset tokens_ds = group.open_dataset("tokens"), counts_ds = group.open_dataset("counts");
+  std::vector<std::string> tokens = tokens_ds.read_strings();
+  LOOM_CHECK(counts_ds.dims().size() == 1 && counts_ds.dims()[0] == static_cast<int64_t>(tokens.size()), DataError,
+             counts_ds.where() + ": " + std::to_string(counts_ds.numel()) + " counts for " +
+                 std::to_string(tokens.size()) + " tokens");
+  std::vector<int64_t> counts(tokens.size());
+  if (!counts.empty()) counts_ds.read_rows(0, static_cast<int64_t>(counts.size()), counts.data());
+  if (version >= 2) {
+    // Note [vocab.h5]: the same checks as a checkpoint's /vocab.
+    LOOM_CHECK(tokens_ds.has_attr("crc32") && counts_ds.has_attr("crc32"), DataError,
+               path + ": format_version 2 without a crc32 attribute on /vocab/tokens or /vocab/counts (damaged)");
+    LOOM_CHECK(crc32_of_strings(tokens) == tokens_ds.attr_u32("crc32"), DataError,
+               tokens_ds.where() + ": checksum mismatch (the file is damaged; delete it and run again to rebuild it)");
+    LOOM_CHECK(crc32_update(0, counts.data(), counts.size() * sizeof(int64_t)) == counts_ds.attr_u32("crc32"),
+               DataError,
+               counts_ds.where() + ": checksum mismatch (the file is damaged; delete it and run again to rebuild it)");
+  }
+  if (verified != nullptr) *verified = version >= 2;
+  return Vocab(std::move(tokens), std::move(counts));
 }
 
 void cooccur::write_cooccur_h5_behind(const std::string& path, const CooccurResult& result, const Vocab& vocab,

@@ -30,6 +30,9 @@ VectorFormat parse_vector_format(std::string_view name) {
   if (name == "glove") return VectorFormat::kGloveText;
   if (name == "word2vec") return VectorFormat::kWord2VecText;
   if (name == "word2vec-bin") return VectorFormat::kWord2VecBinary;
+  if (name == "word2vec-full")
+    throw ConfigError("the format word2vec-full holds a word2vec checkpoint's input and output weights (for gensim); "
+                      "vectors alone are glove|word2vec|word2vec-bin");
   throw ConfigError("unknown vector format '" + std::string(name) + "' (glove|word2vec|word2vec-bin)");
 }
 

@@ -253,6 +253,15 @@ std::string Object::attr_string(const std::string& name) const {
   Handle attr = open_attr(handle_.id(), name, H5T_STRING, where());
   Handle space(LOOM_H5_CHECK(H5Aget_space(attr.id()), w), Kind::kDataspace);
   if (H5Sget_simple_extent_npoints(space.id()) != 1) throw IoError(w + ": not a scalar string");
+  Handle file_type(LOOM_H5_CHECK(H5Aget_type(attr.id()), w), Kind::kDatatype);
+  if (LOOM_H5_CHECK(H5Tis_variable_str(file_type.id()), w) == 0) {
+    // A fixed-length string (vocab.h5 and the co-occurrence files of format_version 1 have
+    // them): read as the file holds it; HDF5 does not convert fixed to variable length.
+    std::string out(H5Tget_size(file_type.id()), '\0');
+    LOOM_H5_CHECK(H5Aread(attr.id(), file_type.id(), out.data()), w);
+    out.resize(std::min(out.size(), out.find('\0')));
+    return out;
+  }
   Handle type = vlen_string_type(w);
   char* p = nullptr;
   LOOM_H5_CHECK(H5Aread(attr.id(), type.id(), &p), w);

@@ -117,17 +117,22 @@ void register_export(CLI::App& app, CommandAction& chosen, VectorArgs& a) {
       "  --out with model.safetensors, config.json and the run's tokenizer files, which\n"
       "  transformers loads as GPT2LMHeadModel (and GPT2TokenizerFast for BPE); BERT\n"
       "  checkpoints likewise as BertForPreTraining and BertTokenizerFast (vocab.txt,\n"
-      "  tokenizer_config.json). Needs no MPI launcher.\n",
+      "  tokenizer_config.json). word2vec checkpoints: --format word2vec-full writes the\n"
+      "  directory --out with syn0 (vectors.bin), the output weights (syn1neg.npy), the counts\n"
+      "  (vocab.txt), gensim's arguments (gensim.json) and to_gensim.py, which builds a gensim\n"
+      "  Word2Vec model that continues training (negative sampling only). Needs no MPI launcher.\n",
       "  loom export runs/glove/checkpoints --format word2vec-bin --out vectors.bin\n"
       "  loom export runs/glove/checkpoints/step_00000100.h5 --out vectors.txt --output w\n"
       "  loom export runs/word2vec/checkpoints --format word2vec --out vectors.w2v\n"
+      "  loom export runs/word2vec/checkpoints --format word2vec-full --out w2v-full\n"
       "  loom export runs/gpt/checkpoints --format safetensors --out gpt-hf\n"
       "  loom export runs/bert/checkpoints --out bert-hf\n");
   cmd->add_option("checkpoint", a.checkpoint, "checkpoint file or directory")->required();
   cmd->add_option("--format", a.format,
-                  "glove | word2vec | word2vec-bin (vectors; default glove) | safetensors (GPT, BERT)")
-      ->check(CLI::IsMember({"glove", "word2vec", "word2vec-bin", "safetensors"}));
-  cmd->add_option("--out", a.out, "file to write (safetensors: a directory)")->required();
+                  "glove | word2vec | word2vec-bin (vectors; default glove) | word2vec-full (word2vec, for "
+                  "gensim) | safetensors (GPT, BERT)")
+      ->check(CLI::IsMember({"glove", "word2vec", "word2vec-bin", "word2vec-full", "safetensors"}));
+  cmd->add_option("--out", a.out, "file to write (safetensors, word2vec-full: a directory)")->required();
   cmd->add_option("--output", a.output, "sum | w | concat (default: the checkpoint's glove.output)")
       ->check(CLI::IsMember({"sum", "w", "concat"}));
   on_run(cmd, chosen, "export", export_checkpoint, a);

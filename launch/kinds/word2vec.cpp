@@ -13,6 +13,7 @@
 #include "core/measure.h"
 #include "dist/mpi_communicator.h"
 #include "launch/config/config.h"
+#include "launch/kinds/word2vec_full.h"
 #include "launch/pipeline/embedding_recipe.h"
 #include "launch/pipeline/run_report.h"
 #include "launch/run/session.h"
@@ -92,6 +93,7 @@ class Word2VecRecipe final : public EmbeddingRecipe {
 
 // `loom export`: syn0, the vectors its own training run exports (no --output variants).
 void export_word2vec_checkpoint(const CheckpointReader& reader, const ExportRequest& request) {
+  if (request.format == "word2vec-full") return export_word2vec_full(reader, request);
   LOOM_CHECK(request.output.empty(), ConfigError,
              "--output " + request.output + " applies to GloVe checkpoints; " + request.path +
                  " holds word2vec (exported: syn0)");
