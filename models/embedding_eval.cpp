@@ -160,9 +160,15 @@ std::string format_analogy(const AnalogyResult& r) {
   std::string out;
   char line[256];
   auto put = [&](const char* name, const AnalogyCount& c) {
-    std::snprintf(line, sizeof(line), "%-28s %6.2f %%  (%lld / %lld answered, %lld questions)\n", name,
-                  100.0 * c.accuracy(), static_cast<long long>(c.correct),
-                  static_cast<long long>(c.answered), static_cast<long long>(c.total));
+    if (c.answered == 0) {
+      std::snprintf(line, sizeof(line), "%-28s     --    (no question answered of %lld: %s)\n", name,
+                    static_cast<long long>(c.total),
+                    c.total > 0 ? "each has a word outside the candidates" : "none in the file");
+    } else {
+      std::snprintf(line, sizeof(line), "%-28s %6.2f %%  (%lld / %lld answered, %lld questions)\n", name,
+                    100.0 * c.accuracy(), static_cast<long long>(c.correct),
+                    static_cast<long long>(c.answered), static_cast<long long>(c.total));
+    }
     out += line;
   };
   for (const AnalogySection& s : r.sections) put(s.name.c_str(), s.count);

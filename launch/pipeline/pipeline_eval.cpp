@@ -18,7 +18,9 @@ namespace loom {
 namespace {
 
 nlohmann::json count_json(const AnalogyCount& c) {
-  return {{"correct", c.correct}, {"answered", c.answered}, {"questions", c.total}, {"accuracy", c.accuracy()}};
+  // No answered question: no accuracy (null), not 0 (models/embedding_eval.h).
+  return {{"correct", c.correct}, {"answered", c.answered}, {"questions", c.total},
+          {"accuracy", c.answered > 0 ? nlohmann::json(c.accuracy()) : nlohmann::json(nullptr)}};
 }
 
 }  // namespace
@@ -74,7 +76,16 @@ std::string format_similarity(const SimilarityResult& r) {
   std::snprintf(line, sizeof line, "Spearman rho %.4f over %lld of %lld pairs (%lld skipped: a word not in the vectors)\n",
                 r.spearman, static_cast<long long>(r.used), static_cast<long long>(r.pairs),
                 static_cast<long long>(r.skipped));
-  return line;
+  std::string out = line;
+  if (r.coverage_too_low()) {   // Note [Similarity coverage] in models/embedding_eval.h
+    std::snprintf(line, sizeof line,
+                  "coverage too low to mean anything: %lld of %lld pairs (a rho needs at least %lld pairs and "
+                  "%.0f %% of the file's); the vectors lack the other pairs' words\n",
+                  static_cast<long long>(r.used), static_cast<long long>(r.pairs),
+                  static_cast<long long>(kMinSimilarityPairs), 100.0 * kMinSimilarityCoverage);
+    out += line;
+  }
+  return out;
 }
 
 std::string analogy_json(const AnalogyResult& r) {
@@ -94,7 +105,8 @@ std::string analogy_json(const AnalogyResult& r) {
 }
 
 std::string similarity_json(const SimilarityResult& r) {
-  nlohmann::json j = {{"pairs", r.pairs}, {"used", r.used}, {"skipped", r.skipped}};
+  nlohmann::json j = {{"pairs", r.pairs}, {"used", r.used}, {"skipped", r.skipped},
+                      {"coverage_too_low", r.coverage_too_low()}};
   j["spearman"] = std::isnan(r.spearman) ? nlohmann::json(nullptr) : nlohmann::json(r.spearman);
   return j.dump();
 }

@@ -214,6 +214,58 @@ TEST(EmbeddingEval, SimilarityFileAndNeighbors) {
   EXPECT_THROW(nearest_neighbors(t, "unicorn", 3), DataError);
 }
 
+// Note [Similarity coverage]: 2 usable pairs of 5 (and of fewer than 30) give a rho of
+// exactly 1 that means nothing; the result says so, and a file the vectors cover does not.
+TEST(EmbeddingEval, SimilarityOverTooFewPairsSaysSo) {
+  test::TempDir dir;
+  test::write_file(dir.file("few.tsv"), "king\tqueen\t8\nman\tboy\t1\nx\ty\t3\nu\tv\t4\np\tq\t5\n");
+  const EmbeddingTable t = analogy_table();
+  const SimilarityResult few = evaluate_similarity(t, dir.file("few.tsv"));
+  EXPECT_EQ(few.used, 2);
+  EXPECT_EQ(few.pairs, 5);
+  EXPECT_TRUE(few.coverage_too_low());
+  // 40 pairs, all known: enough pairs and all of the file.
+  std::string many;
+  const char* w[] = {"king", "queen", "man", "woman", "boy", "girl"};
+  int n = 0;
+  for (int a = 0; a < 6; ++a)
+    for (int b = 0; b < 6 && n < 40; ++b, ++n) many += std::string(w[a]) + "\t" + w[b] + "\t" + std::to_string(n % 7) + "\n";
+  for (int k = 0; k < 10; ++k) many += std::string(w[k % 6]) + "\t" + w[(k + 1) % 6] + "\t1\n";
+  test::write_file(dir.file("many.tsv"), many);
+  const SimilarityResult ok = evaluate_similarity(t, dir.file("many.tsv"));
+  EXPECT_GE(ok.used, kMinSimilarityPairs);
+  EXPECT_FALSE(ok.coverage_too_low());
+  // 30 known pairs and 31 unknown ones: enough pairs, but less than half of the file.
+  std::string half;
+  for (int k = 0; k < 30; ++k) half += std::string(w[k % 6]) + "\t" + w[(k + 2) % 6] + "\t" + std::to_string(k % 5) + "\n";
+  for (int k = 0; k < 31; ++k) half += "nope" + std::to_string(k) + "\tking\t1\n";
+  test::write_file(dir.file("half.tsv"), half);
+  const SimilarityResult h = evaluate_similarity(t, dir.file("half.tsv"));
+  EXPECT_EQ(h.used, 30);
+  EXPECT_TRUE(h.coverage_too_low());
+}
+
+// A section whose questions all have a word outside the candidates shows "--" and says
+// that nothing was answered, instead of "0.00 %", which reads as "all wrong".
+TEST(EmbeddingEval, SectionsWithNoAnsweredQuestionAreMarked) {
+  test::TempDir dir;
+  test::write_file(dir.file("q.txt"),
+                   ": family\nking queen man woman\n"
+                   ": capital-world\nparis france rome italy\nberlin germany oslo norway\n");
+  const AnalogyResult r = evaluate_analogy(analogy_table(), dir.file("q.txt"));
+  ASSERT_EQ(r.sections.size(), 2u);
+  EXPECT_EQ(r.sections[1].count.answered, 0);
+  const std::string report = format_analogy(r);
+  EXPECT_NE(report.find("capital-world                    --    (no question answered of 2: each has a word "
+                        "outside the candidates)"),
+            std::string::npos)
+      << report;
+  EXPECT_NE(report.find("syntactic                        --    (no question answered of 0: none in the file)"),
+            std::string::npos)
+      << report;
+  EXPECT_NE(report.find("family                       100.00 %"), std::string::npos) << report;
+}
+
 // Not a check: the speed of the analogy evaluation at the benchmark's size (19,544
 // questions, 30k candidates, D 100). Runs with LOOM_EVAL_MEASURE=path/to/questions-words.txt.
 TEST(EmbeddingEval, MeasureAnalogySpeed) {
