@@ -26,17 +26,18 @@
 //   AdaGrad, and a dense (V, D) allreduce per mini-batch of a few thousand non-zeros
 //   would cost far more than the updates themselves.
 // Measured (Release, 1 thread per rank, tests/models/test_glove_train.cpp
-// MeasureSyncSchemes; loss = mean weighted loss per non-zero over the last epoch, all ranks;
-// accuracy = analogy total as models/embedding_eval.h defines it):
+// MeasureSyncSchemes: LOOM_GLOVE_MEASURE=1 mpirun -np N build/tests/test_glove_train
+// --gtest_filter=GloveTrain.MeasureSyncSchemes; loss = mean weighted loss per non-zero over
+// the last epoch, all ranks; accuracy = analogy total as models/embedding_eval.h defines it):
 //   planted corpus (20k sentences, window 8, D 50, x_max 10, 25 epochs, ~34k nnz in all,
-//   no reshuffle); one rank: loss 0.02249, accuracy 0.9924
+//   no reshuffle); one rank: loss 0.02228, accuracy 0.9924
 //     scheme      step_nnz      2 ranks: loss  accuracy   3 ranks: loss  accuracy
-//     stratified  1,024 .. 2^20          0.02250  0.9886            0.02255  0.9905
-//     delta       1,024                  0.02248  0.9848            0.02266  0.9886
-//     delta       16,384                 0.02218  0.9811            0.02742  0.9905
-//     delta       1 sync/epoch           0.02204  0.9867            0.02742  0.9905
-//     average     1,024                  0.04007  0.9640            0.06035  0.8826
-//     average     1 sync/epoch           0.04002  0.9659            0.05860  0.9091
+//     stratified  1,024 .. 2^20          0.02244  0.9886            0.02255  0.9905
+//     delta       1,024                  0.02257  0.9867            0.02269  0.9867
+//     delta       16,384                 0.02272  0.9867            0.02831  0.9886
+//     delta       2^20 (1 sync/epoch)    0.02245  0.9867            0.02831  0.9886
+//     average     1,024                  0.04033  0.9640            0.05995  0.8939
+//     average     2^20 (1 sync/epoch)    0.04030  0.9659            0.05854  0.9110
 //   (stratified gives the same loss at every period: its sum is exact.)
 //   wiki17m (bench/glove.sh: D 100, window 15, x_max 10, 15 iterations, 2 ranks x 1):
 //     delta, 2^23 non-zeros per step (4 syncs/epoch): diverged at epoch 9 (loss 1.2e8)
