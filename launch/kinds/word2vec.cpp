@@ -46,8 +46,13 @@ class Word2VecRecipe final : public EmbeddingRecipe {
     Communicator& comm = ctx.session.comm();
     prepare_corpus_and_vocab(ctx, options_.threads);
     const auto t_read = SteadyClock::now();
-    TokenizedShard shard = read_tokenized_shard(layout_of(comm, corpus_), corpus_.options, vocab_, comm.rank(),
-                                                comm.size(), options_.threads, options_.max_sentence_words);
+    const CorpusLayout& layout = layout_of(comm, corpus_);
+    TokenizedShard shard;
+    {
+      StageProgress progress(comm.rank(), "read", display_options(ctx.session.config()));
+      shard = read_tokenized_shard(layout, corpus_.options, vocab_, comm.rank(), comm.size(), options_.threads,
+                                   options_.max_sentence_words);
+    }
     ctx.report.add_stage("read", seconds_since(t_read), false);
     ctx.report.set_threads(options_.threads);
     ctx.report.set_items_name("words");

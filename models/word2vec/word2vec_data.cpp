@@ -6,6 +6,7 @@
 #include <exception>
 #include <utility>
 
+#include "core/work_meter.h"
 #include "io/tokenize.h"
 
 namespace loom {
@@ -17,6 +18,7 @@ namespace {
 void read_part(const CorpusLayout& layout, const CorpusOptions& options, const Vocab& vocab, int part, int parts,
                int64_t max_words, TokenizedShard& out) {
   CorpusShard shard(layout, options, part, parts);
+  work_meter::add_total(static_cast<int64_t>(shard.bytes_total()));
   int64_t open = 0;   // words in the current sentence
   auto close = [&] {
     if (open > 0) out.starts.push_back(out.words());
@@ -24,6 +26,7 @@ void read_part(const CorpusLayout& layout, const CorpusOptions& options, const V
   };
   TextChunk chunk;
   while (shard.next(chunk)) {
+    work_meter::advance(static_cast<int64_t>(chunk.end - chunk.begin));
     for_each_token(
         chunk.text, options.max_token_bytes,
         [&](std::string_view token) {
