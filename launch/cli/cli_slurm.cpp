@@ -225,8 +225,10 @@ void register_slurm_command(CLI::App& app, CommandAction& chosen) {
       "  beyond --time. Warned about (stderr): GPUs for a model that trains on the CPU,\n"
       "  --cpus-per-task unlike the threads per rank the config pins.\n",
       "  loom slurm examples/glove.toml --nodes 2 --ntasks-per-node 4 --time 04:00:00 > glove.sbatch\n"
-      "  loom slurm examples/gpt.toml --nodes 4 --ntasks-per-node 8 --gpus-per-node 8 \\\n"
-      "      --cpus-per-task 12 --time 1-00:00:00 --partition gpu --account myproj | sbatch\n");
+      "  loom slurm examples/gpt.toml --nodes 4 --ntasks-per-node 8 --cpus-per-task 2 \\\n"
+      "      --time 1-00:00:00 --partition cpu --account myproj | sbatch\n"
+      "  (Every model trains on CPUs: the GPU path is not built yet, so --gpus-per-node only\n"
+      "  reserves GPUs that no rank uses.)\n");
   cmd->add_option("config", o.config, "the run's config (TOML)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--set", o.set, "override one config key: checked now, passed on to `loom train` (repeatable)")
       ->type_name("KEY=VALUE")

@@ -110,9 +110,9 @@ int main(int argc, char** argv) {
   CLI::App app{
       "loom - pretrain text models data-parallel across processes\n\n"
       "loom trains word embeddings (GloVe, word2vec) and transformers (BERT, GPT) on one\n"
-      "laptop or across a cluster. One binary runs alone, under `mpirun -np N loom ...`, or\n"
-      "as the tasks of a SLURM `srun` step; every run is one TOML config plus --set\n"
-      "overrides, and writes its outputs to a run directory.",
+      "laptop or across a cluster, on CPUs (the GPU path is not built yet). One binary runs\n"
+      "alone, under `mpirun -np N loom ...`, or as the tasks of a SLURM `srun` step; every\n"
+      "run is one TOML config plus --set overrides, and writes its outputs to a run directory.",
       "loom"};
   app.require_subcommand(1);
   app.set_version_flag("-v,--version", version_text(), "print version, git commit, build type, CUDA on/off");
