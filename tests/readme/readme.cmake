@@ -1,0 +1,6 @@
+# The README's fenced commands, run as a user pastes them (Note [README commands under
+# test] in tests/readme/readme_test.py): every ```sh / ```python fence is marked run, data
+# (run when ../shared/data exists) or skip with a reason; an unmarked one fails.
+add_test(NAME readme_commands
+         COMMAND python3 ${LOOM_TEST_DIR}/readme_test.py ${PROJECT_SOURCE_DIR} $<TARGET_FILE:loom>)
+set_tests_properties(readme_commands PROPERTIES LABELS e2e TIMEOUT 600)
