@@ -78,7 +78,8 @@ class BertExamples::Builder {
   enum class State { kBoundary, kAfterSep, kInSentence };
   struct Segment {
     int64_t first = 0, last = 0;   // sentences [first, last)
-    int64_t tokens = 0;
+    int64_t tokens = 0;            // less the cuts
+    int64_t cut_front = 0, cut_back = 0;   // tokens left out of sentence first / last - 1
   };
   [[noreturn]] void refuse(uint64_t offset, const std::string& what) const;
   void step(int32_t token, uint64_t offset, State& state, uint64_t& sentence_start);
@@ -188,7 +189,23 @@ void BertExamples::Builder::build_document(int64_t d, Rng& rng, std::vector<Inst
   for (int64_t i = chunk_first; i < s1; ++i) {
     chunk_tokens += length_[static_cast<size_t>(i)];
     if (i != s1 - 1 && chunk_tokens < target) continue;
+    if (i == chunk_first && i != s1 - 1) {   // one sentence: top up with the next one
+      ++i;
+      chunk_tokens += length_[static_cast<size_t>(i)];
+    }
     const int64_t chunk = i - chunk_first + 1;
+    if (chunk == 1 && chunk_tokens >= 2) {   // the document's last sentence, alone
+      if (rng.uniform() < o.random_next_prob) {
+        const Segment a{i, i + 1, chunk_tokens};
+        table.push_back(make_instance(a, random_b(d, target - a.tokens, rng), true, rng));
+      } else {
+        const int64_t cut = randint(1, chunk_tokens - 1);
+        const Segment a{i, i + 1, cut, 0, chunk_tokens - cut};
+        const Segment b{i, i + 1, chunk_tokens - cut, cut, 0};
+        table.push_back(make_instance(a, b, false, rng));
+      }
+      break;
+    }
     const int64_t a_end = chunk >= 2 ? randint(1, chunk - 1) : 1;
     Segment a{chunk_first, chunk_first + a_end, tokens(chunk_first, chunk_first + a_end)};
     Segment b;
@@ -234,8 +251,10 @@ BertExamples::Instance BertExamples::Builder::make_instance(Segment a, Segment b
     --(which == 0 ? la : lb);
   }
   LOOM_ASSERT(la >= 1 && lb >= 1, "truncate_seq_pair emptied a segment");
-  const uint64_t a_begin = front_offset(a, drop[0][0]), a_end = back_offset(a, drop[0][1]);
-  const uint64_t b_begin = front_offset(b, drop[1][0]), b_end = back_offset(b, drop[1][1]);
+  const uint64_t a_begin = front_offset(a, a.cut_front + drop[0][0]);
+  const uint64_t a_end = back_offset(a, a.cut_back + drop[0][1]);
+  const uint64_t b_begin = front_offset(b, b.cut_front + drop[1][0]);
+  const uint64_t b_end = back_offset(b, b.cut_back + drop[1][1]);
   // A range holds at most one [SEP] per kept token: spans stay below 2 * max_seq_len.
   return Instance{a_begin, b_begin, static_cast<uint32_t>(a_end - a_begin),
                   static_cast<uint32_t>(((b_end - b_begin) << 1) | (random_next ? 1 : 0))};

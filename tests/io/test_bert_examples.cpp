@@ -2,7 +2,8 @@
 // Text token k of the synthetic streams has id kFirstText + k (k its stream offset), so an
 // example's tokens say exactly where in the stream, and so in which document and sentence,
 // they were read from. The instance table is compared with a literal transcription of
-// create_instances_from_document (google-research/bert) over vectors of sentences.
+// create_instances_from_document (google-research/bert), with loom's one change to it
+// (Note [BERT examples]: chunks of one sentence), over vectors of sentences.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -45,7 +46,7 @@ using test::write_stream;
 struct RefInstance {
   Sentence a, b;
   bool random_next = false;
-  bool chunk_of_one = false;   // NotNext was forced
+  bool chunk_of_one = false;   // NotNext was forced (a document's last sentence of one token)
 };
 
 void truncate_seq_pair(Sentence& a, Sentence& b, int64_t max_num_tokens, Rng& rng) {
@@ -75,32 +76,55 @@ std::vector<RefInstance> reference_instances(const std::vector<Document>& all_do
     const int64_t max_num_tokens = o.max_seq_len - 3;
     int64_t target_seq_length = max_num_tokens;
     if (rng.uniform() < o.short_seq_prob) target_seq_length = randint(2, max_num_tokens);
+    auto random_b = [&](RefInstance& inst) {
+      inst.random_next = true;
+      const int64_t target_b_length = target_seq_length - static_cast<int64_t>(inst.a.size());
+      auto random_document_index = static_cast<int64_t>(rng.below(static_cast<uint64_t>(num_docs - 1)));
+      if (random_document_index >= document_index) ++random_document_index;
+      const Document& random_document = all_documents[static_cast<size_t>(random_document_index)];
+      const int64_t random_start = randint(0, static_cast<int64_t>(random_document.size()) - 1);
+      for (size_t j = static_cast<size_t>(random_start); j < random_document.size(); ++j) {
+        inst.b.insert(inst.b.end(), random_document[j].begin(), random_document[j].end());
+        if (static_cast<int64_t>(inst.b.size()) >= target_b_length) break;
+      }
+    };
     std::vector<const Sentence*> current_chunk;
     int64_t current_length = 0;
     int64_t i = 0;
-    while (i < static_cast<int64_t>(document.size())) {
+    const auto last = static_cast<int64_t>(document.size()) - 1;
+    while (i <= last) {
       const Sentence& segment = document[static_cast<size_t>(i)];
       current_chunk.push_back(&segment);
       current_length += static_cast<int64_t>(segment.size());
-      if (i == static_cast<int64_t>(document.size()) - 1 || current_length >= target_seq_length) {
+      if (i == last || current_length >= target_seq_length) {
+        // loom's change (Note [BERT examples]): a chunk of one sentence takes the next one.
+        if (current_chunk.size() == 1 && i != last) {
+          ++i;
+          current_chunk.push_back(&document[static_cast<size_t>(i)]);
+          current_length += static_cast<int64_t>(document[static_cast<size_t>(i)].size());
+        }
         const auto chunk = static_cast<int64_t>(current_chunk.size());
+        RefInstance inst;
+        if (chunk == 1 && current_length >= 2) {   // the last sentence alone: whole or split
+          if (rng.uniform() < o.random_next_prob) {
+            inst.a = segment;
+            random_b(inst);
+          } else {
+            const int64_t cut = randint(1, current_length - 1);
+            inst.a.assign(segment.begin(), segment.begin() + cut);
+            inst.b.assign(segment.begin() + cut, segment.end());
+          }
+          truncate_seq_pair(inst.a, inst.b, max_num_tokens, rng);
+          instances.push_back(std::move(inst));
+          break;
+        }
         int64_t a_end = 1;
         if (chunk >= 2) a_end = randint(1, chunk - 1);
-        RefInstance inst;
         for (int64_t j = 0; j < a_end; ++j)
           inst.a.insert(inst.a.end(), current_chunk[j]->begin(), current_chunk[j]->end());
         inst.chunk_of_one = chunk == 1;
         if (chunk == 1 || rng.uniform() < o.random_next_prob) {
-          inst.random_next = true;
-          const int64_t target_b_length = target_seq_length - static_cast<int64_t>(inst.a.size());
-          auto random_document_index = static_cast<int64_t>(rng.below(static_cast<uint64_t>(num_docs - 1)));
-          if (random_document_index >= document_index) ++random_document_index;
-          const Document& random_document = all_documents[static_cast<size_t>(random_document_index)];
-          const int64_t random_start = randint(0, static_cast<int64_t>(random_document.size()) - 1);
-          for (size_t j = static_cast<size_t>(random_start); j < random_document.size(); ++j) {
-            inst.b.insert(inst.b.end(), random_document[j].begin(), random_document[j].end());
-            if (static_cast<int64_t>(inst.b.size()) >= target_b_length) break;
-          }
+          random_b(inst);
           i -= chunk - a_end;
         } else {
           for (int64_t j = a_end; j < chunk; ++j)
@@ -197,7 +221,7 @@ TEST(BertExamples, IsNextContinuesTheDocumentAndNotNextComesFromAnother) {
   const BertDataOptions o = options(64, 4);
   BertExamples ex(stream, 0, stream->size(), o);
   BertExample e(o);
-  int64_t is_next = 0, untruncated_is_next = 0;
+  int64_t is_next = 0, untruncated_is_next = 0, split_is_next = 0;
   for (int64_t g = 0; g < ex.examples_per_epoch(); ++g) {
     ex.example(g, e);
     const std::vector<int32_t> ids = unmasked(e);
@@ -215,51 +239,69 @@ TEST(BertExamples, IsNextContinuesTheDocumentAndNotNextComesFromAnother) {
     }
     ++is_next;
     ASSERT_EQ(c.doc_of[a_first], c.doc_of[b_first]) << "IsNext B from another document, example " << g;
-    ASSERT_GT(c.sent_of[b_first], c.sent_of[a_last]) << "IsNext B before A's end, example " << g;
+    ASSERT_GT(b_first, a_last) << "IsNext B before A's end, example " << g;
     if (e.length - 3 < o.max_seq_len - 3) {
-      // Not truncated: whole sentences, B's first right after A's last.
+      // Not truncated: A starts and B ends a sentence; B's first token comes right after
+      // A's last, the next sentence's or (a document's last sentence split in two) the
+      // same sentence's.
       ++untruncated_is_next;
       ASSERT_TRUE(a_first == 0 || c.tokens[a_first - 1] == kSpecial.sep ||
                   c.tokens[a_first - 1] == kSpecial.cls) << "A starts mid-sentence, example " << g;
-      ASSERT_EQ(b_first, a_last + 2) << "IsNext B is not the next sentence, example " << g;
       ASSERT_EQ(c.tokens[b_last + 1], kSpecial.sep) << "B ends mid-sentence, example " << g;
+      if (b_first == a_last + 1) {
+        ++split_is_next;
+        ASSERT_EQ(c.tokens[b_last + 2], kSpecial.cls) << "a split sentence that is not its "
+                                                      << "document's last, example " << g;
+      } else {
+        ASSERT_EQ(b_first, a_last + 2) << "IsNext B is not the next sentence, example " << g;
+      }
     }
   }
   EXPECT_GT(is_next, 100);
   EXPECT_GT(untruncated_is_next, 20);
+  EXPECT_GT(split_is_next, 5);
 }
 
-TEST(BertExamples, NextSentenceRateIsRandomNextProbWhereTheChunkAllowsAChoice) {
-  test::TempDir dir;
-  const Corpus c = make_corpus(1000, 8, 14, 16);
-  auto stream = write_stream(dir, c.tokens);
-  for (const double rnp : {0.5, 0.3}) {
-    BertDataOptions o = options(32, 13);
-    o.random_next_prob = rnp;
-    BertExamples ex(stream, 0, stream->size(), o);
-    const std::vector<RefInstance> ref = reference_instances(c.docs, o, 0);
-    // Chunks of one sentence are NotNext by rule; the others are NotNext with probability
-    // rnp, each an independent draw: a binomial count, checked within 4 sigma.
-    int64_t trials = 0, not_next = 0, forced = 0;
-    for (int64_t i = 0; i < ex.examples_per_epoch(); ++i) {
-      const BertPair pr = ex.pair(i);
-      if (ref[static_cast<size_t>(i)].chunk_of_one) {
-        ++forced;
-        EXPECT_TRUE(pr.random_next) << "instance " << i;
-        continue;
+// Every pair is NotNext with probability random_next_prob, an independent draw, except a
+// document's last sentence of one token left alone (forced): a binomial count within 4
+// sigma. Two corpora: short sentences, and sentences long against the target, where the
+// original recipe's forced NotNext for chunks of one sentence would dominate.
+TEST(BertExamples, NextSentenceRateIsRandomNextProb) {
+  struct Case { int docs, max_sentences, max_len; int64_t max_seq_len; };
+  for (const Case& k : {Case{1000, 14, 16, 32}, Case{1500, 6, 40, 24}}) {
+    test::TempDir dir;
+    const Corpus c = make_corpus(k.docs, 8, k.max_sentences, k.max_len);
+    auto stream = write_stream(dir, c.tokens);
+    for (const double rnp : {0.5, 0.3}) {
+      BertDataOptions o = options(k.max_seq_len, 13);
+      o.random_next_prob = rnp;
+      BertExamples ex(stream, 0, stream->size(), o);
+      const std::vector<RefInstance> ref = reference_instances(c.docs, o, 0);
+      ASSERT_EQ(ex.examples_per_epoch(), static_cast<int64_t>(ref.size()));
+      int64_t trials = 0, not_next = 0, forced = 0;
+      for (int64_t i = 0; i < ex.examples_per_epoch(); ++i) {
+        const BertPair pr = ex.pair(i);
+        if (ref[static_cast<size_t>(i)].chunk_of_one) {
+          ++forced;
+          EXPECT_TRUE(pr.random_next) << "instance " << i;
+          continue;
+        }
+        ++trials;
+        not_next += pr.random_next ? 1 : 0;
       }
-      ++trials;
-      not_next += pr.random_next ? 1 : 0;
+      const double mean = rnp * static_cast<double>(trials);
+      const double sigma = std::sqrt(static_cast<double>(trials) * rnp * (1 - rnp));
+      std::printf("[bert] max_len %d, random_next_prob %.2f: %lld NotNext of %lld free choices "
+                  "(%.4f), expected %.1f +- 4 * %.1f; %lld forced\n",
+                  k.max_len, rnp, static_cast<long long>(not_next),
+                  static_cast<long long>(trials),
+                  static_cast<double>(not_next) / static_cast<double>(trials), mean, sigma,
+                  static_cast<long long>(forced));
+      EXPECT_GT(trials, 1500);
+      // The synthetic sentences have one token 1 time in max_len: about 1 % of the pairs.
+      EXPECT_LT(forced * 50, trials) << "more than 2 % of the pairs forced NotNext";
+      EXPECT_NEAR(static_cast<double>(not_next), mean, 4 * sigma) << "random_next_prob " << rnp;
     }
-    const double mean = rnp * static_cast<double>(trials);
-    const double sigma = std::sqrt(static_cast<double>(trials) * rnp * (1 - rnp));
-    std::printf("[bert] random_next_prob %.2f: %lld NotNext of %lld free choices (%.4f), "
-                "expected %.1f +- 4 * %.1f; %lld forced by one-sentence chunks\n",
-                rnp, static_cast<long long>(not_next), static_cast<long long>(trials),
-                static_cast<double>(not_next) / static_cast<double>(trials), mean, sigma,
-                static_cast<long long>(forced));
-    EXPECT_GT(trials, 1500);
-    EXPECT_NEAR(static_cast<double>(not_next), mean, 4 * sigma) << "random_next_prob " << rnp;
   }
 }
 
