@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <list>
 #include <mutex>
 #include <string_view>
 #include <thread>
@@ -224,6 +225,8 @@ std::string status_prometheus(const StatusSnapshot& s, double uptime_s) {
 
 namespace {
 
+class Connection;
+
 // The server's state; StatusServer::Impl is this (a named type in an anonymous namespace so
 // that Connection can use it without touching the header).
 struct ServerCore {
@@ -244,6 +247,9 @@ struct ServerCore {
 
   // Io thread only.
   int active = 0;
+  // Connections that wait on their client (no request yet, or answered and lingering), the
+  // longest waiting first: what shed_idle() may close (Note [Status server isolation]).
+  std::list<Connection*> idle;
   int64_t accept_failures = 0;
   bool accepting = false;
 
@@ -256,6 +262,8 @@ struct ServerCore {
   }
   Response handle(std::string_view method, std::string_view target);
   void do_accept();
+  bool shed_idle();
+  bool any_sheddable();
   void on_connection_closed() {
     --active;
     do_accept();
@@ -271,6 +279,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         request_(server.options.max_request_bytes) {}
 
   void start() {
+    enter_idle();
     deadline_.expires_after(server_.options.io_timeout);
     deadline_.async_wait([self = shared_from_this()](ErrorCode ec) {
       if (!ec) self->close();   // too slow: drop it, whatever it was doing
@@ -279,9 +288,36 @@ class Connection : public std::enable_shared_from_this<Connection> {
                            [self = shared_from_this()](ErrorCode ec, size_t) { self->on_read(ec); });
   }
 
+  // Whether it only waits on its client, so that closing it to make room for a new one loses
+  // nothing: it has sent nothing yet (nothing read, nothing waiting in the socket), or it was
+  // answered and lingers with nothing unread (closing it then sends a FIN, not a reset that
+  // could discard the answer).
+  bool sheddable() {
+    if (closed_ || (!answered_ && request_.size() > 0)) return false;
+    ErrorCode ec;
+    const size_t waiting = socket_.available(ec);
+    return !ec && waiting == 0;
+  }
+  bool shed() {
+    if (!sheddable()) return false;
+    close();
+    return true;
+  }
+
  private:
+  void enter_idle() {
+    idle_it_ = server_.idle.insert(server_.idle.end(), this);
+    in_idle_ = true;
+  }
+  void leave_idle() {
+    if (!in_idle_) return;
+    server_.idle.erase(idle_it_);
+    in_idle_ = false;
+  }
+
   void on_read(ErrorCode ec) {
     if (closed_) return;
+    leave_idle();
     if (ec == asio::error::not_found) return respond(error_response(431), false);
     if (ec) return close();   // eof, reset, or closed by the deadline
     std::string_view data(static_cast<const char*>(request_.data().data()), request_.size());
@@ -305,6 +341,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // before the client has read the answer.
   void drain() {
     ErrorCode ignored;
+    if (!answered_) {
+      answered_ = true;
+      enter_idle();
+      server_.do_accept();   // a slot that may be shed again: accepting may go on
+    }
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
     socket_.async_read_some(asio::buffer(scratch_), [self = shared_from_this()](ErrorCode ec, size_t) {
       if (ec) return self->close();
@@ -315,6 +356,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close() {
     if (closed_) return;
     closed_ = true;
+    leave_idle();
     ErrorCode ignored;
     socket_.close(ignored);
     deadline_.cancel();
@@ -328,7 +370,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string response_;
   std::array<char, 1024> scratch_{};
   bool closed_ = false;
+  bool answered_ = false;
+  bool in_idle_ = false;
+  std::list<Connection*>::iterator idle_it_;
 };
+
+bool ServerCore::any_sheddable() {
+  for (Connection* c : idle) {
+    if (c->sheddable()) return true;
+  }
+  return false;
+}
+
+bool ServerCore::shed_idle() {
+  for (auto it = idle.begin(); it != idle.end();) {
+    Connection* c = *it++;   // shed() erases c from the list
+    if (c->shed()) return true;
+  }
+  return false;
+}
 
 Response ServerCore::handle(std::string_view method, std::string_view target) {
   if (method != "GET" && method != "HEAD") return error_response(405);
@@ -353,7 +413,11 @@ Response ServerCore::handle(std::string_view method, std::string_view target) {
 
 void ServerCore::do_accept() {
   if (accepting || stopped.load() || !acceptor.is_open()) return;
-  if (active >= options.max_connections) return;   // on_connection_closed resumes
+  // At the cap, accept only while some connection merely waits on its client and may be shed
+  // for the new one; otherwise on_connection_closed (or a connection answered) resumes
+  // accepting. (Should a client send between this check and the accept, the new connection
+  // is still taken, one over the cap, and the next call stops.)
+  if (active >= options.max_connections && !any_sheddable()) return;
   accepting = true;
   acceptor.async_accept([this](ErrorCode ec, tcp::socket socket) {
     accepting = false;
@@ -367,6 +431,9 @@ void ServerCore::do_accept() {
       });
       return;
     }
+    // Note [Status server isolation]: idle connections must not keep a request waiting in
+    // the backlog until their deadline; the longest idle one makes room.
+    if (active >= options.max_connections) shed_idle();
     ++active;
     std::make_shared<Connection>(*this, std::move(socket))->start();
     do_accept();

@@ -14,9 +14,13 @@
 // thread only swaps a shared_ptr to an immutable snapshot under a mutex (publish); all
 // network work happens on the server's own thread (Boost.Asio, behind a pimpl). Every
 // connection has one deadline for reading the request and writing the answer, requests are
-// capped in size, at most max_connections are open at once (the rest wait in the kernel's
-// listen backlog), writes never raise SIGPIPE (MSG_NOSIGNAL), no exception leaves the
-// thread, and stop() returns promptly with clients still connected.
+// capped in size, at most max_connections are open at once, writes never raise SIGPIPE
+// (MSG_NOSIGNAL), no exception leaves the thread, and stop() returns promptly with clients
+// still connected. At the cap, a new connection sheds the longest idle one - a connection
+// that has sent nothing yet, or one answered and lingering with nothing unread - so that
+// idle connections cannot keep a request waiting in the listen backlog until their
+// deadlines pass (300 idle ones once held a /status for 20 s); only when every open
+// connection is busy reading a request or writing an answer do new ones wait in the backlog.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -63,7 +67,7 @@ struct StatusServerOptions {
   int port = 0;                             // 0 = ephemeral (see port())
   std::chrono::milliseconds io_timeout{5000};   // per connection: read request + write answer
   size_t max_request_bytes = 8192;          // request line + headers; larger gets 431
-  int max_connections = 64;                 // open at once; more wait in the backlog
+  int max_connections = 64;                 // open at once; idle ones are shed beyond it
 };
 
 class StatusServer {
