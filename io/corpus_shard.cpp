@@ -57,8 +57,14 @@ uint64_t share(uint64_t total, uint64_t k, uint64_t parts) {
 std::vector<CorpusFile> files_of(const CorpusOptions& options) {
   std::vector<CorpusFile> files;
   for (auto& p : resolve_corpus_paths(options.paths)) files.push_back({p, 0, 0});
-  if (files.empty())
-    throw IoError("the corpus has no files (corpus.paths is empty or names empty directories)");
+  if (files.empty() && options.paths.empty()) throw IoError("the corpus has no files: corpus.paths is empty");
+  if (files.empty()) {
+    // Name what was looked in: "empty directories" alone left the user guessing which.
+    std::string named;
+    for (const std::string& p : options.paths) named += (named.empty() ? "" : ", ") + p;
+    throw IoError("the corpus has no files: corpus.paths names only directories with no file in them (" + named +
+                  "); put the corpus files there or name them");
+  }
   return files;
 }
 

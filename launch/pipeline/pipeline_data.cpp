@@ -111,8 +111,21 @@ bool agree_on_reuse(Communicator& comm, const std::string& fingerprint_path, con
 }
 
 // Collective on first use (every rank reaches it together: the reuse decision is shared).
+// An empty corpus is an error naming its files here, before a stage turns it into a message
+// about what it lacks (an empty vocabulary, a token shard without one, no held-out token).
 const CorpusLayout& layout_of(Communicator& comm, CorpusPlan& corpus) {
-  if (!corpus.layout) corpus.layout = CorpusLayout::scan(comm, corpus.options);
+  if (!corpus.layout) {
+    CorpusLayout layout = CorpusLayout::scan(comm, corpus.options);   // the same on every rank
+    if (layout.total_bytes() == 0) {
+      const std::vector<CorpusFile>& files = layout.files();
+      std::string named;
+      for (size_t i = 0; i < files.size() && i < 5; ++i) named += (i == 0 ? "" : ", ") + files[i].path;
+      if (files.size() > 5) named += " and " + std::to_string(files.size() - 5) + " more";
+      throw DataError("the corpus is empty: " + named + (files.size() == 1 ? " holds" : " hold") +
+                      " no bytes (check corpus.paths)");
+    }
+    corpus.layout = std::move(layout);
+  }
   return *corpus.layout;
 }
 

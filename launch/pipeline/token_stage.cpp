@@ -572,7 +572,6 @@ TokenData token_stage(Communicator& comm, const Config& config, const std::strin
     }
     comm.barrier();   // the manifest exists before any rank reads it
   }
-  data.stream = open_token_shards(data.dir, *data.tokenizer);
   const Manifest m = parse_manifest(manifest_path);
   for (const ManifestEntry& e : m.shards) {
     data.shard_paths.push_back(data.dir + "/" + e.name);
@@ -580,6 +579,15 @@ TokenData token_stage(Communicator& comm, const Config& config, const std::strin
     data.tokens += e.tokens;
     data.documents += e.documents;
   }
+  // A corpus of blank lines tokenizes to nothing: say so naming it, not what the empty shards
+  // lack further on (a vocabulary, a held-out token).
+  if (data.tokens == 0) {
+    std::string files;
+    for (const std::string& p : corpus.options.paths) files += (files.empty() ? "" : ", ") + p;
+    throw DataError("the corpus (" + files + ") holds no token: it has blank lines only, or nothing the " +
+                    "tokenizer keeps (check corpus.paths)");
+  }
+  data.stream = open_token_shards(data.dir, *data.tokenizer);
   data.time.reused = reuse;
   data.mb_per_s = mb_per_s;
   data.time.seconds = seconds_since(t0);

@@ -499,5 +499,39 @@ TEST(TinyCorpus, EmptyAndOneWordAreRefusedNamingTheFile) {
   }
 }
 
+// A 0-byte corpus file failed, for GPT and BERT, with what the empty stages lacked ("token
+// shard for an empty vocabulary", "holds out no token") and no corpus file named; a
+// directory with no file in it read "names empty directories" without saying which. Both
+// are now errors naming the path, for every model; a corpus of blank lines too for BERT.
+TEST(TinyCorpus, EmptyFilesAndDirectoriesAreNamedForEveryModel) {
+  TempDir dir;
+  const std::string zero = dir.file("zero.txt"), blank = dir.file("blank.txt"), nothing = dir.file("nothing");
+  write_file(zero, "");
+  write_file(blank, "\n\n  \n");
+  fs::create_directories(nothing + "/sub");   // a subdirectory, but no file
+  struct Case {
+    std::string model, path, says;
+  };
+  std::vector<Case> cases;
+  for (const char* model : {"glove", "word2vec", "gpt", "bert"}) {
+    cases.push_back({model, zero, "the corpus is empty"});
+    cases.push_back({model, nothing, "no file in them"});
+  }
+  cases.push_back({"bert", blank, "holds no token"});
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.model + " " + c.path);
+    const std::string run_dir = dir.file("run-" + c.model + "-" + fs::path(c.path).stem().string());
+    RunResult r = run(loom_cmd(1, {"train", std::string(LOOM_SOURCE_DIR) + "/examples/" + c.model + ".toml",
+                                   "--set", "run.dir=" + run_dir, "--set", "corpus.synthetic=false",
+                                   "--set", corpus_paths(c.path)}),
+                      120s);
+    ASSERT_FALSE(r.timed_out);
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_NE(r.err.find(c.path), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(run_dir + "/ckpt/latest")) << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace loom::test
