@@ -10,6 +10,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -30,26 +33,89 @@ std::string hdf5_version() {
 namespace h5 {
 namespace {
 
-herr_t collect_error(unsigned n, const H5E_error2_t* err, void* client) {
-  auto* out = static_cast<std::string*>(client);
-  if (n > 0) *out += " <- ";
-  *out += err->func_name ? err->func_name : "?";
-  *out += ": ";
-  *out += err->desc ? err->desc : "";
+struct StackEntry {
+  std::string func, desc;
+};
+
+herr_t collect_error(unsigned, const H5E_error2_t* err, void* client) {
+  static_cast<std::vector<StackEntry>*>(client)->push_back(
+      {err->func_name ? err->func_name : "?", err->desc ? err->desc : ""});
   return 0;
 }
 
-// The current HDF5 error stack, innermost first, on one line.
-std::string error_stack() {
-  std::string text;
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_error, &text);
+// The current HDF5 error stack, innermost first; clears it.
+std::vector<StackEntry> error_stack() {
+  std::vector<StackEntry> stack;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_error, &stack);
   H5Eclear2(H5E_DEFAULT);
-  return text.empty() ? "no HDF5 error stack" : text;
+  return stack;
 }
 
+// What the failed call was doing, in words, from the HDF5 function it names.
+std::string action_of(std::string_view expr) {
+  static constexpr std::pair<std::string_view, std::string_view> kActions[] = {
+      {"H5Fopen", "cannot open the file"},          {"H5Fcreate", "cannot create the file"},
+      {"H5Fflush", "cannot flush the file"},        {"H5Dread", "cannot read the dataset"},
+      {"H5Dwrite", "cannot write the dataset"},     {"H5Dopen", "cannot open the dataset"},
+      {"H5Dcreate", "cannot create the dataset"},   {"H5Gopen", "cannot open the group"},
+      {"H5Gcreate", "cannot create the group"},     {"H5Literate", "cannot list the group"},
+      {"H5Lexists", "cannot look up a link"},       {"H5Aread", "cannot read the attribute"},
+      {"H5Awrite", "cannot write the attribute"},   {"H5Aopen", "cannot open the attribute"},
+      {"H5Acreate", "cannot create the attribute"}, {"H5Aexists", "cannot look up the attribute"},
+      {"H5Adelete", "cannot delete the attribute"}, {"H5Dget", "cannot read the dataset's layout"},
+      {"H5Aget", "cannot read the attribute's type"},
+  };
+  for (const auto& [prefix, action] : kActions) {
+    if (expr.starts_with(prefix)) return std::string(action);
+  }
+  const std::string_view func = expr.substr(0, expr.find('('));
+  return "HDF5's " + std::string(func) + " failed";
+}
+
+// Why, in a sentence: the cause a user can act on, found in HDF5's stack (its innermost
+// entries say the most), else the innermost description.
+std::string reason_of(const std::vector<StackEntry>& stack) {
+  for (const StackEntry& e : stack) {   // the system's own error (no such file, no space, ...)
+    const size_t at = e.desc.find("error message = '");
+    if (at == std::string::npos) continue;
+    const size_t begin = at + 17, end = e.desc.find('\'', begin);
+    if (end != std::string::npos) return e.desc.substr(begin, end - begin);
+  }
+  for (const StackEntry& e : stack) {
+    if (!e.desc.starts_with("truncated file")) continue;
+    // "truncated file: eof = 102400, sblock->base_addr = 0, stored_eof = 204800"
+    const size_t eof = e.desc.find("eof = "), stored = e.desc.find("stored_eof = ");
+    if (eof != std::string::npos && stored != std::string::npos) {
+      return "the file is truncated: " + e.desc.substr(eof + 6, e.desc.find(',', eof) - eof - 6) + " of its " +
+             e.desc.substr(stored + 13) + " bytes are there";
+    }
+    return "the file is truncated";
+  }
+  for (const StackEntry& e : stack) {
+    if (e.desc.find("file signature not found") != std::string::npos)
+      return "it is not an HDF5 file (no HDF5 signature: empty, overwritten or of another format)";
+  }
+  for (const StackEntry& e : stack) {
+    if (e.desc.find("checksum") != std::string::npos)
+      return "the file is damaged: a checksum of HDF5's own metadata does not match";
+  }
+  if (stack.empty()) return "HDF5 gave no reason";
+  return "the file is damaged or unreadable (HDF5: " + stack.front().desc + ")";
+}
+
+// Note [HDF5 errors in a sentence]
+// HDF5's automatic error printing is off (init_library), so its "HDF5-DIAG" stack never
+// reaches the terminal, and a failed call is an IoError that says where (the file, and the
+// group or dataset), what loom was doing and why, in words: "run/step_9.h5 (opening): cannot
+// open the file: the file is truncated: 102400 of its 204800 bytes are there". The call,
+// loom's source line and HDF5's whole stack go to a debug line (run.log_level = "debug")
+// for whoever debugs loom itself.
 [[noreturn]] void fail(const char* expr, const char* file, int line, const std::string& where) {
-  throw IoError(where + ": HDF5 call failed: " + expr + " at " + file + ":" + std::to_string(line) +
-                " [" + error_stack() + "]");
+  const std::vector<StackEntry> stack = error_stack();
+  std::string internals;
+  for (const StackEntry& e : stack) internals += (internals.empty() ? "" : " <- ") + e.func + ": " + e.desc;
+  log::debug("hdf5", where + ": " + expr + " failed at " + file + ":" + std::to_string(line) + " [" + internals + "]");
+  throw IoError(where + ": " + action_of(expr) + ": " + reason_of(stack));
 }
 
 }  // namespace
@@ -161,7 +227,7 @@ static herr_t close_id(hid_t id, Kind kind) {
 
 Handle::~Handle() {
   if (id_ >= 0 && close_id(id_, kind_) < 0) {
-    log::warn("h5", "closing an HDF5 object failed: " + error_stack());
+    log::warn("h5", "closing an HDF5 object failed: " + reason_of(error_stack()));
   }
 }
 
@@ -456,7 +522,7 @@ void File::abandon() noexcept {
       ::close(memory);
     }
   }
-  if (H5Fclose(id) < 0) log::warn("h5", file_ + ": closing an abandoned file failed: " + error_stack());
+  if (H5Fclose(id) < 0) log::warn("h5", file_ + ": closing an abandoned file failed: " + reason_of(error_stack()));
 }
 
 void File::flush() { LOOM_H5_CHECK(H5Fflush(handle_.id(), H5F_SCOPE_GLOBAL), file_ + " (flushing)"); }

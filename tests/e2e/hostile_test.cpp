@@ -222,6 +222,51 @@ TEST(DeletedDataset, InspectRefusesAndAutoResumeFallsBack) {
   }
 }
 
+// ---- checkpoint errors in a sentence ---------------------------------------------------
+
+// A damaged checkpoint's error was loom's place plus HDF5's call, loom's source line and
+// HDF5's whole error stack ("HDF5 call failed: H5Fopen(path.c_str(), ...) at io/h5.cpp:372
+// [H5F__super_read: truncated file: eof = ... <- H5F_open: ...]"). Now `loom inspect` and
+// `loom train --resume FILE` say where, what and why in words (Note [HDF5 errors in a
+// sentence] in io/h5.cpp), and nothing of HDF5's internals reaches the terminal.
+TEST(CheckpointErrors, AreASentenceWithoutHdf5Internals) {
+  TempDir dir;
+  const std::string run_dir = dir.file("run");
+  RunResult first = train_glove(1, run_dir, {"checkpoint.every_steps=2", "checkpoint.keep_last=1000"});
+  ASSERT_EQ(first.status, 0) << first.err;
+  const std::string newest = newest_checkpoint(run_dir + "/checkpoints");
+  const std::string bytes = read_file(newest);
+  ASSERT_GT(bytes.size(), 4096u);
+
+  const std::string truncated = dir.file("truncated.h5"), empty = dir.file("empty.h5"), metadata = dir.file("metadata.h5");
+  write_file(truncated, bytes.substr(0, bytes.size() / 2));
+  write_file(empty, "");
+  std::string scrambled = bytes;   // the superblock's version and sizes, after the 8-byte signature
+  for (size_t i = 8; i < 24; ++i) scrambled[i] = static_cast<char>(scrambled[i] ^ 0x5a);
+  write_file(metadata, scrambled);
+  struct Case {
+    std::string path, why;
+  };
+  for (const Case& c : {Case{truncated, "cannot open the file: the file is truncated: " +
+                                            std::to_string(bytes.size() / 2) + " of its " +
+                                            std::to_string(bytes.size()) + " bytes are there"},
+                        Case{empty, "cannot open the file: it is not an HDF5 file"},
+                        Case{metadata, "cannot open the file: the file is damaged"}}) {
+    SCOPED_TRACE(c.path);
+    RunResult inspected = run({loom_binary(), "inspect", c.path}, 60s);
+    RunResult resumed = run(loom_cmd(1, {"train", kGlove, "--set", "run.dir=" + dir.file("resumed"), "--set",
+                                         "glove.epochs=1", "--set", "eval.every_epochs=0", "--resume", c.path}),
+                            120s);
+    for (const RunResult* r : {&inspected, &resumed}) {
+      const std::string all = r->out + r->err;
+      EXPECT_EQ(r->status, 1) << all;
+      EXPECT_NE(all.find(c.path + " (opening): " + c.why), std::string::npos) << all;
+      for (const char* internal : {"HDF5-DIAG", "H5F", "H5C", "h5.cpp", "HDF5 call failed"})
+        EXPECT_EQ(all.find(internal), std::string::npos) << internal << " in:\n" << all;
+    }
+  }
+}
+
 // ---- a new run in a used run directory -------------------------------------------------
 
 // Used to: the second run appended to metrics.jsonl from step 0 and retention deleted its
