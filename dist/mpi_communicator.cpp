@@ -5,9 +5,11 @@
 #endif
 #include <mpi.h>
 
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <vector>
 #include <string>
@@ -195,6 +197,8 @@ MpiCommunicator& MpiCommunicator::init_world(int* argc, char*** argv) {
   s.thread_level = provided;
   LOOM_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &s.comm));
   LOOM_MPI_CHECK(MPI_Comm_set_errhandler(s.comm, MPI_ERRORS_RETURN));
+  LOOM_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &s.error_comm));   // Note [An error every rank reaches]
+  LOOM_MPI_CHECK(MPI_Comm_set_errhandler(s.error_comm, MPI_ERRORS_RETURN));
   s.hosts = gather_hosts(s.comm, size);
   bool multiple = provided >= MPI_THREAD_MULTIPLE;
   if (multiple && size > 1) {
@@ -238,6 +242,7 @@ void MpiCommunicator::shutdown_world() {
   s.watchdog->stop();
   if (s.arrivals) s.arrivals->free();
   LOOM_MPI_CHECK(MPI_Comm_free(&s.comm));
+  if (s.error_comm != MPI_COMM_NULL) LOOM_MPI_CHECK(MPI_Comm_free(&s.error_comm));
   bool owns_mpi = s.owns_mpi;
   g_world = nullptr;
   delete world;
@@ -251,6 +256,39 @@ void MpiCommunicator::abort(std::string_view why, int exit_code) {
   log::error("comm", std::string(why) + " (ending the job with exit status " +
                          std::to_string(exit_code) + ")");
   abort_job(exit_code);
+}
+
+std::optional<int> MpiCommunicator::end_together(std::string_view subsystem, std::string_view why,
+                                                 int exit_code, std::chrono::milliseconds wait) {
+  Impl& s = *impl_;
+  if (s.error_comm == MPI_COMM_NULL) return std::nullopt;
+  MPI_Request request = MPI_REQUEST_NULL;
+  if (MPI_Ibarrier(s.error_comm, &request) != MPI_SUCCESS) return std::nullopt;
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (int done = 0; !done;) {
+    // Left pending when the wait runs out: the job is aborted next.
+    if (MPI_Test(&request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) return std::nullopt;
+    if (!done && std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // Every rank is here, so blocking collectives on error_comm cannot hang: agree on what
+  // to print and on the exit status. (The world's collectives issued so far must agree as
+  // well, or ending normally would pair one rank's last collective with another's barrier.)
+  const std::array<int64_t, 3> mine = {static_cast<int64_t>(std::hash<std::string_view>{}(why)), s.seq,
+                                       static_cast<int64_t>(exit_code)};
+  std::vector<int64_t> all(3 * static_cast<size_t>(s.size));
+  if (MPI_Allgather(mine.data(), 3, MPI_INT64_T, all.data(), 3, MPI_INT64_T, s.error_comm) != MPI_SUCCESS)
+    return std::nullopt;
+  bool same_text = true, same_seq = true;
+  for (int r = 0; r < s.size; ++r) {
+    same_text = same_text && all[3 * static_cast<size_t>(r)] == all[0];
+    same_seq = same_seq && all[3 * static_cast<size_t>(r) + 1] == all[1];
+  }
+  if (!same_seq) return std::nullopt;   // the same on every rank: they all abort
+  const bool print = s.rank == 0 || mine[0] != all[0];
+  if (print) log::error(subsystem, std::string(why) + (s.rank == 0 && same_text ? " (on every rank)" : ""));
+  std::fflush(stderr);
+  return static_cast<int>(all[2]);
 }
 
 void MpiCommunicator::set_default_timeout(std::chrono::milliseconds timeout) {

@@ -8,6 +8,7 @@
 // mpi.h is included only in mpi_communicator.cpp: state lives behind a pimpl.
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "dist/communicator.h"
@@ -40,6 +41,20 @@ class MpiCommunicator final : public Communicator {
   void barrier() override;
   [[noreturn]] void abort(std::string_view why, int exit_code) override;
   using Communicator::allreduce;
+
+  // Note [An error every rank reaches]
+  // A config value checked after MPI is up, an input every rank reads, a damaged checkpoint:
+  // every rank hits the same error, and each used to print it and MPI_Abort the job, so the
+  // text came twice with Open MPI's "MPI_ABORT was invoked on rank ..." banner after it.
+  // A rank ending with an error calls this on the world instead of abort(): it waits up to
+  // `wait` for every rank to call it too (a non-blocking barrier on a communicator of its
+  // own, which no collective of loom's can match). If all do, having issued the same
+  // collectives, rank 0 prints `why` once, naming itself, a rank whose message differs
+  // prints its own, and every rank returns rank 0's exit status: the caller ends normally
+  // (MPI_Finalize), no abort needed. Otherwise (a rank is elsewhere: healthy, stuck or
+  // gone) it returns nullopt having printed nothing, and the caller aborts the job.
+  std::optional<int> end_together(std::string_view subsystem, std::string_view why, int exit_code,
+                                  std::chrono::milliseconds wait);
 
   // Collective over this communicator: the ranks that pass the same `color` (>= 0) form a
   // new communicator, ranked by (key, rank here). For jobs that run independent groups,

@@ -25,6 +25,7 @@ struct MpiCommunicator::Impl {
   bool owns_mpi = false;                   // we called MPI_Init_thread, so we finalize
   MPI_Comm comm = MPI_COMM_NULL;           // the world duplicated, or a split, for loom's collectives
   int64_t seq = 0;                         // collectives issued on comm so far
+  MPI_Comm error_comm = MPI_COMM_NULL;     // the world's own, for end_together only
   std::unique_ptr<ArrivalTable> arrivals;  // null for a singleton, a split or without THREAD_MULTIPLE
   std::unique_ptr<Watchdog> watchdog;
   std::vector<std::string> hosts;          // (size) MPI_Get_processor_name of every rank

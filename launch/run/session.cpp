@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "core/buffer.h"
@@ -117,8 +118,16 @@ void check_inputs(const SessionOptions& options, const Config& config) {
 }  // namespace
 
 int end_with_error(const std::string& command, const std::string& message, int exit_code) {
-  if (MpiCommunicator::world_initialized() && MpiCommunicator::world().size() > 1)
-    MpiCommunicator::world().abort(message, exit_code);
+  if (MpiCommunicator::world_initialized() && MpiCommunicator::world().size() > 1) {
+    MpiCommunicator& world = MpiCommunicator::world();
+    // Note [An error every rank reaches]: when all ranks end with it, print it once and end
+    // normally. Not after a deadline or a lost peer: a rank may be gone, waiting is useless.
+    if (exit_code != kExitWatchdog && exit_code != kExitPeerLost) {
+      const auto wait = std::min<std::chrono::milliseconds>(std::chrono::seconds(5), world.default_timeout() / 2);
+      if (std::optional<int> agreed = world.end_together(command, message, exit_code, wait)) return *agreed;
+    }
+    world.abort(message, exit_code);
+  }
   if (!MpiCommunicator::world_initialized() && RunEnv::detect().announced_rank != 0) return exit_code;
   log::error(command, message);
   return exit_code;

@@ -44,10 +44,12 @@ class Session {
   std::string run_dir_;
 };
 
-// Reports a failure and returns the exit status to use. Once MPI is up with several ranks,
-// the communicator's abort ends them all (nobody is left waiting in a collective; does not
-// return). Before MPI is up every rank sees the same (config) error, so only rank 0 of
-// the launch prints it.
+// Reports a failure and returns the exit status to use. Once MPI is up with several ranks:
+// when every rank ends with an error within a few seconds, rank 0 prints it once and all
+// return its status (Note [An error every rank reaches] in dist/mpi_communicator.h);
+// otherwise the communicator's abort ends them all (nobody is left waiting in a
+// collective; does not return). Before MPI is up every rank sees the same (config) error,
+// so only rank 0 of the launch prints it.
 int end_with_error(const std::string& command, const std::string& message, int exit_code);
 
 // Loads a config the way Session does, for commands that do not start ranks.

@@ -267,6 +267,55 @@ TEST(CheckpointErrors, AreASentenceWithoutHdf5Internals) {
   }
 }
 
+// ---- an error every rank reaches, at two ranks -----------------------------------------
+
+size_t count_of(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t p = text.find(part); p != std::string::npos; p = text.find(part, p + 1)) ++n;
+  return n;
+}
+
+// At two ranks an error every rank hits after MPI is up was printed by each rank and ended
+// with Open MPI's "MPI_ABORT was invoked on rank ..." banner. Now rank 0 prints it once,
+// naming itself, and every rank ends normally with loom's exit status (Note [An error every
+// rank reaches] in dist/mpi_communicator.h): a new run in a used run directory (a config
+// error, 2) and a truncated checkpoint given to --resume (an I/O error, 1).
+TEST(ErrorAtTwoRanks, IsPrintedOnceWithoutMpiAbort) {
+  TempDir dir;
+  const std::string run_dir = dir.file("run");
+  RunResult first = train_glove(1, run_dir, {"checkpoint.every_steps=2", "checkpoint.keep_last=1000"});
+  ASSERT_EQ(first.status, 0) << first.err;
+  const std::string newest = newest_checkpoint(run_dir + "/checkpoints");
+  const std::string truncated = dir.file("truncated.h5");
+  const std::string bytes = read_file(newest);
+  write_file(truncated, bytes.substr(0, bytes.size() / 2));
+
+  struct Case {
+    std::vector<std::string> sets;
+    std::vector<std::string> extra;
+    std::string text;
+    int status;
+  };
+  for (const Case& c : {Case{{}, {}, "holds an earlier run", 2},
+                        Case{{"run.dir=" + dir.file("resumed")}, {"--resume", truncated},
+                             truncated + " (opening): cannot open the file: the file is truncated", 1}}) {
+    SCOPED_TRACE(c.text);
+    std::vector<std::string> args = {"train", kGlove, "--set", "run.dir=" + run_dir, "--set", "glove.epochs=1",
+                                     "--set", "eval.every_epochs=0"};
+    for (const std::string& set : c.sets) args.insert(args.end(), {"--set", set});
+    args.insert(args.end(), c.extra.begin(), c.extra.end());
+    RunResult r = run(loom_cmd(2, args), 120s);
+    ASSERT_FALSE(r.timed_out);
+    const std::string all = r.out + r.err;
+    EXPECT_EQ(r.status, c.status) << all;
+    EXPECT_EQ(count_of(all, c.text), 1u) << all;
+    EXPECT_NE(all.find("[r0/2][train] error: "), std::string::npos) << all;
+    EXPECT_NE(all.find("(on every rank)"), std::string::npos) << all;
+    EXPECT_EQ(all.find("MPI_ABORT"), std::string::npos) << all;
+    EXPECT_EQ(all.find("ending the job"), std::string::npos) << all;
+  }
+}
+
 // ---- a new run in a used run directory -------------------------------------------------
 
 // Used to: the second run appended to metrics.jsonl from step 0 and retention deleted its
