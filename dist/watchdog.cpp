@@ -1,6 +1,7 @@
 #include "dist/watchdog.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <exception>
 #include <memory>
 
@@ -131,6 +132,12 @@ void Watchdog::run() {
     }
     next_wake_ = earliest;
     wake_.wait_until(lock, earliest);
+    // Note [A rank that was stalled itself]: woken long after it meant to be.
+    const auto woke = std::chrono::steady_clock::now();
+    if (woke - earliest >= kStalledAfter) {
+      stalled_from_ = now;   // last seen running (the stall began after, at most kTick before `earliest`)
+      stalled_until_ = woke;
+    }
   }
 }
 
@@ -151,6 +158,24 @@ void Watchdog::fire(const Slot& slot) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     grace = explain_grace_;
+  }
+  // Note [A rank that was stalled itself]: the part of this collective's wait, from arming
+  // to the deadline, during which this process did not run.
+  const auto armed = slot.deadline - slot.timeout;
+  const auto stalled = std::max(std::chrono::steady_clock::duration::zero(),
+                                std::min(stalled_until_, slot.deadline) - std::max(stalled_from_, armed));
+  if (stalled_until_ >= slot.deadline && stalled * 2 >= slot.deadline - armed) {
+    const double seconds = std::chrono::duration<double>(stalled_until_ - stalled_from_).count();
+    char text[64];
+    std::snprintf(text, sizeof text, "%.1f", seconds);
+    std::string message = "watchdog: " + slot.info.describe() + " did not finish within " +
+                          std::to_string(slot.timeout.count()) + " ms because this rank itself was not running for " +
+                          text + " s while the deadline passed (stopped, by SIGSTOP or a debugger, or not "
+                          "scheduled); the other ranks were waiting for it. Ending the job with exit status " +
+                          std::to_string(kExitWatchdog);
+    log::error("watchdog", message);
+    abort_(message, kExitWatchdog);
+    return;
   }
   std::string missing = "which ranks are missing is unknown";
   if (!slot.info.explainable) {

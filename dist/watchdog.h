@@ -57,6 +57,16 @@ class Watchdog {
   using AbortFn = std::function<void(const std::string& message, int exit_code)>;
 
   static constexpr std::chrono::milliseconds kTick{250};
+  // Note [A rank that was stalled itself]
+  // A rank stopped (SIGSTOP, a debugger) or not scheduled misses its deadlines too, and on
+  // waking its report used to blame the healthy ranks ("rank 0 has not entered", or "rank 0
+  // is unresponsive") that were waiting for it. The watchdog thread knows when it meant to
+  // wake (at most kTick ahead, or the next deadline); waking kStalledAfter or more past that
+  // means this process did not run meanwhile (from when the thread last ran, at most kTick
+  // early). When such a stall covers at least half of an expired collective's wait, the
+  // report says that this rank itself was not running, for how long, and asks nothing of
+  // the other ranks.
+  static constexpr std::chrono::milliseconds kStalledAfter{1000};
   static constexpr std::chrono::milliseconds kAbortGrace{10000};
 
   Watchdog(ExplainFn explain, AbortFn abort);
@@ -116,6 +126,9 @@ class Watchdog {
   std::chrono::milliseconds explain_grace_{3000};         // guarded by mutex_
   int64_t expired_ = 0;                                   // guarded by mutex_
   bool stopping_ = false;                                 // guarded by mutex_
+  // The last stall of this process seen by the thread (Note [A rank that was stalled
+  // itself]); equal when none. Watchdog thread only.
+  std::chrono::steady_clock::time_point stalled_from_, stalled_until_;
   std::thread thread_;
 };
 

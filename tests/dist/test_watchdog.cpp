@@ -1,5 +1,9 @@
 // Watchdog without MPI: fake explain/abort hooks record what a real job would do.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -77,6 +81,55 @@ TEST(Watchdog, ExpiredDeadlineReportsAndAbortsWithExitCode3) {
   EXPECT_NE(message.find("rank 2 (last entered #40) did not arrive"), std::string::npos) << message;
   EXPECT_NE(message.find("100 ms"), std::string::npos) << message;
   EXPECT_EQ(dog.expired_count(), 1);
+}
+
+// Issue 20: a rank stopped with SIGSTOP while in a collective found, when continued, its
+// deadline passed, and its report blamed the healthy ranks that had waited for it. A child
+// process arms a 1 s deadline (with an explain hook that blames rank 0, as the arrival
+// table would) and is stopped for 3 s, a real SIGSTOP, past its deadline: continued, it
+// reports that it was itself not running, for about 3 s, and does not ask who is missing.
+TEST(Watchdog, AStoppedRankReportsItsOwnStallNotItsPeers) {
+  int to_parent[2];
+  ASSERT_EQ(::pipe(to_parent), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(to_parent[0]);
+    Watchdog dog([](int64_t) { return std::string("rank 0 (last entered #40) did not arrive"); },
+                 [&](const std::string& message, int code) {
+                   const std::string line = message + "\n";
+                   (void)!::write(to_parent[1], line.data(), line.size());
+                   ::_exit(code);
+                 });
+    Watchdog::Guard guard = dog.arm(allreduce_info(41), 1s);
+    (void)!::write(to_parent[1], "A", 1);   // armed: the parent stops us now
+    for (;;) ::pause();
+  }
+  ::close(to_parent[1]);
+  char armed = 0;
+  ASSERT_EQ(::read(to_parent[0], &armed, 1), 1);
+  ASSERT_EQ(armed, 'A');
+  ASSERT_EQ(::kill(child, SIGSTOP), 0);
+  // The event is time passing while the child is stopped: 3 s, three times its deadline.
+  std::this_thread::sleep_for(3s);
+  ASSERT_EQ(::kill(child, SIGCONT), 0);
+  std::string message;
+  char buf[512];
+  for (;;) {
+    pollfd p{to_parent[0], POLLIN, 0};
+    if (::poll(&p, 1, 60000) <= 0) break;
+    const ssize_t n = ::read(to_parent[0], buf, sizeof buf);
+    if (n <= 0) break;
+    message.append(buf, static_cast<size_t>(n));
+  }
+  ::close(to_parent[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status << "; " << message;
+  EXPECT_EQ(WEXITSTATUS(status), kExitWatchdog) << message;
+  EXPECT_NE(message.find("allreduce #41"), std::string::npos) << message;
+  EXPECT_NE(message.find("this rank itself was not running for "), std::string::npos) << message;
+  EXPECT_EQ(message.find("rank 0 (last entered #40)"), std::string::npos) << message;
 }
 
 // A thousand guards disarmed before their deadline, then a sentinel armed after them with a
