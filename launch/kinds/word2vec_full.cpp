@@ -36,6 +36,7 @@
 #include "io/npy.h"
 #include "launch/config/config.h"
 #include "launch/kinds/word2vec.h"
+#include "launch/pipeline/embedding_recipe.h"
 
 namespace loom {
 namespace {
@@ -96,23 +97,11 @@ void export_word2vec_full(const CheckpointReader& reader, const ExportRequest& r
                     "sampling's output weights only (syn1's rows follow loom's Huffman tree, which gensim "
                     "builds its own way); export the input vectors with --format word2vec-bin instead");
   LOOM_CHECK(o.negative > 0, ConfigError, path + " has no negative-sampling weights (word2vec.negative = 0)");
-  std::vector<int64_t> shape;
-  for (const DatasetInfo& d : reader.list_datasets())
-    if (d.path == "/model/syn0") shape = d.shape;
-  LOOM_CHECK(shape.size() == 2 && reader.has_vocab(), DataError, path + " has no /model/syn0 (V, D) or no /vocab");
-  const int64_t V = shape[0], D = shape[1];
-  ParamStore params;
-  params.declare("syn0", {V, D});
-  params.declare("syn1neg", {V, D});
-  params.finalize();
-  reader.read_model_into(params);
-  std::vector<std::string> tokens;
-  std::vector<int64_t> counts;
-  reader.read_vocab(&tokens, &counts);
-  LOOM_CHECK(static_cast<int64_t>(tokens.size()) == V, DataError,
-             path + ": /vocab has " + std::to_string(tokens.size()) + " tokens but /model/syn0 " + std::to_string(V) +
-                 " rows");
-
+  const EmbeddingCheckpoint ck = read_embedding_checkpoint(reader, path, {"syn0", "syn1neg"});
+  const ParamStore& params = *ck.params;
+  const std::vector<std::string>& tokens = ck.tokens;
+  const std::vector<int64_t>& counts = ck.counts;
+  const int64_t V = ck.V, D = ck.D;
   const std::string& dir = request.out;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);

@@ -59,28 +59,37 @@ EmbeddingTable embedding_table(const Vocab& vocab, std::vector<float> vectors, i
   return t;
 }
 
+EmbeddingCheckpoint read_embedding_checkpoint(const CheckpointReader& reader, const std::string& path,
+                                              const std::vector<std::string>& names) {
+  const std::string& first = names.front();
+  std::vector<int64_t> shape;
+  for (const DatasetInfo& d : reader.list_datasets())
+    if (d.path == "/model/" + first) shape = d.shape;
+  LOOM_CHECK(shape.size() == 2 && reader.has_vocab(), DataError, path + " has no /model/" + first + " (V, D) or no /vocab");
+  EmbeddingCheckpoint ck;
+  ck.V = shape[0];
+  ck.D = shape[1];
+  ck.params = std::make_unique<ParamStore>();
+  for (const std::string& name : names) ck.params->declare(name, {ck.V, ck.D});
+  ck.params->finalize();
+  reader.read_model_into(*ck.params);
+  reader.read_vocab(&ck.tokens, &ck.counts);
+  LOOM_CHECK(static_cast<int64_t>(ck.tokens.size()) == ck.V, DataError,
+             path + ": /vocab has " + std::to_string(ck.tokens.size()) + " tokens but /model/" + first + " " +
+                 std::to_string(ck.V) + " rows");
+  return ck;
+}
+
 void export_embedding_checkpoint(const CheckpointReader& reader, const ExportRequest& request,
                                  const EmbeddingExport& what,
                                  std::vector<float> (*vectors)(const ParamStore& params, int64_t V, int64_t D,
                                                                const std::string& variant, int64_t* dim)) {
   const VectorFormat format = parse_vector_format(request.format);
   const std::string& path = request.path;
-  const std::string& first = what.names.front();
-  std::vector<int64_t> shape;
-  for (const DatasetInfo& d : reader.list_datasets())
-    if (d.path == "/model/" + first) shape = d.shape;
-  LOOM_CHECK(shape.size() == 2 && reader.has_vocab(), DataError, path + " has no /model/" + first + " (V, D) or no /vocab");
-  const int64_t V = shape[0], D = shape[1];
-  ParamStore params;
-  for (const std::string& name : what.names) params.declare(name, {V, D});
-  params.finalize();
-  reader.read_model_into(params);
-  std::vector<std::string> tokens;
-  std::vector<int64_t> counts;
-  reader.read_vocab(&tokens, &counts);
-  LOOM_CHECK(static_cast<int64_t>(tokens.size()) == V, DataError,
-             path + ": /vocab has " + std::to_string(tokens.size()) + " tokens but /model/" + first + " " +
-                 std::to_string(V) + " rows");
+  const EmbeddingCheckpoint ck = read_embedding_checkpoint(reader, path, what.names);
+  const ParamStore& params = *ck.params;
+  const std::vector<std::string>& tokens = ck.tokens;
+  const int64_t V = ck.V, D = ck.D;
   int64_t dim = D;
   const std::vector<float> table = vectors(params, V, D, what.variant, &dim);
   write_vectors(request.out, format, tokens, table.data(), dim);

@@ -9,6 +9,7 @@
 //   vocab.txt, vocab.h5, vocab.fingerprint
 //   <vectors.name>.txt | .w2v.txt | .bin  (vectors.formats: glove | word2vec | word2vec-bin)
 //   eval.json
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,16 @@ struct EmbeddingExport {
   std::string variant;              // e.g. "sum" or "syn0"
 };
 class ParamStore;
+// The (V, D) tables `names` of an embedding checkpoint and its vocabulary: DataError naming
+// the file when the first table or /vocab is missing or they disagree on V.
+struct EmbeddingCheckpoint {
+  std::unique_ptr<ParamStore> params;
+  std::vector<std::string> tokens;
+  std::vector<int64_t> counts;
+  int64_t V = 0, D = 0;
+};
+EmbeddingCheckpoint read_embedding_checkpoint(const CheckpointReader& reader, const std::string& path,
+                                              const std::vector<std::string>& names);
 void export_embedding_checkpoint(const CheckpointReader& reader, const ExportRequest& request,
                                  const EmbeddingExport& what,
                                  std::vector<float> (*vectors)(const ParamStore& params, int64_t V, int64_t D,

@@ -26,14 +26,6 @@ namespace fs = std::filesystem;
 
 const std::string kExample = std::string(LOOM_SOURCE_DIR) + "/examples/glove.toml";
 
-std::vector<std::string> loom_cmd(int np, const std::vector<std::string>& args) {
-  std::vector<std::string> cmd;
-  if (np > 1) cmd = mpirun_prefix(np);
-  cmd.push_back(loom_binary());
-  cmd.insert(cmd.end(), args.begin(), args.end());
-  return cmd;
-}
-
 // `loom train examples/glove.toml` into run_dir with extra --set overrides.
 RunResult train(int np, const std::string& run_dir, std::vector<std::string> sets = {}) {
   std::vector<std::string> args = {"train", kExample, "--set", "run.dir=" + run_dir, "--set", "progress.interval_s=30"};

@@ -90,13 +90,6 @@ std::string write_config(const TempDir& dir) {
   return path;
 }
 
-std::vector<std::string> loom_cmd(int np, std::vector<std::string> args) {
-  std::vector<std::string> cmd = np > 1 ? mpirun_prefix(np) : std::vector<std::string>{};
-  cmd.push_back(loom_binary());
-  cmd.insert(cmd.end(), args.begin(), args.end());
-  return cmd;
-}
-
 std::string output(const RunResult& r) { return r.out + r.err; }
 
 // The per-step losses of metrics.jsonl, by step.

@@ -27,14 +27,6 @@ namespace fs = std::filesystem;
 
 const std::string kGlove = std::string(LOOM_SOURCE_DIR) + "/examples/glove.toml";
 
-std::vector<std::string> loom_cmd(int np, const std::vector<std::string>& args) {
-  std::vector<std::string> cmd;
-  if (np > 1) cmd = mpirun_prefix(np);
-  cmd.push_back(loom_binary());
-  cmd.insert(cmd.end(), args.begin(), args.end());
-  return cmd;
-}
-
 // `loom train examples/glove.toml` (one short epoch) into run_dir with extra overrides.
 RunResult train_glove(int np, const std::string& run_dir, const std::vector<std::string>& sets) {
   std::vector<std::string> args = {"train", kGlove, "--set", "run.dir=" + run_dir,

@@ -130,14 +130,6 @@ std::string joined(const std::vector<std::string>& lines) {
   return out;
 }
 
-std::vector<std::string> loom_cmd(int np, const std::vector<std::string>& args) {
-  std::vector<std::string> cmd;
-  if (np > 1) cmd = mpirun_prefix(np);
-  cmd.push_back(loom_binary());
-  cmd.insert(cmd.end(), args.begin(), args.end());
-  return cmd;
-}
-
 // Every screen line that holds a log line ("[r0/1][glove] ...") starts with it; no line
 // holds two log lines or a bar and a log line; the bar was drawn (it is in the bytes, with
 // '\r') and epoch lines were logged while it was up.

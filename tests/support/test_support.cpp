@@ -79,6 +79,14 @@ std::vector<std::string> mpirun_prefix(int np) {
           "--mca", "mpi_yield_when_idle", "1"};
 }
 
+std::vector<std::string> loom_cmd(int np, const std::vector<std::string>& args) {
+  std::vector<std::string> cmd;
+  if (np > 1) cmd = mpirun_prefix(np);
+  cmd.push_back(loom_binary());
+  cmd.insert(cmd.end(), args.begin(), args.end());
+  return cmd;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream ss;

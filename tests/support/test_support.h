@@ -78,6 +78,8 @@ class TempDir {
 std::string loom_binary();
 // The mpirun program and the flags ctest uses (oversubscribe, no binding, yield when idle).
 std::vector<std::string> mpirun_prefix(int np);
+// `loom args...`, under mpirun_prefix(np) when np > 1.
+std::vector<std::string> loom_cmd(int np, const std::vector<std::string>& args);
 
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& text);
