@@ -99,9 +99,7 @@ void check_inputs(const SessionOptions& options, const Config& config) {
   if (!reads_corpus || !options.config_text.empty()) return;
   const std::vector<std::string> missing = missing_config_inputs(config, true);
   if (missing.empty()) return;
-  // An empty corpus.paths alone is for the model kind to judge (the regression kind of the
-  // fault tests reads no corpus); corpus_options() refuses it where a corpus is read.
-  if (missing.size() == 1 && missing[0].starts_with("corpus.paths is empty")) return;
+  if (missing.size() == 1 && missing[0].starts_with("corpus.paths is empty")) throw ConfigError(missing[0]);
   std::string text = std::to_string(missing.size()) + (missing.size() == 1 ? " input" : " inputs") +
                      " of the config missing; nothing was started or created:";
   for (const std::string& m : missing) text += "\n  " + m;

@@ -116,7 +116,8 @@ namespace {
 
 TEST(ModelRegistry, AKindDefinedOutsideLaunchTrainsThroughTheSharedPipeline) {
   test::TempDir dir;
-  Session session({"", {"train.model=toy", "run.dir=" + dir.path(), "eval.every_epochs=1",
+  // The toy reads no corpus; a training session names one (the planted corpus, never built).
+  Session session({"", {"train.model=toy", "corpus.synthetic=true", "run.dir=" + dir.path(), "eval.every_epochs=1",
                         "checkpoint.every_minutes=0", "toy.steps=6", "toy.steps_per_epoch=3"},
                    true, "train"});
   ASSERT_EQ(run_train_pipeline(session), 0);
