@@ -128,11 +128,13 @@ void set_kernel_threads(int threads) {
 }
 
 namespace {
-std::atomic<bool> tf32_enabled{false};
+std::atomic<CudaMatmul> matmul_precision{CudaMatmul::kFp32};
 }  // namespace
 
-void set_cuda_tf32(bool enabled) { tf32_enabled.store(enabled, std::memory_order_relaxed); }
-bool cuda_tf32() { return tf32_enabled.load(std::memory_order_relaxed); }
+void set_cuda_matmul(CudaMatmul precision) { matmul_precision.store(precision, std::memory_order_relaxed); }
+CudaMatmul cuda_matmul() { return matmul_precision.load(std::memory_order_relaxed); }
+void set_cuda_tf32(bool enabled) { set_cuda_matmul(enabled ? CudaMatmul::kTf32 : CudaMatmul::kFp32); }
+bool cuda_tf32() { return cuda_matmul() == CudaMatmul::kTf32; }
 
 // ---- linear -------------------------------------------------------------------------
 

@@ -62,6 +62,21 @@ void set_kernel_threads(int threads);
 void set_cuda_tf32(bool enabled);
 bool cuda_tf32();
 
+// Note [CUDA matmul precision]
+// What the CUDA GEMMs (linear, attention) compute in: process-wide, kFp32 by default.
+//   kFp32  exact fp32 products and sums (CUBLAS_COMPUTE_32F)
+//   kTf32  TF32 tensor cores: inputs rounded to a 10-bit mantissa, fp32 sums (set_cuda_tf32)
+//   kBf16  bf16 tensor cores: cuBLAS makes bf16 copies of the fp32 operands (8-bit
+//          mantissa, ~4e-3 relative per input) and sums in fp32
+//          (CUBLAS_COMPUTE_32F_FAST_16BF); activations, gradients, master weights and
+//          optimizer state stay fp32 in memory. This is train.precision = "bf16": mixed
+//          precision at the matmuls (the FLOPs), without bf16 tensors anywhere else.
+// Everything but the GEMMs (LayerNorm, softmax, GELU, the optimizer) is fp32 in every
+// mode. CPU kernels ignore the setting.
+enum class CudaMatmul : uint8_t { kFp32, kTf32, kBf16 };
+void set_cuda_matmul(CudaMatmul precision);
+CudaMatmul cuda_matmul();
+
 // ---- linear: out = in · weightᵀ + bias -------------------------------------------------
 // Linear weights are stored (out_features, in_features) as DESIGN.md fixes.
 //   out    (N, O)   written

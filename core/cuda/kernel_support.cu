@@ -138,7 +138,12 @@ cublasHandle_t cublas_handle(const KernelCall& call) {
 }
 
 cublasComputeType_t fp32_compute_type() {
-  return cuda_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  switch (cuda_matmul()) {
+    case CudaMatmul::kTf32: return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case CudaMatmul::kBf16: return CUBLAS_COMPUTE_32F_FAST_16BF;
+    case CudaMatmul::kFp32: break;
+  }
+  return CUBLAS_COMPUTE_32F;
 }
 
 void gemm(const KernelCall& call, const Gemm& g) {

@@ -86,8 +86,8 @@ BadId first_bad_id(const KernelCall& call, const int32_t* ids, int64_t count, in
 // the CUDA runtime has torn down).
 cublasHandle_t cublas_handle(const KernelCall& call);
 
-// CUBLAS_COMPUTE_32F_FAST_TF32 when set_cuda_tf32(true) (core/kernels.h), else
-// CUBLAS_COMPUTE_32F.
+// The compute type of cuda_matmul() (Note [CUDA matmul precision] in core/kernels.h):
+// CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32 or CUBLAS_COMPUTE_32F_FAST_16BF.
 cublasComputeType_t fp32_compute_type();
 
 // Row-major C (m x n, ldc) = alpha op(A) op(B) + beta C with A (m x k or k x m) and B

@@ -68,6 +68,10 @@ inline constexpr int kMaxThreadsPerRank = 256;
         "are expanded")                                                                            \
   X_INT(seed, 1234, ConfigRange::at_least(0), "base seed; RNG streams derive from (seed, rank, purpose)") \
   X_INT(threads, 0, ConfigRange::between(0, kMaxThreadsPerRank), "CPU threads per rank; 0 = all cores")              \
+  X_ENUM(device, "cpu", "cpu|cuda",                                                               \
+         "where gpt and bert train: cpu, or cuda = one GPU per rank, picked from the local rank "  \
+         "(needs a CUDA build and a visible GPU; gradients over NCCL; checkpoints stay float32 "   \
+         "host data, so a GPU run resumes on the CPU and back)")                                  \
   X_ENUM(log_level, "info", "debug|info|warn|error", "lowest log level printed")               \
   X_BOOL(log_all_ranks, false,                                                                    \
          "every rank prints its info and debug lines, not only rank 0 (warnings and errors "      \
@@ -129,7 +133,11 @@ inline constexpr int kMaxThreadsPerRank = 256;
 // ---- [train] --------------------------------------------------------------------------
 #define LOOM_CONFIG_TRAIN(X_BOOL, X_INT, X_REAL, X_STR, X_ENUM, X_LIST)                          \
   X_ENUM(model, "glove", "",                                                                      \
-         "the model kind `loom train` trains: one of the registered kinds (launch/kinds/)")
+         "the model kind `loom train` trains: one of the registered kinds (launch/kinds/)")        \
+  X_ENUM(precision, "fp32", "fp32|tf32|bf16",                                                     \
+         "matmul precision with run.device = cuda: fp32 exact, tf32 or bf16 tensor cores with "   \
+         "fp32 sums; master weights, optimizer state and every other operation stay fp32 "        \
+         "(the CPU trains in fp32 only)")
 
 // ---- [corpus] -------------------------------------------------------------------------
 // Maps onto CorpusOptions (io/corpus_shard.h); launch/pipeline_data.h.

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "core/buffer.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/measure.h"
@@ -31,6 +32,7 @@
 #include "launch/pipeline/run_report.h"
 #include "launch/pipeline/token_stage.h"
 #include "launch/run/session.h"
+#include "launch/run/train_device.h"
 
 namespace loom {
 
@@ -61,6 +63,7 @@ class BertRecipe final : public ModelRecipe {
     data_ = std::make_unique<BertData>(open_bert_data(ctx, config));
     const Tokenizer& tok = *data_->tokens.tokenizer;
     options_ = bert_options(config, int(tok.vocab_size()), bert_special_ids(tok).pad);
+    options_.device = train_device(config, ctx.session.comm(), "bert");   // collective with cuda
     if (comm.rank() == 0) tok.save_files((fs::path(ctx.session.run_dir()) / "tokenizer").string());
     auto model = std::make_unique<Bert>(options_, comm, data_->train.get(), data_->heldout.get());
     ctx.report.set_threads(ctx.session.env().threads);
@@ -119,9 +122,17 @@ class BertRecipe final : public ModelRecipe {
   std::vector<std::string> write_exports(const Model& model) override {
     const Bert& m = static_cast<const Bert&>(model);
     const std::string dir = (fs::path(session_.run_dir()) / "hf").string();
-    return write_bert_hf_export(m.net(), *data_->tokens.tokenizer,
-                                session_.config().models.get<TokensSection>().lowercase, dir);
+    const bool lowercase = session_.config().models.get<TokensSection>().lowercase;
+    if (m.net().params().device().is_cpu())
+      return write_bert_hf_export(m.net(), *data_->tokens.tokenizer, lowercase, dir);
+    // A GPU run exports from a host copy of its parameters (the smallest arena).
+    BertNet host(m.net().shape(), 1, 1, 1);
+    const Tensor from = m.net().params().values(), to = host.params().values();
+    copy_bytes(to.data(), Device::cpu(), from.data(), from.device(), from.nbytes());
+    return write_bert_hf_export(host, *data_->tokens.tokenizer, lowercase, dir);
   }
+
+  bool trains_on_gpu() const override { return true; }
 
   void gather_report(PipelineContext& ctx, const Model& model) override {
     const Bert& m = static_cast<const Bert&>(model);

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/buffer.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/measure.h"
@@ -32,6 +33,7 @@
 #include "launch/pipeline/run_report.h"
 #include "launch/pipeline/token_stage.h"
 #include "launch/run/session.h"
+#include "launch/run/train_device.h"
 
 namespace loom {
 
@@ -51,6 +53,7 @@ class GptRecipe final : public ModelRecipe {
     check_gpt_section(config);
     data_ = std::make_unique<GptData>(open_gpt_data(ctx, config));
     options_ = gpt_options(config, int(data_->tokens.tokenizer->vocab_size()));
+    options_.device = train_device(config, ctx.session.comm(), "gpt");   // collective with cuda
     if (comm.rank() == 0)
       data_->tokens.tokenizer->save_files((fs::path(ctx.session.run_dir()) / "tokenizer").string());
     auto model = std::make_unique<Gpt>(options_, comm, data_->train.get(), data_->heldout.get());
@@ -109,10 +112,17 @@ class GptRecipe final : public ModelRecipe {
     return e;
   }
 
+  bool trains_on_gpu() const override { return true; }
+
   std::vector<std::string> write_exports(const Model& model) override {
     const Gpt& m = static_cast<const Gpt&>(model);
     const std::string dir = (fs::path(session_.run_dir()) / "hf").string();
-    return write_gpt_hf_export(m.net(), *data_->tokens.tokenizer, dir);
+    if (m.net().params().device().is_cpu()) return write_gpt_hf_export(m.net(), *data_->tokens.tokenizer, dir);
+    // A GPU run exports from a host copy of its parameters (the smallest arena: one token).
+    GptNet host(m.net().shape(), 1, 1);
+    const Tensor from = m.net().params().values(), to = host.params().values();
+    copy_bytes(to.data(), Device::cpu(), from.data(), from.device(), from.nbytes());
+    return write_gpt_hf_export(host, *data_->tokens.tokenizer, dir);
   }
 
   void gather_report(PipelineContext& ctx, const Model& model) override {

@@ -53,6 +53,9 @@ class ModelRecipe {
   // are known) so that a typo costs nothing, then the data stages (each recorded in
   // ctx.report), then the model, ready to train (the Trainer restores a checkpoint).
   virtual std::unique_ptr<Model> build(PipelineContext& ctx) = 0;
+  // Whether the kind trains on a GPU with run.device = "cuda" (its build() then calls
+  // train_device(), launch/run/train_device.h); the pipeline refuses a GPU for the others.
+  virtual bool trains_on_gpu() const { return false; }
   // Rank 0: evaluates the model as it is now. `final`: after training (print the full
   // results, fill Evaluation::json); otherwise at an epoch end (eval.every_epochs).
   virtual Evaluation evaluate(const Model& model, bool final) = 0;

@@ -11,6 +11,7 @@
 #include "launch/pipeline/pipeline_data.h"
 #include "launch/pipeline/run_report.h"
 #include "launch/run/session.h"
+#include "launch/run/train_device.h"
 #include "launch/run/trainer.h"
 #include "models/model.h"
 
@@ -26,6 +27,7 @@ int run_train_pipeline(Session& session) {
   std::unique_ptr<ModelRecipe> recipe = kind.make(session);
   RunReport report;
   PipelineContext ctx{session, report};
+  if (!recipe->trains_on_gpu()) require_cpu_training(config, kind.name);
   std::unique_ptr<Model> model = recipe->build(ctx);
 
   const auto t_train = SteadyClock::now();

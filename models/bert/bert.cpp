@@ -41,7 +41,8 @@ Bert::Bert(const BertOptions& options, Communicator& comm, const BertExampleSour
       comm_(comm),
       train_(train),
       heldout_(heldout),
-      net_(options.shape, arena_batch(options, comm.size()), options.seq_len, options.max_predictions) {
+      net_(options.shape, arena_batch(options, comm.size()), options.seq_len, options.max_predictions,
+           options.device) {
   LOOM_ASSERT(train_ != nullptr, "Bert without training examples");
   for (const BertExampleSource* s : {train_, heldout_}) {
     if (s == nullptr) continue;
@@ -69,6 +70,8 @@ Bert::Bert(const BertOptions& options, Communicator& comm, const BertExampleSour
   positions_.resize(S * P);
   labels_.resize(S * P);
   nsp_.resize(S);
+  if (!options.device.is_cpu())
+    ids_device_ = Buffer(size_t(net_.micro_batch()) * (3 * T + 2 * P + 1) * sizeof(int32_t), options.device);
 }
 
 Bert::~Bert() = default;
@@ -117,6 +120,17 @@ BertLosses Bert::run_forward(int64_t offset, int64_t n) {
   Tensor positions(positions_.data() + offset * P, {n, P}, DType::kI32);
   Tensor labels(labels_.data() + offset * P, {n, P}, DType::kI32);
   Tensor nsp(nsp_.data() + offset, {n}, DType::kI32);
+  if (!options_.device.is_cpu()) {
+    // Into the device buffer on the legacy default stream, which the kernels' stream
+    // follows (Note [CUDA streams] in core/device.h); the previous micro-batch's backward,
+    // queued before, has read the old ids by then.
+    auto* next = static_cast<int32_t*>(ids_device_.data());
+    for (Tensor* t : {&tokens, &segments, &mask, &positions, &labels, &nsp}) {
+      copy_bytes(next, options_.device, t->data(), Device::cpu(), t->nbytes());
+      *t = Tensor(next, t->shape(), DType::kI32, options_.device);
+      next += t->numel();
+    }
+  }
   return net_.forward(BertInputs{tokens, segments, mask, positions, labels, nsp});
 }
 
@@ -127,6 +141,7 @@ StepStats Bert::train_step(const StepContext& ctx) {
   const int W = comm_.size(), r = comm_.rank();
   GradSync& sync = sync_for(ctx);
   ParamStore& params = net_.params();
+  net_.set_count_correct(false);   // the step needs the loss sums only (counts come from labels_)
   if (blocking_allreduce_s_ < 0.0) {
     params.zero_grads();
     Communicator& dc = ctx.device_comm != nullptr ? *ctx.device_comm : comm_;
@@ -201,6 +216,7 @@ StepStats Bert::train_step(const StepContext& ctx) {
 
 BertEval Bert::evaluate_heldout(Communicator& comm, int64_t examples) {
   LOOM_CHECK(heldout_ != nullptr, Error, "bert: no held-out split to evaluate");
+  net_.set_count_correct(true);
   const int64_t mb = net_.micro_batch();
   int64_t total = examples > 0 ? examples : options_.eval_batches * options_.batch_size;
   total = std::min(total, heldout_->examples_per_epoch());

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "core/buffer.h"
 #include "core/optimizer.h"
 #include "dist/grad_sync.h"
 #include "models/bert/bert_net.h"
@@ -78,6 +79,9 @@ struct BertOptions {
   int64_t eval_batches = 20;
   GradSyncOptions buckets;
   uint64_t seed = 1;
+  // Where the network, its gradients and the optimizer state live (Note [Training on a
+  // GPU] in launch/run/train_device.h): each micro-batch's ids are copied there.
+  Device device = Device::cpu();
 };
 
 // One held-out evaluation.
@@ -148,6 +152,7 @@ class Bert final : public Model {
   // parallelism]): (slice, T) tokens, segments, mask; (slice, P) positions, labels; (slice) nsp.
   int64_t slice_capacity_ = 0;
   std::vector<int32_t> tokens_, segments_, mask_, positions_, labels_, nsp_;
+  Buffer ids_device_;   // on a GPU: one micro-batch of the six, (micro_batch · (3T + 2P + 1)) i32
   int64_t steps_done_ = 0;
   std::vector<BertEval> evals_;
   double blocking_allreduce_s_ = -1.0;

@@ -1,7 +1,9 @@
 #include "models/bert/bert_net.h"
 
 #include <string>
+#include <vector>
 
+#include "core/buffer.h"
 #include "core/kernels.h"
 #include "core/rng.h"
 
@@ -18,6 +20,15 @@ bool present(const Tensor& t) { return t.data() != nullptr; }
 
 double value_at(const Tensor& t, int64_t i) {
   return t.dtype() == DType::kF64 ? t.f64()[i] : double(t.f32()[i]);
+}
+
+// `t` itself when it is in host memory; else a copy of it in `storage` (synchronises with
+// the device), so that the host-side sums and counts below read the same values either way.
+Tensor on_host(const Tensor& t, std::vector<uint8_t>& storage) {
+  if (t.device().is_cpu()) return t;
+  storage.resize(t.nbytes());
+  copy_bytes(storage.data(), Device::cpu(), t.data(), t.device(), t.nbytes());
+  return Tensor(storage.data(), t.shape(), t.dtype());
 }
 
 // Σ of a host (N) loss vector in double.
@@ -232,7 +243,16 @@ Tensor BertNet::hidden_out(int64_t B, int64_t T) const {
 }
 
 void BertNet::init(uint64_t seed) {
-  LOOM_ASSERT(params_.device().is_cpu(), "BertNet::init on the host (copy to a device after)");
+  // On a GPU the draws go into a host copy of the packed layout (zero padding), uploaded
+  // at the end: the same values as on the CPU.
+  const bool on_host = params_.device().is_cpu();
+  Buffer staging = on_host ? Buffer() : Buffer(params_.values().nbytes());
+  auto value = [&](int index) {
+    if (on_host) return params_.value(index);
+    const ParamStore::Entry& e = params_.entry(index);
+    return Tensor(static_cast<char*>(staging.data()) + e.offset * int64_t(dtype_size(dtype())), e.shape,
+                  dtype());
+  };
   Rng rng(seed, 0, RngPurpose::kInit);
   const bool f64 = dtype() == DType::kF64;
   auto set = [&](const Tensor& t, int64_t i, float v) {
@@ -247,15 +267,17 @@ void BertNet::init(uint64_t seed) {
   // LayerNorm 1 / 0, and the padding_idx row of the word embeddings 0.
   for (int i = 0; i < params_.size(); ++i) {
     const std::string& name = params_.entry(i).name;
-    Tensor t = params_.value(i);
+    Tensor t = value(i);
     const bool ln_weight = name.find("LayerNorm.weight") != std::string::npos;
     const bool zero = name.ends_with(".bias");
     for (int64_t k = 0; k < t.numel(); ++k)
       set(t, k, ln_weight ? 1.0f : zero ? 0.0f : static_cast<float>(rng.normal()) * 0.02f);
   }
   const int64_t C = shape_.hidden;
-  Tensor word = params_.value(word_);
+  Tensor word = value(word_);
   for (int64_t c = 0; c < C; ++c) set(word, int64_t{shape_.pad_id} * C + c, 0.0f);
+  if (!on_host)
+    copy_bytes(params_.values().data(), params_.device(), staging.data(), Device::cpu(), staging.size());
 }
 
 BertLosses BertNet::forward(const BertInputs& in) {
@@ -318,8 +340,10 @@ void BertNet::forward_heads(const BertInputs& in, BertLosses& out) {
   if (present(in.nsp_labels)) {
     Tensor loss = act(nsp_loss_, {B});
     softmax_cross_entropy_forward(loss, act(nsp_lse_, {B}), nsp_logits, in.nsp_labels, kIgnore);
-    out.nsp_loss = sum_of(loss);
-    count_correct(nsp_logits, in.nsp_labels, out.nsp_count, out.nsp_correct);
+    out.nsp_loss = sum_of(on_host(loss, host_loss_));
+    if (count_correct_)
+      count_correct(on_host(nsp_logits, host_logits_), on_host(in.nsp_labels, host_labels_),
+                    out.nsp_count, out.nsp_correct);
   }
   // MLM on the gathered rows (Note [MLM positions]); the decoder is tied to the word
   // embeddings, with its own bias.
@@ -332,12 +356,16 @@ void BertNet::forward_heads(const BertInputs& in, BertLosses& out) {
                     weight(mlm_ln_b_), shape_.ln_eps);
   linear_forward(logits, mln, weight(word_), weight(mlm_bias_));
   if (present(in.mlm_labels)) {
-    check_empty_slots(in.mlm_positions, in.mlm_labels);
+    const Tensor labels = on_host(in.mlm_labels, host_labels_);
+    check_empty_slots(on_host(in.mlm_positions, host_positions_), labels);
     Tensor loss = act(mlm_loss_, {M});
     softmax_cross_entropy_forward(loss, act(mlm_lse_, {M}), logits, in.mlm_labels.view({M}),
                                   kIgnore);
-    out.mlm_loss = sum_of(loss);
-    count_correct(logits, in.mlm_labels.view({M}), out.mlm_count, out.mlm_correct);
+    out.mlm_loss = sum_of(on_host(loss, host_loss_));
+    // On a GPU the (M, V) logits come down for the argmax: M·V·4 bytes per micro-batch
+    // (an argmax kernel would copy M ints; the accuracy is only reported).
+    if (count_correct_)
+      count_correct(on_host(logits, host_logits_), labels.view({M}), out.mlm_count, out.mlm_correct);
   }
 }
 

@@ -127,6 +127,12 @@ class BertNet {
   // (0 for a head without counted labels).
   void backward(double mlm_scale, double nsp_scale, const std::function<void(int)>& ready = {});
 
+  // Whether forward counts the labelled rows and their argmax hits (BertLosses' counts and
+  // *_correct; on by default; off they stay 0). Training needs only the loss sums; on a
+  // GPU the count reads the (B·P, V) logits back to the host, so the Bert trainer turns it
+  // off for its steps and on for evaluations.
+  void set_count_correct(bool on) { count_correct_ = on; }
+
   Tensor mlm_logits() const;   // (B·P, V) of the last forward
   Tensor nsp_logits() const;   // (B, 2)
 
@@ -176,6 +182,9 @@ class BertNet {
   Buffer cls_positions_;   // (micro_batch, 1) i32 zeros: [CLS] is position 0
 
   BertInputs in_;   // the last forward's inputs
+  bool count_correct_ = true;
+  // On a GPU: host copies of what forward sums and counts (losses, logits, labels).
+  std::vector<uint8_t> host_loss_, host_logits_, host_labels_, host_positions_;
   int64_t B_ = 0, T_ = 0, P_ = 0;
 };
 

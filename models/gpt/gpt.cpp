@@ -30,7 +30,7 @@ Gpt::Gpt(const GptOptions& options, Communicator& comm, const WindowSource* trai
       comm_(comm),
       train_(train),
       heldout_(heldout),
-      net_(options.shape, arena_batch(options, comm.size()), options.seq_len) {
+      net_(options.shape, arena_batch(options, comm.size()), options.seq_len, options.device) {
   LOOM_ASSERT(train_ != nullptr, "Gpt without training windows");
   LOOM_ASSERT(train_->seq_len() == options.seq_len, "window length differs from gpt.seq_len");
   LOOM_ASSERT(heldout_ == nullptr || heldout_->seq_len() == options.seq_len,
@@ -47,6 +47,7 @@ Gpt::Gpt(const GptOptions& options, Communicator& comm, const WindowSource* trai
   window_buf_.resize(size_t(mb * (T + 1)));
   tokens_.resize(size_t(mb * T));
   targets_.resize(size_t(mb * T));
+  if (!options.device.is_cpu()) ids_device_ = Buffer(size_t(2 * mb * T) * sizeof(int32_t), options.device);
 }
 
 Gpt::~Gpt() = default;
@@ -91,6 +92,22 @@ void Gpt::load_windows(const WindowSource& source, int64_t first, int64_t count)
   }
 }
 
+std::pair<Tensor, Tensor> Gpt::batch_on_device(int64_t n) {
+  const int64_t T = options_.seq_len;
+  Tensor tokens(tokens_.data(), {n, T}, DType::kI32);
+  Tensor targets(targets_.data(), {n, T}, DType::kI32);
+  if (options_.device.is_cpu()) return {tokens, targets};
+  // Into the device buffer on the legacy default stream, which the kernels' stream follows
+  // (Note [CUDA streams] in core/device.h); the previous micro-batch's backward, queued
+  // before, has read the old ids by then.
+  auto* dev = static_cast<int32_t*>(ids_device_.data());
+  const int64_t stride = net_.micro_batch() * T;
+  copy_bytes(dev, options_.device, tokens_.data(), Device::cpu(), size_t(n * T) * sizeof(int32_t));
+  copy_bytes(dev + stride, options_.device, targets_.data(), Device::cpu(), size_t(n * T) * sizeof(int32_t));
+  return {Tensor(dev, {n, T}, DType::kI32, options_.device),
+          Tensor(dev + stride, {n, T}, DType::kI32, options_.device)};
+}
+
 StepStats Gpt::train_step(const StepContext& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t B = options_.batch_size, T = options_.seq_len, mb = net_.micro_batch();
@@ -120,8 +137,7 @@ StepStats Gpt::train_step(const StepContext& ctx) {
   for (int64_t done = 0; done < count;) {
     const int64_t n = std::min(mb, count - done);
     load_windows(*train_, first + done, n);
-    Tensor tokens(tokens_.data(), {n, T}, DType::kI32);
-    Tensor targets(targets_.data(), {n, T}, DType::kI32);
+    const auto [tokens, targets] = batch_on_device(n);
     stats.loss_sum += net_.forward(tokens, targets);
     done += n;
     if (done < count) {
@@ -173,8 +189,7 @@ GptEval Gpt::evaluate_heldout(Communicator& comm, int64_t windows) {
   for (int64_t done = 0; done < count;) {
     const int64_t n = std::min(mb, count - done);
     load_windows(*heldout_, first + done, n);
-    Tensor tokens(tokens_.data(), {n, T}, DType::kI32);
-    Tensor targets(targets_.data(), {n, T}, DType::kI32);
+    const auto [tokens, targets] = batch_on_device(n);
     sums[0] += net_.forward(tokens, targets);
     sums[1] += double(n * T);
     done += n;

@@ -19,8 +19,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "core/buffer.h"
 #include "core/optimizer.h"
 #include "dist/grad_sync.h"
 #include "models/gpt/gpt_net.h"
@@ -59,6 +61,9 @@ struct GptOptions {
   int64_t eval_batches = 20;      // held-out batches of batch_size windows per evaluation
   GradSyncOptions buckets;
   uint64_t seed = 1;
+  // Where the network, its gradients and the optimizer state live (Note [Training on a
+  // GPU] in launch/run/train_device.h): each micro-batch's ids are copied there.
+  Device device = Device::cpu();
 };
 
 // One held-out evaluation.
@@ -113,6 +118,8 @@ class Gpt final : public Model {
  private:
   GradSync& sync_for(const StepContext& ctx);
   void load_windows(const WindowSource& source, int64_t first, int64_t count);
+  // The loaded (n, T) tokens and targets on the net's device (copied there on a GPU).
+  std::pair<Tensor, Tensor> batch_on_device(int64_t n);
 
   GptOptions options_;
   Communicator& comm_;
@@ -125,6 +132,7 @@ class Gpt final : public Model {
   std::vector<int32_t> window_buf_;   // (micro_batch, seq_len + 1)
   std::vector<int32_t> tokens_;       // (micro_batch, seq_len)
   std::vector<int32_t> targets_;      // (micro_batch, seq_len)
+  Buffer ids_device_;                 // on a GPU: (2, micro_batch, seq_len) tokens, targets
   int64_t steps_done_ = 0;
   std::vector<GptEval> evals_;
   double blocking_allreduce_s_ = -1.0;

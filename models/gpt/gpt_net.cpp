@@ -3,6 +3,7 @@
 #include <cmath>
 #include <string>
 
+#include "core/buffer.h"
 #include "core/kernels.h"
 #include "core/rng.h"
 
@@ -89,7 +90,16 @@ Tensor GptNet::act(int index, Shape shape) const {
 }
 
 void GptNet::init(uint64_t seed) {
-  LOOM_ASSERT(params_.device().is_cpu(), "GptNet::init on the host (copy to a device after)");
+  // On a GPU the draws go into a host copy of the packed layout (zero padding), uploaded
+  // at the end: the same values as on the CPU.
+  const bool on_host = params_.device().is_cpu();
+  Buffer staging = on_host ? Buffer() : Buffer(params_.values().nbytes());
+  auto value = [&](int index) {
+    if (on_host) return params_.value(index);
+    const ParamStore::Entry& e = params_.entry(index);
+    return Tensor(static_cast<char*>(staging.data()) + e.offset * int64_t(dtype_size(dtype())), e.shape,
+                  dtype());
+  };
   Rng rng(seed, 0, RngPurpose::kInit);
   const float std_w = 0.02f;
   const auto std_proj = static_cast<float>(0.02 / std::sqrt(2.0 * shape_.n_layer));
@@ -102,12 +112,12 @@ void GptNet::init(uint64_t seed) {
     }
   };
   auto normal = [&](int index, float sd) {
-    Tensor t = params_.value(index);
+    Tensor t = value(index);
     for (int64_t i = 0; i < t.numel(); ++i) set(t, i, static_cast<float>(rng.normal()) * sd);
   };
   auto fill = [&](int index, float v) {
     if (index < 0) return;
-    Tensor t = params_.value(index);
+    Tensor t = value(index);
     for (int64_t i = 0; i < t.numel(); ++i) set(t, i, v);
   };
   // Declaration order, so that the draws do not depend on anything but the shape.
@@ -129,6 +139,8 @@ void GptNet::init(uint64_t seed) {
   }
   fill(ln_f_w_, 1.0f);
   fill(ln_f_b_, 0.0f);
+  if (!on_host)
+    copy_bytes(params_.values().data(), params_.device(), staging.data(), Device::cpu(), staging.size());
 }
 
 double GptNet::forward(Tensor tokens, Tensor targets) {
@@ -179,7 +191,14 @@ double GptNet::forward(Tensor tokens, Tensor targets) {
   if (dtype() == DType::kF64) {
     for (int64_t i = 0; i < N; ++i) sum += loss.f64()[i];
   } else {
+    // On a GPU the (N) losses come down to the host (synchronises) and are summed there in
+    // the CPU's order.
     const float* l = loss.f32();
+    if (!loss.device().is_cpu()) {
+      loss_host_.resize(size_t(N));
+      copy_bytes(loss_host_.data(), Device::cpu(), l, loss.device(), size_t(N) * sizeof(float));
+      l = loss_host_.data();
+    }
     for (int64_t i = 0; i < N; ++i) sum += double(l[i]);
   }
   return sum;

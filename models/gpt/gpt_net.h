@@ -60,10 +60,11 @@ class GptNet {
 
   // GPT-2's initialisation from `seed` (the same on every rank): weights N(0, 0.02), the
   // residual projections (attn.c_proj, mlp.c_proj) N(0, 0.02 / √(2 n_layer)), biases 0,
-  // LayerNorm weights 1. The values are float32 draws whatever dtype() is.
+  // LayerNorm weights 1. The values are float32 draws whatever dtype() is, and the same
+  // whatever the device (drawn on the host, then copied).
   void init(uint64_t seed);
 
-  // Forward of tokens (B, T) i32, B <= micro_batch, T <= seq_len. With targets (B, T) i32
+  // Forward of tokens (B, T) i32 on the net's device, B <= micro_batch, T <= seq_len. With targets (B, T) i32
   // (-1 = ignored) also the loss; returns Σ of the per-token losses of the non-ignored
   // targets (0 without targets). The logits stay available until the next call.
   double forward(Tensor tokens, Tensor targets);
@@ -107,6 +108,7 @@ class GptNet {
   int d_res_, d_tmp_, d_ln_, d_qkv_, d_att_, d_fc_;
 
   Tensor tokens_, targets_;   // the last forward's inputs
+  std::vector<float> loss_host_;   // a GPU forward's per-token losses, read back to sum them
   int64_t B_ = 0, T_ = 0;
 };
 
