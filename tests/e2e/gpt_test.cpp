@@ -9,7 +9,8 @@
 //     prints eval.json's final held-out loss; `loom generate` is deterministic (greedy, and
 //     sampling with a seed) and writes only corpus characters; `loom export` writes
 //     safetensors that hold the checkpoint's parameters (Conv1D weights transposed);
-//   - bad inputs end with a nonzero status and a message naming the cause.
+//   - bad inputs end with a nonzero status and a message naming the cause (the device keys
+//     too: bf16 on the CPU, a GPU for GloVe, cuda where no GPU is visible).
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -25,7 +26,9 @@
 #include <string>
 #include <vector>
 
+#include "core/device.h"
 #include "core/param_store.h"
+#include "core/version.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "tests/support/checkpoint_state.h"
@@ -353,6 +356,16 @@ TEST_F(GptE2E, BadInputsAreRefusedNamingTheCause) {
   expect_refused(tiny, {"too few for one window", "seq_len"}, "tiny corpus");
 
   expect_refused(train(1, "bad_pos", {"gpt.n_positions=16"}), {"gpt.seq_len", "gpt.n_positions"}, "seq_len > n_positions");
+  // The device keys (Note [Training on a GPU] in launch/run/train_device.h): bf16 on the
+  // CPU; a GPU for a kind that trains on the CPU only; cuda where no GPU is visible.
+  expect_refused(train(1, "bad_bf16", {"train.precision=bf16"}), {"train.precision = \"bf16\"", "run.device"},
+                 "bf16 on the CPU");
+  expect_refused(train(1, "bad_glove_cuda", {"train.model=glove", "run.device=cuda"}),
+                 {"run.device = \"cuda\"", "glove trains on the CPU only"}, "glove on a GPU");
+  if (cuda_device_count() == 0)
+    expect_refused(train(2, "bad_cuda", {"run.device=cuda"}),
+                   {"run.device = \"cuda\"", kWithCuda ? "sees no GPU" : "built without CUDA"}, "cuda without a GPU");
+  EXPECT_FALSE(fs::exists(dir_->file("bad_bf16/checkpoints")));
   expect_refused(train(2, "bad_heads", {"gpt.d_model=30", "gpt.n_head=4"}), {"gpt.d_model", "gpt.n_head"}, "d_model % n_head");
   EXPECT_FALSE(fs::exists(dir_->file("bad_pos/checkpoints")));
 
