@@ -24,8 +24,10 @@
 // make odd log file names (%x in --output), a --time SLURM does not read, a --warning at
 // or beyond --time (SIGUSR1 at once: the job would checkpoint and requeue itself in a
 // loop), and a config (with --set) that does not load. It warns, on stderr, when the
-// resources do not fit the config: GPUs for a model that trains on the CPU, and
-// --cpus-per-task unlike the threads per rank the config pins.
+// resources do not fit the config: GPUs for a model that trains on the CPU (or with
+// run.device = cpu), run.device = cuda without GPUs or with --ntasks-per-node unlike
+// --gpus-per-node (one rank per GPU), and --cpus-per-task unlike the threads per rank the
+// config pins.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -187,11 +189,27 @@ std::pair<long long, std::string> pinned_threads(const Config& config) {
 // Mismatches between what the job asks SLURM for and what the config will use.
 std::vector<std::string> resource_warnings(const SlurmOptions& o, const Config& config) {
   std::vector<std::string> out;
-  // No kind trains on a GPU yet (README, Status): GPT and BERT run their layers on the CPU.
-  if (o.gpus_per_node > 0)
+  // GPT and BERT train on GPUs with run.device = "cuda" (one rank per GPU, Note [One GPU
+  // per rank] in dist/gpu_select.h); the embedding kinds train on the CPU only.
+  const bool gpu_kind = config.train.model == "gpt" || config.train.model == "bert";
+  const bool on_gpu = config.run.device == "cuda";
+  if (o.gpus_per_node > 0 && !gpu_kind)
     out.push_back("--gpus-per-node " + std::to_string(o.gpus_per_node) + " asks for GPUs, but train.model = " +
                   config.train.model + " trains on the CPU in this loom: they would sit idle (leave --gpus-per-node "
                   "out, and give the ranks cores with --cpus-per-task)");
+  else if (o.gpus_per_node > 0 && !on_gpu)
+    out.push_back("--gpus-per-node " + std::to_string(o.gpus_per_node) + " asks for GPUs, but run.device = \"" +
+                  config.run.device + "\": " + config.train.model +
+                  " would train on the CPU and the GPUs sit idle (--set run.device=cuda to use them)");
+  if (on_gpu && o.gpus_per_node == 0)
+    out.push_back("run.device = \"cuda\" but the job asks for no GPU: add --gpus-per-node N (one rank per GPU: "
+                  "--ntasks-per-node N)");
+  if (on_gpu && o.gpus_per_node > 0 && o.ntasks_per_node != o.gpus_per_node)
+    out.push_back("--ntasks-per-node " + std::to_string(o.ntasks_per_node) + " with --gpus-per-node " +
+                  std::to_string(o.gpus_per_node) + ": each rank drives one GPU, so " +
+                  (o.ntasks_per_node > o.gpus_per_node ? "loom refuses two ranks on one GPU at start-up"
+                                                       : "GPUs would sit idle") +
+                  " (use --ntasks-per-node " + std::to_string(o.gpus_per_node) + ")");
   const auto [threads, key] = pinned_threads(config);
   if (threads > 0 && o.cpus_per_task > 0 && threads != o.cpus_per_task)
     out.push_back("--cpus-per-task " + std::to_string(o.cpus_per_task) + " but the config pins " + key + " = " +
@@ -223,12 +241,14 @@ void register_slurm_command(CLI::App& app, CommandAction& chosen) {
       "  otherwise, and exits 127 with a message when that binary is not on the node. Refused:\n"
       "  a --job-name, --partition or --account with spaces or quotes, a --warning at or\n"
       "  beyond --time. Warned about (stderr): GPUs for a model that trains on the CPU,\n"
+      "  run.device = cuda without GPUs or with ranks per node unlike GPUs per node,\n"
       "  --cpus-per-task unlike the threads per rank the config pins.\n",
       "  loom slurm examples/glove.toml --nodes 2 --ntasks-per-node 4 --time 04:00:00 > glove.sbatch\n"
       "  loom slurm examples/gpt.toml --nodes 4 --ntasks-per-node 8 --cpus-per-task 2 \\\n"
       "      --time 1-00:00:00 --partition cpu --account myproj | sbatch\n"
-      "  (Every model trains on CPUs: the GPU path is not built yet, so --gpus-per-node only\n"
-      "  reserves GPUs that no rank uses.)\n");
+      "  loom slurm examples/gpt-gpu.toml --nodes 2 --ntasks-per-node 8 --gpus-per-node 8 \\\n"
+      "      --cpus-per-task 8 --time 1-00:00:00 --partition gpu | sbatch\n"
+      "  (GPT and BERT train on GPUs with run.device = \"cuda\": one rank per GPU.)\n");
   cmd->add_option("config", o.config, "the run's config (TOML)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--set", o.set, "override one config key: checked now, passed on to `loom train` (repeatable)")
       ->type_name("KEY=VALUE")

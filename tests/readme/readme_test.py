@@ -31,7 +31,8 @@ A command fails the test when it exits non-zero; the failure names the README li
 
 The job scripts of examples/slurm, which the README points to, are checked too: each
 default CONFIG exists and `loom config` accepts it (so its train.model is a model loom has),
-and none asks for GPUs, since no model trains on one yet.
+and a script asks for GPUs exactly when its config trains on them (run.device = "cuda"),
+with one rank per GPU (--ntasks-per-node = --gpus-per-node).
 
 usage: readme_test.py REPO_ROOT LOOM_BINARY
 """
@@ -189,8 +190,16 @@ def main():
         if r.returncode != 0:
             failures.append("%s: loom config %s exits %d:\n%s" % (where, m.group(1), r.returncode,
                                                                  r.stdout.decode("utf-8", "replace")[-2000:]))
-        if re.search(r"^#SBATCH --(gpus|gres)", text, re.M):
-            failures.append(where + ": asks for GPUs, but no model trains on a GPU yet")
+        resolved = r.stdout.decode("utf-8", "replace")
+        on_gpu = re.search(r'^device = "cuda"', resolved, re.M) is not None
+        gpus = re.search(r"^#SBATCH --gpus-per-node=(\d+)", text, re.M)
+        if re.search(r"^#SBATCH --(gpus|gres)", text, re.M) and not on_gpu:
+            failures.append(where + ": asks for GPUs, but its config trains on the CPU (run.device)")
+        if on_gpu and not gpus:
+            failures.append(where + ": its config trains on GPUs (run.device = cuda) but it asks for none")
+        tasks = re.search(r"^#SBATCH --ntasks-per-node=(\d+)", text, re.M)
+        if gpus and (not tasks or tasks.group(1) != gpus.group(1)):
+            failures.append(where + ": one rank per GPU: --ntasks-per-node must equal --gpus-per-node")
     print("\n%d commands run in %.0f s; %d blocks not run:" % (ran, time.time() - t0, len(skipped)))
     for s in skipped:
         print("  skipped " + s)
