@@ -50,8 +50,10 @@ fi
 if [ -n "${LOOM_GPU_LIBS:-}" ]; then
   export LD_LIBRARY_PATH="$LOOM_GPU_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
-bench="$build/gpu_step_bench"
+bench="$build/bench/gpu_step_bench"              # a build tree
+[ -x "$bench" ] || bench="$build/gpu_step_bench"  # a bundle's bin/
 if [ ! -x "$bench" ]; then
+  bench="$build/bench/gpu_step_bench"
   echo "== building gpu_step_bench in $build"
   if [ ! -f "$build/CMakeCache.txt" ]; then
     cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLOOM_CUDA=ON
