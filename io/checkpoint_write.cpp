@@ -13,9 +13,9 @@
 #include <ctime>
 #include <functional>
 #include <map>
-#include <thread>
 
 #include "core/error.h"
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/param_store.h"
 #include "core/version.h"
@@ -73,6 +73,7 @@ void write_latest(const std::string& dir, const std::string& text) {
     ::unlink(tmp.c_str());
     throw_errno("cannot write", tmp, err);
   }
+  fault::checkpoint_pause("latest-rename", text.substr(0, text.find('\n')));
   rename_path(tmp, dir + "/latest");
   fsync_path(dir, true);
 }
@@ -564,6 +565,7 @@ std::string save_checkpoint(Communicator& comm, const std::string& dir, const st
   // Phase 3: the bulk data, into the reserved blocks, then fsync (every writer).
   std::string bulk_error;
   Failure f3 = run_guarded([&] {
+    if (rank == 0) fault::checkpoint_pause("data", final_path);
     if (parallel) {
       bulk_error = ckpt::write_pieces_mpiio(comm, tmp_path, bulk_pieces(items, offsets, true, rank, size), stager);
     } else if (rank == 0) {
@@ -577,14 +579,15 @@ std::string save_checkpoint(Communicator& comm, const std::string& dir, const st
   // Phase 4: rank 0 makes it durable and visible: fsync, rename, fsync DIR, latest.
   agree(comm, run_guarded([&] {
     if (rank != 0) return;
-    // Fault injection for the kill tests (tests/fault): LOOM_FAULT_CHECKPOINT_PAUSE_MS keeps
-    // the written .tmp that long before it becomes durable and visible, so that a kill aimed
-    // at a write lands inside it even when writes take microseconds. Unset: no pause.
-    if (const char* pause = std::getenv("LOOM_FAULT_CHECKPOINT_PAUSE_MS"))
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::strtol(pause, nullptr, 10)));
+    // Fault injection points (Note [Fault injection points] in core/fault.h): no-ops unless
+    // a kill test asks for a pause.
+    fault::checkpoint_pause("fsync", final_path);
     fsync_path(tmp_path, false);
+    fault::checkpoint_pause("rename", final_path);
     rename_path(tmp_path, final_path);
+    fault::checkpoint_pause("dirsync", final_path);
     fsync_path(dir, true);
+    fault::checkpoint_pause("latest", final_path);
     write_latest(dir, name + ".h5\n");
   }), remove_tmp);
   const auto t_end = Clock::now();

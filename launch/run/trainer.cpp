@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/measure.h"
 #include "core/param_store.h"
@@ -98,6 +99,7 @@ void Trainer::resume_if_asked() {
   if (!diff.empty())
     throw ConfigError("cannot resume from " + path + ": the model's shape differs from the checkpoint's:" + diff +
                       "\n(epochs, schedule length, checkpoint cadence and world size may change on resume)");
+  fault::resume_pause(path);   // Note [Fault injection points]
   reader.read_model_into(model_.params());
   model_.restore(reader, meta.step);
   resumed_mid_epoch_ = model_.epoch_step() != 0;

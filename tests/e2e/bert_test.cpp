@@ -51,7 +51,7 @@ std::string output(const RunResult& r) { return r.out + r.err; }
 
 std::vector<double> loss_curve(const std::string& run_dir) {
   std::vector<double> v;
-  for (const auto& [step, loss] : bert_step_losses(run_dir)) {
+  for (const auto& [step, loss] : step_losses(run_dir)) {
     EXPECT_EQ(step, int64_t(v.size())) << run_dir;
     v.push_back(loss);
   }
@@ -116,7 +116,7 @@ class BertE2E : public ::testing::Test {
   static RunResult train(int np, const std::string& run, const std::vector<std::string>& sets = {},
                          const std::string& corpus = "docs.txt") {
     const auto t0 = std::chrono::steady_clock::now();
-    RunResult r = test::run(bert_loom_cmd(np, train_args(run, sets, corpus)), 300s);
+    RunResult r = test::run(loom_cmd(np, train_args(run, sets, corpus)), 300s);
     std::printf("train %s at np %d: %.1f s\n", run.c_str(), np,
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     return r;
@@ -211,7 +211,7 @@ TEST_F(BertE2E, HeldOutMlmLossFallsBelowLnVAndLoomEvalReproducesIt) {
   ASSERT_TRUE(e.contains("nsp_loss"));
   EXPECT_EQ(e["mlm_loss"], e["heldout"].back()["mlm_loss"]);
 
-  RunResult r = run(bert_loom_cmd(1, {"eval", dir_->file("np1/checkpoints")}), 120s);
+  RunResult r = run(loom_cmd(1, {"eval", dir_->file("np1/checkpoints")}), 120s);
   ASSERT_EQ(r.status, 0) << output(r);
   for (const char* key : {"mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy"}) {
     std::string label = key;

@@ -58,11 +58,11 @@ TEST(BertExport, HuggingFaceBertForPreTrainingLoadsItAndGivesLoomsLogits) {
   ASSERT_FALSE(vocab.empty());
   write_file(dir.file("bert.toml"), bert_tiny_config(10, 0));
   const std::string run_dir = dir.file("run");
-  RunResult trained = run(bert_loom_cmd(1, {"train", dir.file("bert.toml"), "--set", "run.dir=" + run_dir, "--set",
+  RunResult trained = run(loom_cmd(1, {"train", dir.file("bert.toml"), "--set", "run.dir=" + run_dir, "--set",
                                       "corpus.paths=[\"" + dir.file("docs.txt") + "\"]", "--set", "tokens.vocab=" + vocab}),
                     300s);
   ASSERT_EQ(trained.status, 0) << trained.out << trained.err;
-  RunResult e = run(bert_loom_cmd(1, {"export", run_dir + "/checkpoints", "--format", "safetensors", "--out",
+  RunResult e = run(loom_cmd(1, {"export", run_dir + "/checkpoints", "--format", "safetensors", "--out",
                                       dir.file("exported")}),
                     120s);
   ASSERT_EQ(e.status, 0) << e.out << e.err;

@@ -41,18 +41,10 @@ inline std::string make_bert_documents(size_t bytes, unsigned seed) {
   return text;
 }
 
-// `loom` (under mpirun when np > 1) with `args`.
-inline std::vector<std::string> bert_loom_cmd(int np, const std::vector<std::string>& args) {
-  std::vector<std::string> cmd = np > 1 ? mpirun_prefix(np) : std::vector<std::string>{};
-  cmd.push_back(loom_binary());
-  cmd.insert(cmd.end(), args.begin(), args.end());
-  return cmd;
-}
-
 // `loom tokenizer train --kind wordpiece` on `corpus` into `out_dir`; returns vocab.txt's path
 // (empty, with a test failure, when it did not succeed).
 inline std::string train_wordpiece(const std::string& corpus, const std::string& out_dir, int vocab_size = 400) {
-  RunResult r = run(bert_loom_cmd(1, {"tokenizer", "train", "--kind", "wordpiece", "--vocab-size",
+  RunResult r = run(loom_cmd(1, {"tokenizer", "train", "--kind", "wordpiece", "--vocab-size",
                                       std::to_string(vocab_size), "--corpus", corpus, "--out", out_dir}),
                     std::chrono::seconds(120));
   EXPECT_EQ(r.status, 0) << r.out << r.err;
@@ -72,21 +64,6 @@ inline std::string bert_tiny_config(int steps, int eval_every, int checkpoint_ev
       "[progress]\ninterval_s = 30\n";
   if (checkpoint_every > 0) text += "[checkpoint]\nevery_steps = " + std::to_string(checkpoint_every) + "\n";
   return text;
-}
-
-// metrics.jsonl's loss by step; a later record of a step replaces an earlier one (a resumed
-// run appends), a line cut by kill -9 is skipped.
-inline std::map<int64_t, double> bert_step_losses(const std::string& run_dir) {
-  std::map<int64_t, double> out;
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.contains("step") || !j.contains("loss")) continue;
-    // By step index (from 0): metrics.jsonl counts steps done, from 1 (Note [Step numbers]).
-    out[j["step"].get<int64_t>() - 1] = j["loss"].get<double>();
-  }
-  return out;
 }
 
 }  // namespace loom::test

@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,21 @@ inline std::vector<std::vector<float>> checkpoint_state(const std::string& path)
       reader.read_slot(name.substr(0, slash), name.substr(slash + 1), Tensor(values.data(), shape, DType::kF32));
     }
     out.push_back(std::move(values));
+  }
+  return out;
+}
+
+// metrics.jsonl's loss by step index (from 0; the file counts steps done, from 1: Note [Step
+// numbers]). A resumed run appends, so a later record of a step replaces an earlier one (the
+// killed run's steps after its last checkpoint); a line cut by kill -9 is skipped.
+inline std::map<int64_t, double> step_losses(const std::string& run_dir) {
+  std::map<int64_t, double> out;
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.contains("step") || !j.contains("loss")) continue;
+    out[j["step"].get<int64_t>() - 1] = j["loss"].get<double>();
   }
   return out;
 }
