@@ -19,7 +19,7 @@
 #   GPU machines lack: there use the bundle of bench/gpu_bundle.sh, made on a build
 #   machine, whose bin/ is BUILD_DIR and whose lib/ goes into LOOM_GPU_LIBS).
 #   LOOM_GPU_LIBS=DIR       shared libraries the machine lacks (MPI, HDF5, OpenBLAS), put
-#                           first on LD_LIBRARY_PATH
+#                           first on LD_LIBRARY_PATH of loom's binary (not PyTorch's)
 #   CASES="gpt bert128"     only some cases (gpt bert128 bert512)
 #   TOOLS="loom eager"      only some tools (loom eager compile)
 #   PRECISION=bf16          fp32 | tf32 | bf16 for both sides
@@ -47,8 +47,10 @@ if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; t
        "run it on a GPU machine (README, Training on GPUs)" >&2
   exit 2
 fi
+# The carried libraries go to loom's binary only: PyTorch keeps the machine's own.
+loom_env=()
 if [ -n "${LOOM_GPU_LIBS:-}" ]; then
-  export LD_LIBRARY_PATH="$LOOM_GPU_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  loom_env=(env "LD_LIBRARY_PATH=$LOOM_GPU_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
 fi
 bench="$build/bench/gpu_step_bench"              # a build tree
 [ -x "$bench" ] || bench="$build/gpu_step_bench"  # a bundle's bin/
@@ -89,7 +91,7 @@ for c in $cases; do
   common=(--precision "$precision" --steps "$steps" --warmup "$warmup" --peak-tflops "$peak")
   for t in $tools; do
     case $t in
-      loom) run loom "$c" "$bench" "${largs[@]}" "${common[@]}" ;;
+      loom) run loom "$c" "${loom_env[@]}" "$bench" "${largs[@]}" "${common[@]}" ;;
       eager) run eager "$c" "$py" bench/gpu_torch.py "${largs[@]}" "${common[@]}" ;;
       compile) run compile "$c" "$py" bench/gpu_torch.py --compile "${largs[@]}" "${common[@]}" ;;
       *) echo "bench/gpu.sh: unknown tool $t (loom eager compile)" >&2; exit 2 ;;

@@ -8,13 +8,12 @@
 #              (-DLOOM_NATIVE=OFF: -march=native code from this CPU could stop with an
 #              illegal instruction on the GPU machine's), CUDA sm_90 (H100/H200)
 #   OUT_DIR    default gpu-bundle (add it to .git/info/exclude; carry it to the machine)
-# OUT_DIR/bundle.tar.xz holds bin/ (gpu_step_bench and the gpu-labelled test binaries,
-# stripped) and lib/ (every shared library they load that is not the C runtime, the CUDA
-# driver or the CUDA toolkit's: the machine has those), xz-compressed to stay under the
-# device tool's 64 MiB carry limit. On the machine:
-#   tar -xJf gpu-bundle/bundle.tar.xz -C /tmp/lg && export LD_LIBRARY_PATH=/tmp/lg/lib
-#   for t in /tmp/lg/bin/test_*; do $t || echo "FAILED $t"; done
-#   LOOM_GPU_LIBS=/tmp/lg/lib bench/gpu.sh /tmp/lg/bin
+# OUT_DIR/bundle.tar.xz holds bin/ (gpu_step_bench and the gpu-labelled test binaries that
+# need no MPI runtime, stripped) and lib/ (every shared library they load but the C and C++
+# runtimes, the CUDA driver and the CUDA toolkit's libraries: the machine has newer or
+# matching ones), xz-compressed (~14 MB) to stay under the device tool's 64 MiB carry
+# limit. On the machine, from the repository root: bench/gpu_lent.sh (the tests, then
+# bench/gpu.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build-gpu}
@@ -43,6 +42,7 @@ for b in "$stage"/bin/*; do
 done | sort -u | while read -r lib; do
   case $(basename "$lib") in
     libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*|libcuda.so*) continue ;;
+    libstdc++.so*|libgcc_s.so*) continue ;;   # the machine's are newer (its PyTorch needs them): keep those
   esac
   case $lib in
     /usr/local/cuda*|*/nvidia/*) continue ;;
