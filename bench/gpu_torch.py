@@ -81,9 +81,11 @@ def build_bert(torch, V, L, H, C, I, T):
         from transformers import BertConfig, BertForPreTraining
         cfg = BertConfig(vocab_size=V, hidden_size=C, num_hidden_layers=L, num_attention_heads=H,
                          intermediate_size=I, max_position_embeddings=512, hidden_act="gelu",
-                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                         attn_implementation="sdpa")
-        hf = BertForPreTraining(cfg)
+                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        try:
+            hf = BertForPreTraining(cfg, attn_implementation="sdpa")
+        except (TypeError, ValueError):   # a transformers without the argument: its default
+            hf = BertForPreTraining(cfg)
 
         class Wrap(torch.nn.Module):
             def __init__(self):
@@ -94,7 +96,8 @@ def build_bert(torch, V, L, H, C, I, T):
                 return self.m(input_ids=ids, token_type_ids=seg, attention_mask=mask, labels=labels,
                               next_sentence_label=nsp).loss
 
-        return Wrap(), "Hugging Face BertForPreTraining (sdpa attention)"
+        return Wrap(), "Hugging Face BertForPreTraining (%s attention)" % getattr(
+            hf.config, "_attn_implementation", "default")
     except ImportError:
         pass
     nn, F = torch.nn, torch.nn.functional

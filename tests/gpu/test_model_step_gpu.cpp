@@ -11,7 +11,9 @@
 // fused attention, the column sums - and in bf16 the rounding of every GEMM input):
 //  - fp32 (train.precision = fp32, exact fp32 GEMMs): loss relative 1e-5; each gradient
 //    tensor max |g_gpu − g_cpu| <= 1e-4 · max |g_cpu| + 1e-9; the parameters after the
-//    update max |w_gpu − w_cpu| <= 1e-4 · (the CPU update's largest move) + 1e-7.
+//    update max |w_gpu − w_cpu| <= 1e-4 · (the CPU update's largest move) + 1e-6 (a few
+//    float32 units in the last place of a LayerNorm weight near 1, where the two updates
+//    may round apart).
 //  - bf16 (train.precision = bf16: GEMM inputs rounded to an 8-bit mantissa, 2^-9 ≈ 2e-3
 //    relative each, fp32 sums): loss relative 1e-2; gradients 5e-2 · max |g_cpu| + 1e-7;
 //    parameters 5e-2 · the largest move + 1e-6. The bf16 gradients must also differ from
@@ -53,7 +55,7 @@ struct Tolerance {
   CudaMatmul matmul;
   double loss_rel, grad_rel, grad_abs, value_rel, value_abs;
 };
-const Tolerance kFp32{"fp32", CudaMatmul::kFp32, 1e-5, 1e-4, 1e-9, 1e-4, 1e-7};
+const Tolerance kFp32{"fp32", CudaMatmul::kFp32, 1e-5, 1e-4, 1e-9, 1e-4, 1e-6};
 const Tolerance kBf16{"bf16", CudaMatmul::kBf16, 1e-2, 5e-2, 1e-7, 5e-2, 1e-6};
 
 // Sets the GPU matmul precision for the guard's lifetime (process-wide).
@@ -102,7 +104,8 @@ void expect_values_close(const StepResult& got, const StepResult& want, double r
     moved = std::max(moved, double(std::fabs(want.values[k] - want.init[k])));
     worst = std::max(worst, double(std::fabs(got.values[k] - want.values[k])));
   }
-  EXPECT_GT(moved, 1e-5) << what << ": the CPU step moved no parameter (the comparison would be empty)";
+  EXPECT_GT(moved, 100 * abs) << what << ": the CPU step hardly moved the parameters (the comparison would "
+                                      "not see an update that was skipped)";
   EXPECT_LE(worst, rel * moved + abs) << what << ": parameters after the update differ by " << worst
                                       << " (the CPU update moved them by up to " << moved << ")";
 }
