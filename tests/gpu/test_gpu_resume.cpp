@@ -9,10 +9,10 @@
 // Tolerances: the GPU and the CPU sum in other orders (cuBLAS, the fused attention, the
 // column sums), and AdamW magnifies the last-bit differences of tiny gradients (Note [GPT
 // e2e tolerances] in tests/e2e/gpt_test.cpp: 7e-6 across world sizes over 24 steps), so
-// parameters agree to 1e-3 absolute and step losses to 1e-4 relative. A resume that
-// started from the initial parameters instead of the checkpoint moves every weight by
-// ~4 x lr = 1.2e-2 less than the uninterrupted run: the test checks that the runs moved
-// the parameters by more than 10x the tolerance, so such a resume could not pass.
+// parameters agree to 5e-4 absolute and step losses to 1e-4 relative. Steps 5-8 must move
+// the parameters by more than 10x that tolerance (lr 1e-2), so a resume that skipped
+// steps or restarted from the initial parameters could not pass. (With the CPU standing
+// in for the GPU the four runs agree bit for bit and that check holds.)
 // Needs the loom binary and, like every `loom train`, MPI's runtime (one rank, no mpirun).
 #include <gtest/gtest.h>
 
@@ -35,7 +35,7 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-constexpr double kParamAbsTol = 1e-3;
+constexpr double kParamAbsTol = 5e-4;
 constexpr double kLossRelTol = 1e-4;
 
 std::string plays(size_t bytes) {
@@ -101,7 +101,7 @@ TEST(GpuResume, GptCheckpointsMoveBetweenTheGpuAndTheCpu) {
              "[train]\nmodel = \"gpt\"\n"
              "[tokens]\ntokenizer = \"char\"\ndocuments = \"file\"\nheldout_fraction = 0.1\n"
              "[gpt]\nn_layer = 2\nn_head = 2\nd_model = 32\nseq_len = 32\nbatch_size = 6\nsteps = 8\n"
-             "lr = 3e-3\nlr_min = 3e-4\nwarmup_steps = 0\neval_every = 0\neval_batches = 2\n"
+             "lr = 1e-2\nlr_min = 1e-3\nwarmup_steps = 0\neval_every = 0\neval_batches = 2\n"
              "[checkpoint]\nevery_steps = 4\nkeep_every_steps = 4\nkeep_last = 5\n"
              "[progress]\ninterval_s = 30\n");
   auto train = [&](const std::string& name, const std::string& device, const std::string& resume) {
