@@ -1,8 +1,16 @@
 #include "core/log.h"
 
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <climits>
 #include <cstdio>
 #include <mutex>
 #include <string>
+#include <thread>
 
 namespace loom::log {
 namespace {
@@ -18,10 +26,67 @@ struct State {
   std::string live;   // the live line shown at the bottom (Note [Log lines above the live line])
 };
 
-// One write(2)-sized fwrite, flushed: the line arrives whole.
+// Note [Whole lines from every rank]
+// Under mpirun -np 2 with run.log_all_ranks, both ranks' lines reach one stream, and a
+// reader must be able to tell every line's rank. So every line of a message carries the
+// prefix (a multi-line message - the resolved config, a list of missing files - used to
+// print its later lines bare), and lines reach the file descriptor in write(2) calls that
+// each hold whole lines and at most PIPE_BUF bytes: such a write to a pipe is atomic.
+// That is not enough under mpirun: each rank's stderr is a pipe that mpirun (or orted)
+// drains with read()s of up to 4 KiB, and a read takes what the pipe holds whatever the
+// writes were, so with two writes waiting (5 KiB of resolved config) it ended mid-line and
+// the other rank's line was forwarded between the halves ("beta2 =[r1/2][comm] MPI world
+// ..."). So when stderr is a pipe, a write first waits until the reader has taken what the
+// previous one left (FIONREAD reads 0): every read then takes exactly one write of whole
+// lines. The wait is bounded (kDrainWait): a reader that stalls gets the line anyway,
+// perhaps split, rather than slowing training. A single line longer than PIPE_BUF goes in
+// one call of its own and may still be split. write(2) directly, not stdio: fwrite to the
+// unbuffered stderr happens to be one write, but nothing promises it.
+constexpr auto kDrainWait = std::chrono::milliseconds(250);
+
+bool stderr_is_pipe() {
+  static const bool pipe = [] {
+    struct stat st {};
+    return ::fstat(STDERR_FILENO, &st) == 0 && S_ISFIFO(st.st_mode);
+  }();
+  return pipe;
+}
+
+void wait_for_reader() {
+  if (!stderr_is_pipe()) return;
+  const auto deadline = std::chrono::steady_clock::now() + kDrainWait;
+  int queued = 0;
+  while (::ioctl(STDERR_FILENO, FIONREAD, &queued) == 0 && queued > 0 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+}
+
+void write_all(const char* p, size_t n) {
+  wait_for_reader();
+  while (n > 0) {
+    const ssize_t w = ::write(STDERR_FILENO, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;   // stderr closed or full: nothing better to do with a log line
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
 void put(const std::string& text) {
-  std::fwrite(text.data(), 1, text.size(), stderr);
-  std::fflush(stderr);
+  std::fflush(stderr);   // anything printed through stdio first stays before this
+  size_t begin = 0;
+  while (begin < text.size()) {
+    size_t end = begin;   // the longest run of whole lines within PIPE_BUF bytes
+    for (;;) {
+      const size_t nl = text.find('\n', end);
+      const size_t next = nl == std::string::npos ? text.size() : nl + 1;
+      if (end > begin && next - begin > PIPE_BUF) break;
+      end = next;
+      if (next == text.size() || next - begin >= PIPE_BUF) break;
+    }
+    write_all(text.data() + begin, end - begin);
+    begin = end;
+  }
 }
 
 constexpr const char* kEraseLine = "\r\x1b[K";
@@ -36,15 +101,27 @@ void emit(Level lvl, bool any_rank, std::string_view subsystem, std::string_view
   if (lvl < s.level) return;
   if (lvl < Level::kWarn && !any_rank && !s.all_ranks && s.rank != 0) return;
   const char* tag = lvl == Level::kError ? "error: " : lvl == Level::kWarn ? "warning: " : "";
+  // Every line of the message gets the prefix (Note [Whole lines from every rank]).
+  std::string head = s.prefix;
+  head += '[';
+  head += subsystem;
+  head += "] ";
   std::string line;
-  line.reserve(subsystem.size() + message.size() + 32);
-  line += s.prefix;
-  line += '[';
-  line += subsystem;
-  line += "] ";
+  line.reserve(head.size() + message.size() + 32);
+  line += head;
   line += tag;
-  line += message;
-  line += '\n';
+  for (size_t begin = 0;;) {
+    const size_t nl = message.find('\n', begin);
+    if (nl == std::string_view::npos) {
+      line += message.substr(begin);
+      break;
+    }
+    line += message.substr(begin, nl + 1 - begin);
+    begin = nl + 1;
+    if (begin == message.size()) break;   // a trailing newline ends the message
+    line += head;
+  }
+  if (line.back() != '\n') line += '\n';
   std::lock_guard<std::mutex> lock(s.mutex);
   if (!s.live.empty()) line = kEraseLine + line + s.live;   // above the live line, which is redrawn
   put(line);

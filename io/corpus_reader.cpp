@@ -8,6 +8,7 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "core/error.h"
 #include "io/corpus_shard.h"
@@ -77,10 +78,26 @@ size_t chunk_cut(const char* buf, size_t n) {
 // limit; with a limit, the chunk keeps the token's first buffer (for_each_token truncates
 // it to the limit, and the vocabulary counts the truncation) and the rest of the token,
 // up to the next whitespace, is skipped: one truncated token, never pieces.
+// The 1-based line of `path` that holds uncompressed byte `offset`: the error below names
+// it as an editor would (a rank knows only byte offsets; counting the lines before it
+// costs one read of the file up to there, paid only when there is an error to report).
+uint64_t line_of(const std::string& path, uint64_t offset) {
+  auto src = open_text_source(path);
+  std::vector<char> buf(size_t{1} << 16);
+  uint64_t line = 1, pos = 0;
+  while (pos < offset) {
+    const size_t got = src->read(buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), offset - pos)));
+    if (got == 0) break;
+    for (size_t i = 0; i < got; ++i) line += buf[i] == '\n';
+    pos += got;
+  }
+  return line;
+}
+
 [[noreturn]] void throw_token_too_long(const std::string& path, uint64_t offset, size_t buffer) {
   throw DataError("a token longer than " + std::to_string(buffer) + " bytes (no whitespace) at " + path + ":" +
-                  std::to_string(offset) + " (byte offset); set corpus.max_token_bytes to truncate long tokens, "
-                  "or check that the file is text");
+                  std::to_string(offset) + " (byte offset; line " + std::to_string(line_of(path, offset)) +
+                  "); set corpus.max_token_bytes to truncate long tokens, or check that the file is text");
 }
 
 }  // namespace
@@ -214,7 +231,10 @@ struct CorpusShard::Reader {
       std::string_view text = apply_utf8(buf.data(), cut, options.utf8, pool[s].alt, file.path, pos, rep);
       replaced += rep;
       if (options.lowercase) utf8::lowercase_inplace(const_cast<char*>(text.data()), text.size());
-      TextChunk chunk{text, continues, open, f, file.begin + pos, file.begin + pos + cut};
+      // The chunk ends after what was skipped, so the next one follows it with no gap: the
+      // line goes on (a co-occurrence window spans the truncated token) and a cursor taken
+      // after it resumes past the token, not inside it.
+      TextChunk chunk{text, continues, open, f, file.begin + pos, file.begin + pos + cut + skipped};
       { std::lock_guard lock(mu); ready.push_back({s, chunk}); }
       cv.notify_all();
       continues = open;

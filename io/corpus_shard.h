@@ -99,7 +99,8 @@ struct TextChunk {
   bool line_open = false;       // the last line goes on after this chunk
   size_t file = 0;              // file index
   uint64_t begin = 0;           // global offset of the chunk's first source byte
-  uint64_t end = 0;             // global offset one past its last source byte
+  uint64_t end = 0;             // global offset one past its last source byte (with the skipped
+                                // rest of a truncated over-long token: the next chunk begins there)
 };
 
 class CorpusShard {

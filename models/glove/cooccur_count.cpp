@@ -289,9 +289,15 @@ std::vector<KV> dense_run(const KeyCodec& codec, const DenseLayout& layout,
 }
 
 // Fills the counter's history with the kept tokens that precede a shard starting mid-line.
+// Looks back 4 KiB, then 4x as far each time, until the line's start or `window` kept
+// tokens - but never more than corpus.max_line_bytes (at least 4 KiB): a long line of
+// words outside the vocabulary (or one huge token) used to be read back whole into memory,
+// 64 MiB for a 50 MB token. Beyond that the window does not reach, as a shard boundary
+// inside a line longer than max_line_bytes (Note [Shard boundaries] in io/corpus_shard.h).
 void load_context(const CorpusShard& shard, const TextChunk& chunk, const Vocab& vocab,
                   const CorpusOptions& corpus, size_t window, PairCounter& counter) {
-  for (size_t bytes = 4096;; bytes *= 4) {
+  const size_t most = std::max<size_t>(corpus.max_line_bytes, 4096);
+  for (size_t bytes = 4096;; bytes = std::min(bytes * 4, most)) {
     CorpusShard::Before before = shard.text_before(chunk.begin, bytes);
     std::vector<int32_t> ids;
     bool skip_first = !before.complete && !before.text.empty() && !is_space(before.text[0]);
@@ -299,7 +305,7 @@ void load_context(const CorpusShard& shard, const TextChunk& chunk, const Vocab&
       if (skip_first) { skip_first = false; return; }
       if (int32_t id = vocab.find(t); id >= 0) ids.push_back(id);
     }, [] {});
-    if (before.complete || ids.size() >= window) {
+    if (before.complete || ids.size() >= window || bytes >= most) {
       size_t from = ids.size() > window ? ids.size() - window : 0;
       for (size_t i = from; i < ids.size(); ++i) counter.push_history(ids[i]);
       return;
