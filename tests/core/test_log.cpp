@@ -56,5 +56,30 @@ TEST(Log, LinesPrintAboveTheLiveLine) {
   EXPECT_EQ(testing::internal::GetCapturedStderr(), "\rbar\x1b[K\r\x1b[K[r0/1][test] plain\n");
 }
 
+// Every line of a multi-line message carries the prefix (Note [Whole lines from every rank]
+// in core/log.cpp): a reader of two ranks' stream can tell whose each line is. A trailing
+// newline ends the message; an empty line inside it keeps its prefix.
+TEST(Log, EveryLineOfAMessageHasThePrefix) {
+  log::set_rank(1, 2);
+  log::set_all_ranks(true);
+  testing::internal::CaptureStderr();
+  log::info("cfg", "a = 1\n\n[run]\nb = 2\n");
+  log::warn("cfg", "two\nlines");
+  EXPECT_EQ(testing::internal::GetCapturedStderr(),
+            "[r1/2][cfg] a = 1\n[r1/2][cfg] \n[r1/2][cfg] [run]\n[r1/2][cfg] b = 2\n"
+            "[r1/2][cfg] warning: two\n[r1/2][cfg] lines\n");
+  // More than PIPE_BUF bytes of lines: all of them arrive, whole and in order.
+  std::string big, expected;
+  for (int i = 0; i < 500; ++i) {
+    big += (i ? "\n" : "") + std::string("line ") + std::to_string(i) + std::string(20, '.');
+    expected += "[r1/2][cfg] line " + std::to_string(i) + std::string(20, '.') + "\n";
+  }
+  testing::internal::CaptureStderr();
+  log::info("cfg", big);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), expected);
+  log::set_all_ranks(false);
+  log::set_rank(0, 1);
+}
+
 }  // namespace
 }  // namespace loom

@@ -141,7 +141,8 @@ TEST(Examples, WithoutSharedDataAllMissingInputsAtOnceAndNothingCreated) {
     EXPECT_EQ(r.status, 1) << r.err;
     EXPECT_HAS(r.err, std::to_string(c.keys.size()) + (c.keys.size() == 1 ? " input" : " inputs") +
                           " of the config missing; nothing was started or created:");
-    for (const std::string& key : c.keys) EXPECT_HAS(r.err, "\n  " + key + ": " + clone.dir.path() + "/shared/data/");
+    // One line per input, each with the rank prefix (core/log.cpp): "[r0/1][data]   KEY: PATH".
+    for (const std::string& key : c.keys) EXPECT_HAS(r.err, "]   " + key + ": " + clone.dir.path() + "/shared/data/");
     EXPECT_HAS(r.err, "are resolved against its directory (" + clone.examples + ")");
     EXPECT_HAS(r.err, "section Data");
     EXPECT_FALSE(fs::exists(run_dir)) << run_dir << " was created";

@@ -124,6 +124,14 @@ std::vector<std::string> screen_lines(const std::string& bytes) {
   return lines;
 }
 
+// Where the first rank prefix ("[r0/1]", "[r?/?]") at or after `from` starts, or npos.
+size_t rank_prefix_at(const std::string& line, size_t from) {
+  static const std::regex prefix("\\[r[0-9?]+/[0-9?]+\\]");
+  std::smatch m;
+  const std::string rest = line.substr(std::min(from, line.size()));
+  return std::regex_search(rest, m, prefix) ? from + static_cast<size_t>(m.position(0)) : std::string::npos;
+}
+
 std::string joined(const std::vector<std::string>& lines) {
   std::string out;
   for (const std::string& l : lines) out += l + "\n";
@@ -138,10 +146,11 @@ void expect_bar_and_log_lines_apart(const PtyRun& r, int np) {
   const std::string prefix = "[r0/" + std::to_string(np) + "]";
   int epoch_lines = 0;
   for (const std::string& line : lines) {
-    const size_t at = line.find("[r");
+    // A rank prefix ("[r0/1]"), not any "[r" ("[run]" in the resolved config).
+    const size_t at = rank_prefix_at(line, 0);
     if (at == std::string::npos) continue;
     EXPECT_EQ(at, 0u) << "a log line that does not start its line: '" << line << "'\nscreen:\n" << joined(lines);
-    EXPECT_EQ(line.find("[r", 1), std::string::npos) << "two log lines on one line: '" << line << "'";
+    EXPECT_EQ(rank_prefix_at(line, 1), std::string::npos) << "two log lines on one line: '" << line << "'";
     EXPECT_EQ(line.find("elapsed"), std::string::npos) << "the bar and a log line on one line: '" << line << "'";
     if (line.rfind(prefix + "[glove] epoch ", 0) == 0) ++epoch_lines;
   }

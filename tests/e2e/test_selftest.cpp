@@ -91,7 +91,8 @@ void expect_rank_rows(const std::string& text, int np) {
   std::set<std::string> pids;
   for (int r = 0; r < np; ++r) {
     std::smatch m;
-    const std::regex row("\n" + std::to_string(r) + " +(\\S+) +0 +" + std::to_string(r) + "/" + std::to_string(np) +
+    // A row starts its line; in a log listing after the rank prefix ("[r0/2][env] ").
+    const std::regex row("\n(?:\\[r[0-9]+/[0-9]+\\]\\[[a-z]+\\] )?" + std::to_string(r) + " +(\\S+) +0 +" + std::to_string(r) + "/" + std::to_string(np) +
                          " +([0-9]+) ");
     ASSERT_TRUE(std::regex_search(text, m, row)) << "no row for rank " << r << " in:\n" << text;
     EXPECT_EQ(m[1].str(), std::string(host)) << "rank " << r;
