@@ -45,14 +45,8 @@ class BertResume : public ::testing::Test {
     KillJob j;
     j.steps = kSteps;
     j.every = kEvery;
-    j.command = [](int np, const std::string& run_dir, const std::string& resume, const std::vector<std::string>& sets) {
-      std::vector<std::string> args = {"train", dir_->file("bert.toml"), "--set", "run.dir=" + run_dir, "--set",
-                                       "corpus.paths=[\"" + dir_->file("docs.txt") + "\"]", "--set",
-                                       "tokens.vocab=" + vocab_};
-      for (const std::string& s : sets) args.insert(args.end(), {"--set", s});
-      if (!resume.empty()) args.insert(args.end(), {"--resume", resume});
-      return loom_cmd(np, args);
-    };
+    j.command = train_command(dir_->file("bert.toml"),
+                              {"corpus.paths=[\"" + dir_->file("docs.txt") + "\"]", "tokens.vocab=" + vocab_});
     j.heldout_curve = true;
     j.eval_keys = {"mlm_loss", "nsp_loss"};
     return j;

@@ -22,17 +22,10 @@ namespace {
 KillJob job() {
   KillJob j;
   j.every = 10;
-  j.command = [](int np, const std::string& run_dir, const std::string& resume, const std::vector<std::string>& sets) {
-    std::vector<std::string> args = {"train", std::string(LOOM_SOURCE_DIR) + "/examples/glove.toml"};
-    for (const std::string& s :
-         {"run.dir=" + run_dir, std::string("run.threads=1"), std::string("glove.threads=1"), std::string("glove.dim=400"),
-          std::string("glove.epochs=20"), std::string("checkpoint.every_steps=10"), std::string("checkpoint.keep_last=2"),
-          std::string("eval.every_epochs=0"), std::string("progress.interval_s=30")})
-      args.insert(args.end(), {"--set", s});
-    for (const std::string& s : sets) args.insert(args.end(), {"--set", s});
-    if (!resume.empty()) args.insert(args.end(), {"--resume", resume});
-    return loom_cmd(np, args);
-  };
+  j.command = train_command(std::string(LOOM_SOURCE_DIR) + "/examples/glove.toml",
+                            {"run.threads=1", "glove.threads=1", "glove.dim=400", "glove.epochs=20",
+                             "checkpoint.every_steps=10", "checkpoint.keep_last=2", "eval.every_epochs=0",
+                             "progress.interval_s=30"});
   j.outputs = {"vectors.txt"};
   return j;
 }

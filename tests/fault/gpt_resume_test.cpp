@@ -63,13 +63,7 @@ class GptResume : public ::testing::Test {
     KillJob j;
     j.steps = kSteps;
     j.every = kEvery;
-    j.command = [](int np, const std::string& run_dir, const std::string& resume, const std::vector<std::string>& sets) {
-      std::vector<std::string> args = {"train", dir_->file("gpt.toml"), "--set", "run.dir=" + run_dir, "--set",
-                                       "corpus.paths=[\"" + dir_->file("plays.txt") + "\"]"};
-      for (const std::string& s : sets) args.insert(args.end(), {"--set", s});
-      if (!resume.empty()) args.insert(args.end(), {"--resume", resume});
-      return loom_cmd(np, args);
-    };
+    j.command = train_command(dir_->file("gpt.toml"), {"corpus.paths=[\"" + dir_->file("plays.txt") + "\"]"});
     j.heldout_curve = true;
     j.eval_keys = {"heldout_loss"};
     return j;

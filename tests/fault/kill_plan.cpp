@@ -108,6 +108,17 @@ struct Reference {
 
 }  // namespace
 
+KillJob::Command train_command(const std::string& config, const std::vector<std::string>& base_sets) {
+  return [config, base_sets](int np, const std::string& run_dir, const std::string& resume,
+                             const std::vector<std::string>& sets) {
+    std::vector<std::string> args = {"train", config, "--set", "run.dir=" + run_dir};
+    for (const std::vector<std::string>* list : {&base_sets, &sets})
+      for (const std::string& s : *list) args.insert(args.end(), {"--set", s});
+    if (!resume.empty()) args.insert(args.end(), {"--resume", resume});
+    return loom_cmd(np, args);
+  };
+}
+
 void expect_twenty_kills_resume_bit_for_bit(const KillJob& job, int np, const TempDir& dir) {
   Reference want;
   {

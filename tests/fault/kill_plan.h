@@ -15,9 +15,9 @@ struct KillJob {
   int every = 4;    // checkpoint.every_steps (a model may save at the first step it can after)
   // `loom train` of the model at np ranks in run_dir; --resume `resume` when not empty; --set
   // each of `sets`.
-  std::function<std::vector<std::string>(int np, const std::string& run_dir, const std::string& resume,
-                                         const std::vector<std::string>& sets)>
-      command;
+  using Command = std::function<std::vector<std::string>(int np, const std::string& run_dir, const std::string& resume,
+                                                          const std::vector<std::string>& sets)>;
+  Command command;
   // Files of the run directory a resumed run must write byte for byte as an uninterrupted
   // one (exported vectors).
   std::vector<std::string> outputs;
@@ -28,6 +28,10 @@ struct KillJob {
   int steps = 40;
   std::vector<std::string> eval_keys;
 };
+
+// The usual command: `loom train CONFIG --set run.dir=RUN_DIR`, then --set each of
+// `base_sets` and of the call's sets, then --resume RESUME when asked.
+KillJob::Command train_command(const std::string& config, const std::vector<std::string>& base_sets);
 
 // Note [Twenty kills of a run]
 // At world size np, twenty runs are each killed once (kill -9 of one rank), resumed with

@@ -25,19 +25,10 @@ namespace {
 KillJob job() {
   KillJob j;
   j.every = 50;
-  j.command = [](int np, const std::string& run_dir, const std::string& resume, const std::vector<std::string>& sets) {
-    std::vector<std::string> args = {"train", std::string(LOOM_SOURCE_DIR) + "/examples/word2vec.toml"};
-    for (const std::string& s :
-         {"run.dir=" + run_dir, std::string("run.threads=1"), std::string("word2vec.threads=1"),
-          std::string("word2vec.dim=200"), std::string("word2vec.epochs=4"), std::string("word2vec.rare_every=3"),
-          std::string("word2vec.rare_below=1e9"), std::string("checkpoint.every_steps=50"),
-          std::string("checkpoint.keep_last=2"), std::string("eval.every_epochs=0"),
-          std::string("progress.interval_s=30")})
-      args.insert(args.end(), {"--set", s});
-    for (const std::string& s : sets) args.insert(args.end(), {"--set", s});
-    if (!resume.empty()) args.insert(args.end(), {"--resume", resume});
-    return loom_cmd(np, args);
-  };
+  j.command = train_command(std::string(LOOM_SOURCE_DIR) + "/examples/word2vec.toml",
+                            {"run.threads=1", "word2vec.threads=1", "word2vec.dim=200", "word2vec.epochs=4",
+                             "word2vec.rare_every=3", "word2vec.rare_below=1e9", "checkpoint.every_steps=50",
+                             "checkpoint.keep_last=2", "eval.every_epochs=0", "progress.interval_s=30"});
   j.outputs = {"vectors.txt"};
   return j;
 }
