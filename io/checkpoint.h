@@ -161,9 +161,15 @@ class CheckpointReader {
   std::unique_ptr<Impl> impl_;
 };
 
+// Why an HDF5 file whose root attribute format holds `format` (nullopt: it has none) is not
+// a loom checkpoint: the readers' words for a wrong format.
+std::string checkpoint_format_problem(const std::optional<std::string>& format);
+
 // Collective: the newest valid checkpoint in DIR. Rank 0 follows `latest`, then falls back
 // to the other *.h5 files by descending step, skipping damaged ones with a warning naming
-// the damage, and broadcasts its choice. Returns "" when there is none.
+// the file and the damage, and broadcasts its choice. Returns "" when DIR holds no
+// checkpoint (no *.h5 file, no `latest`); throws DataError on every rank when it holds some
+// and none can be used (Note [All checkpoints damaged] in checkpoint_files.cpp).
 // With `expected` (the model's SaveRequest; read on rank 0) a checkpoint that lacks a
 // dataset the model saves is skipped like a damaged one.
 std::string find_resume_checkpoint(Communicator& comm, const std::string& dir,

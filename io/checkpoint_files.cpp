@@ -15,12 +15,18 @@
 namespace loom {
 namespace {
 
-// The file name `latest` holds ("step_100.h5"), or "" when there is none.
-std::string read_latest(const std::string& dir) {
+// What `latest` holds ("step_100.h5"), or "" when there is none.
+std::string read_latest_text(const std::string& dir) {
   std::ifstream in(dir + "/latest");
   std::string name;
   if (!in || !std::getline(in, name)) return "";
   while (!name.empty() && (name.back() == '\r' || name.back() == ' ')) name.pop_back();
+  return name;
+}
+
+// The file name `latest` holds, or "" when there is none or it is not a name in DIR.
+std::string read_latest(const std::string& dir) {
+  const std::string name = read_latest_text(dir);
   return name.find('/') == std::string::npos ? name : "";
 }
 
@@ -43,7 +49,8 @@ std::optional<int64_t> peek_step(const std::string& path, std::string* why) {
   try {
     h5::File f = h5::File::open(path, false);
     if (!f.has_attr("format") || f.attr_string("format") != kCheckpointFormat) {
-      *why = "not a loom checkpoint";
+      *why = "checkpoint " + path + ": " +
+             checkpoint_format_problem(f.has_attr("format") ? std::optional(f.attr_string("format")) : std::nullopt);
       return std::nullopt;
     }
     return f.attr_i64("step");
@@ -53,9 +60,17 @@ std::optional<int64_t> peek_step(const std::string& path, std::string* why) {
   }
 }
 
-// Rank 0: the path to resume from, or "".
-std::string choose_resume(const std::string& dir, const SaveRequest* expected) {
-  const std::string latest = read_latest(dir);
+// Rank 0's choice: the path to resume from, or "" with `refusal` saying why when DIR holds
+// checkpoints none of which can be used (Note [All checkpoints damaged]).
+struct ResumeChoice {
+  std::string path;
+  std::string refusal;
+};
+
+// Rank 0: follows `latest`, then the other *.h5 files by descending step; every file it
+// cannot use gets a warning naming it and its damage.
+ResumeChoice choose_resume(const std::string& dir, const SaveRequest* expected) {
+  const std::string latest_text = read_latest_text(dir), latest = read_latest(dir);
   std::set<std::string> tried;
   auto valid = [&](const std::string& name) {
     tried.insert(name);
@@ -73,37 +88,58 @@ std::string choose_resume(const std::string& dir, const SaveRequest* expected) {
       return false;
     }
   };
+  if (!latest_text.empty() && latest.empty())
+    log::warn("ckpt", dir + "/latest holds '" + latest_text + "', which is not a file name in " + dir +
+                          "; looking for the newest checkpoint");
   if (!latest.empty()) {
     if (access((dir + "/" + latest).c_str(), F_OK) != 0)
       log::warn("ckpt", dir + "/latest names " + latest + ", which does not exist; looking for older checkpoints");
     else if (valid(latest))
-      return dir + "/" + latest;
+      return {dir + "/" + latest, ""};
   }
+  const std::vector<std::string> files = list_checkpoints(dir);
   std::vector<std::pair<int64_t, std::string>> by_step;
-  for (const auto& name : list_checkpoints(dir)) {
+  for (const auto& name : files) {
     if (tried.count(name)) continue;
     std::string why;
     if (auto step = peek_step(dir + "/" + name, &why)) by_step.emplace_back(*step, name);
-    else log::warn("ckpt", "skipping unreadable checkpoint " + dir + "/" + name + ": " + why);
+    else log::warn("ckpt", "skipping damaged checkpoint: " + why);
   }
   std::sort(by_step.begin(), by_step.end(), std::greater<>());
   for (const auto& [step, name] : by_step)
-    if (valid(name)) return dir + "/" + name;
-  return "";
+    if (valid(name)) return {dir + "/" + name, ""};
+  if (files.empty() && latest_text.empty()) return {};
+  // Note [All checkpoints damaged]
+  // A directory whose checkpoints are all damaged (or whose `latest` names a file that is
+  // gone) held a run. Starting fresh there, as for an empty directory, would lose that run
+  // without a word and mix a new one with its files: its damaged checkpoints would count
+  // toward keep_last and be overwritten step by step, metrics.jsonl would restart at step
+  // 1. So --resume auto refuses, and the user says what to do: resume from a file they
+  // trust, or move the directory away, after which --resume auto starts fresh and says so.
+  const std::string what = files.empty() ? "no checkpoint file but a `latest` naming " + latest_text
+                                         : std::to_string(files.size()) + " checkpoint file(s), none of them usable";
+  return {"", "--resume auto: " + dir + " holds " + what + " (the warnings above name each file's damage); " +
+                  "training was not started, as a fresh start would silently replace that run. Resume from a " +
+                  "checkpoint you trust with --resume PATH, or move " + dir + " away to start the run again " +
+                  "from step 0"};
 }
 
 }  // namespace
 
 std::string find_resume_checkpoint(Communicator& comm, const std::string& dir, const SaveRequest* expected) {
-  std::string choice;
+  ResumeChoice choice;
   if (comm.rank() == 0) choice = choose_resume(dir, expected);
-  int64_t len = static_cast<int64_t>(choice.size());
-  comm.broadcast(Tensor::of(&len, 1), 0);
-  choice.resize(static_cast<size_t>(len));
-  if (len > 0) comm.broadcast(Tensor::of(reinterpret_cast<uint8_t*>(choice.data()), len), 0);
+  // Rank 0's choice or refusal, so that every rank resumes from the same file or throws the
+  // same error (Note [An error every rank reaches] prints it once).
+  std::string& text = choice.refusal.empty() ? choice.path : choice.refusal;
+  int64_t head[2] = {choice.refusal.empty() ? 0 : 1, static_cast<int64_t>(text.size())};
+  comm.broadcast(Tensor::of(head, 2), 0);
+  std::string received = comm.rank() == 0 ? text : std::string(static_cast<size_t>(head[1]), '\0');
+  if (head[1] > 0) comm.broadcast(Tensor::of(reinterpret_cast<uint8_t*>(received.data()), head[1]), 0);
+  if (head[0] != 0) throw DataError(received);
   if (comm.rank() == 0)
-    log::info("ckpt", choice.empty() ? "no checkpoint to resume from in " + dir : "resuming from " + choice);
-  return choice;
+    log::info("ckpt", received.empty() ? "no checkpoint to resume from in " + dir : "resuming from " + received);
+  return received;
 }
 
 void apply_retention(const std::string& dir, int keep_last, int64_t keep_every_steps) {

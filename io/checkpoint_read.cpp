@@ -52,6 +52,12 @@ uint32_t stream_crc(const h5::Dataset& ds) {
 
 }  // namespace
 
+std::string checkpoint_format_problem(const std::optional<std::string>& format) {
+  const std::string want = std::string("\"") + kCheckpointFormat + "\"";
+  return "not a loom checkpoint (root attribute format is " + (format ? "\"" + *format + "\"" : "missing") +
+         ", a loom checkpoint's is " + want + ")";
+}
+
 std::string checkpoint_shape_text(const std::vector<int64_t>& dims) {
   if (dims.empty()) return "scalar";
   std::string s;
@@ -85,7 +91,7 @@ struct CheckpointReader::Impl {
 void CheckpointReader::Impl::read_meta() {
   h5::File& f = *file;
   if (!f.has_attr("format") || f.attr_string("format") != kCheckpointFormat)
-    damaged("not a loom checkpoint (root attribute format is not \"" + std::string(kCheckpointFormat) + "\")");
+    damaged(checkpoint_format_problem(f.has_attr("format") ? std::optional(f.attr_string("format")) : std::nullopt));
   meta.format_version = static_cast<int>(f.attr_i64("format_version"));
   if (meta.format_version != kCheckpointFormatVersion)
     damaged("unsupported format_version " + std::to_string(meta.format_version) + " (this loom reads " +

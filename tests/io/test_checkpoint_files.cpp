@@ -182,6 +182,32 @@ TEST(CheckpointResume, FallsBackWhenLatestNamesAMissingFileAndIgnoresTmp) {
   EXPECT_NE(::access(dir.file("step_5.h5.tmp").c_str(), F_OK), 0);
 }
 
+// Note [All checkpoints damaged]: a directory whose checkpoints are all damaged, or whose
+// `latest` names a file that is gone, held a run; it is refused, never taken for an empty one.
+TEST(CheckpointResume, AllDamagedIsRefusedNotTakenForEmpty) {
+  test::TempDir dir;
+  std::string one = save(dir, "step_1", 1), two = save(dir, "step_2", 2);
+  flip_byte(one, "model", "W");
+  ASSERT_EQ(::truncate(two.c_str(), 100), 0);
+  auto refusal = [&] {
+    try {
+      find_resume_checkpoint(MpiCommunicator::world(), dir.path());
+    } catch (const DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no DataError");
+  };
+  std::string msg = refusal();
+  EXPECT_TRUE(has(msg, "--resume auto: " + dir.path() + " holds 2 checkpoint file(s), none of them usable")) << msg;
+  EXPECT_TRUE(has(msg, "--resume PATH")) << msg;
+  ASSERT_EQ(::unlink(one.c_str()), 0);
+  ASSERT_EQ(::unlink(two.c_str()), 0);
+  msg = refusal();
+  EXPECT_TRUE(has(msg, dir.path() + " holds no checkpoint file but a `latest` naming step_2.h5")) << msg;
+  ASSERT_EQ(::unlink(dir.file("latest").c_str()), 0);
+  EXPECT_EQ(find_resume_checkpoint(MpiCommunicator::world(), dir.path()), "");
+}
+
 TEST(CheckpointResume, EmptyDirectoryGivesNothing) {
   test::TempDir dir;
   EXPECT_EQ(find_resume_checkpoint(MpiCommunicator::world(), dir.path()), "");
