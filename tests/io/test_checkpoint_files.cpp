@@ -208,6 +208,18 @@ TEST(CheckpointResume, AllDamagedIsRefusedNotTakenForEmpty) {
   EXPECT_EQ(find_resume_checkpoint(MpiCommunicator::world(), dir.path()), "");
 }
 
+// A `latest` that does not hold a file name of the directory is said and passed over.
+TEST(CheckpointResume, LatestNamingAPathElsewhereIsSaidAndPassedOver) {
+  test::TempDir dir;
+  std::string one = save(dir, "step_1", 1);
+  test::write_file(dir.file("latest"), "../elsewhere/step_9.h5\n");
+  testing::internal::CaptureStderr();
+  const std::string chosen = find_resume_checkpoint(MpiCommunicator::world(), dir.path());
+  const std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(chosen, one);
+  EXPECT_TRUE(has(log, dir.path() + "/latest holds '../elsewhere/step_9.h5', which is not a file name in")) << log;
+}
+
 TEST(CheckpointResume, EmptyDirectoryGivesNothing) {
   test::TempDir dir;
   EXPECT_EQ(find_resume_checkpoint(MpiCommunicator::world(), dir.path()), "");
