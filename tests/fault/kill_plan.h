@@ -51,7 +51,8 @@ KillJob::Command train_command(const std::string& config, const std::vector<std:
 //  - twelve at a random instant inside a random step after the first checkpoint (the test
 //    waits for that step in metrics.jsonl and for `latest`, then a random fraction of a
 //    step's time).
-// Every resume comes from the checkpoint `latest` named when the job died.
+// Every resume comes from the checkpoint `latest` named when the job died (or, where there was
+// none, from a complete checkpoint, or fresh where none was complete).
 // After every kill the job must end (no mpirun hang tolerated: the kills come long after
 // MPI_Init) and no process of it may be left (ps, by the run directory in its command line).
 void expect_twenty_kills_resume_bit_for_bit(const KillJob& job, int np, const TempDir& dir);
