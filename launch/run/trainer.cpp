@@ -136,7 +136,18 @@ bool Trainer::save(int64_t steps_done, const char* why) {
     last_checkpoint_ = save_checkpoint(comm_, options_.checkpoint_dir, checkpoint_name(steps_done), req,
                                        options_.write_mode);
   } catch (const IoError& e) {
-    if (options_.stop_on_write_error) throw;
+    // Note [A failed checkpoint write says what to do]: the writer's error names the file
+    // and the OS error ("cannot reserve N bytes for DIR/step_S.h5.tmp: No space left on
+    // device"); what a user needs next is what is still good and how to go on from it.
+    if (options_.stop_on_write_error)
+      throw IoError(std::string(e.what()) + "; training stopped after step " + std::to_string(steps_done) +
+                    " without this checkpoint (checkpoint.on_error = stop), " +
+                    (last_checkpoint_.empty() ? std::string("and no checkpoint was written before")
+                                              : "the newest complete checkpoint is " + last_checkpoint_) +
+                    ". Make room in " + options_.checkpoint_dir + " (free space, quota, permissions; a lower "
+                    "checkpoint.keep_last keeps fewer files), or copy its checkpoints to a disk with room and set "
+                    "checkpoint.dir there; then run again with --resume auto (checkpoint.on_error = continue trains "
+                    "on without the checkpoints that fail)");
     log::warn("checkpoint", std::string(e.what()) + " (checkpoint.on_error = continue: training goes on)");
     return false;
   }
