@@ -7,12 +7,22 @@
 // - Warning: `#SBATCH --signal=USR1@W` without `B:` makes slurmstepd send SIGUSR1 to every
 //   task of the srun step W seconds before the time limit (measured on a test cluster:
 //   delivered within 0.3 s by `scancel --signal=USR1`). The ranks agree on the stop, write a
-//   checkpoint and exit 138. A USR1 or TERM that reaches only the batch shell (`scancel
+//   checkpoint and exit 138. A USR1 that reaches only the batch shell (`scancel
 //   --batch`/`--full`, a `B:` signal) is forwarded to srun, which passes it to the tasks.
-// - Requeue: on 138 (USR1) or 143 (TERM) the script runs `scontrol requeue`; the job keeps
-//   its id, so `run.dir` with {job} is the same directory and `--resume auto` continues from
-//   the stop checkpoint. A job that was cancelled is no longer requeueable, so `scancel`
-//   still ends it. Any other status (a crash, a bad config) is not requeued: no loops.
+//   A TERM that reaches only the shell goes to the tasks through `scancel --signal=TERM JOB`
+//   (the job's steps, not the shell), never through srun: srun answers its own SIGTERM with
+//   "forcing job termination", a SIGKILL to every task (measured with SLURM 22.05: the
+//   ranks died with no stop checkpoint, status 137). SLURM's own TERM (plain scancel,
+//   preemption, the time limit) reaches the tasks directly; the trap then forwards nothing,
+//   since the job is no longer RUNNING and scancel would retry on it (a job in transition)
+//   until KillWait's SIGKILL ended the shell before it could report or decide anything.
+// - Requeue: on 138 (USR1) or 143 (TERM) the script runs `scontrol requeue` while SLURM
+//   still has the job RUNNING; the job keeps its id, so `run.dir` with {job} is the same
+//   directory and `--resume auto` continues from the stop checkpoint. SLURM 22.05 accepts
+//   the requeue of a job it is cancelling (measured: after a plain `scancel` the job ran
+//   again), so the script asks first: a job that is CANCELLED (scancel), TIMEOUT, or being
+//   requeued by SLURM itself (PreemptMode=REQUEUE) is left to SLURM. Any other status (a
+//   crash, a bad config) is not requeued: no loops.
 // - Binary: the script runs the loom that wrote it (the absolute path of /proc/self/exe),
 //   not `loom` from PATH, which a build tree does not provide; `--loom` or LOOM in the
 //   submitting environment choose another. The script checks it before srun and exits 127
@@ -127,10 +137,16 @@ if ! command -v "$LOOM" >/dev/null 2>&1 || { [[ "$LOOM" == */* ]] && [ ! -x "$LO
 fi
 
 echo "[job $SLURM_JOB_ID] start $(date -u +%FT%TZ), restart ${SLURM_RESTART_COUNT:-0}, nodes $SLURM_JOB_NODELIST"
-# A warning that reaches only this shell (scancel --batch/--full, --signal=B:...) is passed
-# on to srun, which forwards it to every rank.
+job_state() {   # SLURM's state of this job (RUNNING, COMPLETING, CANCELLED ...), empty if unknown
+  local s; s=$(scontrol show job "$SLURM_JOB_ID" 2>/dev/null | grep -o 'JobState=[A-Z_]*'); echo "${s#JobState=}"
+}
+# A signal that reaches only this shell (scancel --batch/--full, --signal=B:...) is passed
+# on to every rank: USR1 through srun, which forwards it; TERM through scancel to the job's
+# steps, because srun answers a SIGTERM by killing the ranks (SIGKILL: no checkpoint). When
+# SLURM ends or requeues the job (scancel, time limit, preemption) the ranks get its TERM
+# themselves and the job is no longer RUNNING (scancel would wait on it for minutes).
 trap 'kill -USR1 "$pid" 2>/dev/null' USR1
-trap 'kill -TERM "$pid" 2>/dev/null' TERM
+trap '[ "$(job_state)" = RUNNING ] && timeout 10 scancel --signal=TERM "$SLURM_JOB_ID" 2>/dev/null' TERM
 srun --mpi=pmix --cpu-bind=cores "$LOOM" )SH" + o.command + R"SH( "$CONFIG" --resume auto)SH" + sets + R"SH( --set "run.dir=$RUN_DIR" &
 pid=$!
 rc=0
@@ -143,8 +159,13 @@ while :; do
 done
 echo "[job $SLURM_JOB_ID] loom exited with status $rc at $(date -u +%FT%TZ)"
 case $rc in
-  138|143)   # stopped on SIGUSR1/SIGTERM after writing a checkpoint: run again, resume
-    if scontrol requeue "$SLURM_JOB_ID"; then
+  138|143)   # stopped on SIGUSR1/SIGTERM after writing a checkpoint: run again, resume,
+    # unless SLURM is ending the job (scancel, the time limit) or requeues it itself
+    # (preemption): then the job is no longer RUNNING, and a requeue would undo a scancel.
+    state=$(job_state)
+    if [ -n "$state" ] && [ "$state" != RUNNING ]; then
+      echo "[job $SLURM_JOB_ID] not requeued by this script: SLURM has the job $state"
+    elif scontrol requeue "$SLURM_JOB_ID"; then
       echo "[job $SLURM_JOB_ID] requeued; the next run resumes from the checkpoint"
     fi ;;
 esac

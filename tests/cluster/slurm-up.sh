@@ -63,8 +63,15 @@ JobAcctGatherType=jobacct_gather/none
 KillWait=5
 MinJobAge=300
 SchedulerParameters=sched_interval=1
+# debug2 logs each time-limit pass ("Testing job time limits"): the tests time a
+# --signal=SIG@N job against those passes.
+SlurmctldDebug=debug2
+# A job in partition urgent preempts (requeues) the jobs of partition debug.
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO PriorityTier=1
+PartitionName=urgent Nodes=localhost MaxTime=INFINITE State=UP OverSubscribe=NO PriorityTier=2
 CONF
 export SLURM_CONF=$D/slurm.conf
 
