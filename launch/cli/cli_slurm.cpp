@@ -33,7 +33,9 @@
 // It refuses what would make a broken job: a --job-name sbatch would split or that would
 // make odd log file names (%x in --output), a --time SLURM does not read, a --warning at
 // or beyond --time (SIGUSR1 at once: the job would checkpoint and requeue itself in a
-// loop), and a config (with --set) that does not load. It warns, on stderr, when the
+// loop), and a config (with --set) that does not load. It warns when --time leaves less
+// than 2 minutes above --warning (SLURM sends the warning up to 60 s early: measured with
+// --time 1:00 --warning 27, 8 s into the job). It warns, on stderr, when the
 // resources do not fit the config: GPUs for a model that trains on the CPU (or with
 // run.device = cpu), run.device = cuda without GPUs or with --ntasks-per-node unlike
 // --gpus-per-node (one rank per GPU), and --cpus-per-task unlike the threads per rank the
@@ -42,6 +44,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
@@ -313,6 +316,15 @@ void register_slurm_command(CLI::App& app, CommandAction& chosen) {
       try {
         Config config = load_config_for_cli(o.config, o.set);
         for (const std::string& w : resource_warnings(o, config)) log::warn("slurm", w);
+        // Note [Warning timing]: slurmctld checks time limits every 30 s and sends the
+        // warning at the first check within W + 30 s of the limit, so up to 60 s early.
+        if (*limit - o.warning_s < 60 + 60)
+          log::warn("slurm", "--time " + o.time + " leaves " + std::to_string(*limit - o.warning_s) +
+                                 " s before the --warning " + std::to_string(o.warning_s) +
+                                 " s; SLURM checks time limits every 30 s and may send the warning up to 60 s "
+                                 "early, so a run may stop and requeue itself after as little as " +
+                                 std::to_string(std::max(0LL, *limit - o.warning_s - 60)) +
+                                 " s of work. A longer --time makes fewer restarts");
         SlurmOptions out = o;
         if (out.loom.empty()) out.loom = this_binary();
         if (out.loom.empty()) {

@@ -1,9 +1,11 @@
 # Cluster tests (label: cluster): a private SLURM cluster and simulated hosts (network
 # namespaces), both started and stopped by the tests themselves (scripts in this folder).
-# They train GloVe with the real `loom` binary ($LOOM_BINARY, set by loom_add_test) on
-# configs derived from examples/glove.toml, and submit examples/slurm/glove-cpu.sbatch as it
-# is. They need root, Debian's slurm-wlm, munge and iproute2; they skip with the reason
-# otherwise. RUN_SERIAL: each trains several 2-3 rank jobs on the CI's 2 cores.
+# They train GloVe and word2vec with the real `loom` binary ($LOOM_BINARY, set by
+# loom_add_test) on configs derived from examples/glove.toml and word2vec.toml, and submit
+# examples/slurm/*-cpu.sbatch as they are or as `loom slurm` writes them (signals, the time
+# limit, scancel, preemption). They need root, Debian's slurm-wlm, munge and iproute2; they
+# skip with the reason otherwise (fail under CI=true). RUN_SERIAL: each trains several 2-3
+# rank jobs on the CI's 2 cores.
 foreach(t slurm hosts)
   loom_add_test(test_cluster_${t}
     SOURCES ${LOOM_TEST_DIR}/test_${t}.cpp

@@ -269,6 +269,12 @@ TEST(Slurm, RefusesWhatWouldBreakTheJob) {
     EXPECT_HAS(r.err, "--warning " + warning + " s is at or beyond --time " + time);
   }
   EXPECT_EQ(loom({"slurm", kGlove, "--time", "5", "--warning", "299"}).status, 0);
+  // Accepted, with a warning: SLURM may send the warning up to 60 s early.
+  RunResult tight = loom({"slurm", kGlove, "--time", "00:01:00", "--warning", "27"});
+  EXPECT_EQ(tight.status, 0) << tight.err;
+  EXPECT_HAS(tight.err, "--time 00:01:00 leaves 33 s before the --warning 27 s");
+  EXPECT_HAS(tight.err, "after as little as 0 s of work");
+  EXPECT_FALSE(contains(loom({"slurm", kGlove, "--time", "00:10:00", "--warning", "120"}).err, "up to 60 s early"));
   EXPECT_EQ(loom({"slurm", kGlove, "--time", "1-00:00:00", "--warning", "600"}).status, 0);
   RunResult bad_time = loom({"slurm", kGlove, "--time", "1h"});
   EXPECT_EQ(bad_time.status, 2);
