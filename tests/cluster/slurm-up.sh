@@ -25,7 +25,7 @@ for tool in munged mungekey slurmctld slurmd sinfo; do
   command -v "$tool" >/dev/null 2>&1 || { echo "slurm-up: $tool not found (apt-get install slurm-wlm munge)" >&2; exit 1; }
 done
 
-mkdir -p "$D"/{state,spool,log,run,munge}
+mkdir -p "$D"/{state,spool,log,run,munge,tmp}
 D=$(cd "$D" && pwd)
 # munged refuses a socket whose directories are not all searchable by everyone.
 a=$D
@@ -61,6 +61,10 @@ ReturnToService=2
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 KillWait=5
+# The steps' scratch (PMIx's spmix_appdir_UID_JOB.STEP among it) in this cluster's own
+# directory: under /tmp, two private clusters on one machine (two test runs side by side)
+# collide on job 1 step 0's directory ("File exists") and srun's launch fails.
+TmpFS=$D/tmp
 MinJobAge=300
 SchedulerParameters=sched_interval=1
 # debug2 logs each time-limit pass ("Testing job time limits"): the tests time a
