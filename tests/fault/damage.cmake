@@ -5,7 +5,7 @@
 # an uninterrupted run; and a SIGSTOPped rank of a 2-rank `loom train` under a 3 s
 # comm.timeout_s (label: fault).
 loom_add_test(test_fault_damage_matrix
-  SOURCES ${LOOM_TEST_DIR}/damage_matrix_test.cpp
+  SOURCES ${LOOM_TEST_DIR}/damage_matrix_test.cpp ${LOOM_TEST_DIR}/fault_models.cpp
   LIBS loom_io loom_core nlohmann_json::nlohmann_json HDF5::HDF5 MPI::MPI_C
   LABELS fault TIMEOUT 600)
 target_compile_definitions(test_fault_damage_matrix PRIVATE LOOM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

@@ -4,7 +4,7 @@
 # earlier checkpoints intact, and a resume elsewhere bit for bit equal to an uninterrupted
 # run (label: fault).
 loom_add_test(test_fault_disk_full
-  SOURCES ${LOOM_TEST_DIR}/disk_full_test.cpp
+  SOURCES ${LOOM_TEST_DIR}/disk_full_test.cpp ${LOOM_TEST_DIR}/fault_models.cpp
   LIBS loom_io loom_core nlohmann_json::nlohmann_json HDF5::HDF5 MPI::MPI_C
   LABELS fault TIMEOUT 600)
 target_compile_definitions(test_fault_disk_full PRIVATE LOOM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

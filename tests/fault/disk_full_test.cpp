@@ -42,6 +42,7 @@
 
 #include "tests/support/bert_e2e.h"
 #include "tests/support/checkpoint_state.h"
+#include "tests/fault/fault_models.h"
 #include "tests/support/test_support.h"
 
 namespace loom::test {
@@ -52,112 +53,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kPage = 4096;
-
-// ---- processes (Note [No process left behind] in damage_matrix_test.cpp) ----------------
-
-char state_of(const std::string& pid) {
-  const std::string stat = read_file("/proc/" + pid + "/stat");
-  const size_t paren = stat.rfind(')');
-  return paren == std::string::npos || paren + 2 >= stat.size() ? '?' : stat[paren + 2];
-}
-
-// "pid state cmdline" of each live process whose command line holds `marker`, one a line.
-std::string processes_holding(const std::string& marker) {
-  std::string out;
-  const std::string self = std::to_string(::getpid());
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const std::string pid = e.path().filename().string();
-    if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit) || pid == self) continue;
-    std::string cmd = read_file("/proc/" + pid + "/cmdline");
-    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-    if (cmd.find(marker) == std::string::npos) continue;
-    const char state = state_of(pid);
-    if (state == 'Z' || state == 'X' || state == '?') continue;
-    out += pid + " " + state + " " + cmd + "\n";
-  }
-  return out;
-}
-
-void expect_nothing_left(const std::string& marker, const std::string& what) {
-  std::string left;
-  const bool gone = wait_until([&] { return (left = processes_holding(marker)).empty(); }, 10s);
-  EXPECT_TRUE(gone) << what << ": processes of the job are left behind:\n" << left;
-}
-
-// ---- the models (tiny, as in damage_matrix_test.cpp) --------------------------------------
-
-struct ModelCase {
-  std::string name;
-  std::vector<std::string> args;   // `loom train` arguments, run.dir and checkpoint.dir apart
-  bool vectors = false;            // exports vectors.txt
-};
-
-// The files every test shares: the GPT corpus, the BERT documents, vocabulary and config.
-class Shared {
- public:
-  static Shared& get() {
-    static Shared shared;
-    return shared;
-  }
-  const TempDir& dir() const { return dir_; }
-  const std::string& bert_vocab() const { return bert_vocab_; }
-
- private:
-  Shared() {
-    RunResult g = run({loom_binary(), "generate-corpus", dir_.file("planted.txt"), "--sentences", "1500"}, 60s);
-    EXPECT_EQ(g.status, 0) << g.out << g.err;
-    write_file(dir_.file("bert.txt"), make_bert_documents(40 * 1000, 17));
-    bert_vocab_ = train_wordpiece(dir_.file("bert.txt"), dir_.file("bert_vocab"), 300);
-    write_file(dir_.file("bert.toml"), bert_tiny_config(6, 0, 1));
-    write_file(dir_.file("gpt.toml"),
-               "[run]\nname = \"gpt\"\nseed = 9\nthreads = 1\n"
-               "[train]\nmodel = \"gpt\"\n"
-               "[tokens]\ntokenizer = \"char\"\ndocuments = \"file\"\nheldout_fraction = 0.1\n"
-               "[gpt]\nn_layer = 1\nn_head = 2\nd_model = 16\nseq_len = 16\nbatch_size = 4\nsteps = 6\n"
-               "lr = 3e-3\nlr_min = 3e-4\nwarmup_steps = 2\neval_every = 0\neval_batches = 1\n"
-               "[checkpoint]\nevery_steps = 1\n"
-               "[progress]\ninterval_s = 30\n");
-  }
-  TempDir dir_;
-  std::string bert_vocab_;
-};
-
-ModelCase model_case(const std::string& name) {
-  const Shared& s = Shared::get();
-  ModelCase m;
-  m.name = name;
-  if (name == "glove") {
-    m.args = {std::string(LOOM_SOURCE_DIR) + "/examples/glove.toml", "--set", "corpus.synthetic_sentences=1500",
-              "--set", "glove.dim=16", "--set", "glove.epochs=1", "--set", "glove.step_nnz=2048", "--set",
-              "checkpoint.every_steps=1", "--set", "eval.every_epochs=0", "--set", "eval.examples=0", "--set",
-              "vectors.formats=[\"glove\"]"};
-    m.vectors = true;
-  } else if (name == "word2vec") {
-    // At 2 ranks a checkpoint can only follow every 4th step (word2vec.rare_every).
-    m.args = {std::string(LOOM_SOURCE_DIR) + "/examples/word2vec.toml", "--set", "corpus.synthetic_sentences=1500",
-              "--set", "word2vec.dim=16", "--set", "word2vec.epochs=1", "--set", "word2vec.step_words=384", "--set",
-              "checkpoint.every_steps=4", "--set", "eval.every_epochs=0", "--set", "eval.examples=0", "--set",
-              "vectors.formats=[\"glove\"]"};
-    m.vectors = true;
-  } else if (name == "gpt") {
-    m.args = {s.dir().file("gpt.toml"), "--set", "corpus.paths=[\"" + s.dir().file("planted.txt") + "\"]"};
-  } else {
-    m.args = {s.dir().file("bert.toml"), "--set", "corpus.paths=[\"" + s.dir().file("bert.txt") + "\"]", "--set",
-              "tokens.vocab=" + s.bert_vocab()};
-  }
-  m.args.insert(m.args.end(), {"--set", "checkpoint.keep_last=1000", "--set", "progress.interval_s=30"});
-  return m;
-}
-
-std::vector<std::string> train_cmd(const ModelCase& m, int np, const std::string& run_dir,
-                                   const std::vector<std::string>& more = {}) {
-  std::vector<std::string> args = {"train"};
-  args.insert(args.end(), m.args.begin(), m.args.end());
-  args.insert(args.end(), {"--set", "run.dir=" + run_dir});
-  args.insert(args.end(), more.begin(), more.end());
-  return loom_cmd(np, args);
-}
 
 // ---- the mount namespace -------------------------------------------------------------------
 
@@ -259,7 +154,7 @@ uint64_t round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
 class DiskFull : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
 
 TEST_P(DiskFull, StopsNamingTheFileKeepsEarlierCheckpointsAndResumesBitForBit) {
-  if (Shared::get().bert_vocab().empty()) GTEST_FAIL() << "the suite could not learn a WordPiece vocabulary";
+  if (bert_vocab().empty()) GTEST_FAIL() << "the suite could not learn a WordPiece vocabulary";
   const auto [name, np] = GetParam();
   const ModelCase m = model_case(name);
   const std::string what = name + " np " + std::to_string(np);

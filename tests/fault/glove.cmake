@@ -2,7 +2,7 @@
 # --resume auto, compare
 # bit for bit with an uninterrupted run (label: fault).
 loom_add_test(test_fault_glove_resume
-  SOURCES ${LOOM_TEST_DIR}/glove_resume_test.cpp ${LOOM_TEST_DIR}/kill_plan.cpp
+  SOURCES ${LOOM_TEST_DIR}/glove_resume_test.cpp ${LOOM_TEST_DIR}/kill_plan.cpp ${LOOM_TEST_DIR}/fault_models.cpp
   LIBS loom_io loom_core nlohmann_json::nlohmann_json
   LABELS fault TIMEOUT 900)
 target_compile_definitions(test_fault_glove_resume PRIVATE LOOM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

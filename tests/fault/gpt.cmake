@@ -3,7 +3,8 @@
 # bit for bit with an uninterrupted run;
 # resume a 2-rank run at 1 and 3 ranks from the same global step (label: fault).
 loom_add_test(test_fault_gpt_resume
-  SOURCES ${LOOM_TEST_DIR}/gpt_resume_test.cpp ${LOOM_TEST_DIR}/kill_plan.cpp
+  SOURCES ${LOOM_TEST_DIR}/gpt_resume_test.cpp ${LOOM_TEST_DIR}/kill_plan.cpp ${LOOM_TEST_DIR}/fault_models.cpp
   LIBS loom_io loom_core nlohmann_json::nlohmann_json
   LABELS fault TIMEOUT 900)
+target_compile_definitions(test_fault_gpt_resume PRIVATE LOOM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 add_dependencies(test_fault_gpt_resume loom)

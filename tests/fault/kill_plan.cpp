@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/fault/fault_models.h"
 #include "tests/support/checkpoint_state.h"
 
 namespace loom::test {
@@ -72,29 +73,6 @@ int64_t step_of(const std::string& path) {
 int64_t steps_done(const std::string& run_dir) {
   const std::map<int64_t, double> l = step_losses(run_dir);
   return l.empty() ? 0 : l.rbegin()->first + 1;
-}
-
-// Processes whose command line mentions `text` (the job's unique run directory).
-std::vector<std::string> processes_mentioning(const std::string& text) {
-  std::vector<std::string> found;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const std::string pid = e.path().filename().string();
-    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(e.path() / "cmdline", std::ios::binary);
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-    if (cmd.find(text) != std::string::npos) found.push_back(pid + ": " + cmd);
-  }
-  return found;
-}
-
-// No process of the job in run_dir is left (a killed job's others may take a moment to go).
-void expect_nothing_left(const std::string& run_dir, const std::string& what) {
-  const bool gone = wait_until([&] { return processes_mentioning(run_dir).empty(); }, 20s);
-  std::string left;
-  for (const std::string& p : processes_mentioning(run_dir)) left += "\n  " + p;
-  EXPECT_TRUE(gone) << what << ": processes of the killed job are still running:" << left;
 }
 
 struct Reference {
