@@ -138,23 +138,6 @@ std::vector<std::string> warning_words(Damage d, const std::string& path, const 
   return {};
 }
 
-std::string checkpoint_name(int64_t step) {
-  char name[32];
-  std::snprintf(name, sizeof name, "step_%08lld.h5", static_cast<long long>(step));
-  return name;
-}
-
-std::vector<int64_t> checkpoint_steps(const std::string& dir) {
-  std::vector<int64_t> steps;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string n = e.path().filename().string();
-    if (n.starts_with("step_") && n.ends_with(".h5")) steps.push_back(std::stoll(n.substr(5)));
-  }
-  std::sort(steps.begin(), steps.end());
-  return steps;
-}
-
 // ---- the matrix -------------------------------------------------------------------------
 
 // An uninterrupted run of one model at one world size, shared by the tests of that pair.

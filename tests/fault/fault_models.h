@@ -2,6 +2,7 @@
 // What the fault tests of the real `loom train` share (damage_matrix_test.cpp,
 // disk_full_test.cpp, kill_plan.cpp): the check that a finished job left no process behind,
 // and tiny configurations of every model with the files they read.
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -41,5 +42,10 @@ const std::string& bert_vocab();
 // `loom train` of the case at np ranks in run_dir, then `more` arguments.
 std::vector<std::string> train_cmd(const ModelCase& m, int np, const std::string& run_dir,
                                    const std::vector<std::string>& more = {});
+
+// A checkpoint's file name, "step_00000012.h5"; the steps of the step_*.h5 files in dir, in
+// order.
+std::string checkpoint_name(int64_t step);
+std::vector<int64_t> checkpoint_steps(const std::string& dir);
 
 }  // namespace loom::test
