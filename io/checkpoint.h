@@ -175,6 +175,9 @@ std::string checkpoint_format_problem(const std::optional<std::string>& format);
 std::string find_resume_checkpoint(Communicator& comm, const std::string& dir,
                                    const SaveRequest* expected = nullptr);
 
+// What DIR/latest holds (a file name, "step_100.h5"), or "" when there is no `latest`.
+std::string read_latest_text(const std::string& dir);
+
 // Rank 0 only (not a collective): keeps the keep_last newest checkpoints by step, every
 // checkpoint whose step is a multiple of keep_every_steps (when > 0), and the one `latest`
 // names; deletes the other *.h5 files. Files it cannot read are left alone (warning).

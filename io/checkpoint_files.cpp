@@ -13,9 +13,7 @@
 #include "io/h5.h"
 
 namespace loom {
-namespace {
 
-// What `latest` holds ("step_100.h5"), or "" when there is none.
 std::string read_latest_text(const std::string& dir) {
   std::ifstream in(dir + "/latest");
   std::string name;
@@ -23,6 +21,8 @@ std::string read_latest_text(const std::string& dir) {
   while (!name.empty() && (name.back() == '\r' || name.back() == ' ')) name.pop_back();
   return name;
 }
+
+namespace {
 
 // The file name `latest` holds, or "" when there is none or it is not a name in DIR.
 std::string read_latest(const std::string& dir) {

@@ -588,7 +588,22 @@ std::string save_checkpoint(Communicator& comm, const std::string& dir, const st
     fault::checkpoint_pause("dirsync", final_path);
     fsync_path(dir, true);
     fault::checkpoint_pause("latest", final_path);
-    write_latest(dir, name + ".h5\n");
+    // Note [A latest that cannot be written]
+    // `latest` is what makes a checkpoint the one --resume auto takes (it is followed
+    // before any step order: after a --resume PATH from an older step, older branches'
+    // higher steps stay on disk). When it cannot be rewritten (a disk that filled up in
+    // between: write_latest leaves no latest.tmp), the step file is whole and stays, but it
+    // is not the run's newest checkpoint until `latest` says so: the error says both, and
+    // how to resume from either.
+    try {
+      write_latest(dir, name + ".h5\n");
+    } catch (const IoError& e) {
+      const std::string previous = read_latest_text(dir);
+      throw IoError(std::string(e.what()) + "; " + final_path + " was written whole, but " + dir + "/latest " +
+                    (previous.empty() ? std::string("was not written (--resume auto takes the newest whole checkpoint by step)")
+                                      : "still names " + previous + ", so --resume auto resumes from that") +
+                    " (--resume " + final_path + " resumes from step " + std::to_string(meta.step) + ")");
+    }
   }), remove_tmp);
   const auto t_end = Clock::now();
   char times[160];

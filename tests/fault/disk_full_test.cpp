@@ -16,7 +16,12 @@
 //     (inside the namespace, before it goes away), and `--resume auto` with checkpoint.dir
 //     there resumes from the second checkpoint and ends bit for bit equal to the reference
 //     (every /model and /optimizer dataset, every step's loss from the resumed step on, and
-//     vectors.txt of GloVe and word2vec).
+//     vectors.txt of GloVe and word2vec);
+//  5. a disk that fills while `latest` is rewritten after the second checkpoint (the test
+//     fills it on the pause line of LOOM_FAULT_CHECKPOINT_PHASE=latest): exit 1 with a line
+//     that says the step file is whole, `latest` still names the first checkpoint, and what
+//     --resume auto and --resume PATH take; the step file equals the reference's; --resume
+//     auto resumes from the first checkpoint and ends bit for bit equal to the reference.
 // After every run no process of the job is left (by the run directory in its command line).
 //
 // Note [Sizing the full disk]
@@ -53,6 +58,9 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kPage = 4096;
+// How long rank 0 holds each checkpoint at `latest` in step 5: the window in which the test's
+// shell, having seen the pause line, fills the disk (a grep and a dd: milliseconds).
+constexpr int kLatestWindowMs = 3000;
 
 // ---- the mount namespace -------------------------------------------------------------------
 
@@ -251,8 +259,64 @@ TEST_P(DiskFull, StopsNamingTheFileKeepsEarlierCheckpointsAndResumesBitForBit) {
       EXPECT_EQ(read_file(run_dir + "/vectors.txt"), want_vectors) << what << ": vectors.txt differs";
     }
   }
-  std::printf("%s: reference %.1f s, no room %.1f s, full at the third checkpoint %.1f s, resume %.1f s\n",
-              what.c_str(), t_ref, t_none, t_full, secs(t_start) - t_ref - t_none - t_full);
+  const double t_resume = secs(t_start) - t_ref - t_none - t_full;
+
+  // 5. The disk fills while `latest` is rewritten (Note [A latest that cannot be written] in
+  //    io/checkpoint_write.cpp): the second checkpoint's step file is whole, `latest` still
+  //    names the first, and --resume auto resumes from the first, bit for bit.
+  {
+    const std::string run5 = dir.file("latest_run"), mnt5 = dir.file("latest_mnt"), copy5 = dir.file("latest_copy");
+    const std::string log5 = dir.file("latest_run.log");
+    fs::create_directories(mnt5);
+    std::string sh = "mount -t tmpfs -o size=" + std::to_string(round_up(4 * reserved + 8 * size, kPage)) + " tmpfs " +
+                     quoted(mnt5) + " || { echo 'mount failed' >&2; exit 97; };" +
+                     " : >" + quoted(log5) + ";" +   // before the job starts: the loop below reads it
+                     " LOOM_FAULT_CHECKPOINT_PAUSE_MS=" + std::to_string(kLatestWindowMs) +
+                     " LOOM_FAULT_CHECKPOINT_PHASE=latest";
+    for (const std::string& a : train_cmd(m, np, run5, {"--set", "checkpoint.dir=" + mnt5})) sh += " " + quoted(a);
+    // The disk is filled on the event (the second pause at `latest`), inside its window.
+    sh += " 2>" + quoted(log5) + " & pid=$!;" +
+          " while kill -0 $pid 2>/dev/null && [ \"$(grep -c 'paused at latest of' " + quoted(log5) + ")\" -lt 2 ];" +
+          " do sleep 0.05; done;" +
+          " dd if=/dev/zero of=" + quoted(mnt5 + "/filler") + " bs=64k 2>/dev/null;" +
+          " wait $pid; s=$?; rm -f " + quoted(mnt5 + "/filler") + "; mkdir -p " + quoted(copy5) + " && cp -a " +
+          quoted(mnt5 + "/.") + " " + quoted(copy5) + "; echo \"exit status $s\" >&2; exit 0";
+    RunResult r = run({"unshare", "-m", "sh", "-c", sh}, 300s);
+    const std::string err = read_file(log5) + r.out + r.err;
+    expect_nothing_left(run5, what + ", the run whose `latest` could not be written");
+    ASSERT_FALSE(r.timed_out) << err;
+    ASSERT_EQ(r.status, 0) << err;
+    EXPECT_NE(err.find("exit status 1"), std::string::npos) << what << ": expected exit status 1:\n" << err;
+    const std::string line = line_with_all(
+        err, {"cannot write " + mnt5 + "/latest.tmp: No space left on device",
+              mnt5 + "/" + checkpoint_name(steps[1]) + " was written whole",
+              "still names " + checkpoint_name(steps[0]) + ", so --resume auto resumes from that",
+              "--resume " + mnt5 + "/" + checkpoint_name(steps[1]) + " resumes from step " + std::to_string(steps[1])});
+    EXPECT_NE(line, "") << what << ": no line says that `latest` could not be written and what each resume takes:\n"
+                        << err;
+    std::printf("%s, disk full at latest:\n  %s\n", what.c_str(), line.c_str());
+    EXPECT_EQ(names_in(copy5), (std::vector<std::string>{"latest", checkpoint_name(steps[0]), checkpoint_name(steps[1])}))
+        << what << ": the disk holds " << joined(names_in(copy5));
+    EXPECT_EQ(read_file(copy5 + "/latest"), checkpoint_name(steps[0]) + "\n");
+    expect_equal_state(checkpoint_state(copy5 + "/" + checkpoint_name(steps[1])),
+                       checkpoint_state(ref_dir + "/checkpoints/" + checkpoint_name(steps[1])),
+                       what + ", the step file whose latest failed");
+    RunResult resumed = run(train_cmd(m, np, run5, {"--set", "checkpoint.dir=" + copy5, "--resume", "auto"}), 300s);
+    expect_nothing_left(run5, what + ", the run resumed after `latest` failed");
+    ASSERT_FALSE(resumed.timed_out) << resumed.err;
+    ASSERT_EQ(resumed.status, 0) << resumed.err;
+    EXPECT_NE(resumed.err.find("resumed from " + copy5 + "/" + checkpoint_name(steps[0]) + " after step " +
+                               std::to_string(steps[0]) + " "),
+              std::string::npos)
+        << resumed.err;
+    const std::string latest = read_file(copy5 + "/latest");
+    EXPECT_EQ(latest, checkpoint_name(steps.back()) + "\n");
+    expect_equal_state(checkpoint_state(copy5 + "/" + latest.substr(0, latest.find('\n'))), want_state,
+                       what + ", resumed after `latest` failed");
+  }
+  std::printf("%s: reference %.1f s, no room %.1f s, full at the third checkpoint %.1f s, resume %.1f s, "
+              "full at latest %.1f s\n",
+              what.c_str(), t_ref, t_none, t_full, t_resume, secs(t_start) - t_ref - t_none - t_full - t_resume);
 }
 
 std::string case_name(const ::testing::TestParamInfo<std::tuple<std::string, int>>& info) {
