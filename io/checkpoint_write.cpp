@@ -123,7 +123,9 @@ void agree(Communicator& comm, const Failure& mine, const std::function<void()>&
   if (!text.empty())
     comm.broadcast(Tensor::of(reinterpret_cast<uint8_t*>(text.data()), header[0]), static_cast<int>(first));
   if (cleanup) cleanup();
-  if (comm.rank() != first) text += " (reported by rank " + std::to_string(first) + ")";
+  // The same text on every rank, so that the error is printed once (Note [An error every
+  // rank reaches] in dist/mpi_communicator.h prints a rank's own text when it differs).
+  if (first != 0) text += " (found by rank " + std::to_string(first) + ")";
   if (header[1] != 0) throw DataError(text);
   throw IoError(text);
 }

@@ -138,6 +138,19 @@ std::string line_with_all(const std::string& text, const std::vector<std::string
   return "";
 }
 
+// How many lines of `text` hold `part`.
+int lines_with(const std::string& text, const std::string& part) {
+  int n = 0;
+  size_t begin = 0;
+  while (begin < text.size()) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    if (text.substr(begin, end - begin).find(part) != std::string::npos) ++n;
+    begin = end + 1;
+  }
+  return n;
+}
+
 uint64_t round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
 
 // ---- the test ---------------------------------------------------------------------------------
@@ -216,6 +229,8 @@ TEST_P(DiskFull, StopsNamingTheFileKeepsEarlierCheckpointsAndResumesBitForBit) {
     EXPECT_NE(line, "") << what << ": no line names the full disk, " << tmp
                         << ", the newest checkpoint and what to do:\n" << r.err;
     EXPECT_EQ(r.err.find("MPI_ABORT"), std::string::npos) << r.err;
+    // Every rank reached the same error: it is printed once, not once per rank.
+    EXPECT_EQ(lines_with(r.err, "No space left on device"), 1) << what << ":\n" << r.err;
     std::printf("%s, disk of %llu bytes (R %llu, S %llu):\n  %s\n", what.c_str(), static_cast<unsigned long long>(disk),
                 static_cast<unsigned long long>(reserved), static_cast<unsigned long long>(size), line.c_str());
     // The two earlier checkpoints, `latest` naming the second, nothing else.
@@ -294,6 +309,7 @@ TEST_P(DiskFull, StopsNamingTheFileKeepsEarlierCheckpointsAndResumesBitForBit) {
               "--resume " + mnt5 + "/" + checkpoint_name(steps[1]) + " resumes from step " + std::to_string(steps[1])});
     EXPECT_NE(line, "") << what << ": no line says that `latest` could not be written and what each resume takes:\n"
                         << err;
+    EXPECT_EQ(lines_with(err, "No space left on device"), 1) << what << ": printed more than once:\n" << err;
     std::printf("%s, disk full at latest:\n  %s\n", what.c_str(), line.c_str());
     EXPECT_EQ(names_in(copy5), (std::vector<std::string>{"latest", checkpoint_name(steps[0]), checkpoint_name(steps[1])}))
         << what << ": the disk holds " << joined(names_in(copy5));
