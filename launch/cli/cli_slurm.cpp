@@ -150,6 +150,7 @@ job_state() {   # SLURM's state of this job (RUNNING, COMPLETING, CANCELLED ...)
 # themselves and the job is no longer RUNNING (scancel would wait on it for minutes).
 trap 'kill -USR1 "$pid" 2>/dev/null' USR1
 trap '[ "$(job_state)" = RUNNING ] && timeout 10 scancel --signal=TERM "$SLURM_JOB_ID" 2>/dev/null' TERM
+launched=$(mktemp)                               # eval.json newer than this: loom finished
 srun --mpi=pmix --cpu-bind=cores "$LOOM" )SH" + o.command + R"SH( "$CONFIG" --resume auto)SH" + sets + R"SH( --set "run.dir=$RUN_DIR" &
 pid=$!
 rc=0
@@ -160,6 +161,18 @@ while :; do
   [ "$late" -ne 127 ] && rc=$late
   break
 done
+# srun can return 0 when its tasks never started ("task 0 launch failed"): a loom train
+# that finished has written RUN_DIR/eval.json since this launch ({name} matched as *).
+if [ "$rc" -eq 0 ]; then
+  pattern=${RUN_DIR//\{job\}/$SLURM_JOB_ID}; pattern=${pattern//\{name\}/*}
+  finished=$(IFS=; shopt -s nullglob; for f in $pattern/eval.json; do [ "$f" -nt "$launched" ] && echo yes; done)
+  if [ -z "$finished" ]; then
+    echo "[job $SLURM_JOB_ID] error: srun returned 0, but loom did not finish: no $pattern/eval.json was written" \
+         "since the launch (srun's messages above say why its tasks did not run). Not requeued." >&2
+    rc=1
+  fi
+fi
+rm -f "$launched"
 echo "[job $SLURM_JOB_ID] loom exited with status $rc at $(date -u +%FT%TZ)"
 case $rc in
   138|143)   # stopped on SIGUSR1/SIGTERM after writing a checkpoint: run again, resume,

@@ -22,6 +22,7 @@
 //    failure) and resumes from the last periodic checkpoint.
 #include <signal.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <ctime>
@@ -129,6 +130,7 @@ class SlurmCluster {
   const std::string& why() const { return why_; }
   const std::string& work() const { return dir_holder_.path(); }
   std::string conf() const { return dir_ + "/slurm.conf"; }
+  std::string tmpfs() const { return dir_ + "/tmp"; }   // slurm.conf's TmpFS (slurm-up.sh)
   RunResult cmd(const std::string& line, const std::vector<std::string>& env = {}) const {
     std::vector<std::string> e = env;
     e.push_back("SLURM_CONF=" + conf());
@@ -537,6 +539,24 @@ TEST_F(Slurm, KilledWithoutWarningResumesFromTheLastPeriodicCheckpoint) {
   EXPECT_NE(log.find("resumed from " + run_dir(job) + "/checkpoints/" + last), std::string::npos)
       << "expected a resume from the last periodic checkpoint " << last << "\n" << log;
   expect_reference_result(kGlove, run_dir(job), "SLURM job killed without warning, requeued, vs an uninterrupted run");
+}
+
+TEST_F(Slurm, AStepWhoseTasksNeverStartIsAnErrorNotASuccess) {
+  const std::string job = submit(kGlove, "", "", "--hold");
+  ASSERT_FALSE(job.empty());
+  // PMIx's directory for step 0 of the job, made a file: slurmstepd cannot create it, the
+  // tasks never start ("task 0 launch failed"), and srun returns 0 all the same.
+  write_file(cluster_->tmpfs() + "/spmix_appdir_" + std::to_string(::getuid()) + "_" + job + ".0", "");
+  ASSERT_EQ(cluster_->cmd("scontrol release " + job).status, 0);
+  ASSERT_TRUE(cluster_->wait_state(job, "FAILED", 120s)) << diagnose(job);
+  const std::string log = job_log(job);
+  EXPECT_NE(log.find("launch failed"), std::string::npos) << "the step was meant not to start\n" << log;
+  EXPECT_NE(log.find("error: srun returned 0, but loom did not finish: no " + run_dir(job) + "/eval.json"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("loom exited with status 1 "), std::string::npos) << log;
+  EXPECT_EQ(log.find("requeued; the next run"), std::string::npos) << log;
+  EXPECT_EQ(restarts(job), 0) << diagnose(job);
 }
 
 // Issue 21: the script `loom slurm` writes - a --set passed on, a job name, this binary by
