@@ -276,16 +276,18 @@ void register_slurm_command(CLI::App& app, CommandAction& chosen) {
       "  the run directory; --set overrides are checked with CONFIG and passed on to the job.\n"
       "  The job runs this loom binary (its absolute path) unless --loom or LOOM says\n"
       "  otherwise, and exits 127 with a message when that binary is not on the node. Refused:\n"
-      "  a --job-name, --partition or --account with spaces or quotes, a --warning at or\n"
-      "  beyond --time. Warned about (stderr): GPUs for a model that trains on the CPU,\n"
-      "  run.device = cuda without GPUs or with ranks per node unlike GPUs per node,\n"
-      "  --cpus-per-task unlike the threads per rank the config pins.\n",
+      "  a --job-name, --partition or --account with spaces or quotes, a --time SLURM does\n"
+      "  not read, a --warning at or beyond --time. Warned about (stderr): a --time less than\n"
+      "  2 minutes above --warning (SLURM may send the warning up to 60 s early), GPUs for a\n"
+      "  model that trains on the CPU, run.device = cuda without GPUs or with ranks per node\n"
+      "  unlike GPUs per node, --cpus-per-task unlike the threads per rank the config pins.\n",
       "  loom slurm examples/glove.toml --nodes 2 --ntasks-per-node 4 --time 04:00:00 > glove.sbatch\n"
       "  loom slurm examples/gpt.toml --nodes 4 --ntasks-per-node 8 --cpus-per-task 2 \\\n"
       "      --time 1-00:00:00 --partition cpu --account myproj | sbatch\n"
       "  loom slurm examples/gpt-gpu.toml --nodes 2 --ntasks-per-node 8 --gpus-per-node 8 \\\n"
-      "      --cpus-per-task 8 --time 1-00:00:00 --partition gpu | sbatch\n"
-      "  (GPT and BERT train on GPUs with run.device = \"cuda\": one rank per GPU.)\n");
+      "      --cpus-per-task 4 --time 1-00:00:00 --partition gpu | sbatch\n"
+      "  (GPT and BERT have a GPU path, run.device = \"cuda\", one rank per GPU; it is built\n"
+      "  but has not yet run on a GPU: see the README, Training on GPUs.)\n");
   cmd->add_option("config", o.config, "the run's config (TOML)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--set", o.set, "override one config key: checked now, passed on to `loom train` (repeatable)")
       ->type_name("KEY=VALUE")

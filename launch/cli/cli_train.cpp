@@ -58,12 +58,15 @@ void register_train(CLI::App& app, CommandAction& chosen, EmbeddingArgs& a) {
       "  Trains train.model, one of:\n" + model_kind_lines() +
       "  on corpus.paths, or on the planted-relation corpus that loom generates with\n"
       "  corpus.synthetic = true. Each rank reads its shard of the corpus; the model kind's\n"
-      "  data stages (the vocabulary, and for GloVe the co-occurrence matrix) are built\n"
+      "  data stages (the vocabulary, for GloVe the co-occurrence matrix, for GPT and BERT\n"
+      "  the token shards) are built\n"
       "  collectively and kept in the run directory, where later runs reuse them while the\n"
       "  corpus files and the settings they depend on are unchanged (a changed world size\n"
       "  recomputes the co-occurrence partitions). The model then trains with the Trainer:\n"
       "  progress, metrics.jsonl, checkpoints, stop signals (checkpoint, exit 128+N) and\n"
-      "  --resume. Afterwards rank 0 writes the exports (vectors.formats) and, when\n"
+      "  --resume. GPT and BERT train on the CPU, or on GPUs with run.device = \"cuda\" (a path\n"
+      "  that is built but has not yet run on a GPU). Afterwards rank 0 writes the exports\n"
+      "  (word vectors: the formats vectors.formats lists; GPT and BERT: RUN_DIR/hf) and, when\n"
       "  eval.analogy / eval.similarity name files (or with the planted corpus), prints the\n"
       "  per-section analogy accuracy, semantic / syntactic / total, example answers and\n"
       "  Spearman's rho, and writes them to eval.json. glove.threads / word2vec.threads > 1\n"
@@ -77,10 +80,15 @@ void register_train(CLI::App& app, CommandAction& chosen, EmbeddingArgs& a) {
       "  loom train examples/word2vec-wiki17m.toml --set word2vec.arch=cbow\n"
       "  loom train examples/glove.toml --set corpus.paths=my.txt --set corpus.synthetic=false\n"
       "  xzcat corpus.xz | loom train examples/glove.toml --set corpus.paths=- --set corpus.synthetic=false\n"
+      "  loom train examples/gpt.toml                          # GPT, Shakespeare (../shared/data)\n"
       "  mpirun -np 2 loom train RUN.toml --resume auto        # after a kill or a stop\n",
       std::string(kRunDirFiles) +
           "  checkpoints/step_NNNNNNNN.h5, checkpoints/latest   HDF5 checkpoints (loom inspect)\n"
-          "  vectors.txt, vectors.w2v.txt, vectors.bin   GloVe text, word2vec text, word2vec binary\n"
+          "  vectors.txt, vectors.w2v.txt, vectors.bin   GloVe text, word2vec text, word2vec binary:\n"
+          "                                  those vectors.formats lists (default [\"glove\"]:\n"
+          "                                  vectors.txt only)\n"
+          "  tokens/, tokenizer/, hf/        GPT and BERT: token shards, the tokenizer's files,\n"
+          "                                  the Hugging Face export (model.safetensors)\n"
           "  eval.json                       evaluation, per-epoch loss, phase times, exports\n"
           "  metrics.jsonl                   one JSON object per step\n");
   add_config_options(cmd, a.config, a.set);

@@ -106,7 +106,7 @@ const char* const kVectorFormats =
 
 void register_export(CLI::App& app, CommandAction& chosen, VectorArgs& a) {
   CLI::App* cmd = add_command(
-      app, "export", "write a checkpoint for other tools: word vectors (GloVe, word2vec) or a Hugging Face GPT-2",
+      app, "export", "write a checkpoint for other tools: word vectors (GloVe, word2vec), Hugging Face GPT-2 or BERT",
       "  Reads CKPT (a checkpoint file, or a checkpoint directory: its `latest`), verifies its\n"
       "  checksums and writes the word vectors to OUT. GloVe: W + W_ctx, W alone or [W, W_ctx]\n"
       "  (--output; default: the checkpoint's glove.output); word2vec: syn0, as its training\n"

@@ -109,10 +109,12 @@ std::vector<std::string> settle_command_words(CLI::App& app, std::vector<std::st
 int main(int argc, char** argv) {
   CLI::App app{
       "loom - pretrain text models data-parallel across processes\n\n"
-      "loom trains word embeddings (GloVe, word2vec) and transformers (BERT, GPT) on one\n"
-      "laptop or across a cluster, on CPUs (the GPU path is not built yet). One binary runs\n"
-      "alone, under `mpirun -np N loom ...`, or as the tasks of a SLURM `srun` step; every\n"
-      "run is one TOML config plus --set overrides, and writes its outputs to a run directory.",
+      "loom trains word embeddings (GloVe, word2vec) and transformers (BERT, GPT) on CPUs,\n"
+      "on one laptop or across a cluster. GPT and BERT also have a GPU path (run.device =\n"
+      "\"cuda\", NCCL; compiled when the build finds CUDA) that has not yet run on a GPU: its\n"
+      "tests skip without one and it is unmeasured. One binary runs alone, under\n"
+      "`mpirun -np N loom ...`, or as the tasks of a SLURM `srun` step; every run is one\n"
+      "TOML config plus --set overrides, and writes its outputs to a run directory.\n",
       "loom"};
   app.require_subcommand(1);
   app.set_version_flag("-v,--version", version_text(), "print version, git commit, build type, CUDA on/off");

@@ -133,6 +133,9 @@ std::vector<std::string> missing_config_inputs(const Config& config, bool needs_
   if (needs_corpus && config.corpus.paths.empty() && !config.corpus.synthetic)
     missing.push_back("corpus.paths is empty: name the corpus files (corpus.paths = [\"a.txt\", \"dir/*.xz\"], or "
                       "--set corpus.paths=a.txt) or set corpus.synthetic = true for the planted-relation corpus");
+  if (needs_corpus && !config.corpus.paths.empty() && config.corpus.synthetic)
+    missing.push_back("corpus.synthetic = true and corpus.paths are both set: choose one (--set "
+                      "corpus.synthetic=false trains on corpus.paths)");
   const std::string tokenizer = config_value_text(config, "tokens.tokenizer");
   for_each_input_path(c, [&](const std::string& key, std::string& path) {
     // Standard input that is a terminal would wait for typing (Note [Corpus from standard input]).

@@ -136,7 +136,8 @@ CorpusOptions corpus_options(const Config& config) {
     throw ConfigError("corpus.paths is empty: name the corpus files (corpus.paths = [\"a.txt\", \"dir/*.xz\"]) "
                       "or set corpus.synthetic = true for the planted-relation corpus");
   if (!c.paths.empty() && c.synthetic)
-    throw ConfigError("corpus.synthetic = true and corpus.paths are both set: choose one");
+    throw ConfigError("corpus.synthetic = true and corpus.paths are both set: choose one (--set "
+                      "corpus.synthetic=false trains on corpus.paths)");
   CorpusOptions o;
   o.paths = c.paths;
   o.lowercase = c.lowercase;

@@ -99,7 +99,9 @@ void check_inputs(const SessionOptions& options, const Config& config) {
   if (!reads_corpus || !options.config_text.empty()) return;
   const std::vector<std::string> missing = missing_config_inputs(config, true);
   if (missing.empty()) return;
-  if (missing.size() == 1 && missing[0].starts_with("corpus.paths is empty")) throw ConfigError(missing[0]);
+  // A corpus named twice or not at all is a config error (exit 2), not a missing file.
+  for (const std::string& m : missing)
+    if (m.starts_with("corpus.paths is empty") || m.starts_with("corpus.synthetic = true and")) throw ConfigError(m);
   std::string text = std::to_string(missing.size()) + (missing.size() == 1 ? " input" : " inputs") +
                      " of the config missing; nothing was started or created:";
   for (const std::string& m : missing) text += "\n  " + m;

@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -109,6 +110,75 @@ TEST(Cli, HelpVersionAndNothing) {
   EXPECT_HAS(nothing.err, "a subcommand is required");
 }
 
+// The help says what this loom has: every model kind `loom train --help` lists is named in
+// `loom --help`'s headline, with the GPU path as it stands (compiled, never run on a GPU);
+// the export line names the models whose checkpoints `loom export` writes for transformers;
+// `loom train --help` states the default of vectors.formats as `loom config --describe` has it.
+TEST(Cli, HelpSaysWhatExists) {
+  const std::string top = loom({"--help"}).out;
+  const std::string headline = top.substr(0, top.find("Usage:"));
+  const std::string train = loom({"help", "train"}).out;
+  const std::smatch kinds = [&] {
+    std::smatch m;
+    EXPECT_TRUE(std::regex_search(train, m, std::regex("Trains train.model, one of:\n((    \\S+ +[^\n]*\n)+)"))) << train;
+    return m;
+  }();
+  int named = 0;
+  std::istringstream lines(kinds.size() > 1 ? kinds[1].str() : "");
+  for (std::string line; std::getline(lines, line);) {
+    const std::string kind = line.substr(4, line.find(' ', 4) - 4);
+    const std::string shown = kind == "glove" ? "GloVe" : kind == "gpt" ? "GPT" : kind == "bert" ? "BERT" : kind;
+    EXPECT_HAS(headline, shown);
+    ++named;
+  }
+  EXPECT_GE(named, 4) << train;
+  EXPECT_HAS(headline, "GPU path");
+  EXPECT_HAS(headline, "has not yet run on a GPU");
+  EXPECT_FALSE(contains(headline, "not built")) << headline;
+  std::smatch exp;
+  ASSERT_TRUE(std::regex_search(top, exp, std::regex("\n  export +([^\n]*)"))) << top;
+  EXPECT_HAS(exp[1].str(), "GPT-2");
+  EXPECT_HAS(exp[1].str(), "BERT");
+
+  std::smatch def;
+  const std::string describe = loom({"config", "--describe"}).out;
+  ASSERT_TRUE(std::regex_search(describe, def, std::regex("\nvectors\\.formats +list<string> +(\\[[^\\]]*\\])"))) << describe;
+  EXPECT_HAS(train, "(default " + def[1].str());
+}
+
+// Every `loom slurm` example of `loom slurm --help` runs as printed (less its `| sbatch` or
+// `> file`) from the repository root and draws no warning: the manual's own commands fit
+// the example configs they name.
+TEST(Cli, SlurmHelpExamplesRunWithoutWarnings) {
+  const std::string help = loom({"help", "slurm"}).out;
+  const std::string examples = help.substr(help.find("EXAMPLES"));
+  std::vector<std::string> commands;
+  std::istringstream in(examples);
+  std::string pending;
+  for (std::string line; std::getline(in, line);) {
+    const size_t start = line.find_first_not_of(' ');
+    if (start == std::string::npos) continue;
+    std::string text = line.substr(start);
+    if (!pending.empty() || text.rfind("loom slurm ", 0) == 0) {
+      const bool more = !text.empty() && text.back() == '\\';
+      pending += more ? text.substr(0, text.size() - 1) : text;
+      if (!more) {
+        commands.push_back(pending);
+        pending.clear();
+      }
+    }
+  }
+  ASSERT_GE(commands.size(), 3u) << help;
+  for (std::string command : commands) {
+    SCOPED_TRACE(command);
+    command = command.substr(0, command.find_first_of("|>"));
+    RunResult r = sh("cd " + quoted(kSource) + " && " + quoted(loom_binary()) + command.substr(4));
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_HAS(r.out, "#SBATCH --time=");
+    EXPECT_FALSE(contains(r.err, "warning")) << r.err;
+  }
+}
+
 // ---- Examples that run from a clone alone ---------------------------------------------
 
 // The examples copied into a directory with no ../shared beside it, as a user who cloned
@@ -195,6 +265,20 @@ TEST(Examples, RelativePathsResolveAgainstTheConfigsDirectory) {
   EXPECT_HAS(list.err, "write one file as --set corpus.paths=a.txt, several as --set 'corpus.paths=[\"a.txt\", \"b.txt\"]'");
 }
 
+// A synthetic example pointed at a file without turning its corpus.synthetic off: refused
+// as a config error (2) that says which key to set, before the run directory exists.
+TEST(Examples, SyntheticAndPathsTogetherRefusedBeforeAnything) {
+  TempDir dir;
+  write_file(dir.file("mine.txt"), "a b c\n");
+  const std::string run_dir = dir.file("run");
+  RunResult r = loom({"train", kSource + "/examples/glove.toml", "--set", "corpus.paths=" + dir.file("mine.txt"),
+                      "--set", "run.dir=" + run_dir});
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_HAS(r.err, "corpus.synthetic = true and corpus.paths are both set: choose one (--set "
+                    "corpus.synthetic=false trains on corpus.paths)");
+  EXPECT_FALSE(fs::exists(run_dir)) << run_dir << " was created";
+}
+
 // Note [Corpus from standard input]: `-` reads the corpus from a pipe, alone and under
 // mpirun (rank 0 spools it into the run directory); the vocabulary equals the one of the file.
 TEST(Examples, CorpusFromStandardInput) {
@@ -222,6 +306,33 @@ TEST(Examples, CorpusFromStandardInput) {
                                              quoted(dir.file("tty"))) + " /dev/null < /dev/null");
   EXPECT_HAS(tty.out + tty.err, "'-' is standard input, which is a terminal here: pipe the corpus in");
   EXPECT_FALSE(fs::exists(dir.file("tty"))) << "a run directory was created";
+}
+
+// ---- Evaluating vectors on files they barely cover ------------------------------------
+
+// Note [Similarity coverage] and the analogy sections with no answered question, through
+// the binary: vectors of 6 words against 40 pairs (2 usable) and two analogy sections, one
+// of which names only words the vectors lack.
+TEST(Eval, LowCoverageAndUnansweredSectionsAreSaid) {
+  TempDir dir;
+  write_file(dir.file("vectors.txt"),
+             "king 1 0 0.1\nqueen 1 1 0.1\nman 0.2 0 1\nwoman 0.2 1 1\nparis 0 0.3 0.3\nfrance 0.5 0.2 0\n");
+  std::string pairs = "# word1 word2 score\nking queen 8.5\nman woman 8.3\n";
+  for (int i = 0; i < 38; ++i) pairs += "tiger" + std::to_string(i) + "\tcat" + std::to_string(i) + "\t7.0\n";
+  write_file(dir.file("pairs.tsv"), pairs);
+  RunResult sim = loom({"eval", "similarity", dir.file("vectors.txt"), dir.file("pairs.tsv")});
+  EXPECT_EQ(sim.status, 0) << sim.err;
+  EXPECT_HAS(sim.out + sim.err, "over 2 of 40 pairs (38 skipped");
+  EXPECT_HAS(sim.out + sim.err, "coverage too low to mean anything: 2 of 40 pairs");
+
+  write_file(dir.file("questions.txt"),
+             ": family\nking queen man woman\nman woman king queen\n"
+             ": currency\nangola kwanza japan yen\nchina yuan russia ruble\n");
+  RunResult an = loom({"eval", "analogy", dir.file("vectors.txt"), dir.file("questions.txt")});
+  EXPECT_EQ(an.status, 0) << an.err;
+  EXPECT_TRUE(std::regex_search(an.out, std::regex("(^|\n)family +[0-9.]+ %  \\([0-9] / 2 answered"))) << an.out;
+  EXPECT_TRUE(std::regex_search(an.out, std::regex("(^|\n)currency +--    \\(no question answered of 2"))) << an.out;
+  EXPECT_FALSE(std::regex_search(an.out, std::regex("(^|\n)currency +0\\.00 %"))) << an.out;
 }
 
 // ---- loom slurm ------------------------------------------------------------------------

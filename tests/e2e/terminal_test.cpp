@@ -27,6 +27,7 @@
 #include <functional>
 #include <map>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -267,6 +268,96 @@ TEST(Terminal, StatusAnswersDuringTheDataStages) {
     EXPECT_EQ(j["stage_progress"]["done"], corpus_bytes) << stage << ": " << j.dump();
     EXPECT_EQ(j["stage_progress"]["unit"], "B") << j.dump();
     EXPECT_EQ(j["step"], 0) << j.dump();
+    // The terminal showed the stage too: a live bar of rank 0's share, redrawn in place
+    // ("\r[####...] vocab 100.0% | ... B/s | eta 0s | elapsed 1s"), then taken down.
+    EXPECT_TRUE(std::regex_search(r.bytes, std::regex(std::string("\r\\[[#-]{20}\\] ") + stage +
+                                                      " [0-9.]+% \\| [0-9.]+[kMG]? ?B/s \\| eta ")))
+        << "no live bar for the " << stage << " stage:\n" << r.bytes;
+  }
+}
+
+// Note [Step numbers] as a user meets it: while `loom train` writes its checkpoint of step
+// N (held there by LOOM_FAULT_CHECKPOINT_PAUSE_MS at the point where step_N.h5 is complete),
+// /status's step, /metrics' loom_steps_total (a counter) and metrics.jsonl's last line all
+// say N, with the same epoch and learning rate; the checkpoint's own step attribute is N
+// (`loom inspect`). At the second checkpoint the counters say one checkpoint was written
+// before it, and which.
+TEST(Terminal, OneStepNumberInMetricsCheckpointsStatusAndPrometheus) {
+  TempDir dir;
+  const std::string run_dir = dir.file("run");
+  Process p(loom_cmd(1, {"train", kExample, "--set", "run.dir=" + run_dir, "--set", "corpus.synthetic_sentences=3000",
+                         "--set", "glove.epochs=4", "--set", "glove.dim=8", "--set", "eval.every_epochs=0",
+                         "--set", "checkpoint.every_steps=10", "--set", "checkpoint.keep_last=10", "--set", "status.port=0"}),
+            {"LOOM_FAULT_CHECKPOINT_PAUSE_MS=2500", "LOOM_FAULT_CHECKPOINT_PHASE=latest"});
+  ASSERT_TRUE(wait_for_output(p, "listening on http://127.0.0.1:", 120s)) << p.err();
+  std::smatch m;
+  const std::string head = p.err();
+  ASSERT_TRUE(std::regex_search(head, m, std::regex(R"(listening on http://127\.0\.0\.1:(\d+))"))) << head;
+  const int port = std::stoi(m[1]);
+  const std::string pause = "loom fault injection: paused at latest of ";
+  const auto pauses = [&] {
+    std::vector<int64_t> steps;
+    const std::string err = p.err();
+    const std::regex at(pause + R"([^\n]*/step_(\d+)\.h5)");
+    for (auto it = std::sregex_iterator(err.begin(), err.end(), at); it != std::sregex_iterator(); ++it)
+      steps.push_back(std::stoll((*it)[1]));
+    return steps;
+  };
+  // /metrics as name -> value (the sample lines), and each name's # TYPE.
+  const auto prometheus = [](const std::string& text, std::map<std::string, std::string>* type) {
+    std::map<std::string, double> values;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream words(line);
+      std::string a, b, c;
+      words >> a >> b >> c;
+      if (a == "#" && b == "TYPE") (*type)[c] = line.substr(line.rfind(' ') + 1);
+      else if (!a.empty() && a[0] != '#') values[a] = std::stod(b);
+    }
+    return values;
+  };
+  for (size_t n = 1; n <= 2; ++n) {
+    SCOPED_TRACE("checkpoint " + std::to_string(n));
+    ASSERT_TRUE(wait_until([&] { return pauses().size() >= n; }, 120s, &p)) << p.err();
+    const int64_t step = pauses()[n - 1];
+    const auto status = nlohmann::json::parse(http_get(port, "/status"), nullptr, false);
+    std::map<std::string, std::string> type;
+    const std::map<std::string, double> metrics = prometheus(http_get(port, "/metrics"), &type);
+    const std::string jsonl = read_file(run_dir + "/metrics.jsonl");
+    const std::string last_line = jsonl.substr(jsonl.rfind('\n', jsonl.size() - 2) + 1);
+    const auto last = nlohmann::json::parse(last_line, nullptr, false);
+    ASSERT_TRUE(p.running()) << "the pause ended before the probes: " << p.err();
+    ASSERT_FALSE(status.is_discarded());
+    ASSERT_FALSE(last.is_discarded()) << last_line;
+    EXPECT_EQ(status["step"], step) << status.dump();
+    EXPECT_EQ(last["step"], step) << last_line;
+    EXPECT_EQ(metrics.at("loom_steps_total"), double(step));
+    EXPECT_EQ(status["epoch"], last["epoch"]) << status.dump() << "\n" << last_line;
+    EXPECT_EQ(metrics.at("loom_epoch"), last["epoch"].get<double>());
+    EXPECT_EQ(status["lr"].get<double>(), last["lr"].get<double>()) << status.dump() << "\n" << last_line;
+    EXPECT_EQ(metrics.at("loom_learning_rate"), last["lr"].get<double>());
+    EXPECT_EQ(status["checkpoints_written"], n - 1) << status.dump();
+    EXPECT_EQ(metrics.at("loom_checkpoints_written_total"), double(n - 1));
+    EXPECT_GT(metrics.at("loom_items_total"), 0);
+    EXPECT_EQ(metrics.at("loom_items_total"), status["items_total"].get<double>());
+    for (const char* counter : {"loom_steps_total", "loom_items_total", "loom_checkpoints_written_total"})
+      EXPECT_EQ(type[counter], "counter") << counter;
+    EXPECT_EQ(type["loom_loss"], "gauge");
+    if (n == 2) {
+      EXPECT_EQ(metrics.at("loom_last_checkpoint_step"), double(pauses()[0]));
+      char first[32];
+      std::snprintf(first, sizeof first, "/step_%08lld.h5", static_cast<long long>(pauses()[0]));
+      EXPECT_EQ(status["last_checkpoint"]["step"], pauses()[0]) << status.dump();
+      EXPECT_EQ(status["last_checkpoint"]["path"], run_dir + "/checkpoints" + first) << status.dump();
+    }
+  }
+  ASSERT_TRUE(p.wait_for(300s)) << p.err();
+  ASSERT_EQ(p.exit_status(), 0) << p.err();
+  for (int64_t step : pauses()) {
+    char name[32];
+    std::snprintf(name, sizeof name, "/step_%08lld.h5", static_cast<long long>(step));
+    const RunResult inspect = run({loom_binary(), "inspect", run_dir + "/checkpoints" + name}, 60s);
+    EXPECT_NE(inspect.out.find(", step " + std::to_string(step) + ", epoch "), std::string::npos) << inspect.out;
   }
 }
 
