@@ -34,6 +34,13 @@ default CONFIG exists and `loom config` accepts it (so its train.model is a mode
 and a script asks for GPUs exactly when its config trains on them (run.device = "cuda"),
 with one rank per GPU (--ntasks-per-node = --gpus-per-node).
 
+The planted-corpus figures the README states for `examples/glove.toml` (final loss and
+analogy accuracy at 1, 2 and 3 ranks) are measured again: the example runs at each world
+size and must end within 1 % of the stated loss and 0.6 points (3 of 528 questions) of the
+stated accuracy. With threads = 1 the run depends only on the seed and the world size, so
+on the host class the figures came from it ends bit for bit at them; the tolerance leaves
+room for another CPU's floating-point code paths, not for a change of the program.
+
 usage: readme_test.py REPO_ROOT LOOM_BINARY
 """
 import os
@@ -115,6 +122,39 @@ def needs_python(lang, command):
     return lang == "python" or re.search(r"(^|[\s;|&])python3\b", command) is not None
 
 
+def check_planted_figures(readme_text, root, env):
+    """Failures (strings) where examples/glove.toml no longer ends at the README's figures."""
+    text = " ".join(readme_text.split())
+    m = re.search(r"ends with `epoch (\d+)/\d+: loss ([0-9.]+), analogies ([0-9.]+) %` on one rank, "
+                  r"([0-9.]+) / ([0-9.]+) % on 2 and ([0-9.]+) / ([0-9.]+) % on 3", text)
+    if not m:
+        return ["README.md: the planted figures of examples/glove.toml (`ends with `epoch N/N: loss L, analogies "
+                "A %` on one rank, L2 / A2 % on 2 and L3 / A3 % on 3`) are not stated where this test looks"]
+    epochs = m.group(1)
+    stated = {1: (float(m.group(2)), float(m.group(3))), 2: (float(m.group(4)), float(m.group(5))),
+              3: (float(m.group(6)), float(m.group(7)))}
+    failures = []
+    for np_, (loss, accuracy) in sorted(stated.items()):
+        command = ["build/loom", "train", "examples/glove.toml", "--set", "run.dir=runs/figures-np%d" % np_]
+        if np_ > 1:
+            command = ["mpirun", "-np", str(np_)] + command
+        r = subprocess.run(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+        out = r.stdout.decode("utf-8", "replace")
+        got = re.search(r"\[glove\] epoch %s/%s: loss ([0-9.]+), analogies ([0-9.]+) %%" % (epochs, epochs), out)
+        if r.returncode != 0 or not got:
+            failures.append("examples/glove.toml at %d rank(s): exit %d, no 'epoch %s/%s' line:\n%s"
+                            % (np_, r.returncode, epochs, epochs, out[-2000:]))
+            continue
+        measured = (float(got.group(1)), float(got.group(2)))
+        print("planted figures, %d rank(s): README %.5f / %.2f %%, measured %.5f / %.2f %%"
+              % (np_, loss, accuracy, measured[0], measured[1]))
+        if abs(measured[0] - loss) > 0.01 * loss or abs(measured[1] - accuracy) > 0.6:
+            failures.append("README.md: examples/glove.toml at %d rank(s) is stated to end at loss %.5f, "
+                            "analogies %.2f %%; it ends at %.5f / %.2f %%: measure again and update the README"
+                            % (np_, loss, accuracy, measured[0], measured[1]))
+    return failures
+
+
 def main():
     repo, loom = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     # ../shared beside the repository, as the README says; LOOM_SHARED_DIR names another
@@ -176,6 +216,7 @@ def main():
             if r.returncode != 0:
                 out = r.stdout.decode("utf-8", "replace")
                 failures.append("README.md:%d: exit %d: %s\n%s" % (line, r.returncode, shown, out[-3000:]))
+    failures += check_planted_figures(open(os.path.join(repo, "README.md"), encoding="utf-8").read(), root, env)
     slurm = os.path.join(repo, "examples", "slurm")
     for name in sorted(os.listdir(slurm)):
         text = open(os.path.join(slurm, name), encoding="utf-8").read()
