@@ -172,7 +172,8 @@ void register_eval(CLI::App& app, CommandAction& chosen, VectorArgs& a) {
                   "  the --restrict most frequent words (the first rows); a question using a word\n"
                   "  outside them is skipped and counted. Words are case-folded. Sections whose\n"
                   "  name starts with `gram` are syntactic, the others semantic. Prints one line\n"
-                  "  per section, then semantic, syntactic and total with answered counts.\n") +
+                  "  per section, then semantic, syntactic and total with answered counts; a\n"
+                  "  section with no answered question shows `--` and why, not 0.00 %.\n") +
           kVectorFormats,
       "  loom eval analogy vectors.txt questions-words.txt\n"
       "  loom eval analogy vectors.bin questions-words.txt --restrict 0 --json acc.json\n");
@@ -187,7 +188,8 @@ void register_eval(CLI::App& app, CommandAction& chosen, VectorArgs& a) {
       *eval, "similarity", "Spearman's rho between human scores and cosine similarities",
       std::string("  PAIRS holds `word1 word2 score` lines (tab or space separated; `#` comments and\n"
                   "  a header row are skipped), as WordSim-353. Pairs with a word not in the\n"
-                  "  vectors are skipped and counted.\n") +
+                  "  vectors are skipped and counted. Fewer than 30 usable pairs, or under half of\n"
+                  "  the file's, are reported as coverage too low for the rho to mean anything.\n") +
           kVectorFormats,
       "  loom eval similarity vectors.txt ../shared/data/wordsim353.tsv\n");
   sim->add_option("vectors", a.vectors, "vectors file")->required()->check(CLI::ExistingFile);

@@ -333,6 +333,9 @@ TEST(Eval, LowCoverageAndUnansweredSectionsAreSaid) {
   EXPECT_TRUE(std::regex_search(an.out, std::regex("(^|\n)family +[0-9.]+ %  \\([0-9] / 2 answered"))) << an.out;
   EXPECT_TRUE(std::regex_search(an.out, std::regex("(^|\n)currency +--    \\(no question answered of 2"))) << an.out;
   EXPECT_FALSE(std::regex_search(an.out, std::regex("(^|\n)currency +0\\.00 %"))) << an.out;
+  // The manuals say so too.
+  EXPECT_HAS(loom({"help", "eval", "similarity"}).out, "coverage too low");
+  EXPECT_HAS(loom({"help", "eval", "analogy"}).out, "shows `--`");
 }
 
 // ---- loom slurm ------------------------------------------------------------------------
