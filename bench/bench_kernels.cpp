@@ -94,22 +94,33 @@ int main(int argc, char** argv) {
   }
   {
     Buf qkv(N * 3 * C, 10), dqkv(N * 3 * C), out(N * C), dout(N * C, 11), att(B * H * T * T),
-        datt(B * H * T * T);
-    report("attention causal fwd", reps, [&] {
-      loom::attention_forward(out.t({B, T, C}), att.t({B, H, T, T}), qkv.t({B, T, 3 * C}), Tensor{},
-                              static_cast<int>(H), true);
-    });
+        datt(B * H * T * T), lse(B * H * T), rowdot(B * H * T);
+    // With att: the CPU models' path (attention_saves_probabilities); lse only: the path
+    // the CUDA kernels take, as plain loops on the CPU (Note [Attention from lse]).
+    auto fwd = [&](bool causal, bool save_p) {
+      loom::attention_forward(out.t({B, T, C}), lse.t({B, H, T}),
+                              save_p ? att.t({B, H, T, T}) : Tensor{}, qkv.t({B, T, 3 * C}),
+                              Tensor{}, static_cast<int>(H), causal);
+    };
+    auto bwd = [&](bool causal, bool save_p) {
+      loom::attention_backward(dqkv.t({B, T, 3 * C}),
+                               save_p ? datt.t({B, H, T, T}) : rowdot.t({B, H, T}),
+                               dout.t({B, T, C}), qkv.t({B, T, 3 * C}), out.t({B, T, C}),
+                               lse.t({B, H, T}), save_p ? att.t({B, H, T, T}) : Tensor{},
+                               Tensor{}, static_cast<int>(H), causal);
+    };
+    report("attention causal fwd", reps, [&] { fwd(true, true); });
     report("attention causal fwd+bwd", reps, [&] {
-      loom::attention_forward(out.t({B, T, C}), att.t({B, H, T, T}), qkv.t({B, T, 3 * C}), Tensor{},
-                              static_cast<int>(H), true);
-      loom::attention_backward(dqkv.t({B, T, 3 * C}), datt.t({B, H, T, T}), dout.t({B, T, C}),
-                               qkv.t({B, T, 3 * C}), att.t({B, H, T, T}), static_cast<int>(H), true);
+      fwd(true, true);
+      bwd(true, true);
     });
     report("attention full fwd+bwd", reps, [&] {
-      loom::attention_forward(out.t({B, T, C}), att.t({B, H, T, T}), qkv.t({B, T, 3 * C}), Tensor{},
-                              static_cast<int>(H), false);
-      loom::attention_backward(dqkv.t({B, T, 3 * C}), datt.t({B, H, T, T}), dout.t({B, T, C}),
-                               qkv.t({B, T, 3 * C}), att.t({B, H, T, T}), static_cast<int>(H), false);
+      fwd(false, true);
+      bwd(false, true);
+    });
+    report("attention causal fwd+bwd lse only", reps / 4 + 1, [&] {
+      fwd(true, false);
+      bwd(true, false);
     });
   }
   {

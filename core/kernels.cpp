@@ -334,10 +334,10 @@ void residual_backward(Tensor dacc, Tensor dout) {
 
 namespace {
 // qkv (B, T, 3C) with C divisible by n_head, the (B, T, C) tensor `btc` (out or dout),
-// att (B, H, T, T) (att or datt, under `att_name`).
+// lse (B, H, T), att (B, H, T, T) or empty, key_mask (B, T) or empty.
 void check_attention_shapes(const char* kernel, const Tensor& btc, const char* btc_name,
-                            const Tensor& att, const char* att_name, const Tensor& qkv,
-                            int n_head) {
+                            const Tensor& lse, const Tensor& att, const Tensor& qkv,
+                            const Tensor& key_mask, int n_head) {
   if (qkv.shape().rank() != 3 || last_dim(qkv) % 3 != 0 || last_dim(qkv) == 0)
     bad_shape(kernel, "qkv", qkv, "(B, T, 3C) with C > 0");
   const int64_t B = qkv.shape()[0], T = qkv.shape()[1], C = last_dim(qkv) / 3;
@@ -345,33 +345,44 @@ void check_attention_shapes(const char* kernel, const Tensor& btc, const char* b
     fail(kernel, "n_head must divide C = " + std::to_string(C) + "; got " +
                      std::to_string(n_head));
   if (!(btc.shape() == Shape{B, T, C})) bad_shape(kernel, btc_name, btc, dims({B, T, C}));
-  if (!(att.shape() == Shape{B, n_head, T, T}))
-    bad_shape(kernel, att_name, att, dims({B, n_head, T, T}));
+  if (!(lse.shape() == Shape{B, n_head, T})) bad_shape(kernel, "lse", lse, dims({B, n_head, T}));
+  if (present(att) && !(att.shape() == Shape{B, n_head, T, T}))
+    bad_shape(kernel, "att", att, dims({B, n_head, T, T}) + " or empty");
+  if (present(key_mask) && !(key_mask.shape() == Shape{B, T}))
+    bad_shape(kernel, "key_mask", key_mask, dims({B, T}));
 }
 }  // namespace
 
-void attention_forward(Tensor out, Tensor att, Tensor qkv, Tensor key_mask, int n_head,
-                       bool causal) {
+// Note [Saved probabilities or lse] in core/kernels.h.
+bool attention_saves_probabilities(Device device) { return device.is_cpu(); }
+
+void attention_forward(Tensor out, Tensor lse, Tensor att, Tensor qkv, Tensor key_mask,
+                       int n_head, bool causal) {
   const char* k = "attention_forward";
-  bool cuda = check_args(k, {{"out", out}, {"att", att}, {"qkv", qkv}});
+  bool cuda = check_args(k, {{"out", out}, {"lse", lse}, {"att", att, true}, {"qkv", qkv}});
   check_int_args(k, {"qkv", qkv}, {{"key_mask", key_mask, true}});
-  check_attention_shapes(k, out, "out", att, "att", qkv, n_head);
-  if (present(key_mask) && !(key_mask.shape() == Shape{qkv.shape()[0], qkv.shape()[1]}))
-    bad_shape(k, "key_mask", key_mask, dims({qkv.shape()[0], qkv.shape()[1]}));
-  if (cuda) return cuda::attention_forward(out, att, qkv, key_mask, n_head, causal);
-  cpu::attention_forward(out, att, qkv, key_mask, n_head, causal);
+  check_attention_shapes(k, out, "out", lse, att, qkv, key_mask, n_head);
+  if (cuda) return cuda::attention_forward(out, lse, att, qkv, key_mask, n_head, causal);
+  cpu::attention_forward(out, lse, att, qkv, key_mask, n_head, causal);
 }
 
-void attention_backward(Tensor dqkv, Tensor datt, Tensor dout, Tensor qkv, Tensor att,
-                        int n_head, bool causal) {
+void attention_backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor out,
+                        Tensor lse, Tensor att, Tensor key_mask, int n_head, bool causal) {
   const char* k = "attention_backward";
-  bool cuda = check_args(k, {{"dqkv", dqkv}, {"datt", datt}, {"dout", dout}, {"qkv", qkv},
-                             {"att", att}});
-  check_attention_shapes(k, dout, "dout", att, "att", qkv, n_head);
+  bool cuda = check_args(k, {{"dqkv", dqkv}, {"scratch", scratch}, {"dout", dout}, {"qkv", qkv},
+                             {"out", out}, {"lse", lse}, {"att", att, true}});
+  check_int_args(k, {"qkv", qkv}, {{"key_mask", key_mask, true}});
+  check_attention_shapes(k, dout, "dout", lse, att, qkv, key_mask, n_head);
   check_same_shape(k, "dqkv", dqkv, "qkv", qkv);
-  check_same_shape(k, "datt", datt, "att", att);
-  if (cuda) return cuda::attention_backward(dqkv, datt, dout, qkv, att, n_head, causal);
-  cpu::attention_backward(dqkv, datt, dout, qkv, att, n_head, causal);
+  check_same_shape(k, "out", out, "dout", dout);
+  if (present(att) && !(scratch.shape() == att.shape()))
+    bad_shape(k, "scratch", scratch, att.shape().str() + ", att's shape");
+  if (!present(att) && !(scratch.shape() == lse.shape()))
+    bad_shape(k, "scratch", scratch, lse.shape().str() + " (B, H, T) when att is empty");
+  if (cuda)
+    return cuda::attention_backward(dqkv, scratch, dout, qkv, out, lse, att, key_mask, n_head,
+                                    causal);
+  cpu::attention_backward(dqkv, scratch, dout, qkv, out, lse, att, key_mask, n_head, causal);
 }
 
 namespace {

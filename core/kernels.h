@@ -149,19 +149,42 @@ void residual_backward(Tensor dacc, Tensor dout);
 // ---- multi-head self-attention ---------------------------------------------------------
 // qkv holds q, k and v side by side as GPT-2's c_attn writes them: qkv[b, t] =
 // [q (C) | k (C) | v (C)], head h owning columns [h·D, (h+1)·D) of each, D = C / n_head.
-// For each (b, h): att = softmax(q kᵀ / √D + mask), out[b, :, h·D:(h+1)·D] = att v.
+// For each (b, h): P = softmax(S), S = q kᵀ / √D + mask, out[b, :, h·D:(h+1)·D] = P v.
 // Masks: `causal` (query t sees keys s <= t) and/or key_mask (B, T) i32 (0 = padding: no
 // query sees that key; a query whose keys are all masked gets zeros, not NaN).
-//   out   (B, T, C)      written
-//   att   (B, H, T, T)   written: the probabilities, saved for backward
-//   qkv   (B, T, 3C)
-void attention_forward(Tensor out, Tensor att, Tensor qkv, Tensor key_mask, int n_head,
-                       bool causal);
-//   dqkv  (B, T, 3C)     written
-//   datt  (B, H, T, T)   scratch (its contents on return are unspecified)
-//   dout  (B, T, C); qkv and att as the forward saw and wrote them
-void attention_backward(Tensor dqkv, Tensor datt, Tensor dout, Tensor qkv, Tensor att,
-                        int n_head, bool causal);
+//
+// Note [Saved probabilities or lse]
+// Backward needs P. Two ways to have it, chosen by the caller per call:
+// - att given: forward writes P (B, H, T, T), backward reads it (T² memory per head);
+// - att empty: forward keeps only lse (B, H, T), the row log-sum-exp of S, and backward
+//   recomputes P = exp(S − lse) from q, k and lse (FlashAttention-2's backward): memory
+//   linear in T, the QKᵀ work done again.
+// lse is written in both cases. A row whose keys are all masked has lse = +inf: then
+// exp(S − lse) = 0 for every key, so the recomputed P, out and every gradient of the row
+// are zeros with no special case. attention_saves_probabilities(device) is the policy
+// model code follows, so that it never names a device.
+//   out      (B, T, C)      written
+//   lse      (B, H, T)      written: logsumexp_s S[t, s] over the unmasked keys, or +inf
+//   att      (B, H, T, T)   written when given (masked entries 0), or empty
+//   qkv      (B, T, 3C)
+//   key_mask (B, T) i32, or empty
+void attention_forward(Tensor out, Tensor lse, Tensor att, Tensor qkv, Tensor key_mask,
+                       int n_head, bool causal);
+//   dqkv     (B, T, 3C)     written
+//   scratch  (B, H, T, T) with att, (B, H, T) without it (then it holds rowsum(dO ⊙ O));
+//            its contents on return are unspecified
+//   dout     (B, T, C)
+//   qkv, key_mask, n_head, causal as the forward got them; out, lse, att (or empty) as it
+//   wrote them
+void attention_backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor out,
+                        Tensor lse, Tensor att, Tensor key_mask, int n_head, bool causal);
+// Whether a model on `device` should pass att (B, H, T, T), the probabilities, to the
+// attention kernels (Note [Saved probabilities or lse]), or an empty att and a (B, H, T)
+// scratch. True on the CPU: its backward runs on GEMMs over the saved P, the fastest CPU
+// path, and CPU sequences are short. False on CUDA: the fused kernels recompute P tile by
+// tile, and saving it would cost B·H·T² floats per layer (9.7 GB per GPT-2 124M step at
+// T = 1024, B = 16).
+bool attention_saves_probabilities(Device device);
 
 // ---- fused softmax cross-entropy -------------------------------------------------------
 // loss[n] = logsumexp(logits[n]) − logits[n, targets[n]]; rows whose target is

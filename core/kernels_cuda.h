@@ -33,10 +33,10 @@ void gelu_forward(Tensor out, Tensor in, GeluForm form);
 void gelu_backward(Tensor din, Tensor dout, Tensor in, GeluForm form);
 void residual_forward(Tensor out, Tensor a, Tensor b);
 void residual_backward(Tensor dacc, Tensor dout);
-void attention_forward(Tensor out, Tensor att, Tensor qkv, Tensor key_mask, int n_head,
-                       bool causal);
-void attention_backward(Tensor dqkv, Tensor datt, Tensor dout, Tensor qkv, Tensor att,
-                        int n_head, bool causal);
+void attention_forward(Tensor out, Tensor lse, Tensor att, Tensor qkv, Tensor key_mask,
+                       int n_head, bool causal);
+void attention_backward(Tensor dqkv, Tensor scratch, Tensor dout, Tensor qkv, Tensor out,
+                        Tensor lse, Tensor att, Tensor key_mask, int n_head, bool causal);
 void softmax_cross_entropy_forward(Tensor loss, Tensor lse, Tensor logits, Tensor targets,
                                    int ignore_index);
 void softmax_cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor lse, Tensor targets,

@@ -78,10 +78,11 @@ void residual_backward(Tensor dacc, Tensor) {
 #endif
 
 #if !LOOM_CUDA_HAS_ATTENTION
-void attention_forward(Tensor out, Tensor, Tensor, Tensor, int, bool) {
+void attention_forward(Tensor out, Tensor, Tensor, Tensor, Tensor, int, bool) {
   missing("attention_forward", "attention", out.device());
 }
-void attention_backward(Tensor dqkv, Tensor, Tensor, Tensor, Tensor, int, bool) {
+void attention_backward(Tensor dqkv, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, int,
+                        bool) {
   missing("attention_backward", "attention", dqkv.device());
 }
 #endif

@@ -160,6 +160,8 @@ void BertNet::declare_acts() {
   const int64_t B = micro_batch_, T = seq_len_, P = max_predictions_, N = B * T;
   const int64_t C = shape_.hidden, H = shape_.n_head, I = shape_.intermediate;
   const int64_t V = shape_.vocab_size, M = B * P;
+  // Else lse only: O(T) per head (Note [BERT activations]).
+  const bool save_p = attention_saves_probabilities(params_.device());
   emb_ = acts_.declare("emb", {N * C});
   x0_ = acts_.declare("x0", {N * C});
   x0_mean_ = acts_.declare("x0_mean", {N});
@@ -168,7 +170,8 @@ void BertNet::declare_acts() {
     BlockActs a{};
     const std::string p = "layer." + std::to_string(l) + ".";
     a.qkv = acts_.declare(p + "qkv", {N * 3 * C});
-    a.att = acts_.declare(p + "att", {B * H * T * T});
+    a.att = save_p ? acts_.declare(p + "att", {B * H * T * T}) : -1;
+    a.att_lse = acts_.declare(p + "att_lse", {B * H * T});
     a.atty = acts_.declare(p + "atty", {N * C});
     a.res1 = acts_.declare(p + "res1", {N * C});
     a.ln1 = acts_.declare(p + "ln1", {N * C});
@@ -201,7 +204,7 @@ void BertNet::declare_acts() {
   d_tmp_ = scratch_.declare("d_tmp", {N * C});
   d_ln_ = scratch_.declare("d_ln", {N * C});
   d_qkv_ = scratch_.declare("d_qkv", {N * 3 * C});
-  d_att_ = scratch_.declare("d_att", {B * H * T * T});
+  d_att_ = scratch_.declare("d_att", {save_p ? B * H * T * T : B * H * T});
   d_fc_ = scratch_.declare("d_fc", {N * I});
   d_cls_ = scratch_.declare("d_cls", {B * C});
   d_pool_ = scratch_.declare("d_pool", {B * C});
@@ -211,6 +214,7 @@ void BertNet::declare_acts() {
 }
 
 Tensor BertNet::act(int index, Shape shape) const {
+  if (index < 0) return Tensor{};   // not kept on this device (att: Note [BERT activations])
   return acts_.view(index).slice(0, shape.numel()).view(shape);
 }
 
@@ -304,12 +308,13 @@ BertLosses BertNet::forward(const BertInputs& in) {
     const BlockActs& a = block_acts_[l];
     Tensor x_in = l == 0 ? x0 : act(block_acts_[l - 1].ln2, {B, T, C});
     Tensor qkv = act(a.qkv, {B, T, 3 * C}), att = act(a.att, {B, H, T, T});
+    Tensor att_lse = act(a.att_lse, {B, H, T});
     Tensor atty = act(a.atty, {B, T, C}), res1 = act(a.res1, {B, T, C});
     Tensor ln1 = act(a.ln1, {B, T, C}), fc = act(a.fc, {B, T, I}), gelu = act(a.gelu, {B, T, I});
     Tensor res2 = act(a.res2, {B, T, C}), ln2 = act(a.ln2, {B, T, C});
 
     linear_forward(qkv, x_in, qkv_weight(p), qkv_bias(p));
-    attention_forward(atty, att, qkv, in.key_mask, shape_.n_head, /*causal=*/false);
+    attention_forward(atty, att_lse, att, qkv, in.key_mask, shape_.n_head, /*causal=*/false);
     linear_forward(res1, atty, weight(p.attn_out_w), weight(p.attn_out_b));
     residual_forward(res1, res1, x_in);
     layernorm_forward(ln1, act(a.ln1_mean, {N}), act(a.ln1_rstd, {N}), res1, weight(p.attn_ln_w),
@@ -381,13 +386,16 @@ void BertNet::backward(double mlm_scale, double nsp_scale, const std::function<v
 
   // d_res: the gradient of the hidden states leaving block l, walked from the top down.
   Tensor d_res = sc(d_res_, {B, T, C}), d_tmp = sc(d_tmp_, {B, T, C}), d_ln = sc(d_ln_, {B, T, C});
-  Tensor d_qkv = sc(d_qkv_, {B, T, 3 * C}), d_att = sc(d_att_, {B, H, T, T});
+  const bool saved_p = !block_acts_.empty() && block_acts_[0].att >= 0;
+  Tensor d_qkv = sc(d_qkv_, {B, T, 3 * C});
+  Tensor d_att = saved_p ? sc(d_att_, {B, H, T, T}) : sc(d_att_, {B, H, T});
   Tensor d_fc = sc(d_fc_, {B, T, I});
   for (size_t li = blocks_.size(); li-- > 0;) {
     const BertBlockParams& p = blocks_[li];
     const BlockActs& a = block_acts_[li];
     Tensor x_in = li == 0 ? act(x0_, {B, T, C}) : act(block_acts_[li - 1].ln2, {B, T, C});
     Tensor qkv = act(a.qkv, {B, T, 3 * C}), att = act(a.att, {B, H, T, T});
+    Tensor att_lse = act(a.att_lse, {B, H, T});
     Tensor atty = act(a.atty, {B, T, C}), res1 = act(a.res1, {B, T, C});
     Tensor ln1 = act(a.ln1, {B, T, C}), fc = act(a.fc, {B, T, I}), gelu = act(a.gelu, {B, T, I});
     Tensor res2 = act(a.res2, {B, T, C});
@@ -415,7 +423,8 @@ void BertNet::backward(double mlm_scale, double nsp_scale, const std::function<v
                     weight(p.attn_out_w));
     mark(p.attn_out_b);
     mark(p.attn_out_w);
-    attention_backward(d_qkv, d_att, d_tmp, qkv, att, shape_.n_head, /*causal=*/false);
+    attention_backward(d_qkv, d_att, d_tmp, qkv, atty, att_lse, att, in_.key_mask, shape_.n_head,
+                       /*causal=*/false);
     linear_backward(d_ln, qkv_weight_grad(p), qkv_bias_grad(p), d_qkv, x_in, qkv_weight(p));
     for (int i : {p.value_b, p.key_b, p.query_b, p.value_w, p.key_w, p.query_w}) mark(i);
     residual_backward(d_res, d_ln);   // d_res: now the gradient of x_in

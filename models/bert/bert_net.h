@@ -15,7 +15,9 @@
 // Note [BERT activations]
 // For B sequences of T tokens (N = B·T, C = hidden, I = intermediate, H = n_head):
 //   emb (N,C) word + position + type; x_0 = LayerNorm(emb) + mean/rstd (N)
-//   block l, from x_l: qkv (N,3C); att (B,H,T,T); atty (N,C);
+//   block l, from x_l: qkv (N,3C); att_lse (B,H,T); atty (N,C); att (B,H,T,T) only where
+//     attention_saves_probabilities(device) (the CPU; on CUDA backward recomputes the
+//     probabilities from att_lse, so activations grow with T, not T²);
 //     res1 = x_l + attention.output.dense(atty); ln1 = LayerNorm(res1) + mean/rstd;
 //     fc (N,I); gelu = gelu(fc) (N,I) (kept, as GptNet does);
 //     res2 = ln1 + output.dense(gelu); x_{l+1} = LayerNorm(res2) + mean/rstd
@@ -146,9 +148,11 @@ class BertNet {
 
  private:
   struct BlockActs {
-    int qkv, att, atty, res1, ln1, ln1_mean, ln1_rstd, fc, gelu, res2, ln2, ln2_mean, ln2_rstd;
+    int qkv, att, att_lse, atty, res1, ln1, ln1_mean, ln1_rstd, fc, gelu, res2, ln2, ln2_mean,
+        ln2_rstd;   // att −1 where not kept
   };
-  Tensor act(int index, Shape shape) const;   // the prefix of arena tensor `index` as `shape`
+  // The prefix of arena tensor `index` as `shape`; empty for index −1.
+  Tensor act(int index, Shape shape) const;
   Tensor sc(int index, Shape shape) const;    // the same in the scratch arena
   Tensor weight(int index) const { return params_.value(index); }
   Tensor grad(int index) const { return params_.grad(index); }

@@ -49,6 +49,7 @@ GptNet::GptNet(const GptShape& shape, int64_t micro_batch, int64_t seq_len, Devi
 
   // Activations (Note [GPT activations]) at the largest micro-batch.
   const int64_t B = micro_batch, T = seq_len, H = shape.n_head, N = B * T;
+  const bool save_p = attention_saves_probabilities(device);   // else lse only: O(T) per head
   for (int l = 0; l < shape.n_layer; ++l) {
     BlockActs a{};
     const std::string p = "h." + std::to_string(l) + ".";
@@ -57,7 +58,8 @@ GptNet::GptNet(const GptShape& shape, int64_t micro_batch, int64_t seq_len, Devi
     a.ln1_mean = acts_.declare(p + "ln1_mean", {N});
     a.ln1_rstd = acts_.declare(p + "ln1_rstd", {N});
     a.qkv = acts_.declare(p + "qkv", {N * 3 * C});
-    a.att = acts_.declare(p + "att", {B * H * T * T});
+    a.att = save_p ? acts_.declare(p + "att", {B * H * T * T}) : -1;
+    a.att_lse = acts_.declare(p + "att_lse", {B * H * T});
     a.atty = acts_.declare(p + "atty", {N * C});
     a.res1 = acts_.declare(p + "res1", {N * C});
     a.ln2 = acts_.declare(p + "ln2", {N * C});
@@ -80,12 +82,13 @@ GptNet::GptNet(const GptShape& shape, int64_t micro_batch, int64_t seq_len, Devi
   d_tmp_ = scratch_.declare("d_tmp", {N * C});
   d_ln_ = scratch_.declare("d_ln", {N * C});
   d_qkv_ = scratch_.declare("d_qkv", {N * 3 * C});
-  d_att_ = scratch_.declare("d_att", {B * H * T * T});
+  d_att_ = scratch_.declare("d_att", {save_p ? B * H * T * T : B * H * T});
   d_fc_ = scratch_.declare("d_fc", {N * 4 * C});
   scratch_.finalize(device);
 }
 
 Tensor GptNet::act(int index, Shape shape) const {
+  if (index < 0) return Tensor{};   // not kept on this device (att: Note [GPT activations])
   return acts_.view(index).slice(0, shape.numel()).view(shape);
 }
 
@@ -160,7 +163,8 @@ double GptNet::forward(Tensor tokens, Tensor targets) {
     const BlockActs& a = block_acts_[l];
     Tensor x_in = act(a.x_in, {B, T, C});
     Tensor ln1 = act(a.ln1, {B, T, C}), qkv = act(a.qkv, {B, T, 3 * C});
-    Tensor att = act(a.att, {B, H, T, T}), atty = act(a.atty, {B, T, C});
+    Tensor att = act(a.att, {B, H, T, T}), att_lse = act(a.att_lse, {B, H, T});
+    Tensor atty = act(a.atty, {B, T, C});
     Tensor res1 = act(a.res1, {B, T, C}), ln2 = act(a.ln2, {B, T, C});
     Tensor fc = act(a.fc, {B, T, 4 * C});
     Tensor gelu = act(a.gelu, {B, T, 4 * C});
@@ -169,7 +173,7 @@ double GptNet::forward(Tensor tokens, Tensor targets) {
     layernorm_forward(ln1, act(a.ln1_mean, {N}), act(a.ln1_rstd, {N}), x_in, weight(p.ln_1_w),
                       bias(p.ln_1_b), eps);
     linear_forward(qkv, ln1, weight(p.c_attn_w), bias(p.c_attn_b));
-    attention_forward(atty, att, qkv, Tensor{}, shape_.n_head, /*causal=*/true);
+    attention_forward(atty, att_lse, att, qkv, Tensor{}, shape_.n_head, /*causal=*/true);
     linear_forward(res1, atty, weight(p.attn_proj_w), bias(p.attn_proj_b));
     residual_forward(res1, res1, x_in);
     layernorm_forward(ln2, act(a.ln2_mean, {N}), act(a.ln2_rstd, {N}), res1, weight(p.ln_2_w),
@@ -215,7 +219,9 @@ void GptNet::backward(double scale, const std::function<void(int)>& ready) {
   Tensor d_tmp = scratch_.view(d_tmp_).slice(0, N * C).view({B, T, C});
   Tensor d_ln = scratch_.view(d_ln_).slice(0, N * C).view({B, T, C});
   Tensor d_qkv = scratch_.view(d_qkv_).slice(0, N * 3 * C).view({B, T, 3 * C});
-  Tensor d_att = scratch_.view(d_att_).slice(0, B * H * T * T).view({B, H, T, T});
+  const bool saved_p = !block_acts_.empty() && block_acts_[0].att >= 0;
+  Tensor d_att = saved_p ? scratch_.view(d_att_).slice(0, B * H * T * T).view({B, H, T, T})
+                         : scratch_.view(d_att_).slice(0, B * H * T).view({B, H, T});
   Tensor d_fc = scratch_.view(d_fc_).slice(0, N * 4 * C).view({B, T, 4 * C});
 
   // Head: the loss's gradient overwrites the logits; the tied head adds to wte's gradient
@@ -236,7 +242,8 @@ void GptNet::backward(double scale, const std::function<void(int)>& ready) {
     const BlockActs& a = block_acts_[li];
     Tensor x_in = act(a.x_in, {B, T, C});
     Tensor ln1 = act(a.ln1, {B, T, C}), qkv = act(a.qkv, {B, T, 3 * C});
-    Tensor att = act(a.att, {B, H, T, T}), atty = act(a.atty, {B, T, C});
+    Tensor att = act(a.att, {B, H, T, T}), att_lse = act(a.att_lse, {B, H, T});
+    Tensor atty = act(a.atty, {B, T, C});
     Tensor res1 = act(a.res1, {B, T, C}), ln2 = act(a.ln2, {B, T, C});
     Tensor fc = act(a.fc, {B, T, 4 * C}), gelu = act(a.gelu, {B, T, 4 * C});
 
@@ -260,7 +267,8 @@ void GptNet::backward(double scale, const std::function<void(int)>& ready) {
                     weight(p.attn_proj_w));
     mark(p.attn_proj_b);
     mark(p.attn_proj_w);
-    attention_backward(d_qkv, d_att, d_ln, qkv, att, shape_.n_head, /*causal=*/true);
+    attention_backward(d_qkv, d_att, d_ln, qkv, atty, att_lse, att, Tensor{}, shape_.n_head,
+                       /*causal=*/true);
     linear_backward(d_ln, grad(p.c_attn_w), grad(p.c_attn_b), d_qkv, ln1, weight(p.c_attn_w));
     mark(p.c_attn_b);
     mark(p.c_attn_w);

@@ -14,7 +14,9 @@
 // Note [GPT activations]
 // Per block l, for a micro-batch of B sequences of T tokens (C = d_model, H = n_head):
 //   x_l (B,T,C) the residual stream entering the block (x_0 = embeddings)
-//   ln1 (B,T,C) + mean/rstd (B·T); qkv (B,T,3C); att (B,H,T,T); atty (B,T,C)
+//   ln1 (B,T,C) + mean/rstd (B·T); qkv (B,T,3C); att_lse (B,H,T); atty (B,T,C);
+//   att (B,H,T,T) only where attention_saves_probabilities(device) (the CPU): on CUDA the
+//   backward recomputes the probabilities from att_lse, so activations grow with T, not T²
 //   res1 = x_l + c_proj(atty) (B,T,C); ln2 (B,T,C) + mean/rstd; fc (B,T,4C);
 //   gelu = gelu(fc) (B,T,4C); x_{l+1} = res1 + mlp.c_proj(gelu)
 // gelu(fc) is kept (recomputing it in backward saved B·T·4C floats per block but cost ~4 %
@@ -87,9 +89,11 @@ class GptNet {
 
  private:
   struct BlockActs {
-    int x_in, ln1, ln1_mean, ln1_rstd, qkv, att, atty, res1, ln2, ln2_mean, ln2_rstd, fc, gelu;
+    int x_in, ln1, ln1_mean, ln1_rstd, qkv, att, att_lse, atty, res1, ln2, ln2_mean, ln2_rstd, fc,
+        gelu;   // att −1 where not kept
   };
-  Tensor act(int index, Shape shape) const;   // the prefix of arena tensor `index` as `shape`
+  // The prefix of arena tensor `index` as `shape`; empty for index −1.
+  Tensor act(int index, Shape shape) const;
   Tensor weight(int index) const { return params_.value(index); }
   Tensor bias(int index) const { return index < 0 ? Tensor{} : params_.value(index); }
   Tensor grad(int index) const { return index < 0 ? Tensor{} : params_.grad(index); }

@@ -366,12 +366,32 @@ struct AttnCase {
               // 2: the first keys padded (a causal query 0 then sees no key)
 };
 
-void check_attention(const AttnCase& c, std::mt19937& gen) {
+// lse: +inf (a query with no visible key) exactly where the reference has it, the finite
+// values within the fp32 tolerance.
+void expect_lse(const std::vector<float>& got, const std::vector<double>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  std::vector<float> g = got;
+  std::vector<double> w = want;
+  for (size_t i = 0; i < g.size(); ++i) {
+    ASSERT_EQ(std::isinf(g[i]) && g[i] > 0, std::isinf(w[i]))
+        << "lse [" << i << "]: gpu " << g[i] << " cpu " << w[i];
+    if (std::isinf(w[i])) g[i] = 0.0f, w[i] = 0.0;
+  }
+  expect_close("lse", g, w);
+}
+
+// Both paths of Note [Saved probabilities or lse] (core/kernels.h): save_p, the fused
+// forward writing att and the cuBLAS backward; else lse only and the FA2-style backward
+// (Note [Attention backward from lse], core/cuda/attention.cu). The reference is the CPU's
+// f64 on the same path.
+void check_attention(const AttnCase& c, bool save_p, std::mt19937& gen) {
   SCOPED_TRACE("attention B=" + std::to_string(c.B) + " T=" + std::to_string(c.T) + " C=" +
                std::to_string(c.C) + " H=" + std::to_string(c.H) +
-               (c.causal ? " causal" : "") + " mask=" + std::to_string(c.mask));
+               (c.causal ? " causal" : "") + " mask=" + std::to_string(c.mask) +
+               (save_p ? " att given" : " lse only"));
   const int64_t B = c.B, T = c.T, C = c.C, H = c.H;
-  const Shape sq{B, T, 3 * C}, so{B, T, C}, sa{B, H, T, T}, sm{B, T};
+  const Shape sq{B, T, 3 * C}, so{B, T, C}, sa{B, H, T, T}, sl{B, H, T}, sm{B, T};
+  const Shape ss = save_p ? sa : sl;   // the backward's scratch
   auto qkv = uniform(gen, B * T * 3 * C, -2.0f, 2.0f), dout = uniform(gen, B * T * C);
   std::vector<int32_t> mask(sz(B * T), 1);
   for (int64_t b = 0; b < B; ++b)
@@ -380,68 +400,107 @@ void check_attention(const AttnCase& c, std::mt19937& gen) {
       if (c.mask == 2) mask[sz(b * T + t)] = t < 2 ? 0 : 1;
     }
   OnGpu<float> g_qkv(qkv, sq), g_out(std::vector<float>(sz(B * T * C), NAN), so),
-      g_att(std::vector<float>(sz(B * H * T * T), NAN), sa), g_dout(dout, so),
-      g_dqkv(std::vector<float>(sz(B * T * 3 * C), NAN), sq), g_datt(std::vector<float>(sz(B * H * T * T), NAN), sa);
+      g_lse(std::vector<float>(sz(B * H * T), NAN), sl),
+      g_att(std::vector<float>(save_p ? sz(B * H * T * T) : 1, NAN), save_p ? sa : Shape{1}),
+      g_dout(dout, so), g_dqkv(std::vector<float>(sz(B * T * 3 * C), NAN), sq),
+      g_scratch(std::vector<float>(sz(ss.numel()), NAN), ss);
   OnGpu<int32_t> g_mask(mask, sm);
-  attention_forward(g_out.t(), g_att.t(), g_qkv.t(), c.mask ? g_mask.t() : Tensor{}, int(H), c.causal);
-  attention_backward(g_dqkv.t(), g_datt.t(), g_dout.t(), g_qkv.t(), g_att.t(), int(H), c.causal);
+  const Tensor gm = c.mask ? g_mask.t() : Tensor{}, ga = save_p ? g_att.t() : Tensor{};
+  attention_forward(g_out.t(), g_lse.t(), ga, g_qkv.t(), gm, int(H), c.causal);
+  attention_backward(g_dqkv.t(), g_scratch.t(), g_dout.t(), g_qkv.t(), g_out.t(), g_lse.t(), ga,
+                     gm, int(H), c.causal);
   auto d_qkv = f64(qkv), d_dout = f64(dout);
-  std::vector<double> out(sz(B * T * C)), att(sz(B * H * T * T)), dqkv(sz(B * T * 3 * C)), datt(att.size());
-  attention_forward(view(out, so), view(att, sa), view(d_qkv, sq), c.mask ? view(mask, sm) : Tensor{}, int(H), c.causal);
-  attention_backward(view(dqkv, sq), view(datt, sa), view(d_dout, so), view(d_qkv, sq), view(att, sa), int(H), c.causal);
+  std::vector<double> out(sz(B * T * C)), lse(sz(B * H * T)), att(save_p ? sz(B * H * T * T) : 0),
+      dqkv(sz(B * T * 3 * C)), scratch(sz(ss.numel()));
+  const Tensor cm = c.mask ? view(mask, sm) : Tensor{}, ca = save_p ? view(att, sa) : Tensor{};
+  attention_forward(view(out, so), view(lse, sl), ca, view(d_qkv, sq), cm, int(H), c.causal);
+  attention_backward(view(dqkv, sq), view(scratch, ss), view(d_dout, so), view(d_qkv, sq),
+                     view(out, so), view(lse, sl), ca, cm, int(H), c.causal);
   expect_close("out", g_out.get(), out);
-  expect_close("att (every entry: zeros where masked)", g_att.get(), att);
+  expect_lse(g_lse.get(), lse);
+  if (save_p) expect_close("att (every entry: zeros where masked)", g_att.get(), att);
   expect_close("dqkv", g_dqkv.get(), dqkv);
 }
 
 TEST(GpuKernels, AttentionMatchesCpuWithCausalAndPaddingMasks) {
   LOOM_REQUIRE_GPU();
   std::mt19937 gen(13);
-  for (bool causal : {true, false})
-    for (int mask : {0, 1, 2}) {
-      check_attention({2, 13, 67, 1, causal, mask}, gen);    // D = 67: odd, 3 lanes' worth
-      check_attention({3, 70, 64, 4, causal, mask}, gen);    // T past 2 key tiles, 9 query blocks
+  for (bool save_p : {true, false}) {
+    for (bool causal : {true, false})
+      for (int mask : {0, 1, 2}) {
+        check_attention({2, 13, 67, 1, causal, mask}, save_p, gen);   // D = 67: odd, 3 lanes' worth
+        check_attention({3, 70, 64, 4, causal, mask}, save_p, gen);   // T past 2 key tiles, 9 query blocks
+      }
+    check_attention({1, 1, 8, 2, true, 0}, save_p, gen);
+    check_attention({2, 33, 256, 2, true, 1}, save_p, gen);           // D = 128, the kernel's limit
+    check_attention({2, 40, 96, 3, false, 1}, save_p, gen);           // D = 32
+    check_attention({2, 100, 48, 3, true, 2}, save_p, gen);           // T past 3 query tiles of the kv walk
+    std::uniform_int_distribution<int64_t> t_of(1, 90), h_of(1, 4), d_of(1, 80);
+    for (int r = 0; r < 4; ++r) {
+      const int64_t H = h_of(gen);
+      check_attention({r % 3 + 1, t_of(gen), H * d_of(gen), H, r % 2 == 0, r % 3}, save_p, gen);
     }
-  check_attention({1, 1, 8, 2, true, 0}, gen);
-  check_attention({2, 33, 256, 2, true, 1}, gen);            // D = 128, the kernel's limit
-  check_attention({2, 40, 96, 3, false, 1}, gen);            // D = 32
-  std::uniform_int_distribution<int64_t> t_of(1, 90), h_of(1, 4), d_of(1, 80);
-  for (int r = 0; r < 4; ++r) {
-    const int64_t H = h_of(gen);
-    check_attention({r % 3 + 1, t_of(gen), H * d_of(gen), H, r % 2 == 0, r % 3}, gen);
   }
+}
+
+// GPT-2's head size at a longer T, lse only (the CUDA models' path): many key and query
+// tiles per block.
+TEST(GpuKernels, AttentionFromLseMatchesCpuAtGptHeadSize) {
+  LOOM_REQUIRE_GPU();
+  std::mt19937 gen(29);
+  check_attention({2, 300, 128, 2, true, 0}, false, gen);
+  check_attention({2, 257, 192, 3, false, 1}, false, gen);
 }
 
 TEST(GpuKernels, AttentionFullyMaskedQueriesGetZerosNotNaN) {
   LOOM_REQUIRE_GPU();
   const int64_t B = 2, T = 9, C = 16, H = 2;
   std::mt19937 gen(1);
-  auto qkv = uniform(gen, B * T * 3 * C);
+  auto qkv = uniform(gen, B * T * 3 * C), dout = uniform(gen, B * T * C);
   std::vector<int32_t> mask(sz(B * T), 1);
   for (int64_t t = 0; t < T; ++t) mask[sz(T + t)] = 0;   // sequence 1: every key padded
   mask[0] = 0;                                           // sequence 0: key 0 padded
   OnGpu<float> g_qkv(qkv, {B, T, 3 * C}), g_out(std::vector<float>(sz(B * T * C), NAN), {B, T, C}),
-      g_att(std::vector<float>(sz(B * H * T * T), NAN), {B, H, T, T});
+      g_att(std::vector<float>(sz(B * H * T * T), NAN), {B, H, T, T}),
+      g_lse(std::vector<float>(sz(B * H * T), NAN), {B, H, T}), g_dout(dout, {B, T, C}),
+      g_dqkv(std::vector<float>(sz(B * T * 3 * C), NAN), {B, T, 3 * C}),
+      g_rowdot(std::vector<float>(sz(B * H * T), NAN), {B, H, T});
   OnGpu<int32_t> g_mask(mask, {B, T});
-  attention_forward(g_out.t(), g_att.t(), g_qkv.t(), g_mask.t(), int(H), /*causal=*/true);
-  const auto out = g_out.get(), att = g_att.get();
-  for (int64_t h = 0; h < H; ++h)   // sequence 0, query 0 sees only key 0, which is padded
+  attention_forward(g_out.t(), g_lse.t(), g_att.t(), g_qkv.t(), g_mask.t(), int(H), /*causal=*/true);
+  const auto out = g_out.get(), att = g_att.get(), lse = g_lse.get();
+  for (int64_t h = 0; h < H; ++h) {   // sequence 0, query 0 sees only key 0, which is padded
     for (int64_t s = 0; s < T; ++s) EXPECT_EQ(att[sz((h * T) * T + s)], 0.0f) << "h " << h << " s " << s;
+    EXPECT_EQ(lse[sz(h * T)], INFINITY) << "h " << h;
+  }
   for (int64_t j = 0; j < C; ++j) EXPECT_EQ(out[sz(j)], 0.0f) << j;
   for (int64_t i = B * T * C / 2; i < B * T * C; ++i) ASSERT_EQ(out[sz(i)], 0.0f) << i;
   for (int64_t i = B * H * T * T / 2; i < B * H * T * T; ++i) ASSERT_EQ(att[sz(i)], 0.0f) << i;
+  for (int64_t i = B * H * T / 2; i < B * H * T; ++i) ASSERT_EQ(lse[sz(i)], INFINITY) << i;
   for (float v : out) ASSERT_FALSE(std::isnan(v));
-  // Sequence 0, query 1 sees key 1 only: probability 1.
+  // Sequence 0, query 1 sees key 1 only: probability 1, lse = its score.
   EXPECT_EQ(att[sz(1 * T + 1)], 1.0f);
+  // Without att the backward gives the fully masked rows, and every key of sequence 1,
+  // exact zeros; nothing is NaN.
+  attention_backward(g_dqkv.t(), g_rowdot.t(), g_dout.t(), g_qkv.t(), g_out.t(), g_lse.t(),
+                     Tensor{}, g_mask.t(), int(H), /*causal=*/true);
+  const auto dqkv = g_dqkv.get();
+  for (float v : dqkv) ASSERT_FALSE(std::isnan(v));
+  for (int64_t i = B * T * 3 * C / 2; i < B * T * 3 * C; ++i) ASSERT_EQ(dqkv[sz(i)], 0.0f) << i;
+  for (int64_t j = 0; j < C; ++j) EXPECT_EQ(dqkv[sz(j)], 0.0f) << "dq of query 0, " << j;
+  for (int64_t j = C; j < 3 * C; ++j) EXPECT_EQ(dqkv[sz(j)], 0.0f) << "dk, dv of padded key 0, " << j;
 }
 
 TEST(GpuKernels, AttentionRefusesAHeadTooLargeForTheKernel) {
   LOOM_REQUIRE_GPU();
   const int64_t B = 1, T = 2, C = 130, H = 1;
   OnGpu<float> qkv(std::vector<float>(sz(B * T * 3 * C)), {B, T, 3 * C}), out(std::vector<float>(sz(B * T * C)), {B, T, C}),
-      att(std::vector<float>(sz(B * H * T * T)), {B, H, T, T});
-  const std::string m = error_of([&] { attention_forward(out.t(), att.t(), qkv.t(), Tensor{}, int(H), true); });
+      att(std::vector<float>(sz(B * H * T * T)), {B, H, T, T}), lse(std::vector<float>(sz(B * H * T)), {B, H, T});
+  std::string m = error_of([&] { attention_forward(out.t(), lse.t(), att.t(), qkv.t(), Tensor{}, int(H), true); });
   EXPECT_NE(m.find("attention_forward: the head size D = C / n_head = 130 exceeds"), std::string::npos) << m;
+  m = error_of([&] {
+    attention_backward(qkv.t(), lse.t(), out.t(), qkv.t(), out.t(), lse.t(), Tensor{}, Tensor{}, int(H), true);
+  });
+  EXPECT_NE(m.find("attention_backward: the head size D = C / n_head = 130 exceeds"), std::string::npos) << m;
 }
 
 // ---- softmax cross-entropy, gather_rows ----------------------------------------------
