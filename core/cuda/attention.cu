@@ -112,8 +112,7 @@ __device__ __forceinline__ float key_score(const float* q, const float* sK, int6
 }
 
 // grid (ceil(T / kQueries), H, B), kQueries warps per block; dynamic shared memory holds
-// the tiles. Note [Fused attention forward].
-// att null: not written.
+// the tiles. Note [Fused attention forward]. att null: not written.
 __global__ void attention_forward_tiled(float* out, float* lse, float* att, const float* qkv,
                                         const int32_t* key_mask, AttentionGeometry g) {
   extern __shared__ float shared[];
