@@ -109,8 +109,18 @@ int64_t Watchdog::expired_count() const {
 
 void Watchdog::run() {
   std::unique_lock<std::mutex> lock(mutex_);
+  // When the thread last ran: at first the construction (next_wake_'s first value), since on a
+  // loaded machine, or in a process stopped right after it armed its first deadline, the
+  // thread may first run long after it was started.
+  auto last_ran = next_wake_;
   while (!stopping_) {
     auto now = std::chrono::steady_clock::now();
+    // Note [A rank that was stalled itself]: running long after it meant to wake.
+    if (now - next_wake_ >= kStalledAfter) {
+      stalled_from_ = last_ran;   // the stall began after, at most kTick before it meant to wake
+      stalled_until_ = now;
+    }
+    last_ran = now;
     auto earliest = now + kTick;
     Slot* expired = nullptr;
     for (Slot& slot : slots_) {
@@ -128,16 +138,11 @@ void Watchdog::run() {
       lock.unlock();
       fire(copy);
       lock.lock();
+      next_wake_ = last_ran = std::chrono::steady_clock::now();   // the report's own time is no stall
       continue;
     }
     next_wake_ = earliest;
     wake_.wait_until(lock, earliest);
-    // Note [A rank that was stalled itself]: woken long after it meant to be.
-    const auto woke = std::chrono::steady_clock::now();
-    if (woke - earliest >= kStalledAfter) {
-      stalled_from_ = now;   // last seen running (the stall began after, at most kTick before `earliest`)
-      stalled_until_ = woke;
-    }
   }
 }
 
