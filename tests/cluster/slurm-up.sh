@@ -52,6 +52,11 @@ SlurmctldLogFile=$D/log/slurmctld.log
 SlurmdLogFile=$D/log/slurmd.log
 SlurmctldPort=$PORT
 SlurmdPort=$((PORT + 1))
+# Job ids of their own (PORT is unique among the clusters of this machine): Open MPI's shared
+# memory segments (vader, under /dev/shm) are named by the job and step, so two private
+# clusters both running their job 2 (two test runs side by side) corrupted each other's
+# segments, and the ranks of both crashed in MPI_Allreduce (SIGSEGV in vader's poll).
+FirstJobId=$((PORT * 1000))
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
