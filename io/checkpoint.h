@@ -92,6 +92,14 @@ struct SaveRequest {
   std::optional<VocabView> vocab;
 };
 
+// The step file was written whole, but `latest` could not be rewritten to name it
+// (Note [A latest that cannot be written] in checkpoint_write.cpp): the run has the
+// checkpoint, --resume auto does not take it yet. what() says both.
+class CheckpointNotLatest : public IoError {
+ public:
+  using IoError::IoError;
+};
+
 enum class WriteMode { kAuto, kGathered, kParallel };   // Note [Write modes]
 const char* write_mode_name(WriteMode mode);
 
@@ -99,7 +107,8 @@ const char* write_mode_name(WriteMode mode);
 // DIR/latest via latest.tmp, fsync, rename, fsync DIR) and returns its path. A failure on
 // any rank removes the tmp file, leaves the previous checkpoint and `latest` untouched and
 // throws IoError (the first failing rank's message, naming the path and the OS error) on
-// EVERY rank. `used` (optional) receives the mode actually used.
+// EVERY rank. `used` (optional) receives the mode actually used. When only `latest` cannot
+// be rewritten, the step file stays whole and the error is CheckpointNotLatest.
 std::string save_checkpoint(Communicator& comm, const std::string& dir, const std::string& name,
                             const SaveRequest& req, WriteMode mode = WriteMode::kAuto,
                             WriteMode* used = nullptr);

@@ -91,9 +91,11 @@ std::string utc_now() {
 // Every phase runs under try/catch on every rank, then all ranks agree: the lowest failing
 // rank broadcasts its message and every rank throws it. So no rank continues alone into
 // the next step's collectives, and every rank reports the same cause.
+enum class FailureKind : int64_t { kIo, kData, kNotLatest };   // IoError, DataError, CheckpointNotLatest
+
 struct Failure {
   bool failed = false;
-  bool data_error = false;   // DataError (bad request or data) rather than IoError
+  FailureKind kind = FailureKind::kIo;
   std::string message;
 };
 
@@ -102,9 +104,11 @@ Failure run_guarded(const std::function<void()>& body) {
   try {
     body();
   } catch (const DataError& e) {
-    f = {true, true, e.what()};
+    f = {true, FailureKind::kData, e.what()};
+  } catch (const CheckpointNotLatest& e) {
+    f = {true, FailureKind::kNotLatest, e.what()};
   } catch (const std::exception& e) {
-    f = {true, false, e.what()};
+    f = {true, FailureKind::kIo, e.what()};
   }
   return f;
 }
@@ -116,7 +120,7 @@ void agree(Communicator& comm, const Failure& mine, const std::function<void()>&
   quiet.idle_wait = true;
   comm.allreduce(Tensor::of(&first, 1), quiet);
   if (first == INT64_MAX) return;
-  int64_t header[2] = {static_cast<int64_t>(mine.message.size()), mine.data_error ? 1 : 0};
+  int64_t header[2] = {static_cast<int64_t>(mine.message.size()), static_cast<int64_t>(mine.kind)};
   comm.broadcast(Tensor::of(header, 2), static_cast<int>(first));
   std::string text(static_cast<size_t>(header[0]), '\0');
   if (comm.rank() == first) text = mine.message;
@@ -126,7 +130,8 @@ void agree(Communicator& comm, const Failure& mine, const std::function<void()>&
   // The same text on every rank, so that the error is printed once (Note [An error every
   // rank reaches] in dist/mpi_communicator.h prints a rank's own text when it differs).
   if (first != 0) text += " (found by rank " + std::to_string(first) + ")";
-  if (header[1] != 0) throw DataError(text);
+  if (header[1] == static_cast<int64_t>(FailureKind::kData)) throw DataError(text);
+  if (header[1] == static_cast<int64_t>(FailureKind::kNotLatest)) throw CheckpointNotLatest(text);
   throw IoError(text);
 }
 
@@ -574,7 +579,7 @@ std::string save_checkpoint(Communicator& comm, const std::string& dir, const st
       ckpt::write_pieces_posix(tmp_path, bulk_pieces(items, offsets, false, 0, 1), stager);
     }
   });
-  if (!f3.failed && !bulk_error.empty()) f3 = {true, false, bulk_error};
+  if (!f3.failed && !bulk_error.empty()) f3 = {true, FailureKind::kIo, bulk_error};
   agree(comm, f3, remove_tmp);
   const auto t_data = Clock::now();
 
@@ -601,7 +606,7 @@ std::string save_checkpoint(Communicator& comm, const std::string& dir, const st
       write_latest(dir, name + ".h5\n");
     } catch (const IoError& e) {
       const std::string previous = read_latest_text(dir);
-      throw IoError(std::string(e.what()) + "; " + final_path + " was written whole, but " + dir + "/latest " +
+      throw CheckpointNotLatest(std::string(e.what()) + "; " + final_path + " was written whole, but " + dir + "/latest " +
                     (previous.empty() ? std::string("was not written (--resume auto takes the newest whole checkpoint by step)")
                                       : "still names " + previous + ", so --resume auto resumes from that") +
                     " (--resume " + final_path + " resumes from step " + std::to_string(meta.step) + ")");

@@ -135,6 +135,15 @@ bool Trainer::save(int64_t steps_done, const char* why) {
     if (comm_.rank() == 0) std::filesystem::create_directories(options_.checkpoint_dir);
     last_checkpoint_ = save_checkpoint(comm_, options_.checkpoint_dir, checkpoint_name(steps_done), req,
                                        options_.write_mode);
+  } catch (const CheckpointNotLatest& e) {
+    // The step file is whole; only `latest` still names an older one. The writer's text says
+    // which file each --resume takes; what is left to say is that training stopped (or goes on).
+    if (options_.stop_on_write_error)
+      throw IoError(std::string(e.what()) + "; training stopped after step " + std::to_string(steps_done) +
+                    " (checkpoint.on_error = stop). Make room in " + options_.checkpoint_dir +
+                    " (free space, quota, permissions) before resuming");
+    log::warn("checkpoint", std::string(e.what()) + " (checkpoint.on_error = continue: training goes on)");
+    return false;
   } catch (const IoError& e) {
     // Note [A failed checkpoint write says what to do]: the writer's error names the file
     // and the OS error ("cannot reserve N bytes for DIR/step_S.h5.tmp: No space left on

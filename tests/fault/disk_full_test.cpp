@@ -310,6 +310,11 @@ TEST_P(DiskFull, StopsNamingTheFileKeepsEarlierCheckpointsAndResumesBitForBit) {
     EXPECT_NE(line, "") << what << ": no line says that `latest` could not be written and what each resume takes:\n"
                         << err;
     EXPECT_EQ(lines_with(err, "No space left on device"), 1) << what << ": printed more than once:\n" << err;
+    // The step file is whole: the line must not also say the run stopped without it.
+    EXPECT_EQ(line.find("without this checkpoint"), std::string::npos) << what << ": the line contradicts itself:\n"
+                                                                        << line;
+    EXPECT_NE(line.find("training stopped after step " + std::to_string(steps[1])), std::string::npos)
+        << what << ": the line does not say where training stopped:\n" << line;
     std::printf("%s, disk full at latest:\n  %s\n", what.c_str(), line.c_str());
     EXPECT_EQ(names_in(copy5), (std::vector<std::string>{"latest", checkpoint_name(steps[0]), checkpoint_name(steps[1])}))
         << what << ": the disk holds " << joined(names_in(copy5));
