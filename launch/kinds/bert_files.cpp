@@ -92,6 +92,12 @@ BertData bert_data_from(TokenData tokens, const Config& config) {
   return d;
 }
 
+std::string bert_hf_name(const std::string& name) {
+  for (const char* prefix : {"embeddings.", "encoder.", "pooler."})
+    if (name.starts_with(prefix)) return "bert." + name;
+  return name;
+}
+
 std::vector<std::string> write_bert_hf_export(const BertNet& net, const Tokenizer& tokenizer,
                                               bool lowercase, const std::string& dir) {
   fs::create_directories(dir);
@@ -104,7 +110,7 @@ std::vector<std::string> write_bert_hf_export(const BertNet& net, const Tokenize
     Tensor t = params.value(i);
     std::vector<int64_t> shape;
     for (int k = 0; k < t.shape().rank(); ++k) shape.push_back(t.shape()[k]);
-    views.push_back(safetensors_f32(e.name, std::move(shape),
+    views.push_back(safetensors_f32(bert_hf_name(e.name), std::move(shape),
                                     std::span<const float>(t.f32(), size_t(t.numel()))));
   }
   const std::string model_path = (fs::path(dir) / "model.safetensors").string();

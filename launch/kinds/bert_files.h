@@ -7,10 +7,11 @@
 // `loom export --format safetensors` (and RUN_DIR/hf/ after training) writes into a
 // directory what `BertForPreTraining.from_pretrained(DIR)` and
 // `BertTokenizerFast.from_pretrained(DIR)` load:
-//   model.safetensors      float32, the parameters under their own names, which are
-//                          BertForPreTraining's state_dict names (bert.embeddings...,
-//                          bert.encoder.layer.<i>..., bert.pooler.dense, cls.predictions...,
-//                          cls.seq_relationship), linear weights [out, in] as torch's
+//   model.safetensors      float32, the parameters under BertForPreTraining's state_dict
+//                          names: loom's own (DESIGN.md's: embeddings..., encoder.layer.<i>...,
+//                          pooler.dense, cls.predictions..., cls.seq_relationship) with
+//                          "bert." in front of the BertModel's (bert_hf_name), so that
+//                          from_pretrained loads them unchanged; linear weights [out, in] as torch's
 //                          nn.Linear; no cls.predictions.decoder.weight (tied to the word
 //                          embeddings) and no decoder bias (tied to cls.predictions.bias)
 //   config.json            model_type bert, architectures [BertForPreTraining], the sizes,
@@ -67,6 +68,10 @@ struct BertData {
 BertData open_bert_data(PipelineContext& ctx, const Config& config);
 // The examples alone, over token data already prepared.
 BertData bert_data_from(TokenData tokens, const Config& config);
+
+// The name Hugging Face's BertForPreTraining gives loom's parameter `name`: "bert." +
+// name for the embeddings, the encoder and the pooler, the heads' cls.* names unchanged.
+std::string bert_hf_name(const std::string& name);
 
 // Rank 0: writes Note [BERT export layout] into `dir`; returns the files written.
 std::vector<std::string> write_bert_hf_export(const BertNet& net, const Tokenizer& tokenizer,

@@ -1,6 +1,7 @@
 #include "models/bert/bert_net.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/buffer.h"
@@ -13,7 +14,7 @@ namespace {
 constexpr int kIgnore = -1;
 
 std::string layer_name(int l, const char* rest) {
-  return "bert.encoder.layer." + std::to_string(l) + "." + rest;
+  return "encoder.layer." + std::to_string(l) + "." + rest;
 }
 
 bool present(const Tensor& t) { return t.data() != nullptr; }
@@ -113,16 +114,27 @@ BertNet::BertNet(const BertShape& shape, int64_t micro_batch, int64_t seq_len,
   scratch_.finalize(device);
 }
 
+BertNet::BertNet(const BertShape& shape, LayoutOnly)
+    : shape_(shape), micro_batch_(0), seq_len_(0), max_predictions_(0), acts_(DType::kF32), scratch_(DType::kF32) {
+  LOOM_ASSERT(shape.hidden % shape.n_head == 0, "hidden must be a multiple of n_head");
+  declare_params();
+}
+
+ParamStore BertNet::parameter_layout(const BertShape& shape) {
+  BertNet layout(shape, LayoutOnly{});
+  return std::move(layout.params_);
+}
+
 // Declaration order is the reverse of backward's (Note [Bucket order] in dist/grad_sync.h):
 // embeddings, the blocks, the MLM transform and bias, the pooler, the NSP head.
 void BertNet::declare_params() {
   const int64_t C = shape_.hidden, V = shape_.vocab_size, I = shape_.intermediate;
-  word_ = params_.declare("bert.embeddings.word_embeddings.weight", {V, C});
-  position_ = params_.declare("bert.embeddings.position_embeddings.weight",
+  word_ = params_.declare("embeddings.word_embeddings.weight", {V, C});
+  position_ = params_.declare("embeddings.position_embeddings.weight",
                               {shape_.max_position, C});
-  type_ = params_.declare("bert.embeddings.token_type_embeddings.weight", {shape_.type_vocab, C});
-  emb_ln_w_ = params_.declare("bert.embeddings.LayerNorm.weight", {C});
-  emb_ln_b_ = params_.declare("bert.embeddings.LayerNorm.bias", {C});
+  type_ = params_.declare("embeddings.token_type_embeddings.weight", {shape_.type_vocab, C});
+  emb_ln_w_ = params_.declare("embeddings.LayerNorm.weight", {C});
+  emb_ln_b_ = params_.declare("embeddings.LayerNorm.bias", {C});
   for (int l = 0; l < shape_.n_layer; ++l) {
     BertBlockParams p{};
     // query, key, value packed: one (3C, C) weight and one (3C) bias for one GEMM.
@@ -149,8 +161,8 @@ void BertNet::declare_params() {
   mlm_ln_w_ = params_.declare("cls.predictions.transform.LayerNorm.weight", {C});
   mlm_ln_b_ = params_.declare("cls.predictions.transform.LayerNorm.bias", {C});
   mlm_bias_ = params_.declare("cls.predictions.bias", {V});
-  pool_w_ = params_.declare("bert.pooler.dense.weight", {C, C});
-  pool_b_ = params_.declare("bert.pooler.dense.bias", {C});
+  pool_w_ = params_.declare("pooler.dense.weight", {C, C});
+  pool_b_ = params_.declare("pooler.dense.bias", {C});
   nsp_w_ = params_.declare("cls.seq_relationship.weight", {2, C});
   nsp_b_ = params_.declare("cls.seq_relationship.bias", {2});
 }

@@ -8,9 +8,12 @@
 // GptNet (models/gpt/gpt_net.h): parameters and gradients in one ParamStore, activations
 // in one Arena, backward's scratch in another, nothing allocated in forward or backward.
 //
-// Parameter names are BertForPreTraining's state_dict names ("bert." for the encoder,
-// "cls." for the heads; the decoder's weight and bias are tied, so they are not separate
-// parameters), linear weights [out, in].
+// Parameter (and so checkpoint) names are the original BERT's, as DESIGN.md says:
+// embeddings.*, encoder.layer.<i>.*, pooler.dense.* and the heads cls.* - Hugging Face's
+// BertForPreTraining state_dict names less the "bert." its BertModel adds in front of the
+// first three (the export puts it back: bert_hf_name in launch/kinds/bert_files.h). The
+// decoder's weight and bias are tied, so they are not separate parameters; linear weights
+// [out, in].
 //
 // Note [BERT activations]
 // For B sequences of T tokens (N = B·T, C = hidden, I = intermediate, H = n_head):
@@ -104,6 +107,11 @@ class BertNet {
   BertNet(const BertShape& shape, int64_t micro_batch, int64_t seq_len, int64_t max_predictions,
           Device device = Device::cpu(), DType dtype = DType::kF32);
 
+  // The parameters a BertNet of `shape` declares (names, shapes, order; parameter_count())
+  // without allocating anything: not finalized. BERT-large's 335 M parameters can be
+  // counted and named without the 2.7 GB of values and gradients.
+  static ParamStore parameter_layout(const BertShape& shape);
+
   const BertShape& shape() const { return shape_; }
   ParamStore& params() { return params_; }
   const ParamStore& params() const { return params_; }
@@ -152,6 +160,8 @@ class BertNet {
         ln2_rstd;   // att −1 where not kept
   };
   // The prefix of arena tensor `index` as `shape`; empty for index −1.
+  struct LayoutOnly {};
+  BertNet(const BertShape& shape, LayoutOnly);   // declares the parameters only
   Tensor act(int index, Shape shape) const;
   Tensor sc(int index, Shape shape) const;    // the same in the scratch arena
   Tensor weight(int index) const { return params_.value(index); }

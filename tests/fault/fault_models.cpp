@@ -121,7 +121,7 @@ ModelCase model_case(const std::string& name) {
   } else {
     m.args = {s.dir().file("bert.toml"), "--set", "corpus.paths=[\"" + s.dir().file("bert.txt") + "\"]", "--set",
               "tokens.vocab=" + s.bert_vocab()};
-    m.flipped = "/optimizer/bert.encoder.layer.1.attention.self.query.weight/m";
+    m.flipped = "/optimizer/encoder.layer.1.attention.self.query.weight/m";
     m.deleted = "/model/cls.predictions.bias";
   }
   m.args.insert(m.args.end(), common.begin(), common.end());

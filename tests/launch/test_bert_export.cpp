@@ -4,7 +4,10 @@
 // a tiny BERT trained by `loom train` on a generated corpus, both RUN_DIR/hf and the
 // directory `loom export` writes from the checkpoint give, on a padded batch of two
 // segments, loom's MLM logits at every position and its NSP logits within 1e-4; and
-// BertTokenizerFast built from the same directory encodes text to loom's WordPiece ids.
+// BertTokenizerFast built from the same directory encodes text to loom's WordPiece ids. The
+// checkpoint names its parameters as DESIGN.md (embeddings..., encoder.layer.<i>...,
+// pooler..., cls...), the export as BertForPreTraining ("bert." before the first three),
+// and hf_load_bert.py checks the file's keys are the model's state_dict keys exactly.
 // Skipped visibly without the .venv (scripts/setup.sh), a failure under CI.
 #include <gtest/gtest.h>
 
@@ -19,6 +22,7 @@
 
 #include "io/checkpoint.h"
 #include "io/h5.h"
+#include "io/safetensors.h"
 #include "io/tokenizer.h"
 #include "launch/config/config.h"
 #include "launch/kinds/bert.h"
@@ -77,6 +81,35 @@ TEST(BertExport, HuggingFaceBertForPreTrainingLoadsItAndGivesLoomsLogits) {
   constexpr int64_t B = 3, T = 20;
   BertNet net(o.shape, B, T, T);
   reader.read_model_into(net.params());
+
+  // The checkpoint holds DESIGN.md's names (the original BERT's, no "bert." prefix); the
+  // export holds every parameter under BertForPreTraining's name (bert_hf_name), with the
+  // checkpoint's values.
+  {
+    h5::File ck = h5::File::open(reader.path(), false);
+    const h5::Group model = ck.open_group("model");
+    for (const char* name : {"embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight",
+                             "encoder.layer.1.output.LayerNorm.bias", "pooler.dense.weight",
+                             "cls.predictions.transform.dense.weight", "cls.predictions.bias",
+                             "cls.seq_relationship.weight"})
+      EXPECT_TRUE(model.has(name)) << reader.path() << " lacks /model/" << name;
+    EXPECT_FALSE(model.has("bert.embeddings.word_embeddings.weight")) << reader.path();
+    EXPECT_EQ(bert_hf_name("encoder.layer.3.output.dense.bias"), "bert.encoder.layer.3.output.dense.bias");
+    EXPECT_EQ(bert_hf_name("cls.predictions.bias"), "cls.predictions.bias");
+    for (const std::string& hf_dir : {run_dir + "/hf", dir.file("exported")}) {
+      const SafetensorsReader st(hf_dir + "/model.safetensors");
+      ASSERT_EQ(int64_t(st.entries().size()), int64_t(net.params().size())) << hf_dir;
+      for (int i = 0; i < net.params().size(); ++i) {
+        const std::string& name = net.params().entry(i).name;
+        const std::string hf = (name.starts_with("cls.") ? "" : "bert.") + name;
+        ASSERT_TRUE(st.contains(hf)) << hf_dir << " lacks " << hf;
+        const std::vector<float> v = st.read_f32(hf);
+        const Tensor t = net.params().value(i);
+        ASSERT_EQ(int64_t(v.size()), t.numel()) << hf;
+        EXPECT_TRUE(std::equal(v.begin(), v.end(), t.f32())) << hf_dir << ": " << hf << " differs from the checkpoint";
+      }
+    }
+  }
 
   // A batch as the examples look: [CLS] A [SEP] B [SEP], segments 0 then 1, the last two
   // sequences padded (key mask 0, [PAD] tokens), one [MASK] in each; every position predicted.

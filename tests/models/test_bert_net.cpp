@@ -37,7 +37,7 @@ double loss_of(BertNet& net, BertCase& c, double mlm_scale, double nsp_scale) {
 // the comparison with Hugging Face checks it).
 std::vector<int64_t> entries_to_check(const BertNet& net, const std::string& name, int64_t n,
                                       const BertCase& c) {
-  if (name != "bert.embeddings.word_embeddings.weight")
+  if (name != "embeddings.word_embeddings.weight")
     return {0, n / 3, n / 2, n - 1};
   const int64_t C = net.shape().hidden;
   std::vector<int64_t> out;
@@ -62,7 +62,7 @@ TEST(BertNet, GradientMatchesFiniteDifferencesInDouble) {
   // GradSync's buckets expect), the word embeddings last (the tied decoder and the lookup
   // both add to them).
   ASSERT_EQ(int(order.size()), net.params().size());
-  EXPECT_EQ(net.params().entry(order.back()).name, "bert.embeddings.word_embeddings.weight");
+  EXPECT_EQ(net.params().entry(order.back()).name, "embeddings.word_embeddings.weight");
   for (int i = 0; i < net.params().size(); ++i)
     ASSERT_EQ(order[size_t(i)], net.params().size() - 1 - i) << "ready call " << i;
 
@@ -85,7 +85,7 @@ TEST(BertNet, GradientMatchesFiniteDifferencesInDouble) {
   }
   EXPECT_GE(checked, 4 * (net.params().size() - 1) + 2);
   // Position rows past T are never used: zero gradient.
-  Tensor gp = net.params().grad("bert.embeddings.position_embeddings.weight");
+  Tensor gp = net.params().grad("embeddings.position_embeddings.weight");
   for (int64_t k = 7 * s.hidden; k < gp.numel(); ++k) ASSERT_EQ(gp.f64()[k], 0.0) << k;
 }
 
@@ -202,24 +202,24 @@ TEST(BertNet, InitialisationFollowsHuggingFace) {
     const double mean = sum / double(t.numel());
     return std::sqrt(sq / double(t.numel()) - mean * mean);
   };
-  for (const char* name : {"bert.embeddings.word_embeddings.weight",
-                           "bert.embeddings.position_embeddings.weight",
-                           "bert.encoder.layer.0.attention.self.query.weight",
-                           "bert.encoder.layer.2.attention.self.value.weight",
-                           "bert.encoder.layer.1.intermediate.dense.weight",
-                           "bert.encoder.layer.2.output.dense.weight", "bert.pooler.dense.weight",
+  for (const char* name : {"embeddings.word_embeddings.weight",
+                           "embeddings.position_embeddings.weight",
+                           "encoder.layer.0.attention.self.query.weight",
+                           "encoder.layer.2.attention.self.value.weight",
+                           "encoder.layer.1.intermediate.dense.weight",
+                           "encoder.layer.2.output.dense.weight", "pooler.dense.weight",
                            "cls.predictions.transform.dense.weight"})
     EXPECT_NEAR(stddev(name), 0.02, 0.0015) << name;
   EXPECT_NEAR(stddev("cls.seq_relationship.weight"), 0.02, 0.006);
-  Tensor word = net.params().value("bert.embeddings.word_embeddings.weight");
+  Tensor word = net.params().value("embeddings.word_embeddings.weight");
   for (int64_t c = 0; c < s.hidden; ++c) ASSERT_EQ(word.f32()[5 * s.hidden + c], 0.0f) << c;
   EXPECT_NE(word.f32()[4 * s.hidden], 0.0f);
-  for (const char* name : {"bert.embeddings.LayerNorm.weight",
-                           "bert.encoder.layer.1.attention.output.LayerNorm.weight",
+  for (const char* name : {"embeddings.LayerNorm.weight",
+                           "encoder.layer.1.attention.output.LayerNorm.weight",
                            "cls.predictions.transform.LayerNorm.weight"})
     EXPECT_EQ(net.params().value(name).f32()[3], 1.0f) << name;
-  for (const char* name : {"bert.encoder.layer.1.attention.self.key.bias", "cls.predictions.bias",
-                           "bert.encoder.layer.0.output.LayerNorm.bias", "bert.pooler.dense.bias"})
+  for (const char* name : {"encoder.layer.1.attention.self.key.bias", "cls.predictions.bias",
+                           "encoder.layer.0.output.LayerNorm.bias", "pooler.dense.bias"})
     EXPECT_EQ(net.params().value(name).f32()[3], 0.0f) << name;
   BertNet again(s, 1, 7, 2);
   again.init(42);
@@ -230,19 +230,63 @@ TEST(BertNet, InitialisationFollowsHuggingFace) {
   auto at = [&](const std::vector<uint8_t>& m, const char* name) {
     return int(m[size_t(net.params().index_of(name))]);
   };
-  EXPECT_EQ(at(mask, "bert.encoder.layer.0.attention.self.key.weight"), 1);
+  EXPECT_EQ(at(mask, "encoder.layer.0.attention.self.key.weight"), 1);
   EXPECT_EQ(at(mask, "cls.seq_relationship.weight"), 1);
-  EXPECT_EQ(at(mask, "bert.encoder.layer.0.attention.self.key.bias"), 0);
-  EXPECT_EQ(at(mask, "bert.encoder.layer.0.output.LayerNorm.weight"), 0);
+  EXPECT_EQ(at(mask, "encoder.layer.0.attention.self.key.bias"), 0);
+  EXPECT_EQ(at(mask, "encoder.layer.0.output.LayerNorm.weight"), 0);
   EXPECT_EQ(at(mask, "cls.predictions.bias"), 0);
-  EXPECT_EQ(at(mask, "bert.embeddings.word_embeddings.weight"), 0);
-  EXPECT_EQ(at(net.decay_mask(true), "bert.embeddings.token_type_embeddings.weight"), 1);
+  EXPECT_EQ(at(mask, "embeddings.word_embeddings.weight"), 0);
+  EXPECT_EQ(at(net.decay_mask(true), "embeddings.token_type_embeddings.weight"), 1);
   // The packed query/key/value: one (3C, C) run in the store.
   const ParamStore& p = net.params();
-  const int q = p.index_of("bert.encoder.layer.1.attention.self.query.weight");
-  EXPECT_EQ(p.entry(q + 1).name, "bert.encoder.layer.1.attention.self.key.weight");
+  const int q = p.index_of("encoder.layer.1.attention.self.query.weight");
+  EXPECT_EQ(p.entry(q + 1).name, "encoder.layer.1.attention.self.key.weight");
   EXPECT_EQ(p.entry(q + 2).offset, p.entry(q).offset + 2 * s.hidden * s.hidden);
   EXPECT_EQ(p.entry(q + 3).offset % 16, 0);
+}
+
+// DESIGN.md's names (the original BERT's; checkpoints hold them), in declaration order, and
+// parameter_layout gives the same list and count as a built net without allocating.
+TEST(BertNet, ParameterNamesAreDesignMdsOriginalBertNames) {
+  BertShape s;
+  s.vocab_size = 11;
+  s.hidden = 8;
+  s.n_layer = 1;
+  s.n_head = 2;
+  s.intermediate = 12;
+  s.max_position = 9;
+  std::vector<std::string> want = {"embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+                                   "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm.weight",
+                                   "embeddings.LayerNorm.bias"};
+  for (const char* rest : {"attention.self.query.weight", "attention.self.key.weight", "attention.self.value.weight",
+                           "attention.self.query.bias", "attention.self.key.bias", "attention.self.value.bias",
+                           "attention.output.dense.weight", "attention.output.dense.bias",
+                           "attention.output.LayerNorm.weight", "attention.output.LayerNorm.bias",
+                           "intermediate.dense.weight", "intermediate.dense.bias", "output.dense.weight",
+                           "output.dense.bias", "output.LayerNorm.weight", "output.LayerNorm.bias"})
+    want.push_back(std::string("encoder.layer.0.") + rest);
+  for (const char* name : {"cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias",
+                           "cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.LayerNorm.bias",
+                           "cls.predictions.bias", "pooler.dense.weight", "pooler.dense.bias",
+                           "cls.seq_relationship.weight", "cls.seq_relationship.bias"})
+    want.push_back(name);
+  BertNet net(s, 1, 4, 2);
+  const ParamStore layout = BertNet::parameter_layout(s);
+  EXPECT_FALSE(layout.finalized());
+  ASSERT_EQ(net.params().size(), int(want.size()));
+  ASSERT_EQ(layout.size(), int(want.size()));
+  for (int i = 0; i < net.params().size(); ++i) {
+    EXPECT_EQ(net.params().entry(i).name, want[size_t(i)]) << "parameter " << i;
+    EXPECT_EQ(layout.entry(i).name, want[size_t(i)]) << "parameter " << i;
+    EXPECT_EQ(layout.entry(i).numel, net.params().entry(i).numel) << want[size_t(i)];
+  }
+  // V·C + P·C + 2·C + 2·C, the block 4·C² + 4·C + 2·C·I + I + C + 4·C, the heads C² + C + 2·C + V,
+  // the pooler C² + C, NSP 2·C + 2.
+  const int64_t C = 8, V = 11, P = 9, I = 12;
+  const int64_t count = V * C + P * C + 2 * C + 2 * C + 4 * C * C + 4 * C + 2 * C * I + I + C + 4 * C +
+                        C * C + C + 2 * C + V + C * C + C + 2 * C + 2;
+  EXPECT_EQ(net.params().parameter_count(), count);
+  EXPECT_EQ(layout.parameter_count(), count);
 }
 
 TEST(BertNet, RefusesBadInputsNamingThem) {

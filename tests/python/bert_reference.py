@@ -15,10 +15,13 @@ scripts/setup.sh makes: Debian's python3-torch + Hugging Face transformers).
 CASE.h5 (written by the loom test), row-major:
   /  attrs  vocab_size (V), hidden (C), n_layer, n_head, intermediate (I), max_position,
             type_vocab, pad_id: integers; ln_eps: LayerNorm epsilon as text ("1e-12")
-  /model/<name>   float64, BertForPreTraining's state_dict names and layout (linear
-                  weights [out, in]) without the decoder's tied copies
-                  (cls.predictions.decoder.weight = bert.embeddings.word_embeddings.weight,
-                  cls.predictions.decoder.bias = cls.predictions.bias)
+  /model/<name>   float64, loom's parameter names (DESIGN.md's, the original BERT's:
+                  embeddings.*, encoder.layer.<i>.*, pooler.dense.*, cls.*), which are
+                  BertForPreTraining's state_dict names less the "bert." before the first
+                  three (hf_name), and its layout (linear weights [out, in]), without the
+                  decoder's tied copies (cls.predictions.decoder.weight =
+                  embeddings.word_embeddings.weight, cls.predictions.decoder.bias =
+                  cls.predictions.bias)
   /batch/tokens, /batch/segments, /batch/key_mask  (B, T) int64; key_mask 1 = real token
   /batch/mlm_positions (B, P) int64 positions in [0, T), -1 = empty slot
   /batch/mlm_labels    (B, P) int64 the token to predict there, -1 = none (a position may
@@ -52,6 +55,11 @@ ATTRS = ["vocab_size", "hidden", "n_layer", "n_head", "intermediate", "max_posit
 BATCH = ["tokens", "segments", "key_mask", "mlm_positions", "mlm_labels", "nsp_labels"]
 
 
+def hf_name(name):
+    """BertForPreTraining's name for loom's parameter `name` (its BertModel is `bert`)."""
+    return name if name.startswith("cls.") else "bert." + name
+
+
 def _import_torch():
     global torch
     import torch as _torch
@@ -69,19 +77,19 @@ class Case:
 
     def expected_shapes(self):
         C, I, V = self.hidden, self.intermediate, self.vocab_size
-        s = {"bert.embeddings.word_embeddings.weight": (V, C),
-             "bert.embeddings.position_embeddings.weight": (self.max_position, C),
-             "bert.embeddings.token_type_embeddings.weight": (self.type_vocab, C),
-             "bert.embeddings.LayerNorm.weight": (C,), "bert.embeddings.LayerNorm.bias": (C,)}
+        s = {"embeddings.word_embeddings.weight": (V, C),
+             "embeddings.position_embeddings.weight": (self.max_position, C),
+             "embeddings.token_type_embeddings.weight": (self.type_vocab, C),
+             "embeddings.LayerNorm.weight": (C,), "embeddings.LayerNorm.bias": (C,)}
         for i in range(self.n_layer):
-            p = f"bert.encoder.layer.{i}."
+            p = f"encoder.layer.{i}."
             for name, w in [("attention.self.query", (C, C)), ("attention.self.key", (C, C)),
                             ("attention.self.value", (C, C)), ("attention.output.dense", (C, C)),
                             ("attention.output.LayerNorm", (C,)), ("intermediate.dense", (I, C)),
                             ("output.dense", (C, I)), ("output.LayerNorm", (C,))]:
                 s[p + name + ".weight"] = w
                 s[p + name + ".bias"] = (w[0],)
-        s.update({"bert.pooler.dense.weight": (C, C), "bert.pooler.dense.bias": (C,),
+        s.update({"pooler.dense.weight": (C, C), "pooler.dense.bias": (C,),
                   "cls.predictions.bias": (V,),
                   "cls.predictions.transform.dense.weight": (C, C),
                   "cls.predictions.transform.dense.bias": (C,),
@@ -168,7 +176,7 @@ def run_hf(case, untie=False):
     assert model.cls.predictions.decoder.bias is model.cls.predictions.bias
     with torch.no_grad():
         for name, value in case.params.items():
-            named[name].copy_(torch.from_numpy(value))
+            named[hf_name(name)].copy_(torch.from_numpy(value))
     if untie:   # the decoder on a copy of the word embeddings (pad_row_check)
         model.cls.predictions.decoder.weight = torch.nn.Parameter(
             model.bert.embeddings.word_embeddings.weight.detach().clone())
@@ -197,8 +205,8 @@ def run_hf(case, untie=False):
                 gathered[i, p] = out.prediction_logits[i, pos[i, p]].detach()
     grads = {}
     for name in case.params:
-        g = named[name].grad
-        grads[name] = (torch.zeros_like(named[name]) if g is None else g).detach().numpy().copy()
+        p = named[hf_name(name)]
+        grads[name] = (torch.zeros_like(p) if p.grad is None else p.grad).detach().numpy().copy()
     decoder = model.cls.predictions.decoder.weight.grad
     return {"decoder_grad": decoder.detach().numpy().copy() if untie else None,
             "loss": out.loss.item(), "mlm_loss": mlm_loss.item(), "nsp_loss": nsp_loss.item(),
@@ -251,12 +259,12 @@ def random_case(rng, B, T, P, **shape):
 
 
 def finite_difference_check(case, result, rng, eps=1e-6):
-    names = ["bert.embeddings.word_embeddings.weight", "bert.embeddings.position_embeddings.weight",
-             "bert.embeddings.token_type_embeddings.weight",
-             "bert.encoder.layer.0.attention.self.key.weight",
-             "bert.encoder.layer.0.attention.self.query.bias",
-             f"bert.encoder.layer.{case.n_layer - 1}.output.LayerNorm.weight",
-             "bert.pooler.dense.weight", "cls.predictions.bias",
+    names = ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+             "embeddings.token_type_embeddings.weight",
+             "encoder.layer.0.attention.self.key.weight",
+             "encoder.layer.0.attention.self.query.bias",
+             f"encoder.layer.{case.n_layer - 1}.output.LayerNorm.weight",
+             "pooler.dense.weight", "cls.predictions.bias",
              "cls.predictions.transform.dense.weight", "cls.seq_relationship.weight"]
     worst = 0.0
     for name in names:
@@ -291,7 +299,7 @@ def pad_row_check(case, result):
     every row must be the sum of the two. Then padded keys: changing a padded token changes
     no [CLS] output."""
     untied = run_hf(case, untie=True)
-    w = "bert.embeddings.word_embeddings.weight"
+    w = "embeddings.word_embeddings.weight"
     tied = result["grads"][w]
     assert (case.batch["tokens"] == case.pad_id).any(), "the case holds no pad token"
     assert not np.abs(untied["grads"][w][case.pad_id]).any(), "the lookup reached the pad row"

@@ -7,7 +7,8 @@
       of the wrong shape, except the two tied decoder keys (cls.predictions.decoder.weight,
       tied to bert.embeddings.word_embeddings.weight, and cls.predictions.decoder.bias,
       tied to cls.predictions.bias), which Note [BERT export layout] leaves out; it then
-      checks that both are tied. Runs CASE.h5's /batch/tokens, /batch/segments and
+      checks that both are tied, and that model.safetensors' keys are exactly the model's
+      state_dict keys less those two (the "bert." prefix included). Runs CASE.h5's /batch/tokens, /batch/segments and
       /batch/key_mask (B, T) int and writes OUT.h5 /mlm_logits (B, T, V) and /nsp_logits
       (B, 2) float32. Then BertTokenizerFast.from_pretrained(EXPORT_DIR) encodes CASE.h5's
       root attr `text` (UTF-8, no special tokens added) into OUT.h5 /token_ids (N,) int64.
@@ -47,6 +48,17 @@ def main(argv):
     if problems:
         print(f"{export_dir}: the export does not match BertForPreTraining:\n  " + "\n  ".join(problems),
               file=sys.stderr)
+        return 1
+    # Exactly the state_dict's names, checked by name: from_pretrained's prefix handling
+    # (it adds or strips the base model's "bert." when ALL keys lack or have it) could let
+    # a wrong layout through or refuse it with a message that names no key.
+    from safetensors import safe_open
+    with safe_open(os.path.join(export_dir, "model.safetensors"), framework="pt") as f:
+        keys = set(f.keys())
+    want = set(model.state_dict().keys()) - TIED
+    if keys != want:
+        print(f"{export_dir}: model.safetensors keys are not BertForPreTraining's state_dict names: "
+              f"not in the model {sorted(keys - want)}, absent {sorted(want - keys)}", file=sys.stderr)
         return 1
     decoder = model.cls.predictions.decoder
     if decoder.weight.data_ptr() != model.bert.embeddings.word_embeddings.weight.data_ptr():
