@@ -3,8 +3,8 @@
 // and transformers' BertTokenizerFast (the script checks those two agree), cased and
 // uncased, on generated multilingual text with BERT's hard characters and on tricky
 // strings; with a vocabulary HF's trainer learned and one loom's trainer learned from the
-// same text (which shares at least 90 % of its tokens with HF's). decode equals HF's decode
-// on the same ids.
+// same text (which shares at least 90 % of its tokens with HF's); and, where ../shared/data
+// has it, on the first 3 MB of raw Wikipedia. decode equals HF's decode on the same ids.
 //
 // Without the environment the tests skip, saying why; under CI (CI=true) they fail.
 #include <gtest/gtest.h>
@@ -204,6 +204,58 @@ TEST(WordPieceVsHuggingFace, Uncased) {
 TEST(WordPieceVsHuggingFace, Cased) {
   LOOM_REQUIRE_HF();
   compare_with_hf(true);
+}
+
+// The first few MB of raw Wikipedia (../shared/data, optional beside the repository), one
+// article a text, cased and uncased, with the vocabulary loom's trainer learns from the
+// first half of the articles (so the second half brings characters and words it never saw:
+// [UNK] and long "##" chains). LOOM_WORDPIECE_HF_WIKI_BYTES: more text for a deeper check
+// by hand (default 3 MB).
+void compare_on_wikipedia(bool cased) {
+  const char* data = std::getenv("LOOM_SHARED_DATA");
+  const std::string xz = std::string(data ? data : "") + "/enwiki-raw100m.txt.xz";
+  if (!data || ::access(xz.c_str(), R_OK) != 0)
+    GTEST_SKIP() << "no " << xz << " (optional data beside the repository, not needed by CI)";
+  const char* want = std::getenv("LOOM_WORDPIECE_HF_WIKI_BYTES");
+  const std::string bytes = want && *want ? want : "3000000";
+  test::RunResult r = test::run({"sh", "-c", "xz -dc '" + xz + "' | head -c " + bytes}, seconds(300));
+  std::string text = r.out;
+  ASSERT_GT(text.size(), std::stoull(bytes) * 2 / 3) << r.err;
+  text.resize(text.rfind('\n') + 1);
+  std::vector<std::string> docs;   // articles are separated by blank lines
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find("\n\n", pos);
+    end = end == std::string::npos ? text.size() : end + 2;
+    docs.push_back(text.substr(pos, end - pos));
+    pos = end;
+  }
+  ASSERT_GE(docs.size(), size_t(100)) << "the file is not blank-line separated articles";
+
+  WordPieceOptions opt;
+  opt.lowercase = !cased;
+  const BertBasicTokenizer basic(opt);
+  BpeWordCounts counts;
+  for (size_t i = 0; i < docs.size() / 2; ++i) count_wordpiece_words(basic, docs[i], counts);
+  WordPieceTrainOptions topt;
+  topt.vocab_size = 8000;
+  const std::vector<std::string> vocab = train_wordpiece(counts, topt);
+  ASSERT_EQ(vocab.size(), topt.vocab_size);
+  test::TempDir dir;
+  WordPieceTokenizer(vocab, opt).save(dir.file("vocab.txt"));
+  test::write_file(dir.file("texts.json"), nlohmann::json(docs).dump());
+  const std::string label = std::string(cased ? "cased" : "uncased") + ", Wikipedia " +
+                            std::to_string(text.size()) + " bytes, loom's vocabulary of the first half";
+  ASSERT_NO_FATAL_FAILURE(compare_vocab(dir, dir.file("vocab.txt"), cased, docs, label));
+}
+
+TEST(WordPieceVsHuggingFace, RawWikipediaUncased) {
+  LOOM_REQUIRE_HF();
+  compare_on_wikipedia(false);
+}
+
+TEST(WordPieceVsHuggingFace, RawWikipediaCased) {
+  LOOM_REQUIRE_HF();
+  compare_on_wikipedia(true);
 }
 
 }  // namespace

@@ -35,7 +35,8 @@ loom_add_test(test_wordpiece_hf
   TIMEOUT 900)
 set_property(TEST test_wordpiece_hf APPEND PROPERTY ENVIRONMENT
              "LOOM_PYTHON=${PROJECT_SOURCE_DIR}/.venv/bin/python"
-             "LOOM_HF_WORDPIECE_TOOL=${PROJECT_SOURCE_DIR}/tests/python/hf_wordpiece.py")
+             "LOOM_HF_WORDPIECE_TOOL=${PROJECT_SOURCE_DIR}/tests/python/hf_wordpiece.py"
+             "LOOM_SHARED_DATA=${PROJECT_SOURCE_DIR}/../shared/data")
 
 loom_add_test(test_wordpiece_train_mpi
   SOURCES ${LOOM_TEST_DIR}/test_wordpiece_train_mpi.cpp
