@@ -30,3 +30,14 @@ set_property(TEST test_bert_export APPEND PROPERTY ENVIRONMENT
              "LOOM_PYTHON=${PROJECT_SOURCE_DIR}/.venv/bin/python"
              "LOOM_GPT_REFERENCE=${PROJECT_SOURCE_DIR}/tests/python/gpt_reference.py"
              "LOOM_HF_LOAD_BERT=${PROJECT_SOURCE_DIR}/tests/python/hf_load_bert.py")
+
+# BERT-large: the config accepts its shape and loom's parameters (names, shapes, count)
+# equal Hugging Face BertForPreTraining's, neither allocated (tests/python/hf_bert_layout.py
+# on torch's meta device; BertNet::parameter_layout).
+loom_add_test(test_bert_large
+  SOURCES ${LOOM_TEST_DIR}/test_bert_large.cpp
+  LIBS loom_launch nlohmann_json::nlohmann_json
+  TIMEOUT 300)
+set_property(TEST test_bert_large APPEND PROPERTY ENVIRONMENT
+             "LOOM_PYTHON=${PROJECT_SOURCE_DIR}/.venv/bin/python"
+             "LOOM_HF_BERT_LAYOUT=${PROJECT_SOURCE_DIR}/tests/python/hf_bert_layout.py")
