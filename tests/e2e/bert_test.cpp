@@ -8,6 +8,8 @@
 //   - the held-out MLM loss falls well below ln(V) (the uniform guess), NSP accuracy is
 //     reported; after 400 steps the MLM accuracy beats the most frequent token's share;
 //     `loom eval` prints eval.json's final MLM and NSP figures; LAMB trains too;
+//   - with tokens.vocab = "" (examples/bert.toml) the run learns the vocabulary that `loom
+//     tokenizer train` writes, byte for byte, at np 1 and 2, and trains on it;
 //   - bad inputs end with README's exit status (2: config, 1: data) and a message naming
 //     the cause.
 #include <gtest/gtest.h>
@@ -21,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -273,6 +276,57 @@ TEST_F(BertE2E, LambTrainsAndLowersTheLoss) {
   const std::vector<double> adamw = loss_curve(dir_->file("np1"));
   EXPECT_EQ(lamb.front(), adamw.front());
   EXPECT_GT(max_rel_diff(lamb, adamw), 100 * kLossRelTol);
+}
+
+// examples/bert.toml's path: tokens.vocab = "" learns the vocabulary inside the run. At np 1
+// and 2 the run's RUN_DIR/tokens/vocab.txt (and the copy in RUN_DIR/tokenizer/) is byte for
+// byte what `loom tokenizer train --kind wordpiece` writes for the same corpus and size
+// (the ranks count their byte ranges of the corpus, then merge the counts), and training on it
+// runs: the loss falls, the same curve at both world sizes. The suite's documents saturate
+// below 300 tokens (~200: few distinct words), so documents of made-up words follow them and
+// tokens.vocab_size = 300 is the limit that decides.
+TEST_F(BertE2E, VocabularyLearnedInsideTheRunEqualsLoomTokenizerTrain) {
+  constexpr int kVocab = 300;
+  std::string text = make_bert_documents(60 * 1000, 13);
+  std::mt19937 gen(17);
+  static const char* kSyllables[] = {"ka", "lo", "mi", "ne", "ru", "sa", "te", "vo", "zi", "pe", "dor", "ban",
+                                     "qui", "fel", "gra", "hos", "jun", "wex", "tal", "bri"};
+  for (int d = 0; d < 150; ++d) {
+    text += "\n";
+    for (int line = 0; line < 4; ++line) {
+      for (int w = 0; w < 8; ++w) {
+        for (int k = 0, n = 1 + int(gen() % 3); k < n; ++k) text += kSyllables[gen() % 20];
+        text += w == 7 ? ".\n" : " ";
+      }
+    }
+  }
+  write_file(dir_->file("rich.txt"), text);
+  const std::string want_path = train_wordpiece(dir_->file("rich.txt"), dir_->file("voc300"), kVocab);
+  ASSERT_FALSE(want_path.empty());
+  const std::string want = read_file(want_path);
+  int lines = 0;
+  for (char c : want) lines += c == '\n';
+  ASSERT_EQ(lines, kVocab) << want_path;
+  std::vector<double> curve1;
+  for (int np : {1, 2}) {
+    const std::string run = "learned" + std::to_string(np);
+    RunResult r = train(np, run, {"tokens.vocab=\"\"", "tokens.vocab_size=" + std::to_string(kVocab)}, "rich.txt");
+    ASSERT_EQ(r.status, 0) << output(r);
+    EXPECT_NE(output(r).find("learned " + std::to_string(kVocab) + " WordPiece tokens"), std::string::npos)
+        << output(r);
+    EXPECT_EQ(read_file(dir_->file(run + "/tokens/vocab.txt")), want)
+        << "np " << np << ": the run learned another vocabulary than `loom tokenizer train`";
+    EXPECT_EQ(read_file(dir_->file(run + "/tokenizer/vocab.txt")), want) << "np " << np;
+    const std::vector<double> curve = loss_curve(dir_->file(run));
+    ASSERT_EQ(curve.size(), size_t(kSteps)) << "np " << np;
+    EXPECT_LT(curve.back(), curve.front() - 0.5) << "np " << np << ": training did not lower the loss";
+    EXPECT_TRUE(fs::exists(dir_->file(run + "/eval.json"))) << "np " << np;
+    if (np == 1) {
+      curve1 = curve;
+    } else {
+      EXPECT_LE(max_rel_diff(curve, curve1), kLossRelTol) << "np 2 vs np 1 on the learned vocabulary";
+    }
+  }
 }
 
 TEST_F(BertE2E, BadInputsAreRefusedNamingTheCause) {
