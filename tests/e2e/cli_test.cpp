@@ -4,10 +4,12 @@
 // naming files beside it run from another directory, `cat corpus | loom vocab --set
 // corpus.paths=-` (alone and under mpirun), `loom slurm` with a job name sbatch would split
 // or a warning past the time limit, the generated script run with a binary that is not
-// there, and processes that look started by torchrun.
+// there, every examples/slurm script naming a config that exists, and processes that look
+// started by torchrun.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <regex>
 #include <sstream>
@@ -414,6 +416,37 @@ TEST(Slurm, WarnsWhenResourcesDoNotFitTheConfig) {
   RunResult fits = loom({"slurm", kGlove, "--cpus-per-task", "4", "--set", "run.threads=4", "--set", "glove.threads=0"});
   EXPECT_EQ(fits.status, 0);
   EXPECT_FALSE(contains(fits.err, "warn")) << fits.err;
+}
+
+// Every job script in examples/slurm names, in its CONFIG line (what srun's `loom train`
+// reads), a config that exists in the repository (the scripts run from its root), trains
+// the model the script is named for (`loom config` loads it), and is what its first comment
+// line says it trains.
+TEST(Slurm, ExampleScriptsNameConfigsThatExist) {
+  const std::regex config_line("\nCONFIG=\\$\\{LOOM_CONFIG:-'([^']*)'\\}\n");
+  std::vector<std::string> scripts;
+  for (const fs::directory_entry& e : fs::directory_iterator(kSource + "/examples/slurm"))
+    if (e.path().extension() == ".sbatch") scripts.push_back(e.path().filename().string());
+  std::sort(scripts.begin(), scripts.end());
+  EXPECT_GE(scripts.size(), size_t(6));
+  for (const char* must : {"bert-cpu.sbatch", "bert-gpu.sbatch", "gpt-cpu.sbatch", "glove-cpu.sbatch"})
+    EXPECT_NE(std::find(scripts.begin(), scripts.end(), must), scripts.end()) << "examples/slurm/" << must;
+  for (const std::string& name : scripts) {
+    SCOPED_TRACE("examples/slurm/" + name);
+    const std::string text = read_file(kSource + "/examples/slurm/" + name);
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(text, m, config_line)) << "no CONFIG=${LOOM_CONFIG:-'PATH'} line";
+    const std::string config = m[1];
+    EXPECT_FALSE(std::regex_search(m.suffix().first, text.cend(), config_line)) << "two CONFIG lines";
+    EXPECT_HAS(text, "\"$LOOM\" train \"$CONFIG\"");
+    EXPECT_HAS(text, "# loom: train " + config + " as");
+    const std::string path = kSource + "/" + config;
+    ASSERT_TRUE(fs::is_regular_file(path)) << "CONFIG names " << config << ", which is not in the repository";
+    // `loom config` loads it (every key checked) and prints it resolved.
+    RunResult resolved = loom({"config", path});
+    ASSERT_EQ(resolved.status, 0) << config << ":\n" << resolved.err;
+    EXPECT_HAS(resolved.out, "[train]\nmodel = \"" + name.substr(0, name.find('-')) + "\"\n");
+  }
 }
 
 // ---- torchrun --------------------------------------------------------------------------
