@@ -7,14 +7,21 @@
 // cursor, the optimizer's step and the held-out curve; pairing and masking are drawn from
 // (seed, global example index)). Then a run written at np 2 resumes at np 1 and at np 3
 // from the same global step and its losses stay within float tolerance of the
-// uninterrupted np 2 run.
+// uninterrupted np 2 run. LAMB at np 2: three random kills, each resumed bit for bit, and
+// its curve equal to np 1's within float tolerance.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "tests/fault/kill_plan.h"
 #include "tests/support/bert_e2e.h"
+#include "tests/support/checkpoint_state.h"
 #include "tests/support/test_support.h"
 
 namespace loom::test {
@@ -66,6 +73,32 @@ TEST_P(BertKillResume, TwentyKillsThenResumeAutoEqualAnUninterruptedRunBitForBit
 }
 
 INSTANTIATE_TEST_SUITE_P(Np, BertKillResume, ::testing::Values(1, 2));
+
+// LAMB (bert.optimizer = lamb: per-parameter trust ratios over the whole parameter, its m
+// and v in the checkpoint) at np 2: three kill -9s at random instants, each resumed with
+// --resume auto, end bit for bit where the uninterrupted LAMB run ends; and that run's loss
+// curve equals np 1's within float tolerance (Note [BERT e2e tolerances] in tests/e2e).
+TEST_F(BertResume, LambAtNp2KilledThenResumeAutoEqualsAnUninterruptedRunBitForBit) {
+  KillJob lamb = job();
+  lamb.command = train_command(dir_->file("bert.toml"), {"corpus.paths=[\"" + dir_->file("docs.txt") + "\"]",
+                                                          "tokens.vocab=" + vocab_, "bert.optimizer=lamb",
+                                                          "bert.lr=2e-2"});
+  expect_random_kills_resume_bit_for_bit(lamb, 2, 3, *dir_);
+  if (HasFatalFailure()) return;
+  const std::map<int64_t, double> np2 = step_losses(dir_->file("rref2"));
+  const RunResult one = run(lamb.command(1, dir_->file("lamb_np1"), "", {}), std::chrono::seconds(300));
+  ASSERT_EQ(one.status, 0) << one.err;
+  EXPECT_NE((one.out + one.err).find("LAMB"), std::string::npos) << one.out << one.err;
+  const std::map<int64_t, double> np1 = step_losses(dir_->file("lamb_np1"));
+  ASSERT_EQ(np1.size(), np2.size());
+  ASSERT_EQ(np1.size(), size_t(kSteps));
+  double worst = 0.0;
+  for (const auto& [step, loss] : np1) worst = std::max(worst, std::abs(np2.at(step) - loss) / std::abs(loss));
+  std::printf("LAMB np 2 vs np 1: losses within %.2e relative; loss %.4f -> %.4f\n", worst, np1.begin()->second,
+              np1.rbegin()->second);
+  EXPECT_LE(worst, 1e-5);
+  EXPECT_LT(np1.rbegin()->second, np1.begin()->second - 0.5) << "LAMB did not train";
+}
 
 // Float tolerance as Note [GPT resume tolerance] (gpt_resume_test.cpp).
 TEST_F(BertResume, ResumeAtOtherWorldSizesContinuesFromTheSameGlobalStep) {

@@ -229,6 +229,67 @@ void expect_twenty_kills_resume_bit_for_bit(const KillJob& job, int np, const Te
   EXPECT_EQ(inside, 6) << "kills aimed inside a checkpoint write that left it unfinished";
 }
 
+void expect_random_kills_resume_bit_for_bit(const KillJob& job, int np, int kills, const TempDir& dir) {
+  const std::string ref_run = dir.file("rref" + std::to_string(np));
+  const auto t0 = std::chrono::steady_clock::now();
+  const RunResult ref = run(job.command(np, ref_run, "", {}), 300s);
+  ASSERT_EQ(ref.status, 0) << ref.err;
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  const int64_t steps = final_step(ref_run);
+  ASSERT_GE(steps, 4 * job.every) << "too few checkpoints to kill between:\n" << ref.err;
+  const std::vector<std::vector<float>> state = checkpoint_state(final_checkpoint(ref_run));
+  const std::map<int64_t, double> losses = step_losses(ref_run);
+  ASSERT_EQ(losses.size(), size_t(steps));
+  std::vector<std::string> outputs;
+  for (const std::string& f : job.outputs) outputs.push_back(read_file(ref_run + "/" + f));
+  const nlohmann::json curve =
+      job.heldout_curve ? nlohmann::json::parse(read_file(ref_run + "/eval.json"))["heldout"] : nlohmann::json();
+  const std::chrono::milliseconds step_time = took / steps;   // an upper bound: start-up included
+  std::printf("np=%d uninterrupted run: %lld steps in %lld ms\n", np, static_cast<long long>(steps),
+              static_cast<long long>(took.count()));
+
+  std::mt19937 gen(20261207u + static_cast<unsigned>(np));
+  for (int i = 0; i < kills; ++i) {
+    const std::string what = "np " + std::to_string(np) + " random kill " + std::to_string(i);
+    const std::string run_dir = dir.file("rkill" + std::to_string(np) + "_" + std::to_string(i));
+    const std::string ckpts = run_dir + "/checkpoints";
+    std::string latest_at_death;
+    {
+      Process p(job.command(np, run_dir, "", {}));
+      const int64_t step = std::uniform_int_distribution<int64_t>(job.every + 1, steps - 2)(gen);
+      ASSERT_TRUE(wait_until([&] { return steps_done(run_dir) >= step && fs::exists(ckpts + "/latest"); }, 120s, &p))
+          << what << ": step " << step << " never came\n" << p.err();
+      const auto fraction = std::uniform_int_distribution<int64_t>(0, step_time.count())(gen);
+      std::this_thread::sleep_for(std::chrono::milliseconds(fraction));   // a random instant, on purpose
+      ASSERT_TRUE(p.running()) << what << ": the run ended before the kill";
+      kill_one_rank(p, "loom", gen);
+      ASSERT_TRUE(wait_for_killed_job(p, "loom", 60s, MpirunTeardownHang::kFailure)) << what;
+      expect_nothing_left(run_dir, what);
+      latest_at_death = read_file(ckpts + "/latest");
+      latest_at_death = ckpts + "/" + latest_at_death.substr(0, latest_at_death.find('\n'));
+    }
+    const RunResult r = run(job.command(np, run_dir, "auto", {}), 300s);
+    ASSERT_FALSE(r.timed_out) << what << ": " << r.err;
+    ASSERT_EQ(r.status, 0) << what << ": resume exited " << r.status << ":\n" << r.err;
+    const Resumed from = resumed_from(r.err);
+    std::printf("%s: resumed after step %lld\n", what.c_str(), static_cast<long long>(from.step));
+    EXPECT_EQ(from.path, latest_at_death) << what << ": not resumed from the checkpoint latest named\n" << r.err;
+    EXPECT_GE(from.step, job.every) << what << "\n" << r.err;
+    expect_equal_state(checkpoint_state(final_checkpoint(run_dir)), state, what);
+    const std::map<int64_t, double> got = step_losses(run_dir);
+    for (int64_t s = std::max<int64_t>(from.step, 0); s < steps; ++s) {
+      ASSERT_TRUE(got.count(s)) << what << ": no metrics for step " << s;
+      EXPECT_EQ(got.at(s), losses.at(s)) << what << ", step " << s;
+    }
+    for (size_t f = 0; f < job.outputs.size(); ++f)
+      EXPECT_EQ(read_file(run_dir + "/" + job.outputs[f]), outputs[f]) << what << ": " << job.outputs[f];
+    if (job.heldout_curve) {
+      EXPECT_EQ(nlohmann::json::parse(read_file(run_dir + "/eval.json"))["heldout"], curve) << what;
+    }
+    if (!::testing::Test::HasFailure()) fs::remove_all(run_dir);
+  }
+}
+
 void expect_resume_at_other_world_sizes(const KillJob& job, const TempDir& dir) {
   const std::string ref_run = dir.file("ws_ref");
   const RunResult ref = run(job.command(2, ref_run, "", {"checkpoint.keep_every_steps=" + std::to_string(job.every)}), 300s);

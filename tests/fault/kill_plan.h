@@ -58,6 +58,13 @@ KillJob::Command train_command(const std::string& config, const std::vector<std:
 // it may be left (ps, by the run directory in its command line).
 void expect_twenty_kills_resume_bit_for_bit(const KillJob& job, int np, const TempDir& dir);
 
+// The random kills of Note [Twenty kills of a run] alone, `kills` of them: each at a random
+// instant inside a random step after the first checkpoint, then --resume auto from the
+// checkpoint `latest` named, ending bit for bit where the uninterrupted run ends (state,
+// losses from the resumed step on, outputs, held-out curve). For a variant of a model
+// (another optimizer) whose full twenty kills would double the test's time.
+void expect_random_kills_resume_bit_for_bit(const KillJob& job, int np, int kills, const TempDir& dir);
+
 // A run written at np 2 (every checkpoint kept) resumes from step 12 at np 1 and at np 3:
 // it continues from the same global position with the same state, so its losses and
 // eval_keys stay within 1e-5 relative of the np 2 run (Note [GPT resume tolerance]) while
