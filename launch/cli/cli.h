@@ -46,6 +46,14 @@ void register_tokenize_commands(CLI::App& app, CommandAction& chosen);
 // (launch/cli/cli_slurm.cpp).
 void register_slurm_command(CLI::App& app, CommandAction& chosen);
 
+// `loom mpirun [MPIRUN OPTIONS] -- SUBCOMMAND ARGS...` (launch/cli/cli_mpirun.cpp, Note [Why
+// loom mpirun]): registered for the help and the subcommand list only; main() hands the words
+// to run_mpirun_launcher before CLI11 parses, since mpirun's options are not loom's.
+void register_mpirun_command(CLI::App& app);
+// Runs mpirun with `mpirun_options`, this binary and `command` (a loom subcommand and its
+// arguments); returns the status a scheduler must see.
+int run_mpirun_launcher(const std::vector<std::string>& mpirun_options, const std::vector<std::string>& command);
+
 // `loom generate` (launch/cli/cli_gpt.cpp).
 void register_gpt_commands(CLI::App& app, CommandAction& chosen);
 // `loom eval CKPT` for a language model checkpoint: held-out loss and perplexity, on the

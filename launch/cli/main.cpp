@@ -3,6 +3,7 @@
 // prefix, and ends every rank of the job (STYLE.md rule 6).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -104,6 +105,39 @@ std::vector<std::string> settle_command_words(CLI::App& app, std::vector<std::st
   return args;
 }
 
+// `loom mpirun [MPIRUN OPTIONS] -- SUBCOMMAND ARGS...`: the words before `--` are mpirun's,
+// which CLI11 cannot parse, so they are settled here. -h or --help among them (or nothing
+// at all) is the manual; a missing `--` or a SUBCOMMAND that loom lacks is refused before
+// any rank starts. Returns the arguments to parse (the manual), or sets *exit_now.
+std::vector<std::string> settle_mpirun(CLI::App& app, const std::vector<std::string>& args, int* exit_now) {
+  const auto dashes = std::find(args.begin() + 2, args.end(), "--");
+  const bool help = args.size() == 2 || std::any_of(args.begin() + 2, dashes, [](const std::string& a) {
+    return a == "-h" || a == "--help";
+  });
+  if (help) return {args[0], "mpirun", "--help"};
+  const std::string usage = "Usage: loom mpirun [MPIRUN OPTIONS] -- SUBCOMMAND ARGS...  "
+                            "(loom mpirun -np 2 -- train examples/glove.toml)\n";
+  if (dashes == args.end() || dashes + 1 == args.end()) {
+    std::fputs(("loom mpirun: " + std::string(dashes == args.end() ? "no `--`" : "no subcommand after `--`") +
+                ": write mpirun's options, then `--`, then the loom subcommand and its arguments\n" + usage)
+                   .c_str(),
+               stderr);
+    *exit_now = loom::kExitUsage;
+    return args;
+  }
+  const std::string& sub = *(dashes + 1);
+  const std::vector<std::string> names = subcommand_names(app);
+  const bool known = sub.starts_with('-') || std::find(names.begin(), names.end(), sub) != names.end();
+  if (!known || sub == "mpirun") {
+    std::fputs((known ? "loom mpirun: `mpirun` cannot run under loom mpirun\n" + usage
+                      : unknown_subcommand(app, "loom", sub)).c_str(), stderr);
+    *exit_now = loom::kExitUsage;
+    return args;
+  }
+  *exit_now = loom::run_mpirun_launcher({args.begin() + 2, dashes}, {dashes + 1, args.end()});
+  return args;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -181,11 +215,16 @@ int main(int argc, char** argv) {
   loom::register_slurm_command(app, chosen);
   loom::register_tokenize_commands(app, chosen);
   loom::register_gpt_commands(app, chosen);
+  loom::register_mpirun_command(app);
 
   int exit_now = -1;
   std::vector<std::string> args =
       settle_command_words(app, std::vector<std::string>(argv, argv + argc), &exit_now);
   if (exit_now >= 0) return exit_now;
+  if (args.size() >= 2 && args[1] == "mpirun") {
+    args = settle_mpirun(app, args, &exit_now);
+    if (exit_now >= 0) return exit_now;
+  }
   try {
     // CLI11 parses a vector in reverse order (it pops from the back).
     std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);
