@@ -15,13 +15,16 @@
 //    stops at the next step boundary with a stop checkpoint and exits 138), and when mpirun
 //    then exits 138 the launcher exits 128 + the signal it got (130, 143, 129, 138);
 //  - a second SIGINT or SIGTERM is a hard stop, SIGTERM to mpirun (which ends the job as
-//    above), and the launcher still exits 128 + the first signal; a third SIGKILLs mpirun's
-//    process group;
+//    above, the ranks gone within seconds: 2.5 s measured with rank 0 inside a checkpoint
+//    write), and the launcher still exits 128 + the first signal; a third SIGKILLs mpirun;
 //  - any other status is mpirun's own, returned as is (a rank's error 1, the watchdog's 3);
 //    mpirun killed by signal N gives 128 + N.
 // A signal the launcher was started with ignored (nohup's SIGHUP, SIGINT of a background
 // job of a script) stays ignored, as it would for mpirun itself. mpirun gets SIGTERM if the
-// launcher dies (PR_SET_PDEATHSIG), so a SIGKILLed launcher leaves no job running.
+// launcher dies (PR_SET_PDEATHSIG), so a SIGKILLed launcher leaves no job running. Open MPI
+// puts every rank in a process group of its own; when mpirun is killed the ranks lose it and
+// end by themselves (measured: SIGKILL to mpirun inside a checkpoint write, nothing left
+// 3 s later), so the launcher need not know them.
 //
 // Note [Standard input of mpirun in its own group]
 // A process group that is not the terminal's foreground group is stopped (SIGTTIN) when it
@@ -153,9 +156,8 @@ void on_signal(int sig, pid_t mpirun, StopState& s) {
         "checkpoint (--resume auto takes the newest complete one)");
   } else if (!s.killed) {
     s.killed = true;
-    ::kill(-mpirun, SIGKILL);
-    ::kill(mpirun, SIGKILL);
-    say(signal_name(sig) + " a third time: SIGKILL to mpirun's process group");
+    ::kill(-mpirun, SIGKILL);   // mpirun's group: mpirun and any helper of its own
+    say(signal_name(sig) + " a third time: SIGKILL to mpirun");
   }
 }
 
@@ -163,7 +165,6 @@ void on_signal(int sig, pid_t mpirun, StopState& s) {
 int status_after(int ws, pid_t mpirun, const StopState& s) {
   if (WIFSIGNALED(ws)) {
     const int sig = WTERMSIG(ws);
-    ::kill(-mpirun, SIGTERM);   // ranks still in mpirun's group stop cleanly, with nobody to wait for
     say("mpirun was killed by " + signal_name(sig) + "; exiting " + std::to_string(128 + sig));
     return 128 + sig;
   }
@@ -253,9 +254,9 @@ void register_mpirun_command(CLI::App& app) {
       "  checkpoint and exit 138, and loom mpirun exits 128 + its signal (130 SIGINT, 143\n"
       "  SIGTERM, 129 SIGHUP, 138 SIGUSR1). A second SIGINT or SIGTERM ends the job at once\n"
       "  (SIGTERM to mpirun: the stop checkpoint may be missing) and still exits 128 + the\n"
-      "  first signal; a third SIGKILLs mpirun's process group. Any other status is mpirun's,\n"
-      "  returned as it is (1 a rank's error, 3 the watchdog...); mpirun killed by signal N\n"
-      "  gives 128 + N. mpirun runs in its own process group, so a terminal's Ctrl-C reaches\n"
+      "  first signal; a third SIGKILLs mpirun. Any other status is mpirun's, returned as\n"
+      "  it is (1 a rank's error, 3 the watchdog...); mpirun killed by signal N gives\n"
+      "  128 + N. mpirun runs in its own process group, so a terminal's Ctrl-C reaches\n"
       "  only loom mpirun (Ctrl-Z stops only loom mpirun, not the job). Standard input is\n"
       "  passed on (corpus.paths = [\"-\"]), except a terminal: mpirun then reads /dev/null.\n",
       "  loom mpirun -np 2 -- train examples/glove.toml\n"

@@ -147,8 +147,9 @@ int main(int argc, char** argv) {
       "on one laptop or across a cluster. GPT and BERT also have a GPU path (run.device =\n"
       "\"cuda\", NCCL; compiled when the build finds CUDA) that has not yet run on a GPU: its\n"
       "tests skip without one and it is unmeasured. One binary runs alone, under\n"
-      "`mpirun -np N loom ...`, or as the tasks of a SLURM `srun` step; every run is one\n"
-      "TOML config plus --set overrides, and writes its outputs to a run directory.\n",
+      "`loom mpirun -np N -- ...` (mpirun, with the exit status of a stop signal that a\n"
+      "scheduler needs), or as the tasks of a SLURM `srun` step; every run is one TOML\n"
+      "config plus --set overrides, and writes its outputs to a run directory.\n",
       "loom"};
   app.require_subcommand(1);
   app.set_version_flag("-v,--version", version_text(), "print version, git commit, build type, CUDA on/off");

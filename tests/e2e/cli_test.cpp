@@ -46,6 +46,12 @@ std::string quoted(const std::string& s) {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+// A directory with no mpirun in it, for PATH.
+std::string dir_without_mpirun() {
+  static const TempDir dir;
+  return dir.path();
+}
+
 #define EXPECT_HAS(text, part) EXPECT_TRUE(contains(text, part)) << "expected '" << (part) << "' in:\n" << (text)
 
 // ---- Install ---------------------------------------------------------------------------
@@ -146,6 +152,38 @@ TEST(Cli, HelpSaysWhatExists) {
   const std::string describe = loom({"config", "--describe"}).out;
   ASSERT_TRUE(std::regex_search(describe, def, std::regex("\nvectors\\.formats +list<string> +(\\[[^\\]]*\\])"))) << describe;
   EXPECT_HAS(train, "(default " + def[1].str());
+}
+
+// `loom mpirun` (launch/cli/cli_mpirun.cpp) is listed, has its manual, and refuses before any
+// rank starts what it cannot run: no `--`, nothing after it, a subcommand loom lacks (with
+// the nearest one), itself; without mpirun on PATH it exits 127 naming PATH. The signals
+// are tried in tests/fault/launcher_test.cpp.
+TEST(Cli, MpirunLauncherHelpAndRefusals) {
+  const std::string top = loom({"--help"}).out;
+  EXPECT_TRUE(std::regex_search(top, std::regex("\n  mpirun +run loom under mpirun"))) << top;
+  const RunResult help = loom({"help", "mpirun"});
+  EXPECT_EQ(help.status, 0) << help.err;
+  EXPECT_EQ(help.out, loom({"mpirun", "--help"}).out);
+  EXPECT_EQ(help.out, loom({"mpirun", "-np", "2", "--help", "--", "train"}).out);
+  EXPECT_HAS(help.out, "loom mpirun [MPIRUN OPTIONS] -- SUBCOMMAND ARGS...");
+  EXPECT_HAS(help.out, "exits 128 + its signal (130 SIGINT, 143\n  SIGTERM");
+  EXPECT_HAS(help.out, "127    mpirun is not on PATH");
+  struct Refused {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  for (const Refused& r : {Refused{{"mpirun", "-np", "2", "train"}, "loom mpirun: no `--`"},
+                           Refused{{"mpirun", "-np", "2", "--"}, "loom mpirun: no subcommand after `--`"},
+                           Refused{{"mpirun", "-np", "2", "--", "trian"}, "unknown subcommand 'trian'; did you mean 'train'?"},
+                           Refused{{"mpirun", "-np", "2", "--", "mpirun"}, "`mpirun` cannot run under loom mpirun"}}) {
+    const RunResult got = loom(r.args);
+    EXPECT_EQ(got.status, 2) << r.says << "\n" << got.err;
+    EXPECT_HAS(got.err, r.says);
+    EXPECT_FALSE(contains(got.out + got.err, "mpirun detected")) << "mpirun was started:\n" << got.err;
+  }
+  const RunResult none = loom({"mpirun", "-np", "2", "--", "env"}, {"PATH=" + dir_without_mpirun()});
+  EXPECT_EQ(none.status, 127) << none.err;
+  EXPECT_HAS(none.err, "loom mpirun: mpirun is not on PATH (PATH=" + dir_without_mpirun() + ")");
 }
 
 // Every `loom slurm` example of `loom slurm --help` runs as printed (less its `| sbatch` or
@@ -302,6 +340,14 @@ TEST(Examples, CorpusFromStandardInput) {
                      quoted(dir.file("two")) + common + " < " + quoted(corpus));
   ASSERT_EQ(two.status, 0) << two.out << two.err;
   EXPECT_EQ(read_file(dir.file("two/vocab.txt")), read_file(dir.file("file/vocab.txt")));
+  // Through `loom mpirun`, which runs mpirun in a process group of its own: the pipe is
+  // passed on (only a terminal is not).
+  std::string launcher = quoted(loom_binary()) + " mpirun";
+  for (size_t i = 1; i < mpirun_prefix(2).size(); ++i) launcher += " " + mpirun_prefix(2)[i];
+  RunResult three = sh(launcher + " -- vocab --set corpus.paths=- --set run.dir=" + quoted(dir.file("three")) + common +
+                       " < " + quoted(corpus));
+  ASSERT_EQ(three.status, 0) << three.out << three.err;
+  EXPECT_EQ(read_file(dir.file("three/vocab.txt")), read_file(dir.file("file/vocab.txt")));
   // A terminal on standard input (script(1) gives the command one) is refused, not waited on.
   if (sh("command -v script").status != 0) LOOM_SKIP_OR_FAIL("script(1) not installed (apt-get install bsdutils)");
   RunResult tty = sh("script -qec " + quoted(quoted(loom_binary()) + " vocab --set corpus.paths=- --set run.dir=" +
