@@ -162,7 +162,7 @@ void on_signal(int sig, pid_t mpirun, StopState& s) {
 }
 
 // The launcher's status once mpirun ended with wait status `ws` (Note [Why loom mpirun]).
-int status_after(int ws, pid_t mpirun, const StopState& s) {
+int status_after(int ws, const StopState& s) {
   if (WIFSIGNALED(ws)) {
     const int sig = WTERMSIG(ws);
     say("mpirun was killed by " + signal_name(sig) + "; exiting " + std::to_string(128 + sig));
@@ -192,7 +192,7 @@ int supervise(pid_t mpirun, const sigset_t& waited) {
   for (;;) {
     int ws = 0;
     const pid_t r = ::waitpid(mpirun, &ws, WNOHANG);
-    if (r == mpirun) return status_after(ws, mpirun, state);
+    if (r == mpirun) return status_after(ws, state);
     if (r < 0 && errno != EINTR) {
       say(std::string("lost mpirun (waitpid: ") + std::strerror(errno) + ")");
       return kExitError;
