@@ -48,9 +48,10 @@ struct PtyRun {
 
 // Runs argv with a pseudo-terminal as its stdin, stdout and stderr (80 columns is not
 // assumed: the bar is shorter than a line either way). `on_output` sees the bytes so far
-// after every read; it may return false to stop watching it.
+// after every read, and the terminal's master side, where it may type (Ctrl-C: "\x03").
 PtyRun run_in_pty(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                  std::chrono::milliseconds limit, const std::function<void(const std::string&)>& on_output = {}) {
+                  std::chrono::milliseconds limit,
+                  const std::function<void(const std::string&, int master)>& on_output = {}) {
   PtyRun result;
   int master = -1;
   struct winsize ws {};
@@ -85,7 +86,7 @@ PtyRun run_in_pty(const std::vector<std::string>& argv, const std::vector<std::s
       if (n <= 0) break;   // EIO: every process holding the terminal has closed it
       result.bytes.append(buf, static_cast<size_t>(n));
     }
-    if (on_output) on_output(result.bytes);
+    if (on_output) on_output(result.bytes, master);
   }
   int status = 0;
   ::waitpid(pid, &status, 0);
@@ -182,6 +183,35 @@ TEST(Terminal, UnderMpirunRankZeroDrawsTheBar) {
   expect_bar_and_log_lines_apart(r, 2);
 }
 
+// Ctrl-C typed at the terminal of `loom mpirun` (launch/cli/cli_mpirun.cpp) reaches only the
+// launcher (the foreground process group; mpirun and the ranks are in groups of their own):
+// the ranks stop on the SIGUSR1 it passes on, not on a SIGINT of their own, and the launcher
+// exits 130. mpirun, outside the foreground group, still draws rank 0's bar on the terminal,
+// and does not stop on it (its standard input is /dev/null, not the terminal).
+TEST(Terminal, CtrlCUnderLoomMpirunReachesOnlyTheLauncher) {
+  TempDir dir;
+  std::vector<std::string> cmd = {loom_binary(), "mpirun"};
+  const std::vector<std::string> prefix = mpirun_prefix(2);
+  cmd.insert(cmd.end(), prefix.begin() + 1, prefix.end());
+  cmd.push_back("--");
+  for (const std::string& a : tiny_glove(dir.file("run"))) cmd.push_back(a);
+  cmd.insert(cmd.end(), {"--set", "checkpoint.every_steps=1"});
+  bool typed = false;
+  // Rank 0 is held 1 s in its first checkpoint write, so Ctrl-C lands early in the run.
+  const PtyRun r = run_in_pty(cmd, {"LOOM_FAULT_CHECKPOINT_PAUSE_MS=1000", "LOOM_FAULT_CHECKPOINT_PHASE=latest"}, 300s,
+                              [&](const std::string& bytes, int master) {
+    if (typed || bytes.find("loom fault injection: paused at latest") == std::string::npos) return;
+    typed = ::write(master, "\x03", 1) == 1;
+  });
+  ASSERT_FALSE(r.timed_out) << r.bytes;
+  ASSERT_TRUE(typed) << r.bytes;
+  EXPECT_EQ(r.status, 130) << r.bytes;
+  EXPECT_NE(r.bytes.find("loom mpirun: SIGINT received, asked the ranks to stop"), std::string::npos) << r.bytes;
+  EXPECT_NE(r.bytes.find("[r0/2][train] stop requested (signal 10)"), std::string::npos) << r.bytes;
+  EXPECT_EQ(r.bytes.find("stop requested (signal 2)"), std::string::npos) << "Ctrl-C reached the ranks:\n" << r.bytes;
+  EXPECT_NE(r.bytes.find("] step 1/"), std::string::npos) << "no bar drawn:\n" << r.bytes;
+}
+
 TEST(Terminal, WithoutATerminalProgressIsPlainLines) {
   TempDir dir;
   const RunResult r = run(loom_cmd(1, tiny_glove(dir.file("run"))), 300s);
@@ -242,7 +272,7 @@ TEST(Terminal, StatusAnswersDuringTheDataStages) {
   std::map<std::string, nlohmann::json> seen;   // stage -> the last /status of it
   const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
   const PtyRun r = run_in_pty(loom_cmd(1, args), {"LOOM_FAULT_STAGE_PAUSE_MS=1500"}, 300s,
-                              [&](const std::string& bytes) {
+                              [&](const std::string& bytes, int) {
     std::smatch m;
     if (port < 0 && std::regex_search(bytes, m, listening)) port = std::stoi(m[1]);
     if (port < 0) return;
