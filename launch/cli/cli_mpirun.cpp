@@ -47,6 +47,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -111,8 +112,12 @@ sigset_t handled_signals() {
 // mask and dispositions the launcher had, standard input as Note [Standard input of mpirun
 // in its own group] says. Between fork and exec only async-signal-safe calls: loom's
 // libraries may have started threads (OpenBLAS does at load).
-pid_t spawn(std::vector<char*>& argv, const sigset_t& old_mask) {
+pid_t spawn(std::vector<char*>& argv, const sigset_t& waited, const sigset_t& old_mask) {
   const bool terminal_in = ::isatty(STDIN_FILENO) == 1;
+  int answered[std::size(kStopSignals)];   // the stop signals the launcher answers
+  size_t n_answered = 0;
+  for (int sig : kStopSignals)
+    if (sigismember(&waited, sig) == 1) answered[n_answered++] = sig;
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid != 0) {
@@ -127,7 +132,11 @@ pid_t spawn(std::vector<char*>& argv, const sigset_t& old_mask) {
     if (null >= 0) ::dup2(null, STDIN_FILENO);
   }
   ::signal(SIGPIPE, SIG_DFL);
+  // A stop signal sent to the launcher's group before setpgid above is pending here, for
+  // the launcher to answer: ignoring it discards it, instead of killing mpirun at exec.
+  for (size_t i = 0; i < n_answered; ++i) ::signal(answered[i], SIG_IGN);
   ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+  for (size_t i = 0; i < n_answered; ++i) ::signal(answered[i], SIG_DFL);
   ::execv(argv[0], argv.data());
   const char msg[] = "loom mpirun: could not start mpirun (exec failed)\n";
   (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
@@ -233,7 +242,7 @@ int run_mpirun_launcher(const std::vector<std::string>& mpirun_options, const st
   sigaddset(&waited, SIGCHLD);
   ::sigprocmask(SIG_BLOCK, &waited, &old_mask);
   ::signal(SIGPIPE, SIG_IGN);   // a closed stderr must not kill the launcher before mpirun ends
-  const pid_t pid = spawn(argv, old_mask);
+  const pid_t pid = spawn(argv, waited, old_mask);
   if (pid < 0) {
     say(std::string("fork failed: ") + std::strerror(errno));
     return kExitError;
