@@ -23,9 +23,11 @@ while [[ $# -gt 0 && "$1" != "--" ]]; do corpus+=("$1"); shift; done
 scripts/setup.sh --no-tests
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 loom=("${LOOM_BUILD_DIR:-build}/loom")
-mpirun=(mpirun -np "$np" --oversubscribe --bind-to none --mca mpi_yield_when_idle 1)
+# `loom mpirun`: Ctrl-C or SIGTERM stops the ranks with a checkpoint and exits 130 / 143
+# (a bare mpirun exits 1; README "Stopping"); the next call resumes.
+mpirun=("${loom[@]}" mpirun -np "$np" --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 --)
 if [[ ${#corpus[@]} -eq 0 ]]; then
-  exec "${mpirun[@]}" "${loom[@]}" train examples/glove.toml --resume auto "$@"
+  exec "${mpirun[@]}" train examples/glove.toml --resume auto "$@"
 fi
 paths=""
 for c in "${corpus[@]}"; do
@@ -37,4 +39,4 @@ sets=(--set "corpus.paths=[$paths]" --set run.name=glove-corpus --set eval.every
 # The analogy and similarity files of ../shared/data, where they exist.
 [[ -f ../shared/data/questions-words.txt ]] || sets+=(--set eval.analogy=)
 [[ -f ../shared/data/wordsim353.tsv ]] || sets+=(--set eval.similarity=)
-exec "${mpirun[@]}" "${loom[@]}" train examples/glove-wiki17m-d300.toml --resume auto "${sets[@]}" "$@"
+exec "${mpirun[@]}" train examples/glove-wiki17m-d300.toml --resume auto "${sets[@]}" "$@"
