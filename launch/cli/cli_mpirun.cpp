@@ -16,7 +16,8 @@
 //    then exits 138 the launcher exits 128 + the signal it got (130, 143, 129, 138);
 //  - a second SIGINT or SIGTERM is a hard stop, SIGTERM to mpirun (which ends the job as
 //    above, the ranks gone within seconds: 2.5 s measured with rank 0 inside a checkpoint
-//    write), and the launcher still exits 128 + the first signal; a third SIGKILLs mpirun;
+//    write), and the launcher still exits 128 + the first signal, as it does when a third
+//    SIGINT or SIGTERM has SIGKILLed mpirun;
 //  - any other status is mpirun's own, returned as is (a rank's error 1, the watchdog's 3);
 //    mpirun killed by signal N gives 128 + N.
 // A signal the launcher was started with ignored (nohup's SIGHUP, SIGINT of a background
@@ -126,7 +127,7 @@ pid_t spawn(std::vector<char*>& argv, const sigset_t& waited, const sigset_t& ol
   }
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (::getppid() != parent) ::raise(SIGTERM);   // the launcher died before prctl
+  if (::getppid() != parent) ::_exit(kExitError);   // the launcher died before prctl: nobody to answer
   if (terminal_in) {
     const int null = ::open("/dev/null", O_RDONLY);
     if (null >= 0) ::dup2(null, STDIN_FILENO);
@@ -174,6 +175,10 @@ void on_signal(int sig, pid_t mpirun, StopState& s) {
 int status_after(int ws, const StopState& s) {
   if (WIFSIGNALED(ws)) {
     const int sig = WTERMSIG(ws);
+    if (s.killed) {   // our own SIGKILL, asked for by a third signal
+      say("mpirun killed; exiting " + std::to_string(128 + s.first) + " (" + signal_name(s.first) + ")");
+      return 128 + s.first;
+    }
     say("mpirun was killed by " + signal_name(sig) + "; exiting " + std::to_string(128 + sig));
     return 128 + sig;
   }
