@@ -2,7 +2,9 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <list>
 #include <mutex>
 #include <string_view>
@@ -230,7 +232,9 @@ class Connection;
 // The server's state; StatusServer::Impl is this (a named type in an anonymous namespace so
 // that Connection can use it without touching the header).
 struct ServerCore {
-  explicit ServerCore(StatusServerOptions o) : options(std::move(o)) {}
+  explicit ServerCore(StatusServerOptions o) : options(std::move(o)) {
+    if (const char* hold = std::getenv("LOOM_FAULT_STATUS_HOLD_US")) hold_us = std::atol(hold);
+  }
 
   StatusServerOptions options;
   asio::io_context io;
@@ -244,6 +248,11 @@ struct ServerCore {
 
   std::mutex mutex;                               // guards snapshot only
   std::shared_ptr<const StatusSnapshot> snapshot = std::make_shared<StatusSnapshot>();
+  // Fault injection for tests/e2e/hostile_inputs_test.cpp: LOOM_FAULT_STATUS_HOLD_US = N
+  // makes every answer hold `mutex` for N microseconds, as a server that rendered under the lock
+  // would, so that publish() - the training thread - waits on the clients. The test shows
+  // with it that its bound on the training rate under probes catches such a server.
+  long hold_us = 0;
 
   // Io thread only.
   int active = 0;
@@ -394,6 +403,10 @@ Response ServerCore::handle(std::string_view method, std::string_view target) {
   if (method != "GET" && method != "HEAD") return error_response(405);
   const std::string_view path = target.substr(0, target.find('?'));
   if (path != "/status" && path != "/metrics") return error_response(404);
+  if (hold_us > 0) {
+    std::lock_guard<std::mutex> lock(mutex);
+    std::this_thread::sleep_for(std::chrono::microseconds(hold_us));
+  }
   const std::shared_ptr<const StatusSnapshot> s = current();
   Response r;
   try {
