@@ -713,16 +713,16 @@ void probe_until(int port, Clock::time_point until, ProbeTally& t, const std::st
 // CPU while probed (27 % of a core against 38 %): every answer wakes the server's thread, a
 // woken thread preempts training, and training then waits behind the machine's other work.
 // So the bound on the rate of metrics.jsonl has kRateFloor = 0.35 (0.70x; the effects
-// measured were 0.64x to 1.10x), and with the noise (s = 0.1 to 0.7) the bound is 0.38x
+// measured were 0.64x to 1.21x), and with the noise (s = 0.1 to 0.8) the bound is 0.31x
 // to 0.64x: it catches a stall that halves training only where the machine is quiet.
 // A second rate factors the machine out: steps per second of the training thread's time
 // not spent waiting for a CPU (wall time less the run-queue wait of rank 0's main thread,
 // /proc/PID/task/PID/schedstat). A server that holds training makes it sleep or spin,
 // which this rate keeps; the scheduler's preemptions it drops. Its floor is kOwnFloor =
-// 0.15 (0.86x); measured, its noise s was 0.06 to 0.14 at np 1 and its bound 0.75x to
-// 0.81x, the effects 0.96x to 1.05x. (At np 2 a rank that waits for the other spins in
-// MPI, so the other rank's run-queue waits stay in it as noise: bounds 0.49x to 0.79x,
-// effects 0.84x to 1.10x.)
+// 0.15 (0.86x); measured, its noise s was 0.01 to 0.14 at np 1 and its bound 0.75x to
+// 0.85x, the effects 0.96x to 1.05x. (At np 2 a rank that waits for the other spins in
+// MPI, so the other rank's run-queue waits stay in it as noise: bounds 0.24x to 0.79x,
+// effects 0.84x to 1.27x.)
 // That the bounds catch a server that stalls training: with LOOM_FAULT_STATUS_HOLD_US the
 // server holds the snapshot's lock 10 ms per answer (Note [Status server isolation]
 // forbids it), and StatusProbed.HeldServerIsCaught checks what the bounds make of it.
@@ -1022,7 +1022,7 @@ INSTANTIATE_TEST_SUITE_P(Models, StatusProbed,
 // thread: with LOOM_FAULT_STATUS_HOLD_US = 10000 every answer holds the snapshot's lock for
 // 10 ms, so that publish() after a step waits while the server answers (word2vec at np 1,
 // the model with the shortest steps). Measured, that takes the probed windows to 0.15x to
-// 0.19x off the run queue, far below its bound (0.62x to 0.79x), and to 0.32x to 0.40x in
+// 0.24x off the run queue, far below its bound (0.62x to 0.80x), and to 0.31x to 0.40x in
 // metrics.jsonl, below its bound each time (0.44x to 0.53x) but near it when the machine
 // is noisy: there the check is that the stall exceeds what probing costs (kRateFloor), and
 // the bound's verdict is printed.
