@@ -35,6 +35,7 @@
 //   facts, so every rank takes the same branch. Both modes give the same datasets,
 //   attributes and checksums; h5py reads both.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -160,9 +161,12 @@ class CheckpointReader {
   void read_vocab(std::vector<std::string>* tokens, std::vector<int64_t>* counts) const;
   const std::vector<DatasetInfo>& list_datasets() const;
   // The /model, /optimizer and /state datasets that `expected` (what this run's model
-  // would save) has and the file lacks, comma-separated; "" when none is missing. Shapes are
-  // not compared here: a changed shape is a changed config, which resuming refuses by key.
+  // would save) has and the file lacks, comma-separated; "" when none is missing.
   std::string missing_datasets(const SaveRequest& expected) const;
+  // The /model and /optimizer datasets of `expected` that the file holds with another
+  // shape, "/model/W: file has (5, 3), this run's model expects (6, 3)", "; "-separated; ""
+  // when every one present agrees (missing ones are missing_datasets' to say).
+  std::string differing_shapes(const SaveRequest& expected) const;
 
  private:
   friend std::string inspect_checkpoint(const std::string& path, bool* ok);
@@ -180,9 +184,14 @@ std::string checkpoint_format_problem(const std::optional<std::string>& format);
 // checkpoint (no *.h5 file, no `latest`); throws DataError on every rank when it holds some
 // and none can be used (Note [All checkpoints damaged] in checkpoint_files.cpp).
 // With `expected` (the model's SaveRequest; read on rank 0) a checkpoint that lacks a
-// dataset the model saves is skipped like a damaged one.
+// dataset the model saves, or holds a /model or /optimizer dataset with another shape than
+// the model's, is skipped like a damaged one, unless `another_model` (rank 0; optional)
+// says why the checkpoint records another model than this run's (its config's shape keys,
+// its vocabulary): then it is taken, for the caller to refuse by that reason (Note
+// [Another shape: damage or another model] in checkpoint_files.cpp).
+using AnotherModel = std::function<std::string(const CheckpointReader& checkpoint)>;
 std::string find_resume_checkpoint(Communicator& comm, const std::string& dir,
-                                   const SaveRequest* expected = nullptr);
+                                   const SaveRequest* expected = nullptr, const AnotherModel& another_model = {});
 
 // What DIR/latest holds (a file name, "step_100.h5"), or "" when there is no `latest`.
 std::string read_latest_text(const std::string& dir);

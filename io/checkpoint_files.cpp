@@ -69,20 +69,34 @@ struct ResumeChoice {
 
 // Rank 0: follows `latest`, then the other *.h5 files by descending step; every file it
 // cannot use gets a warning naming it and its damage.
-ResumeChoice choose_resume(const std::string& dir, const SaveRequest* expected) {
+ResumeChoice choose_resume(const std::string& dir, const SaveRequest* expected, const AnotherModel& another_model) {
   const std::string latest_text = read_latest_text(dir), latest = read_latest(dir);
   std::set<std::string> tried;
   auto valid = [&](const std::string& name) {
     tried.insert(name);
+    const std::string path = dir + "/" + name;
     try {
       CheckpointReader r;
-      r.open(dir + "/" + name);
-      if (const std::string missing = expected ? r.missing_datasets(*expected) : ""; !missing.empty()) {
-        log::warn("ckpt", "skipping damaged checkpoint: " + dir + "/" + name + " lacks dataset(s) this run's " +
-                              "model saves: " + missing);
-        return false;
-      }
-      return true;
+      r.open(path);
+      if (expected == nullptr) return true;
+      const std::string missing = r.missing_datasets(*expected), differing = r.differing_shapes(*expected);
+      if (missing.empty() && differing.empty()) return true;
+      // Note [Another shape: damage or another model]
+      // A checkpoint whose datasets are not the ones this run's model has (another shape, or
+      // missing) was either written for another model (dim = 64, now 32; another corpus and
+      // so another vocabulary) or changed after it was written (a dataset rewritten with
+      // h5py: checksum and listing agree with the new data, so open() finds nothing wrong).
+      // The first is the user's change, which the trainer refuses naming the config keys or
+      // the parameters; skipping the file would hide that behind "none of them usable". The
+      // file's own record (its config, its vocabulary) tells them apart: a record of this
+      // run's model with other datasets is damage, and the file is skipped like any other
+      // damaged one, naming the datasets and both shapes, and an older one is taken.
+      if (another_model && !another_model(r).empty()) return true;
+      log::warn("ckpt", "skipping damaged checkpoint: " + path + " records this run's model (config, vocabulary) " +
+                            "but does not hold its datasets: " +
+                            (missing.empty() ? "" : "missing " + missing + (differing.empty() ? "" : "; ")) +
+                            differing);
+      return false;
     } catch (const Error& e) {
       log::warn("ckpt", "skipping damaged checkpoint: " + std::string(e.what()));
       return false;
@@ -126,9 +140,10 @@ ResumeChoice choose_resume(const std::string& dir, const SaveRequest* expected) 
 
 }  // namespace
 
-std::string find_resume_checkpoint(Communicator& comm, const std::string& dir, const SaveRequest* expected) {
+std::string find_resume_checkpoint(Communicator& comm, const std::string& dir, const SaveRequest* expected,
+                                   const AnotherModel& another_model) {
   ResumeChoice choice;
-  if (comm.rank() == 0) choice = choose_resume(dir, expected);
+  if (comm.rank() == 0) choice = choose_resume(dir, expected, another_model);
   // Rank 0's choice or refusal, so that every rank resumes from the same file or throws the
   // same error (Note [An error every rank reaches] prints it once).
   std::string& text = choice.refusal.empty() ? choice.path : choice.refusal;

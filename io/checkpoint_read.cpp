@@ -80,6 +80,7 @@ struct CheckpointReader::Impl {
   void scan();                                    // fills infos (problems recorded, not thrown)
   void check_dataset(const h5::Dataset& ds, h5::ElemType want, const std::string& shape_problem);
   void check_listing(const std::string& listing);   // Note [The file lists its datasets]
+  void check_slot_shapes();                         // Note [A slot has its parameter's shape]
   const DatasetInfo& info(const std::string& dataset_path) const;
   h5::Dataset open_at(const std::string& dataset_path) const;
   // Reads the dataset into dst (memory on `device`) and verifies its checksum.
@@ -188,6 +189,27 @@ void CheckpointReader::Impl::scan() {
     for (int piece = 1; f.has_attr("datasets." + std::to_string(piece)); ++piece)
       listing += f.attr_string("datasets." + std::to_string(piece));
     check_listing(listing);
+  }
+  check_slot_shapes();
+}
+
+// Note [A slot has its parameter's shape]
+// /optimizer/<name>/<slot> is element-wise state of /model/<name> (AdaGrad's gradsq, Adam's
+// m and v: DESIGN.md), so it has that parameter's shape. A file where one differs was
+// changed after it was written (a dataset rewritten, with h5py say, its checksum and the
+// listing with it): the file's own datasets say so without the model that wrote it, so
+// `loom inspect` reports the slot and open() refuses the file. A parameter rewritten
+// together with its slots is consistent in itself; only the model that reads it can tell
+// (CheckpointReader::differing_shapes, used when resuming).
+void CheckpointReader::Impl::check_slot_shapes() {
+  for (DatasetInfo& d : infos) {
+    if (d.path.rfind("/optimizer/", 0) != 0 || !d.problem.empty()) continue;
+    const size_t slash = d.path.rfind('/');
+    const std::string param = "/model/" + d.path.substr(11, slash - 11);
+    auto it = index.find(param);
+    if (it == index.end() || !infos[it->second].problem.empty() || infos[it->second].shape == d.shape) continue;
+    d.problem = "shape " + shape_str(d.shape) + ", but its parameter " + param + " has " +
+                shape_str(infos[it->second].shape) + " (an optimizer slot has its parameter's shape)";
   }
 }
 
@@ -322,6 +344,24 @@ std::string CheckpointReader::missing_datasets(const SaveRequest& expected) cons
   std::string out;
   for (const auto& p : paths)
     if (impl_->index.count(p) == 0) out += (out.empty() ? "" : ", ") + p;
+  return out;
+}
+
+std::string CheckpointReader::differing_shapes(const SaveRequest& expected) const {
+  std::vector<std::pair<std::string, Shape>> want;
+  if (expected.params != nullptr)
+    for (const auto& e : expected.params->entries()) want.emplace_back("/model/" + e.name, e.shape);
+  for (const auto& s : expected.slots) want.emplace_back("/optimizer/" + s.param + "/" + s.slot, s.value.shape());
+  std::string out;
+  for (const auto& [p, shape] : want) {
+    auto it = impl_->index.find(p);
+    if (it == impl_->index.end()) continue;
+    std::vector<int64_t> dims;
+    for (int i = 0; i < shape.rank(); ++i) dims.push_back(shape[i]);
+    if (impl_->infos[it->second].shape != dims)
+      out += (out.empty() ? "" : "; ") + p + ": file has " + shape_str(impl_->infos[it->second].shape) +
+             ", this run's model expects " + shape_str(dims);
+  }
   return out;
 }
 

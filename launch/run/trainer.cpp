@@ -81,9 +81,28 @@ void Trainer::resume_if_asked() {
   if (options_.resume.empty()) return;
   std::string path = options_.resume;
   if (path == "auto") {
-    // What this model saves: a checkpoint lacking any of it is skipped like a damaged one.
+    // What this model saves: a checkpoint lacking any of it, or holding it with another
+    // shape, is skipped like a damaged one, unless it records another model (kind, shape
+    // keys, vocabulary size), which is refused below naming what differs (Note [Another
+    // shape: damage or another model]).
     const SaveRequest expected = save_request(0);
-    path = options_.checkpoint_dir.empty() ? "" : find_resume_checkpoint(comm_, options_.checkpoint_dir, &expected);
+    const AnotherModel another_model = [&](const CheckpointReader& r) -> std::string {
+      if (r.meta().model_kind != model_.kind()) return "model_kind " + r.meta().model_kind;
+      if (expected.vocab && r.has_vocab()) {
+        for (const DatasetInfo& d : r.list_datasets())
+          if (d.path == "/vocab/tokens" && !d.shape.empty() &&
+              d.shape[0] != static_cast<int64_t>(expected.vocab->tokens->size()))
+            return "a vocabulary of " + std::to_string(d.shape[0]) + " tokens";
+      }
+      try {
+        return differing_shape_keys(model_, r.path(), r.meta().config_toml, options_.config_toml);
+      } catch (const ConfigError& e) {
+        return e.what();
+      }
+    };
+    path = options_.checkpoint_dir.empty()
+               ? ""
+               : find_resume_checkpoint(comm_, options_.checkpoint_dir, &expected, another_model);
     if (path.empty()) {
       log::info("train", "--resume auto: no checkpoint in " + options_.checkpoint_dir + "; starting fresh");
       return;

@@ -572,11 +572,16 @@ TEST(TinyCorpus, EmptyAndOneWordAreRefusedNamingTheFile) {
   for (const std::string& corpus : {empty, one}) {
     for (const char* model : {"glove", "word2vec"}) {
       SCOPED_TRACE(corpus + " " + model);
-      RunResult r = train_glove(1, dir.file(std::string("run-") + model + "-" + fs::path(corpus).stem().string()),
-                                {"corpus.synthetic=false", corpus_paths(corpus), std::string("train.model=") + model});
+      const std::string run_dir = dir.file(std::string("run-") + model + "-" + fs::path(corpus).stem().string());
+      RunResult r = train_glove(1, run_dir, {"corpus.synthetic=false", corpus_paths(corpus),
+                                             std::string("train.model=") + model});
       EXPECT_EQ(r.status, 1) << r.err;
       EXPECT_NE(r.err.find(corpus), std::string::npos) << r.err;
       EXPECT_EQ(r.err.find("vectors.txt"), std::string::npos) << r.err;
+      // No vectors in any format (vectors.formats): untrained vectors are not exported.
+      for (const char* file : {"vectors.txt", "vectors.w2v.txt", "vectors.bin"}) {
+        EXPECT_FALSE(fs::exists(run_dir + "/" + file)) << run_dir << "/" << file << " was written";
+      }
     }
   }
 }
@@ -611,7 +616,9 @@ TEST(TinyCorpus, EmptyFilesAndDirectoriesAreNamedForEveryModel) {
     EXPECT_EQ(r.status, 1) << r.err;
     EXPECT_NE(r.err.find(c.path), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
-    EXPECT_FALSE(fs::exists(run_dir + "/ckpt/latest")) << r.err;
+    // The default checkpoint.dir, "checkpoints" in the run directory: no checkpoint at all.
+    EXPECT_FALSE(fs::exists(run_dir + "/checkpoints/latest")) << r.err;
+    EXPECT_TRUE(checkpoint_steps(run_dir + "/checkpoints").empty()) << r.err;
   }
 }
 

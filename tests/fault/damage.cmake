@@ -1,5 +1,6 @@
 # Every kind of damage to the newest checkpoints (a flipped byte in a named dataset, a cut
-# file, a deleted dataset, a wrong format or format_version, an empty file, `latest` naming
+# file, a deleted dataset, a parameter rewritten in another shape with its checksum and
+# listing intact, a wrong format or format_version, an empty file, `latest` naming
 # a file that is gone, all of them damaged) on the real `loom train` of GloVe, word2vec, GPT
 # and BERT at 1 and 2 ranks, each resumed with --resume auto and compared bit for bit with
 # an uninterrupted run; and a SIGSTOPped rank of a 2-rank `loom train` under a 3 s

@@ -5,10 +5,11 @@
 // word2vec). A run directory is then made as a run killed after its third checkpoint leaves
 // it: the reference's first three checkpoints, `latest` naming the third. The newest two are
 // damaged, each by another kind (a flipped byte inside a named dataset, found with HDF5 as
-// tests/io/test_checkpoint_files.cpp does; the file cut in half; a dataset deleted; a wrong
-// root attribute `format` or `format_version`; an empty file; `latest` naming a file that is
-// gone), so that every kind is tried both where `latest` points and where the fallback by
-// step looks. `--resume auto` must warn for each file naming it and the damage (and the
+// tests/io/test_checkpoint_files.cpp does; the file cut in half; a dataset deleted; a
+// parameter and its optimizer slots rewritten in another shape, the file whole by its own
+// checks (checksums and listing agree), only the model's shapes tell; a wrong root attribute
+// `format` or `format_version`; an empty file; `latest` naming a file that is gone), so
+// that every kind is tried both where `latest` points and where the fallback by step looks. `--resume auto` must warn for each file naming it and the damage (and the
 // dataset), resume from the first checkpoint, and end bit for bit equal to the reference
 // (every /model and /optimizer dataset; the exported vectors of GloVe and word2vec). With all
 // three checkpoints damaged it must refuse (exit 1, once, nothing written: Note [All
@@ -53,13 +54,16 @@ using Clock = std::chrono::steady_clock;
 
 // ---- damage -----------------------------------------------------------------------------
 
-enum class Damage { kFlippedByte, kTruncated, kMissingDataset, kWrongFormat, kWrongFormatVersion, kEmptyFile, kLatestNowhere };
+enum class Damage {
+  kFlippedByte, kTruncated, kMissingDataset, kWrongShape, kWrongFormat, kWrongFormatVersion, kEmptyFile, kLatestNowhere
+};
 
 const char* name_of(Damage d) {
   switch (d) {
     case Damage::kFlippedByte: return "flipped byte";
     case Damage::kTruncated: return "truncated";
     case Damage::kMissingDataset: return "missing dataset";
+    case Damage::kWrongShape: return "wrong shape";
     case Damage::kWrongFormat: return "wrong format";
     case Damage::kWrongFormatVersion: return "wrong format_version";
     case Damage::kEmptyFile: return "empty file";
@@ -96,16 +100,80 @@ void delete_dataset(const std::string& path, const std::string& dataset) {
   ASSERT_GE(H5Fclose(f), 0) << path;
 }
 
-void damage(Damage d, const std::string& path, const ModelCase& m) {
-  switch (d) {
-    case Damage::kFlippedByte: flip_byte_in(path, m.flipped); break;
-    case Damage::kTruncated: fs::resize_file(path, fs::file_size(path) / 2); break;
-    case Damage::kMissingDataset: delete_dataset(path, m.deleted); break;
-    case Damage::kWrongFormat: h5::File::open(path, true).set_attr("format", std::string("not-loom")); break;
-    case Damage::kWrongFormatVersion: h5::File::open(path, true).set_attr("format_version", int64_t{99}); break;
-    case Damage::kEmptyFile: fs::resize_file(path, 0); break;
-    case Damage::kLatestNowhere: fs::remove(path); break;
+// A shape as the reader's messages write it: "(64, 16)", "(64,)".
+std::string shape_words(const std::vector<int64_t>& dims) {
+  std::string s = "(";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + (dims.size() == 1 ? ",)" : ")");
+}
+
+// A shape as the root attribute `datasets` lists it: "64x16".
+std::string listed_shape(const std::vector<int64_t>& dims) {
+  std::string s;
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? "x" : "") + std::to_string(dims[i]);
+  return s;
+}
+
+// Rewrites /model/PARAM and its /optimizer/PARAM/* slots with the same data in another
+// shape, as h5py's `del f[p]; f[p] = data.reshape(...)` with the crc32 attribute copied
+// would: (r, c) becomes (r * c,), (n,) becomes (1, n). The elements and their order, hence
+// the crc32, are unchanged, and the root attribute `datasets` is rewritten to list the new
+// shapes, so the file is whole by every check of its own: only the model's shapes tell.
+// Returns the words the warning must hold: the /model dataset, its shape in the file and
+// the shape the model expects.
+std::vector<std::string> reshape_parameter(const std::string& path, const std::string& param) {
+  std::vector<std::string> paths = {"/model/" + param};
+  {
+    h5::File f = h5::File::open(path, false);
+    if (f.has("optimizer") && f.open_group("optimizer").has(param))
+      for (const auto& c : f.open_group("optimizer").open_group(param).children())
+        paths.push_back("/optimizer/" + param + "/" + c.name);
   }
+  std::string listing;
+  std::vector<std::string> words;
+  {
+    h5::File f = h5::File::open(path, false);
+    EXPECT_FALSE(f.has_attr("datasets.1")) << path << ": a listing in pieces, which this test does not rewrite";
+    listing = f.attr_string("datasets");
+  }
+  for (const std::string& p : paths) {
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    EXPECT_GE(f, 0) << path;
+    const hid_t d = H5Dopen2(f, p.c_str(), H5P_DEFAULT);
+    EXPECT_GE(d, 0) << p;
+    const hid_t space = H5Dget_space(d);
+    std::vector<hsize_t> hdims(static_cast<size_t>(H5Sget_simple_extent_ndims(space)));
+    H5Sget_simple_extent_dims(space, hdims.data(), nullptr);
+    H5Sclose(space);
+    std::vector<int64_t> dims(hdims.begin(), hdims.end());
+    int64_t numel = 1;
+    for (int64_t n : dims) numel *= n;
+    std::vector<float> data(static_cast<size_t>(numel));
+    EXPECT_GE(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), 0) << p;
+    uint32_t crc = 0;
+    const hid_t a = H5Aopen(d, "crc32", H5P_DEFAULT);
+    EXPECT_GE(H5Aread(a, H5T_NATIVE_UINT32, &crc), 0) << p;
+    H5Aclose(a);
+    H5Dclose(d);
+    EXPECT_GE(H5Ldelete(f, p.c_str(), H5P_DEFAULT), 0) << p;
+    EXPECT_GE(H5Fclose(f), 0) << path;
+    const std::vector<int64_t> now = dims.size() == 1 ? std::vector<int64_t>{1, numel} : std::vector<int64_t>{numel};
+    {
+      const size_t slash = p.rfind('/');
+      h5::File w = h5::File::open(path, true);
+      h5::Group g = p.rfind("/model/", 0) == 0 ? w.open_group("model") : w.open_group("optimizer").open_group(param);
+      h5::Dataset ds = g.create_dataset(p.substr(slash + 1), h5::ElemType::kF32, now);
+      ds.write_rows(0, now[0], data.data());
+      ds.set_attr_u32("crc32", crc);
+    }
+    const std::string was = p + " " + listed_shape(dims) + "\n";
+    const size_t at = listing.find(was);
+    EXPECT_NE(at, std::string::npos) << path << " does not list " << was << listing;
+    if (at != std::string::npos) listing.replace(at, was.size(), p + " " + listed_shape(now) + "\n");
+    if (words.empty()) words = {p + ": file has " + shape_words(now), "this run's model expects " + shape_words(dims)};
+  }
+  h5::File::open(path, true).set_attr("datasets", listing);
+  return words;
 }
 
 // The line of `text` that holds every one of `parts`, or "".
@@ -129,6 +197,7 @@ std::vector<std::string> warning_words(Damage d, const std::string& path, const 
     case Damage::kFlippedByte: return {"skipping damaged checkpoint", path, m.flipped + ":", "checksum mismatch"};
     case Damage::kTruncated: return {"skipping damaged checkpoint", path, "the file is truncated"};
     case Damage::kMissingDataset: return {"skipping damaged checkpoint", path, m.deleted + ":", "missing"};
+    case Damage::kWrongShape: return {"skipping damaged checkpoint", path};   // and the shapes (damage)
     case Damage::kWrongFormat:
       return {"skipping damaged checkpoint", path, "not a loom checkpoint", "root attribute format is \"not-loom\""};
     case Damage::kWrongFormatVersion: return {"skipping damaged checkpoint", path, "unsupported format_version 99"};
@@ -136,6 +205,27 @@ std::vector<std::string> warning_words(Damage d, const std::string& path, const 
     case Damage::kLatestNowhere: return {"latest names " + file + ", which does not exist"};
   }
   return {};
+}
+
+// Damages the checkpoint at `path`; returns the words the warning about it must hold on
+// one line: warning_words, and what only the damage knows (the shapes it changed).
+std::vector<std::string> damage(Damage d, const std::string& path, const ModelCase& m) {
+  std::vector<std::string> words = warning_words(d, path, m);
+  switch (d) {
+    case Damage::kFlippedByte: flip_byte_in(path, m.flipped); break;
+    case Damage::kTruncated: fs::resize_file(path, fs::file_size(path) / 2); break;
+    case Damage::kMissingDataset: delete_dataset(path, m.deleted); break;
+    case Damage::kWrongShape: {
+      const std::vector<std::string> shapes = reshape_parameter(path, m.reshaped);
+      words.insert(words.end(), shapes.begin(), shapes.end());
+      break;
+    }
+    case Damage::kWrongFormat: h5::File::open(path, true).set_attr("format", std::string("not-loom")); break;
+    case Damage::kWrongFormatVersion: h5::File::open(path, true).set_attr("format_version", int64_t{99}); break;
+    case Damage::kEmptyFile: fs::resize_file(path, 0); break;
+    case Damage::kLatestNowhere: fs::remove(path); break;
+  }
+  return words;
 }
 
 // ---- the matrix -------------------------------------------------------------------------
@@ -212,17 +302,17 @@ class DamageMatrix : public ::testing::TestWithParam<std::tuple<std::string, int
     const std::string run_dir = interrupted(name), ckpt = run_dir + "/checkpoints";
     const std::string good = ckpt + "/" + checkpoint_name(ref_->steps[0]);
     const std::string path2 = ckpt + "/" + checkpoint_name(ref_->steps[1]), path3 = ckpt + "/" + checkpoint_name(ref_->steps[2]);
-    damage(newest, path3, model_);
-    damage(second, path2, model_);
+    const std::vector<std::string> words3 = damage(newest, path3, model_), words2 = damage(second, path2, model_);
     const auto t0 = Clock::now();
     RunResult r = run(train_cmd(model_, np_, run_dir, {"--resume", "auto"}), 300s);
     std::printf("%s: %.1f s\n", what.c_str(), std::chrono::duration<double>(Clock::now() - t0).count());
     expect_nothing_left(run_dir, what);
     ASSERT_FALSE(r.timed_out) << r.err;
     ASSERT_EQ(r.status, 0) << r.err;
-    for (const auto& [d, path] : {std::pair{newest, path3}, std::pair{second, path2}}) {
-      EXPECT_NE(line_with_all(r.err, warning_words(d, path, model_)), "")
-          << "no warning says that " << path << " is damaged (" << name_of(d) << "):\n" << r.err;
+    for (const auto& [d, path, words] : {std::tuple{newest, path3, words3}, std::tuple{second, path2, words2}}) {
+      EXPECT_NE(line_with_all(r.err, words), "")
+          << "no warning says that " << path << " is damaged (" << name_of(d) << ") in these words:\n  "
+          << ::testing::PrintToString(words) << "\n" << r.err;
     }
     EXPECT_EQ(line_with_all(r.err, {"skipping damaged checkpoint", good}), "") << good << " is good:\n" << r.err;
     EXPECT_NE(r.err.find("resumed from " + good + " after step " + std::to_string(ref_->steps[0]) + " "),
@@ -244,12 +334,13 @@ TEST_P(DamageMatrix, ResumeAutoFallsBackPastEveryKindOfDamageAndMatches) {
     expect_fallback(D::kFlippedByte, D::kTruncated, "a");
     expect_fallback(D::kMissingDataset, D::kWrongFormat, "b");
     expect_fallback(D::kWrongFormatVersion, D::kEmptyFile, "c");
-    expect_fallback(D::kLatestNowhere, D::kFlippedByte, "d");
+    expect_fallback(D::kLatestNowhere, D::kWrongShape, "d");
   } else {
     expect_fallback(D::kTruncated, D::kFlippedByte, "a");
     expect_fallback(D::kWrongFormat, D::kMissingDataset, "b");
     expect_fallback(D::kEmptyFile, D::kWrongFormatVersion, "c");
     expect_fallback(D::kLatestNowhere, D::kMissingDataset, "d");
+    expect_fallback(D::kWrongShape, D::kFlippedByte, "e");
   }
 }
 
@@ -261,9 +352,10 @@ TEST_P(DamageMatrix, AllDamagedIsRefusedThenStartsFreshWhenMovedAway) {
   const std::vector<D> kinds = np_ == 1 ? std::vector<D>{D::kTruncated, D::kWrongFormatVersion, D::kMissingDataset}
                                         : std::vector<D>{D::kEmptyFile, D::kWrongFormat, D::kFlippedByte};
   std::map<std::string, std::string> before;
+  std::vector<std::vector<std::string>> words;
   for (size_t i = 0; i < 3; ++i) {
     const std::string path = ckpt + "/" + checkpoint_name(ref_->steps[2 - i]);
-    damage(kinds[i], path, model_);
+    words.push_back(damage(kinds[i], path, model_));
     before[path] = read_file(path);
   }
   before[ckpt + "/latest"] = read_file(ckpt + "/latest");
@@ -274,7 +366,7 @@ TEST_P(DamageMatrix, AllDamagedIsRefusedThenStartsFreshWhenMovedAway) {
   EXPECT_EQ(r.status, 1) << r.err;
   for (size_t i = 0; i < 3; ++i) {
     const std::string path = ckpt + "/" + checkpoint_name(ref_->steps[2 - i]);
-    EXPECT_NE(line_with_all(r.err, warning_words(kinds[i], path, model_)), "")
+    EXPECT_NE(line_with_all(r.err, words[i]), "")
         << "no warning says that " << path << " is damaged (" << name_of(kinds[i]) << "):\n" << r.err;
   }
   const std::string refusal = "--resume auto: " + ckpt + " holds 3 checkpoint file(s), none of them usable";

@@ -19,44 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string cmdline_of(const std::string& pid) {
-  std::string text = read_file("/proc/" + pid + "/cmdline");
-  std::replace(text.begin(), text.end(), '\0', ' ');
-  return text;
-}
-
-}  // namespace
-
-char state_of(const std::string& pid) {
-  const std::string stat = read_file("/proc/" + pid + "/stat");
-  const size_t paren = stat.rfind(')');
-  return paren == std::string::npos || paren + 2 >= stat.size() ? '?' : stat[paren + 2];
-}
-
-std::string processes_holding(const std::string& marker) {
-  std::string out;
-  const std::string self = std::to_string(::getpid());
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const std::string pid = e.path().filename().string();
-    if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit) || pid == self) continue;
-    const std::string cmd = cmdline_of(pid);
-    if (cmd.find(marker) == std::string::npos) continue;
-    const char state = state_of(pid);
-    if (state == 'Z' || state == 'X' || state == '?') continue;   // dead, or gone meanwhile
-    out += pid + " " + state + " " + cmd + "\n";
-  }
-  return out;
-}
-
-void expect_nothing_left(const std::string& marker, const std::string& what) {
-  std::string left;
-  const bool gone = wait_until([&] { return (left = processes_holding(marker)).empty(); }, 20s);
-  EXPECT_TRUE(gone) << what << ": processes of the job are left behind:\n" << left;
-}
-
-namespace {
-
 // The files every test shares: the GPT corpus, the BERT documents, vocabulary and config.
 class Shared {
  public:
@@ -104,6 +66,7 @@ ModelCase model_case(const std::string& name) {
               "vectors.formats=[\"glove\"]"};
     m.flipped = "/optimizer/W_ctx/gradsq";
     m.deleted = "/model/b_ctx";
+    m.reshaped = "b";
     m.vectors = true;
   } else if (name == "word2vec") {
     // At 2 ranks a checkpoint can only follow every 4th step (word2vec.rare_every).
@@ -113,16 +76,19 @@ ModelCase model_case(const std::string& name) {
               "vectors.formats=[\"glove\"]"};
     m.flipped = "/model/syn1neg";
     m.deleted = "/model/syn0";
+    m.reshaped = "syn0";
     m.vectors = true;
   } else if (name == "gpt") {
     m.args = {s.dir().file("gpt.toml"), "--set", "corpus.paths=[\"" + s.dir().file("planted.txt") + "\"]"};
     m.flipped = "/model/h.0.attn.c_attn.weight";
     m.deleted = "/optimizer/wte.weight/v";
+    m.reshaped = "h.0.mlp.c_fc.weight";
   } else {
     m.args = {s.dir().file("bert.toml"), "--set", "corpus.paths=[\"" + s.dir().file("bert.txt") + "\"]", "--set",
               "tokens.vocab=" + s.bert_vocab()};
     m.flipped = "/optimizer/encoder.layer.1.attention.self.query.weight/m";
     m.deleted = "/model/cls.predictions.bias";
+    m.reshaped = "embeddings.LayerNorm.weight";
   }
   m.args.insert(m.args.end(), common.begin(), common.end());
   return m;

@@ -1,7 +1,8 @@
 #pragma once
 // What the fault tests of the real `loom train` share (damage_matrix_test.cpp,
-// disk_full_test.cpp, kill_plan.cpp): the check that a finished job left no process behind,
-// and tiny configurations of every model with the files they read.
+// disk_full_test.cpp, kill_plan.cpp): tiny configurations of every model with the files
+// they read. The check that a finished job left no process behind is in
+// tests/support/test_support.h (Note [No process left behind]).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -9,19 +10,6 @@
 #include "tests/support/test_support.h"
 
 namespace loom::test {
-
-// Note [No process left behind]
-// Every run of a fault test has its own directory, which every rank's command line holds
-// (run.dir=...). After a run has ended, /proc is searched for any live process (a zombie is
-// dead) whose command line holds that directory: mpirun, a rank, a helper it started.
-
-// A process's state letter from /proc/PID/stat ('R', 'S', 'T', 'Z'...); '?' when it is gone.
-char state_of(const std::string& pid);
-// "pid state cmdline" of each live process whose command line holds `marker`, one a line.
-std::string processes_holding(const std::string& marker);
-// Waits briefly for what a finished job's launcher may still be reaping, then fails
-// listing what is left.
-void expect_nothing_left(const std::string& marker, const std::string& what);
 
 // A tiny run of one model (glove, word2vec, gpt, bert): seconds at 1 or 2 ranks, a
 // checkpoint every step (every 4th for word2vec, whose checkpoints follow its rare-row sums),
@@ -31,6 +19,7 @@ struct ModelCase {
   std::vector<std::string> args;   // `loom train` arguments, run.dir apart
   std::string flipped;             // a dataset to flip a byte in
   std::string deleted;             // a dataset to delete
+  std::string reshaped;            // a parameter to rewrite with its slots in another shape
   bool vectors = false;            // exports vectors.txt
 };
 

@@ -4,6 +4,8 @@
 //    the rank that did not arrive;
 //  - a rank is SIGKILLed: the whole job ends promptly with a non-zero status;
 //  - a launcher announces 2 ranks while MPI sees 1: a clear error, non-zero exit.
+// After a job whose rank was stopped or killed, no process of it is left (Note [No process
+// left behind] in tests/support/test_support.h).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -11,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -123,6 +126,18 @@ SignalledJob signal_rank_mid_loop(int np, int victim, int sig, const std::string
   out.result.status = job.exit_status();
   out.result.out = job.out();
   out.result.err = job.err();
+  // Every process of the job holds --pid-dir PIDS in its command line (Note [No process
+  // left behind]); a rank still stopped or running after mpirun ended is a failure, then
+  // ended here (ours, by pid) so that it does not outlive the test.
+  expect_nothing_left(pids.path(), "np " + std::to_string(np) + ", " + strsignal(sig) + " to rank " +
+                                       std::to_string(victim));
+  const std::string left = "\n" + processes_holding(pids.path());
+  for (pid_t rank : ranks) {
+    if (left.find("\n" + std::to_string(rank) + " ") != std::string::npos) {
+      kill(rank, SIGCONT);
+      kill(rank, SIGKILL);
+    }
+  }
   return out;
 }
 

@@ -36,6 +36,47 @@ void flip_byte(const std::string& path, const std::string& group, const std::str
   ::close(fd);
 }
 
+// Rewrites `dataset` ("/optimizer/W/m", 2-D) as 1-D with the same elements, as h5py's `del`
+// and a new dataset would: its crc32 (of the same elements) is copied and the root attribute
+// `datasets` lists the new shape, so only the shapes themselves can tell.
+void rewrite_flat(const std::string& path, const std::string& dataset) {
+  std::vector<float> data;
+  uint32_t crc = 0;
+  std::string was;
+  {
+    h5::File f = h5::File::open(path, false);
+    const size_t slash = dataset.rfind('/');
+    h5::Group g = f.open_group("optimizer").open_group(dataset.substr(11, slash - 11));
+    h5::Dataset ds = g.open_dataset(dataset.substr(slash + 1));
+    ASSERT_EQ(ds.dims().size(), 2u) << dataset;
+    was = dataset + " " + checkpoint_shape_text(ds.dims()) + "\n";
+    data.resize(static_cast<size_t>(ds.numel()));
+    ds.read_elements(0, ds.numel(), data.data());
+    crc = ds.attr_u32("crc32");
+  }
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(f, 0) << path;
+  ASSERT_GE(H5Ldelete(f, dataset.c_str(), H5P_DEFAULT), 0) << dataset;
+  const hsize_t n = data.size();
+  const hid_t space = H5Screate_simple(1, &n, nullptr);
+  const hid_t d = H5Dcreate2(f, dataset.c_str(), H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  ASSERT_GE(d, 0) << dataset;
+  EXPECT_GE(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), 0);
+  const hid_t scalar = H5Screate(H5S_SCALAR);
+  const hid_t a = H5Acreate2(d, "crc32", H5T_STD_U32LE, scalar, H5P_DEFAULT, H5P_DEFAULT);
+  EXPECT_GE(H5Awrite(a, H5T_NATIVE_UINT32, &crc), 0);
+  H5Aclose(a);
+  H5Sclose(scalar);
+  H5Dclose(d);
+  H5Sclose(space);
+  ASSERT_GE(H5Fclose(f), 0);
+  h5::File w = h5::File::open(path, true);
+  std::string listing = w.attr_string("datasets");
+  const size_t at = listing.find(was);
+  ASSERT_NE(at, std::string::npos) << listing;
+  w.set_attr("datasets", listing.replace(at, was.size(), dataset + " " + std::to_string(n) + "\n"));
+}
+
 std::string open_error(const std::string& path) {
   try {
     CheckpointReader r;
@@ -155,6 +196,28 @@ TEST(CheckpointDamage, MissingDatasetAndShapeMismatchAreListed) {
   EXPECT_THROW(r.read_state("nonexistent"), DataError);
 }
 
+// Note [A slot has its parameter's shape]: a slot rewritten in another shape, its checksum
+// and the listing with it, is found by the file's own checks: open() refuses the file and
+// inspect names the slot, its shape and its parameter's.
+TEST(CheckpointDamage, ASlotOfAnotherShapeThanItsParameterIsReported) {
+  test::TempDir dir;
+  const std::string path = save(dir, "a");
+  rewrite_flat(path, "/optimizer/W/m");
+  const std::string msg = open_error(path);
+  EXPECT_TRUE(has(msg, path)) << msg;
+  EXPECT_TRUE(has(msg, "/optimizer/W/m: shape (15,), but its parameter /model/W has (5, 3)")) << msg;
+  bool ok = true;
+  const std::string report = inspect_checkpoint(path, &ok);
+  EXPECT_FALSE(ok) << report;
+  auto line = [&](const std::string& part) {
+    const size_t at = report.find(part);
+    return at == std::string::npos ? std::string() : report.substr(at, report.find('\n', at) - at);
+  };
+  EXPECT_TRUE(has(line("/optimizer/W/m "), "DAMAGED: shape (15,), but its parameter /model/W has (5, 3)")) << report;
+  EXPECT_FALSE(has(line("/model/W "), "DAMAGED")) << report;
+  EXPECT_TRUE(has(report, "status: DAMAGED (1 datasets)")) << report;
+}
+
 TEST(CheckpointResume, FallsBackWhenTheNewestIsDamaged) {
   test::TempDir dir;
   std::string one = save(dir, "step_1", 1);
@@ -218,6 +281,48 @@ TEST(CheckpointResume, LatestNamingAPathElsewhereIsSaidAndPassedOver) {
   const std::string log = testing::internal::GetCapturedStderr();
   EXPECT_EQ(chosen, one);
   EXPECT_TRUE(has(log, dir.path() + "/latest holds '../elsewhere/step_9.h5', which is not a file name in")) << log;
+}
+
+// Note [Another shape: damage or another model]: a whole file whose /model or /optimizer
+// dataset has another shape than this run's model gives is skipped naming the datasets and
+// both shapes, unless the caller says that the file records another model: then it is
+// taken, for the caller to refuse naming what differs.
+TEST(CheckpointResume, AnotherShapeThanTheModelsIsSkippedUnlessItRecordsAnotherModel) {
+  test::TempDir dir;
+  auto& comm = MpiCommunicator::world();
+  test::CheckpointFixture six(0, 1, /*w_rows=*/6), five(0, 2, /*w_rows=*/5);
+  const std::string one = save_checkpoint(comm, dir.path(), "step_1", six.req, WriteMode::kGathered);
+  const std::string two = save_checkpoint(comm, dir.path(), "step_2", five.req, WriteMode::kGathered);
+  EXPECT_EQ(find_resume_checkpoint(comm, dir.path()), two);   // no expectation: the newest
+  std::vector<std::string> asked;
+  auto change = [&](const std::string& why) -> AnotherModel {
+    return [&asked, why](const CheckpointReader& r) {
+      asked.push_back(r.path() + " step " + std::to_string(r.meta().step));
+      return why;
+    };
+  };
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(find_resume_checkpoint(comm, dir.path(), &six.req, change("")), one);
+  const std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(asked, std::vector<std::string>{two + " step 2"}) << "asked only about the file that differs";
+  const size_t at = log.find("skipping damaged checkpoint: " + two);
+  ASSERT_NE(at, std::string::npos) << log;
+  const std::string warning = log.substr(at, log.find('\n', at) - at);
+  EXPECT_TRUE(has(warning, "/model/W: file has (5, 3), this run's model expects (6, 3)")) << log;
+  EXPECT_TRUE(has(warning, "/optimizer/W/m: file has (5, 3), this run's model expects (6, 3)")) << log;
+  EXPECT_FALSE(has(warning, "/model/b")) << "only the datasets that differ: " << log;
+  EXPECT_FALSE(has(log, "skipping damaged checkpoint: " + one)) << log;
+  EXPECT_EQ(find_resume_checkpoint(comm, dir.path(), &six.req), one) << "no hook: the same";
+  // It records another model: taken as it is.
+  asked.clear();
+  EXPECT_EQ(find_resume_checkpoint(comm, dir.path(), &six.req, change("dim: checkpoint 5, now 6")), two);
+  EXPECT_EQ(asked, std::vector<std::string>{two + " step 2"});
+  // A dataset missing is judged the same way.
+  test::CheckpointFixture extra(0, 3, /*w_rows=*/5, /*with_extra=*/true);
+  testing::internal::CaptureStderr();
+  EXPECT_THROW(find_resume_checkpoint(comm, dir.path(), &extra.req, change("")), DataError) << "none fits";
+  const std::string log2 = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(has(log2, "missing /model/extra, /optimizer/extra/m, /optimizer/extra/v")) << log2;
 }
 
 TEST(CheckpointResume, EmptyDirectoryGivesNothing) {

@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -239,6 +241,53 @@ std::string describe_descendants(pid_t pid) {
     for (pid_t c : child_pids(p)) frontier.push_back(c);
   }
   return out;
+}
+
+char state_of(const std::string& pid) { return process_state(static_cast<pid_t>(std::atol(pid.c_str()))); }
+
+namespace {
+
+std::string cmdline_of(const std::string& pid) {
+  std::string text = read_file("/proc/" + pid + "/cmdline");
+  std::replace(text.begin(), text.end(), '\0', ' ');
+  return text;
+}
+
+// `marker` as a whole path in `cmd`: not the start of a longer name ("/tmp/x/run" is not
+// in "/tmp/x/run2"), so that a test never sees another test's processes.
+bool holds_marker(const std::string& cmd, const std::string& marker) {
+  for (size_t at = cmd.find(marker); at != std::string::npos; at = cmd.find(marker, at + 1)) {
+    const size_t end = at + marker.size();
+    if (end == cmd.size()) return true;
+    const char next = cmd[end];
+    if (!std::isalnum(static_cast<unsigned char>(next)) && next != '_' && next != '-' && next != '.') return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string processes_holding(const std::string& marker) {
+  std::string out;
+  const std::string self = std::to_string(::getpid());
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string pid = e.path().filename().string();
+    if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit) || pid == self) continue;
+    const std::string cmd = cmdline_of(pid);
+    if (!holds_marker(cmd, marker)) continue;
+    const char state = state_of(pid);
+    if (state == 'Z' || state == 'X' || state == '?') continue;   // dead, or gone meanwhile
+    out += pid + " " + state + " " + cmd + "\n";
+  }
+  return out;
+}
+
+void expect_nothing_left(const std::string& marker, const std::string& what) {
+  std::string left;
+  const bool gone = wait_until([&] { return (left = processes_holding(marker)).empty(); },
+                               std::chrono::seconds(20));
+  EXPECT_TRUE(gone) << what << ": processes of the job are left behind:\n" << left;
 }
 
 std::vector<pid_t> wait_for_ranks(Process& p, const std::string& rank_name, size_t n, std::chrono::milliseconds limit) {

@@ -18,9 +18,9 @@ namespace loom::test {
 // peer memory refused, a private SLURM cluster or netns hosts that did not start, the
 // Python references absent) cannot say anything about loom. On a developer's machine it
 // skips visibly: GTEST_SKIP with the reason, which ctest lists. Under CI (the environment
-// variable CI set and not "false" or "0", as scripts/test.sh and the CI jobs set it) the
-// environment is part of the contract, so the same test fails with the same reason instead
-// of passing silently. LOOM_SKIP_OR_FAIL is the one way to write such a skip. The single
+// variable CI set and not "false" or "0": .ci/run sets CI=true unless the CI system has set
+// it already, then runs scripts/test.sh) the environment is part of the contract, so the
+// same test fails with the same reason instead of passing silently. LOOM_SKIP_OR_FAIL is the one way to write such a skip. The single
 // exception is a GPU: CI machines have none, so LOOM_SKIP_NO_GPU skips there too and says
 // so. Skips that are part of a test's design (a check that only means something at world
 // size 1, an opt-in measurement) are plain GTEST_SKIPs.
@@ -128,6 +128,23 @@ std::vector<pid_t> child_pids(pid_t pid);
 std::vector<pid_t> descendants_named(pid_t pid, const std::string& name);
 // "pid comm state wchan" for `pid` and each of its descendants, for failure messages.
 std::string describe_descendants(pid_t pid);
+
+// Note [No process left behind]
+// Every job a kill or signal test starts has its own directory (a TempDir, or a run
+// directory inside one), which every process of the job holds in its command line
+// (run.dir=..., --pid-dir ...). After the job has ended, /proc is searched for any live
+// process (a zombie is dead) whose command line holds that directory as a whole path:
+// mpirun, a rank, a helper it started. TempDir names are unique, so tests running side by
+// side never see each other's processes.
+
+// A process's state letter from /proc/PID/stat ('R', 'S', 'T', 'Z'...); '?' when it is gone.
+char state_of(const std::string& pid);
+// "pid state cmdline" of each live process whose command line holds `marker` as a whole
+// path (not as the start of a longer name), one a line.
+std::string processes_holding(const std::string& marker);
+// Waits briefly for what a finished job's launcher may still be reaping, then fails
+// listing what is left.
+void expect_nothing_left(const std::string& marker, const std::string& what);
 
 // Waits until `n` processes named `rank_name` run under `p` (itself, when `p` is named so
 // and n is 1: a job without mpirun); returns their pids, empty if `limit` passed first. A
