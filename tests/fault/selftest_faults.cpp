@@ -1,6 +1,7 @@
 // Fault tests on the real `loom` binary under mpirun: a stop signal to one rank stops all
 // ranks at the same step; a stalled rank trips the watchdog (exit 3, op and rank named);
-// a SIGKILLed rank ends the job promptly.
+// a SIGKILLed rank ends the job promptly. After each, no process of the job is left (Note
+// [No process left behind] in tests/support/test_support.h).
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -53,6 +54,7 @@ TEST_P(StopSignal, OneRankSignalledAllStopAtTheSameStep) {
   ASSERT_TRUE(wait_for_step_loop(job, dir.file("run"))) << job.err();
   kill(ranks.back(), sig);                         // one rank only, not mpirun
   ASSERT_TRUE(job.wait_for(60s)) << "job did not stop:\n" << job.err();
+  expect_nothing_left(dir.path(), "the stopped job");   // Note [No process left behind]
   std::string err = job.err();
   EXPECT_EQ(job.exit_status(), 128 + sig) << err;
   std::regex stopped(R"(\[r(\d+)/\d+\]\[selftest\] stop requested \(signal (\d+)\): all ranks stopped after step (\d+))");
@@ -80,6 +82,7 @@ TEST(Watchdog, StalledRankEndsTheJobWithStatus3NamingOpAndRank) {
                     120s);
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_FALSE(r.timed_out) << r.err;
+  expect_nothing_left(dir.path(), "the job the watchdog ended");
   EXPECT_EQ(r.status, 3) << r.out << r.err;
   EXPECT_LT(took, 60.0);
   EXPECT_NE(r.err.find("allreduce"), std::string::npos) << r.err;
@@ -97,6 +100,7 @@ TEST(Kill, SigkilledRankEndsTheWholeJobPromptly) {
   kill(ranks[1], SIGKILL);
   // In the step loop, long after MPI_Init: no teardown race to tolerate.
   ASSERT_TRUE(wait_for_killed_job(job, "loom", 60s, MpirunTeardownHang::kFailure));
+  expect_nothing_left(dir.path(), "the job whose rank was killed");
   EXPECT_NE(job.exit_status(), 0);
   // No rank is left behind: each is gone (or a zombie) within a few seconds of mpirun's
   // exit (a rank that mpirun killed may still be in its exit path at that instant).
@@ -106,6 +110,31 @@ TEST(Kill, SigkilledRankEndsTheWholeJobPromptly) {
     };
     EXPECT_TRUE(wait_until(gone, 10s)) << "rank " << p << " still alive: " << describe_descendants(p);
   }
+}
+
+// Note [No process left behind]: the check finds a live process by its directory as a whole
+// path in its command line, never a process of another directory whose path only begins
+// so (a test beside it), and nothing once the process is gone.
+TEST(NothingLeft, FindsALiveProcessByItsWholeDirectoryOnly) {
+  TempDir dir;
+  const std::string mine = dir.file("run"), other = dir.file("run2");
+  // "; true" keeps sh from replacing itself with sleep: its command line holds run.dir.
+  Process a({"sh", "-c", "sleep 120; true", "sh", "run.dir=" + mine});
+  Process b({"sh", "-c", "sleep 120; true", "sh", "run.dir=" + other});
+  const std::string a_line = std::to_string(a.pid()) + " ", b_line = std::to_string(b.pid()) + " ";
+  auto listed = [](const std::string& list, const std::string& line) {
+    return ("\n" + list).find("\n" + line) != std::string::npos;
+  };
+  ASSERT_TRUE(wait_until([&] { return listed(processes_holding(mine), a_line); }, 30s)) << processes_holding(mine);
+  EXPECT_FALSE(listed(processes_holding(mine), b_line)) << "another directory's process:\n" << processes_holding(mine);
+  EXPECT_TRUE(listed(processes_holding(other), b_line)) << processes_holding(other);
+  EXPECT_FALSE(listed(processes_holding(other), a_line)) << processes_holding(other);
+  a.signal_group(SIGKILL);
+  ASSERT_TRUE(a.wait_for(30s));
+  EXPECT_EQ(processes_holding(mine), "");
+  b.signal_group(SIGKILL);
+  ASSERT_TRUE(b.wait_for(30s));
+  expect_nothing_left(other, "the killed sh");
 }
 
 }  // namespace
