@@ -54,6 +54,7 @@
 
 #include "core/error.h"
 #include "launch/cli/cli.h"
+#include "launch/run/signals.h"
 
 namespace loom {
 namespace {
@@ -68,16 +69,7 @@ void say(const std::string& text) {
   std::fflush(stderr);
 }
 
-std::string signal_name(int sig) {
-  switch (sig) {
-    case SIGINT: return "SIGINT";
-    case SIGTERM: return "SIGTERM";
-    case SIGHUP: return "SIGHUP";
-    case SIGUSR1: return "SIGUSR1";
-    case SIGKILL: return "SIGKILL";
-    default: return "signal " + std::to_string(sig);
-  }
-}
+std::string signal_name(int sig) { return stop_signal_name(sig); }
 
 // The first executable `name` in $PATH, or "" when there is none.
 std::string find_on_path(const std::string& name) {

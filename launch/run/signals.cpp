@@ -57,6 +57,8 @@ const char* stop_signal_name(int signal) {
     case SIGINT: return "SIGINT";
     case SIGTERM: return "SIGTERM";
     case SIGUSR1: return "SIGUSR1";
+    case SIGHUP: return "SIGHUP";
+    case SIGKILL: return "SIGKILL";
     default: break;
   }
   static thread_local std::string name;

@@ -19,7 +19,8 @@ int pending_stop_signal();
 // installed. For tests, and for a loop that has fully handled a request.
 void clear_stop_request();
 
-// "SIGTERM", "SIGINT", "SIGUSR1", else "signal N". Not for use inside a handler.
+// "SIGTERM", "SIGINT", "SIGUSR1", "SIGHUP", "SIGKILL", else "signal N". Not for use inside
+// a handler.
 const char* stop_signal_name(int signal);
 
 }  // namespace loom

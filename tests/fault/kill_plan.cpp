@@ -84,6 +84,60 @@ struct Reference {
   std::chrono::milliseconds step_time{};
 };
 
+// The uninterrupted run both kill plans compare with, in `ref_run`.
+void run_reference(const KillJob& job, int np, const std::string& ref_run, Reference* want) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const RunResult ref = run(job.command(np, ref_run, "", {}), 300s);
+  ASSERT_EQ(ref.status, 0) << ref.err;
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  want->steps = final_step(ref_run);
+  ASSERT_GE(want->steps, 4 * job.every) << "too few checkpoints to kill between:\n" << ref.err;
+  want->state = checkpoint_state(final_checkpoint(ref_run));
+  want->losses = step_losses(ref_run);
+  ASSERT_EQ(want->losses.size(), size_t(want->steps));
+  for (const std::string& f : job.outputs) want->outputs.push_back(read_file(ref_run + "/" + f));
+  if (job.heldout_curve) {
+    want->curve = nlohmann::json::parse(read_file(ref_run + "/eval.json"))["heldout"];
+    ASSERT_GE(want->curve.size(), 2u);
+  }
+  want->step_time = took / want->steps;   // an upper bound: start-up included
+  std::printf("np=%d uninterrupted run: %lld steps in %lld ms\n", np, static_cast<long long>(want->steps),
+              static_cast<long long>(took.count()));
+}
+
+// Kills one rank at a random instant inside a random step after the first checkpoint,
+// before the last.
+void kill_in_a_random_step(Process& p, const KillJob& job, const Reference& want, const std::string& run_dir,
+                           std::mt19937& gen, const std::string& what) {
+  const int64_t step = std::uniform_int_distribution<int64_t>(job.every + 1, want.steps - 2)(gen);
+  ASSERT_TRUE(wait_until([&] { return steps_done(run_dir) >= step && fs::exists(run_dir + "/checkpoints/latest"); },
+                         120s, &p))
+      << what << ": step " << step << " never came\n" << p.err();
+  const auto fraction = std::uniform_int_distribution<int64_t>(0, want.step_time.count())(gen);
+  std::this_thread::sleep_for(std::chrono::milliseconds(fraction));   // a random instant, on purpose
+  ASSERT_TRUE(p.running()) << what << ": the run ended before the kill";
+  kill_one_rank(p, "loom", gen);
+}
+
+// The resumed run in `run_dir` (resumed after step `from`, -1 for a fresh start) ended as
+// the uninterrupted one: state, losses from `from` on, outputs and held-out curve.
+void expect_ends_as_reference(const KillJob& job, const Reference& want, const std::string& run_dir, int64_t from,
+                              const std::string& what) {
+  expect_equal_state(checkpoint_state(final_checkpoint(run_dir)), want.state, what);
+  const std::map<int64_t, double> got = step_losses(run_dir);
+  for (int64_t s = std::max<int64_t>(from, 0); s < want.steps; ++s) {
+    ASSERT_TRUE(got.count(s)) << what << ": no metrics for step " << s;
+    EXPECT_EQ(got.at(s), want.losses.at(s)) << what << ", step " << s;
+  }
+  for (size_t f = 0; f < job.outputs.size(); ++f)
+    EXPECT_EQ(read_file(run_dir + "/" + job.outputs[f]), want.outputs[f]) << what << ": " << job.outputs[f];
+  // The held-out curve before the kill came back from the checkpoint: the whole curve
+  // equals the uninterrupted run's, value for value.
+  if (job.heldout_curve) {
+    EXPECT_EQ(nlohmann::json::parse(read_file(run_dir + "/eval.json"))["heldout"], want.curve) << what;
+  }
+}
+
 }  // namespace
 
 KillJob::Command train_command(const std::string& config, const std::vector<std::string>& base_sets) {
@@ -99,26 +153,7 @@ KillJob::Command train_command(const std::string& config, const std::vector<std:
 
 void expect_twenty_kills_resume_bit_for_bit(const KillJob& job, int np, const TempDir& dir) {
   Reference want;
-  {
-    const std::string ref_run = dir.file("ref" + std::to_string(np));
-    const auto t0 = std::chrono::steady_clock::now();
-    const RunResult ref = run(job.command(np, ref_run, "", {}), 300s);
-    ASSERT_EQ(ref.status, 0) << ref.err;
-    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
-    want.steps = final_step(ref_run);
-    ASSERT_GE(want.steps, 4 * job.every) << "too few checkpoints to kill between:\n" << ref.err;
-    want.state = checkpoint_state(final_checkpoint(ref_run));
-    want.losses = step_losses(ref_run);
-    ASSERT_EQ(want.losses.size(), size_t(want.steps));
-    for (const std::string& f : job.outputs) want.outputs.push_back(read_file(ref_run + "/" + f));
-    if (job.heldout_curve) {
-      want.curve = nlohmann::json::parse(read_file(ref_run + "/eval.json"))["heldout"];
-      ASSERT_GE(want.curve.size(), 2u);
-    }
-    want.step_time = took / want.steps;   // an upper bound: start-up included
-    std::printf("np=%d uninterrupted run: %lld steps in %lld ms\n", np, static_cast<long long>(want.steps),
-                static_cast<long long>(took.count()));
-  }
+  ASSERT_NO_FATAL_FAILURE(run_reference(job, np, dir.file("ref" + std::to_string(np)), &want));
 
   std::mt19937 gen(20261206u + static_cast<unsigned>(np));
   int inside = 0;
@@ -149,14 +184,7 @@ void expect_twenty_kills_resume_bit_for_bit(const KillJob& job, int np, const Te
         std::this_thread::sleep_for(std::chrono::milliseconds(when));   // a random instant, on purpose
         kill_one_rank(p, "loom", gen);
       } else {
-        // A random instant inside a random step after the first checkpoint, before the last.
-        const int64_t step = std::uniform_int_distribution<int64_t>(job.every + 1, want.steps - 2)(gen);
-        ASSERT_TRUE(wait_until([&] { return steps_done(run_dir) >= step && fs::exists(ckpts + "/latest"); }, 120s, &p))
-            << what << ": step " << step << " never came\n" << p.err();
-        const auto fraction = std::uniform_int_distribution<int64_t>(0, want.step_time.count())(gen);
-        std::this_thread::sleep_for(std::chrono::milliseconds(fraction));   // a random instant, on purpose
-        ASSERT_TRUE(p.running()) << what << ": the run ended before the kill";
-        kill_one_rank(p, "loom", gen);
+        ASSERT_NO_FATAL_FAILURE(kill_in_a_random_step(p, job, want, run_dir, gen, what));
       }
       // Only the early kill can fall inside MPI_Init (Note on wait_for_killed_job).
       ASSERT_TRUE(wait_for_killed_job(p, "loom", 60s,
@@ -211,43 +239,15 @@ void expect_twenty_kills_resume_bit_for_bit(const KillJob& job, int np, const Te
     if (!early) {
       EXPECT_GE(from.step, job.every) << what << "\n" << r.err;
     }
-    expect_equal_state(checkpoint_state(final_checkpoint(run_dir)), want.state, what);
-    const std::map<int64_t, double> got = step_losses(run_dir);
-    for (int64_t s = std::max<int64_t>(from.step, 0); s < want.steps; ++s) {
-      ASSERT_TRUE(got.count(s)) << what << ": no metrics for step " << s;
-      EXPECT_EQ(got.at(s), want.losses.at(s)) << what << ", step " << s;
-    }
-    for (size_t f = 0; f < job.outputs.size(); ++f)
-      EXPECT_EQ(read_file(run_dir + "/" + job.outputs[f]), want.outputs[f]) << what << ": " << job.outputs[f];
-    // The held-out curve before the kill came back from the checkpoint: the whole curve
-    // equals the uninterrupted run's, value for value.
-    if (job.heldout_curve) {
-      EXPECT_EQ(nlohmann::json::parse(read_file(run_dir + "/eval.json"))["heldout"], want.curve) << what;
-    }
+    ASSERT_NO_FATAL_FAILURE(expect_ends_as_reference(job, want, run_dir, from.step, what));
     if (!::testing::Test::HasFailure()) fs::remove_all(run_dir);
   }
   EXPECT_EQ(inside, 6) << "kills aimed inside a checkpoint write that left it unfinished";
 }
 
 void expect_random_kills_resume_bit_for_bit(const KillJob& job, int np, int kills, const TempDir& dir) {
-  const std::string ref_run = dir.file("rref" + std::to_string(np));
-  const auto t0 = std::chrono::steady_clock::now();
-  const RunResult ref = run(job.command(np, ref_run, "", {}), 300s);
-  ASSERT_EQ(ref.status, 0) << ref.err;
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
-  const int64_t steps = final_step(ref_run);
-  ASSERT_GE(steps, 4 * job.every) << "too few checkpoints to kill between:\n" << ref.err;
-  const std::vector<std::vector<float>> state = checkpoint_state(final_checkpoint(ref_run));
-  const std::map<int64_t, double> losses = step_losses(ref_run);
-  ASSERT_EQ(losses.size(), size_t(steps));
-  std::vector<std::string> outputs;
-  for (const std::string& f : job.outputs) outputs.push_back(read_file(ref_run + "/" + f));
-  const nlohmann::json curve =
-      job.heldout_curve ? nlohmann::json::parse(read_file(ref_run + "/eval.json"))["heldout"] : nlohmann::json();
-  const std::chrono::milliseconds step_time = took / steps;   // an upper bound: start-up included
-  std::printf("np=%d uninterrupted run: %lld steps in %lld ms\n", np, static_cast<long long>(steps),
-              static_cast<long long>(took.count()));
-
+  Reference want;
+  ASSERT_NO_FATAL_FAILURE(run_reference(job, np, dir.file("rref" + std::to_string(np)), &want));
   std::mt19937 gen(20261207u + static_cast<unsigned>(np));
   for (int i = 0; i < kills; ++i) {
     const std::string what = "np " + std::to_string(np) + " random kill " + std::to_string(i);
@@ -256,13 +256,7 @@ void expect_random_kills_resume_bit_for_bit(const KillJob& job, int np, int kill
     std::string latest_at_death;
     {
       Process p(job.command(np, run_dir, "", {}));
-      const int64_t step = std::uniform_int_distribution<int64_t>(job.every + 1, steps - 2)(gen);
-      ASSERT_TRUE(wait_until([&] { return steps_done(run_dir) >= step && fs::exists(ckpts + "/latest"); }, 120s, &p))
-          << what << ": step " << step << " never came\n" << p.err();
-      const auto fraction = std::uniform_int_distribution<int64_t>(0, step_time.count())(gen);
-      std::this_thread::sleep_for(std::chrono::milliseconds(fraction));   // a random instant, on purpose
-      ASSERT_TRUE(p.running()) << what << ": the run ended before the kill";
-      kill_one_rank(p, "loom", gen);
+      ASSERT_NO_FATAL_FAILURE(kill_in_a_random_step(p, job, want, run_dir, gen, what));
       ASSERT_TRUE(wait_for_killed_job(p, "loom", 60s, MpirunTeardownHang::kFailure)) << what;
       expect_nothing_left(run_dir, what);
       latest_at_death = read_file(ckpts + "/latest");
@@ -275,17 +269,7 @@ void expect_random_kills_resume_bit_for_bit(const KillJob& job, int np, int kill
     std::printf("%s: resumed after step %lld\n", what.c_str(), static_cast<long long>(from.step));
     EXPECT_EQ(from.path, latest_at_death) << what << ": not resumed from the checkpoint latest named\n" << r.err;
     EXPECT_GE(from.step, job.every) << what << "\n" << r.err;
-    expect_equal_state(checkpoint_state(final_checkpoint(run_dir)), state, what);
-    const std::map<int64_t, double> got = step_losses(run_dir);
-    for (int64_t s = std::max<int64_t>(from.step, 0); s < steps; ++s) {
-      ASSERT_TRUE(got.count(s)) << what << ": no metrics for step " << s;
-      EXPECT_EQ(got.at(s), losses.at(s)) << what << ", step " << s;
-    }
-    for (size_t f = 0; f < job.outputs.size(); ++f)
-      EXPECT_EQ(read_file(run_dir + "/" + job.outputs[f]), outputs[f]) << what << ": " << job.outputs[f];
-    if (job.heldout_curve) {
-      EXPECT_EQ(nlohmann::json::parse(read_file(run_dir + "/eval.json"))["heldout"], curve) << what;
-    }
+    ASSERT_NO_FATAL_FAILURE(expect_ends_as_reference(job, want, run_dir, from.step, what));
     if (!::testing::Test::HasFailure()) fs::remove_all(run_dir);
   }
 }

@@ -161,6 +161,12 @@ INSTANTIATE_TEST_SUITE_P(Signals, StopUnderLoomMpirun,
                                            StopCase{"glove", SIGUSR1}, StopCase{"word2vec", SIGTERM}),
                          case_name);
 
+// Rank 0 held at `latest` of its first checkpoint write (fault injection, Note [Fault
+// injection points] in core/fault.h) far longer than any test waits: the job cannot stop
+// cleanly, so what ends it is the launcher's hard stop or a kill.
+const std::vector<std::string> kHeldInTheFirstWrite = {"LOOM_FAULT_CHECKPOINT_PAUSE_MS=100000",
+                                                       "LOOM_FAULT_CHECKPOINT_PHASE=latest"};
+
 // A second SIGINT is the hard stop: while rank 0 is held inside its first checkpoint write
 // (the stop checkpoint cannot come), the launcher passes the second one on as SIGTERM to
 // mpirun, which ends the job; the launcher still exits 130, and nothing is left running.
@@ -169,7 +175,7 @@ TEST(LoomMpirun, SecondSignalEndsTheJobAtOnce) {
   TempDir dir;
   const std::string run_dir = dir.file("run");
   {
-    Process p(launched_train(m, run_dir), {"LOOM_FAULT_CHECKPOINT_PAUSE_MS=100000", "LOOM_FAULT_CHECKPOINT_PHASE=latest"});
+    Process p(launched_train(m, run_dir), kHeldInTheFirstWrite);
     JobGuard guard(p);
     ASSERT_TRUE(wait_for_output(p, "loom fault injection: paused at latest", 120s)) << p.err();
     p.signal(SIGINT);
@@ -209,7 +215,7 @@ TEST(LoomMpirun, MpirunKilledIsItsSignal) {
   TempDir dir;
   const std::string run_dir = dir.file("run");
   {
-    Process p(launched_train(m, run_dir), {"LOOM_FAULT_CHECKPOINT_PAUSE_MS=100000", "LOOM_FAULT_CHECKPOINT_PHASE=latest"});
+    Process p(launched_train(m, run_dir), kHeldInTheFirstWrite);
     JobGuard guard(p);
     ASSERT_TRUE(wait_for_output(p, "loom fault injection: paused at latest", 120s)) << p.err();
     const pid_t mpirun = mpirun_of(p);

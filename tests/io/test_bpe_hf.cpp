@@ -229,27 +229,14 @@ TEST(BpeVsHuggingFace, InvalidUtf8ReplacedAsPythonDoes) {
 
 TEST(BpeVsHuggingFace, RawWikipedia) {
   LOOM_REQUIRE_HF();
-  const char* data = std::getenv("LOOM_SHARED_DATA");
-  const std::string xz = std::string(data ? data : "") + "/enwiki-raw100m.txt.xz";
-  if (!data || ::access(xz.c_str(), R_OK) != 0)
-    GTEST_SKIP() << "no " << xz << " (optional data beside the repository, not needed by CI)";
-  // LOOM_BPE_HF_WIKI_BYTES: more text for a deeper check by hand (default 3 MB).
-  const char* want = std::getenv("LOOM_BPE_HF_WIKI_BYTES");
-  const std::string bytes = want && *want ? want : "3000000";
-  test::RunResult r =
-      test::run({"sh", "-c", "xz -dc '" + xz + "' | head -c " + bytes}, seconds(300));
-  std::string text = r.out;
-  ASSERT_GT(text.size(), std::stoull(bytes) * 2 / 3) << r.err;
-  text.resize(text.rfind('\n') + 1);
-  // Articles are separated by blank lines: one document each.
+  const std::string xz = test::raw_wikipedia_xz();
+  if (xz.empty()) GTEST_SKIP() << "no LOOM_SHARED_DATA/enwiki-raw100m.txt.xz (optional data beside the repository, not needed by CI)";
+  // LOOM_BPE_HF_WIKI_BYTES: more text for a deeper check by hand (default 3 MB). Articles
+  // are separated by blank lines: one document each.
   std::vector<std::string> docs;
-  for (size_t pos = 0; pos < text.size();) {
-    size_t end = text.find("\n\n", pos);
-    end = end == std::string::npos ? text.size() : end + 2;
-    docs.push_back(text.substr(pos, end - pos));
-    pos = end;
-  }
-  compare_with_hf(docs, docs, 8192, "Wikipedia, " + std::to_string(text.size()) + " bytes");
+  size_t text_bytes = 0;
+  ASSERT_NO_FATAL_FAILURE(test::read_raw_wikipedia(xz, "LOOM_BPE_HF_WIKI_BYTES", &docs, &text_bytes));
+  compare_with_hf(docs, docs, 8192, "Wikipedia, " + std::to_string(text_bytes) + " bytes");
 }
 
 }  // namespace

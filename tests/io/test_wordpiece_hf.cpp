@@ -212,23 +212,11 @@ TEST(WordPieceVsHuggingFace, Cased) {
 // [UNK] and long "##" chains). LOOM_WORDPIECE_HF_WIKI_BYTES: more text for a deeper check
 // by hand (default 3 MB).
 void compare_on_wikipedia(bool cased) {
-  const char* data = std::getenv("LOOM_SHARED_DATA");
-  const std::string xz = std::string(data ? data : "") + "/enwiki-raw100m.txt.xz";
-  if (!data || ::access(xz.c_str(), R_OK) != 0)
-    GTEST_SKIP() << "no " << xz << " (optional data beside the repository, not needed by CI)";
-  const char* want = std::getenv("LOOM_WORDPIECE_HF_WIKI_BYTES");
-  const std::string bytes = want && *want ? want : "3000000";
-  test::RunResult r = test::run({"sh", "-c", "xz -dc '" + xz + "' | head -c " + bytes}, seconds(300));
-  std::string text = r.out;
-  ASSERT_GT(text.size(), std::stoull(bytes) * 2 / 3) << r.err;
-  text.resize(text.rfind('\n') + 1);
+  const std::string xz = test::raw_wikipedia_xz();
+  if (xz.empty()) GTEST_SKIP() << "no LOOM_SHARED_DATA/enwiki-raw100m.txt.xz (optional data beside the repository, not needed by CI)";
   std::vector<std::string> docs;   // articles are separated by blank lines
-  for (size_t pos = 0; pos < text.size();) {
-    size_t end = text.find("\n\n", pos);
-    end = end == std::string::npos ? text.size() : end + 2;
-    docs.push_back(text.substr(pos, end - pos));
-    pos = end;
-  }
+  size_t text_bytes = 0;
+  ASSERT_NO_FATAL_FAILURE(test::read_raw_wikipedia(xz, "LOOM_WORDPIECE_HF_WIKI_BYTES", &docs, &text_bytes));
   ASSERT_GE(docs.size(), size_t(100)) << "the file is not blank-line separated articles";
 
   WordPieceOptions opt;
@@ -244,7 +232,7 @@ void compare_on_wikipedia(bool cased) {
   WordPieceTokenizer(vocab, opt).save(dir.file("vocab.txt"));
   test::write_file(dir.file("texts.json"), nlohmann::json(docs).dump());
   const std::string label = std::string(cased ? "cased" : "uncased") + ", Wikipedia " +
-                            std::to_string(text.size()) + " bytes, loom's vocabulary of the first half";
+                            std::to_string(text_bytes) + " bytes, loom's vocabulary of the first half";
   ASSERT_NO_FATAL_FAILURE(compare_vocab(dir, dir.file("vocab.txt"), cased, docs, label));
 }
 

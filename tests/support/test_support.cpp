@@ -243,6 +243,31 @@ std::string describe_descendants(pid_t pid) {
   return out;
 }
 
+std::string raw_wikipedia_xz() {
+  const char* data = std::getenv("LOOM_SHARED_DATA");
+  if (data == nullptr) return "";
+  const std::string xz = std::string(data) + "/enwiki-raw100m.txt.xz";
+  return ::access(xz.c_str(), R_OK) == 0 ? xz : "";
+}
+
+void read_raw_wikipedia(const std::string& xz, const char* bytes_env, std::vector<std::string>* articles,
+                        size_t* text_bytes) {
+  const char* want = std::getenv(bytes_env);
+  const std::string bytes = want && *want ? want : "3000000";
+  const RunResult r = run({"sh", "-c", "xz -dc '" + xz + "' | head -c " + bytes}, std::chrono::seconds(300));
+  std::string text = r.out;
+  ASSERT_GT(text.size(), std::stoull(bytes) * 2 / 3) << r.err;
+  text.resize(text.rfind('\n') + 1);
+  *text_bytes = text.size();
+  articles->clear();
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find("\n\n", pos);
+    end = end == std::string::npos ? text.size() : end + 2;
+    articles->push_back(text.substr(pos, end - pos));
+    pos = end;
+  }
+}
+
 char state_of(const std::string& pid) { return process_state(static_cast<pid_t>(std::atol(pid.c_str()))); }
 
 namespace {

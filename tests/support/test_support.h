@@ -129,6 +129,16 @@ std::vector<pid_t> descendants_named(pid_t pid, const std::string& name);
 // "pid comm state wchan" for `pid` and each of its descendants, for failure messages.
 std::string describe_descendants(pid_t pid);
 
+// The raw Wikipedia beside the repository (LOOM_SHARED_DATA/enwiki-raw100m.txt.xz, optional
+// data that CI lacks), or "" when it is absent: the tokenizer tests against Hugging Face
+// then skip visibly.
+std::string raw_wikipedia_xz();
+// Its first N bytes (N from the environment variable `bytes_env`, else 3 MB: more for a
+// deeper check by hand), cut at the last line end and split into the blank-line separated
+// articles; `text_bytes` gets the bytes kept. Fails the test if the file gives too little.
+void read_raw_wikipedia(const std::string& xz, const char* bytes_env, std::vector<std::string>* articles,
+                        size_t* text_bytes);
+
 // Note [No process left behind]
 // Every job a kill or signal test starts has its own directory (a TempDir, or a run
 // directory inside one), which every process of the job holds in its command line
