@@ -37,13 +37,6 @@ RunResult sh(const std::string& line, const std::vector<std::string>& env = {}) 
   return run({"/bin/sh", "-c", line}, 180s, env);
 }
 
-// `s` as one shell word.
-std::string quoted(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // A directory with no mpirun in it, for PATH.

@@ -1072,12 +1072,6 @@ TEST(StatusUnderTraining, BoundToLoopbackRefusesOtherAddresses) {
 
 // ---- the lines of two ranks -----------------------------------------------------------------
 
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
 // At np 2 with run.log_all_ranks and log_level debug, a GloVe run that writes a checkpoint
 // every step logs from both ranks at once (checkpoint lines, epochs, rank 0's resolved
 // config of 5 KiB); mpirun forwards both into one pipe. Every line there starts with its
@@ -1092,7 +1086,7 @@ TEST(LogLines, TwoRanksNeverShareALine) {
                                               "checkpoint.every_steps=1", "--set", "checkpoint.keep_last=2", "--set",
                                               "progress.interval_s=0.001"});
   std::string line = "";
-  for (const std::string& a : cmd) line += shell_quote(a) + " ";
+  for (const std::string& a : cmd) line += quoted(a) + " ";
   const RunResult r = run({"/bin/sh", "-c", line + "2>&1 >/dev/null | cat"}, 300s);
   ASSERT_FALSE(r.timed_out);
   ASSERT_EQ(r.status, 0) << r.out << r.err;

@@ -64,12 +64,6 @@ constexpr int kLatestWindowMs = 3000;
 
 // ---- the mount namespace -------------------------------------------------------------------
 
-std::string quoted(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 // Whether this process may mount a tmpfs in a private mount namespace; why not in *why.
 bool can_mount_tmpfs(const TempDir& dir, std::string* why) {
   const std::string mnt = dir.file("probe");

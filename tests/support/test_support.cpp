@@ -243,6 +243,12 @@ std::string describe_descendants(pid_t pid) {
   return out;
 }
 
+std::string quoted(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 std::string raw_wikipedia_xz() {
   const char* data = std::getenv("LOOM_SHARED_DATA");
   if (data == nullptr) return "";

@@ -139,6 +139,9 @@ std::string raw_wikipedia_xz();
 void read_raw_wikipedia(const std::string& xz, const char* bytes_env, std::vector<std::string>* articles,
                         size_t* text_bytes);
 
+// `s` as one single-quoted shell word.
+std::string quoted(const std::string& s);
+
 // Note [No process left behind]
 // Every job a kill or signal test starts has its own directory (a TempDir, or a run
 // directory inside one), which every process of the job holds in its command line
