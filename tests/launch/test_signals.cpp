@@ -72,7 +72,9 @@ TEST(SignalNames, NamesTheStopSignals) {
   EXPECT_STREQ(stop_signal_name(SIGINT), "SIGINT");
   EXPECT_STREQ(stop_signal_name(SIGTERM), "SIGTERM");
   EXPECT_STREQ(stop_signal_name(SIGUSR1), "SIGUSR1");
-  EXPECT_STREQ(stop_signal_name(SIGHUP), "signal 1");
+  EXPECT_STREQ(stop_signal_name(SIGHUP), "SIGHUP");
+  EXPECT_STREQ(stop_signal_name(SIGKILL), "SIGKILL");
+  EXPECT_STREQ(stop_signal_name(SIGQUIT), "signal 3");
 }
 
 }  // namespace
