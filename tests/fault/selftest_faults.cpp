@@ -125,9 +125,10 @@ TEST(NothingLeft, FindsALiveProcessByItsWholeDirectoryOnly) {
   auto listed = [](const std::string& list, const std::string& line) {
     return ("\n" + list).find("\n" + line) != std::string::npos;
   };
+  // Both must have exec'd sh (before that, a forked child shows this test's command line).
   ASSERT_TRUE(wait_until([&] { return listed(processes_holding(mine), a_line); }, 30s)) << processes_holding(mine);
+  ASSERT_TRUE(wait_until([&] { return listed(processes_holding(other), b_line); }, 30s)) << processes_holding(other);
   EXPECT_FALSE(listed(processes_holding(mine), b_line)) << "another directory's process:\n" << processes_holding(mine);
-  EXPECT_TRUE(listed(processes_holding(other), b_line)) << processes_holding(other);
   EXPECT_FALSE(listed(processes_holding(other), a_line)) << processes_holding(other);
   a.signal_group(SIGKILL);
   ASSERT_TRUE(a.wait_for(30s));
