@@ -59,9 +59,9 @@ const Model kGlove{"glove",
                    {"run.threads=1", "glove.threads=1", "glove.dim=400", "glove.epochs=300",
                     "checkpoint.every_steps=50", "eval.every_epochs=0", "progress.interval_s=2"},
                    {"vectors.txt", "vectors.bin"}};
-// The same for 1600 epochs (~21 s on 2 idle cores at 2a0b65a, where 800 took 10.7 s): still
-// training when the time-limit pass comes 4-9 s into the job (Note [The time-limit signal in
-// a test]), with room for a faster machine.
+// The same for 1600 epochs (~21 s on 2 idle cores; 800 took 10.7 s): still training when the
+// time-limit pass comes 4-9 s into the job (Note [The time-limit signal in a test]), with room
+// for a faster machine.
 const Model kGloveLong{"glove-long",
                        "glove",
                        {"run.threads=1", "glove.threads=1", "glove.dim=400", "glove.epochs=1600",
@@ -75,8 +75,8 @@ const Model kWord2vec{"word2vec",
                        "word2vec.rare_every=3", "word2vec.rare_below=1e9", "checkpoint.every_steps=50",
                        "eval.every_epochs=0", "progress.interval_s=2"},
                       {"vectors.txt", "vectors.w2v.txt", "vectors.bin"}};
-// The same for 192 epochs (~20 s on 2 idle cores; 64 took 6.8 s at 2a0b65a and, in a clean
-// CI run, finished twice before slurmctld's pass), for the time-limit signal.
+// The same for 192 epochs (~20 s on 2 idle cores; 64 took 6.8 s and ended before slurmctld's
+// pass twice in a row), for the time-limit signal.
 const Model kWord2vecLong{"word2vec-long",
                           "word2vec",
                           {"run.threads=1", "word2vec.threads=1", "word2vec.dim=200", "word2vec.epochs=192",

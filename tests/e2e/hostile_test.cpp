@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/checkpoint_state.h"
 #include "tests/support/test_support.h"
 
 namespace loom::test {
@@ -522,10 +523,7 @@ TEST(StopSignals, MpirunReturnsTheStatusOfTheStop) {
     const int64_t stopped = std::atoll(err.c_str() + at + said.size());
     const std::vector<int64_t> steps = checkpoint_steps(run_dir + "/checkpoints");
     EXPECT_FALSE(steps.empty() || steps.back() != stopped) << "no stop checkpoint of step " << stopped << ":\n" << err;
-    const std::string latest = read_file(run_dir + "/checkpoints/latest");
-    std::smatch named;
-    EXPECT_TRUE(std::regex_match(latest, named, std::regex("step_(\\d+)\\.h5\n")) && std::stoll(named[1]) == stopped)
-        << "latest names " << latest << ", not the stop checkpoint of step " << stopped;
+    EXPECT_EQ(final_step(run_dir), stopped) << "latest does not name the stop checkpoint of step " << stopped;
     EXPECT_EQ(p.exit_status(), c.expected) << err;
   }
 }
