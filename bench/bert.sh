@@ -13,9 +13,13 @@
 #        base  BERT-base: vocab 30522, 12 layers, 12 heads, hidden 768, intermediate 3072, seq 128, batch 8
 #   3. scaling: loom 2 ranks x 1 thread against 1 rank x 1 thread on bert-tiny at the same
 #      global batch (target 1.8 x), beside the machine's sgemm 2-thread / 1-thread ratio;
-#   4. learning (LEARN=1, the default): the same bert-tiny, data and schedule trained by loom
-#      and by Hugging Face for LEARN_MINUTES of wall time each (default 10), then held-out
-#      MLM and NSP accuracy of both, with chance levels.
+#   4. learning (LEARN=1, the default): the same small BERT, data and schedule trained by
+#      loom and by Hugging Face for LEARN_MINUTES of wall time each (default 10), then
+#      held-out MLM and NSP accuracy of both, with chance levels. The BERT is LEARN_SHAPE
+#      (default 2 layers x 128, 4 heads, intermediate 512, seq 64, batch 32, 10 masked
+#      positions, vocab 8192): smaller than bert-tiny because next-sentence prediction
+#      only leaves chance after ~100k examples (measured: bert-tiny at seq 128 sees ~12k in
+#      10 min and stays at chance on both sides; loom sees 160-200k of this shape's);
 #
 # Learning, how it is kept fair. Both sides train on exactly loom's examples: the corpus is
 # CORPUS_MB of raw Wikipedia (blank-line separated articles), the vocabulary an 8192-token
@@ -30,7 +34,8 @@
 # schedule needs its length up front, so each side first times CALIBRATE_STEPS steps alone
 # (not counted) and then runs the number of steps that fills LEARN_MINUTES at that rate,
 # its schedule decaying to 0 at its own end: the faster tool sees more examples in the same
-# wall time - that is the comparison. The wall times actually taken are printed beside.
+# wall time - that is the comparison. The wall times actually taken are printed beside: a
+# calibrated rate can miss the whole run's by up to ~25 % either way (measured on both sides).
 # The initialisations differ in their draws (both N(0, 0.02), HF's own and loom's).
 #
 # Usage: bench/bert.sh [BUILD_DIR] [WORK_DIR]      (BUILD_DIR configured with Release)
@@ -38,7 +43,8 @@
 #   TOOLS="pytorch" bench/bert.sh ...      only some tools (loom pytorch); sgemm always runs
 #   STEPS_TINY=20 STEPS_BASE=5 WARMUP=2    timed steps per shape (both run WARMUP more first)
 #   SCALING=0 / LEARN=0                    skip the scaling / the learning comparison
-#   LEARN_MINUTES=10 LEARN_LR=5e-4 CALIBRATE_STEPS=10 EVAL_EXAMPLES=1024 CORPUS_MB=20
+#   LEARN_MINUTES=10 LEARN_LR=1e-3 CALIBRATE_STEPS=50 EVAL_EXAMPLES=8192 CORPUS_MB=20
+#   LEARN_SHAPE="2 4 128 512 64 32 10"    layers heads hidden intermediate seq_len batch max_predictions
 #   BENCH_SET="--set bert.micro_batch=8"   extra loom overrides
 # WordPiece encoding throughput (loom against Hugging Face tokenizers) is bench/wordpiece.sh.
 # Needs: .venv with torch + transformers (scripts/setup.sh). Run on an idle machine: the
@@ -55,9 +61,12 @@ steps_base=${STEPS_BASE:-5}
 warmup=${WARMUP:-2}
 corpus_mb=${CORPUS_MB:-20}
 learn_minutes=${LEARN_MINUTES:-10}
-learn_lr=${LEARN_LR:-5e-4}
-calibrate=${CALIBRATE_STEPS:-10}
-eval_examples=${EVAL_EXAMPLES:-1024}
+learn_lr=${LEARN_LR:-1e-3}
+# the learning comparison's BERT: layers heads hidden intermediate seq_len batch max_predictions
+read -r learn_layers learn_heads learn_hidden learn_inter learn_seq learn_batch learn_pred \
+  <<< "${LEARN_SHAPE:-2 4 128 512 64 32 10}"
+calibrate=${CALIBRATE_STEPS:-50}
+eval_examples=${EVAL_EXAMPLES:-8192}
 seed=1
 threads=2
 cd "$here"
@@ -77,6 +86,9 @@ loom_shape_args() {   # loom_shape_args SHAPE STEPS: the [bert] overrides of a s
   case $1 in
     tiny) echo "--set bert.n_layer=4 --set bert.n_head=4 --set bert.hidden=256 --set bert.intermediate=1024" \
                "--set bert.seq_len=128 --set bert.batch_size=16 --set bert.max_predictions=20 --set bert.steps=$steps" ;;
+    learn) echo "--set bert.n_layer=$learn_layers --set bert.n_head=$learn_heads --set bert.hidden=$learn_hidden" \
+                "--set bert.intermediate=$learn_inter --set bert.seq_len=$learn_seq --set bert.batch_size=$learn_batch" \
+                "--set bert.max_predictions=$learn_pred --set bert.steps=$steps" ;;
     base) echo "--set bert.n_layer=12 --set bert.n_head=12 --set bert.hidden=768 --set bert.intermediate=3072" \
                "--set bert.seq_len=128 --set bert.batch_size=8 --set bert.max_predictions=20 --set bert.steps=$steps" ;;
   esac
@@ -89,7 +101,7 @@ loom_common_args() {  # loom_common_args RUN_DIR CORPUS VOCAB_DIR TOKENS_DIR
        "--set checkpoint.every_steps=0"
 }
 loom_speed_args() { echo "--set bert.eval_every=0 --set bert.eval_batches=1"; }
-loom_learn_args() {   # loom_learn_args STEPS EVAL_BATCHES: bert-tiny's schedule (as bert_learn_torch.py's)
+loom_learn_args() {   # loom_learn_args STEPS EVAL_BATCHES: the learning schedule (as bert_learn_torch.py's)
   echo "--set bert.lr=$learn_lr --set bert.lr_min=0 --set bert.warmup_steps=$(($1 / 10))" \
        "--set bert.optimizer=adamw --set bert.schedule=linear --set bert.weight_decay=0.01" \
        "--set bert.grad_clip=1.0 --set bert.eval_every=0 --set bert.eval_batches=$2"
@@ -223,11 +235,11 @@ fi
 
 if [ "${LEARN:-1}" = 1 ]; then
   echo
-  echo "== learning: bert-tiny on ${corpus_mb} MB of raw Wikipedia, $learn_minutes min of wall time each, $threads threads"
+  echo "== learning: BERT of $learn_layers layers x $learn_hidden ($learn_heads heads, intermediate $learn_inter), seq $learn_seq, batch $learn_batch, on ${corpus_mb} MB of raw Wikipedia, $learn_minutes min of wall time each, $threads threads"
   vocab_dir=$(vocab_for 8192)
   tokens="$work/tokens-8192"
-  B=16
-  T=128
+  B=$learn_batch
+  T=$learn_seq
   seconds=$((learn_minutes * 60))
   # loom's rate: CALIBRATE_STEPS steps after its first (eval.json's tokens_per_s); this
   # run also writes (or reuses) the token shards both sides read.
@@ -236,14 +248,15 @@ if [ "${LEARN:-1}" = 1 ]; then
   echo "-- calibrating loom ($calibrate steps); load before: $(load)"
   # shellcheck disable=SC2046
   timed "$run.log" "$build/loom" train "$LOOM_BERT_CONFIG" $(loom_common_args "$run" "$corpus" "$vocab_dir" "$tokens") \
-    $(loom_shape_args tiny "$((calibrate + 1))") $(loom_learn_args "$calibrate" 1) ${BENCH_SET:-}
+    $(loom_shape_args learn "$((calibrate + 1))") $(loom_learn_args "$calibrate" 1) ${BENCH_SET:-}
   loom_steps=$(python3 -c "import json; e = json.load(open('$run/eval.json')); print(max(1, int($seconds * e['tokens_per_s'] / ($B * $T))))")
   dump() {   # dump SPLIT COUNT DIR: loom's examples [0, COUNT) of SPLIT as .npy in DIR
     "$build/bench/bert_dump_examples" "$tokens" "$vocab_dir/vocab.txt" "$3" --split "$1" --first 0 \
-      --count "$2" --seed "$seed" --heldout-fraction 0.1 --seq-len "$T" --max-predictions 20 > "$3.log" 2>&1 ||
+      --count "$2" --seed "$seed" --heldout-fraction 0.1 --seq-len "$T" --max-predictions "$learn_pred" > "$3.log" 2>&1 ||
       { tail -20 "$3.log"; exit 1; }
   }
-  torch_common=(--batch-size "$B" --n-layer 4 --n-head 4 --hidden 256 --intermediate 1024 --lr "$learn_lr"
+  torch_common=(--batch-size "$B" --n-layer "$learn_layers" --n-head "$learn_heads" --hidden "$learn_hidden"
+                --intermediate "$learn_inter" --lr "$learn_lr"
                 --weight-decay 0.01 --grad-clip 1.0 --threads "$threads" --seed "$seed")
   dump train $(((calibrate + 2) * B)) "$work/dump-calibrate"
   echo "-- calibrating PyTorch ($calibrate steps); load before: $(load)"
@@ -262,7 +275,7 @@ if [ "${LEARN:-1}" = 1 ]; then
   start=$(date +%s.%N)
   # shellcheck disable=SC2046
   timed "$run.log" "$build/loom" train "$LOOM_BERT_CONFIG" $(loom_common_args "$run" "$corpus" "$vocab_dir" "$tokens") \
-    $(loom_shape_args tiny "$loom_steps") $(loom_learn_args "$loom_steps" "$((eval_examples / B))") ${BENCH_SET:-}
+    $(loom_shape_args learn "$loom_steps") $(loom_learn_args "$loom_steps" "$((eval_examples / B))") ${BENCH_SET:-}
   end=$(date +%s.%N)
   echo "-- PyTorch: $torch_steps steps; load before: $(load)"
   timed "$work/torch-learn.log" "$py" bench/bert_learn_torch.py --train "$work/dump-train" \
